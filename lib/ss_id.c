@@ -1,0 +1,109 @@
+/* ss_id.c - session IDs and the store keys derived from them. */
+#include <string.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <openssl/evp.h>
+
+#include "ss_id.h"
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+apr_status_t ss_id_generate(char *id)
+{
+    unsigned char raw[SS_ID_BYTES];
+    apr_size_t i, o = 0;
+    apr_status_t rv;
+
+    rv = apr_generate_random_bytes(raw, sizeof(raw));
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* 32 bytes = 10 groups of 3 and 2 left over: 40 + 3 characters. */
+    for (i = 0; i + 3 <= sizeof(raw); i += 3) {
+        apr_uint32_t v = (raw[i] << 16) | (raw[i + 1] << 8) | raw[i + 2];
+        id[o++] = b64url[(v >> 18) & 63];
+        id[o++] = b64url[(v >> 12) & 63];
+        id[o++] = b64url[(v >> 6) & 63];
+        id[o++] = b64url[v & 63];
+    }
+    {
+        apr_uint32_t v = (raw[i] << 8) | raw[i + 1];
+        id[o++] = b64url[(v >> 10) & 63];
+        id[o++] = b64url[(v >> 4) & 63];
+        id[o++] = b64url[(v << 2) & 63];
+    }
+    id[o] = '\0';
+    memset(raw, 0, sizeof(raw));
+    return APR_SUCCESS;
+}
+
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '-') {
+        return 62;
+    }
+    if (c == '_') {
+        return 63;
+    }
+    return -1;
+}
+
+int ss_id_is_valid(const char *s, apr_size_t len)
+{
+    apr_size_t i;
+    int last;
+
+    if (!s || len != SS_ID_LEN) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (b64url_value(s[i]) < 0) {
+            return 0;
+        }
+    }
+    /* The last character encodes 4 bits; the 2 low bits must be zero, so
+     * every ID has exactly one spelling. */
+    last = b64url_value(s[len - 1]);
+    return (last & 3) == 0;
+}
+
+apr_status_t ss_id_key(const char *id, ss_key_t *key)
+{
+    unsigned int len = 0;
+
+    if (!EVP_Digest(id, strlen(id), key->bytes, &len, EVP_sha256(), NULL) ||
+        len != SS_KEY_BYTES) {
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+void ss_key_hex(const ss_key_t *key, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    int i;
+
+    for (i = 0; i < SS_KEY_BYTES; i++) {
+        out[2 * i] = hex[key->bytes[i] >> 4];
+        out[2 * i + 1] = hex[key->bytes[i] & 15];
+    }
+    out[SS_KEY_HEX_LEN] = '\0';
+}
+
+const char *ss_key_tag(const ss_key_t *key, apr_pool_t *p)
+{
+    char hex[SS_KEY_HEX_LEN + 1];
+
+    ss_key_hex(key, hex);
+    return apr_pstrndup(p, hex, 8);
+}

@@ -1,0 +1,55 @@
+/* ss_store.h - the interface every session backend implements.
+ *
+ * A backend stores encoded records under ss_key_t and never sees a session
+ * ID. load() is one atomic step: fetch, check expiry against the record's own
+ * timestamps, remove the record if it is dead, and touch it if a touch is due
+ * (for Redis that makes a load one round trip). Records are copied into the
+ * caller's pool; nothing returned points into the backend's memory. */
+#ifndef SS_STORE_H
+#define SS_STORE_H
+
+#include <apr_errno.h>
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#include "ss_expiry.h"
+#include "ss_id.h"
+#include "ss_record.h"
+
+typedef struct {
+    apr_uint64_t entries;          /* live records now */
+    apr_uint64_t capacity_bytes;   /* bytes available to records */
+    apr_uint64_t used_bytes;       /* bytes held by records now */
+    apr_uint64_t hits;             /* loads that returned a record */
+    apr_uint64_t misses;           /* loads that found nothing */
+    apr_uint64_t expired;          /* loads that found a dead record and removed it */
+    apr_uint64_t saves;            /* records written */
+    apr_uint64_t touches;          /* last-access rewrites */
+    apr_uint64_t removes;          /* records deleted on request */
+    apr_uint64_t evicted_expired;  /* dead records reclaimed to make room */
+    apr_uint64_t evicted_lru;      /* live records dropped to make room */
+    apr_uint64_t refused_oversize; /* saves refused because the record was too large */
+} ss_store_stats_t;
+
+typedef struct ss_store_t ss_store_t;
+
+typedef struct {
+    const char *name;
+    /* APR_SUCCESS with *rec, or APR_NOTFOUND (absent, or expired and removed). */
+    apr_status_t (*load)(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
+                         apr_time_t now, apr_pool_t *p, ss_record_t *rec);
+    /* Replace the whole record; it lives until deadline (0: no deadline). */
+    apr_status_t (*save)(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
+                         apr_time_t deadline, apr_pool_t *p);
+    /* APR_SUCCESS whether or not the record existed. */
+    apr_status_t (*remove)(ss_store_t *store, const ss_key_t *key);
+    apr_status_t (*stats)(ss_store_t *store, ss_store_stats_t *stats);
+    void (*close)(ss_store_t *store);
+} ss_store_ops_t;
+
+struct ss_store_t {
+    const ss_store_ops_t *ops;
+    void *impl;
+};
+
+#endif
