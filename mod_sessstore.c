@@ -1,0 +1,675 @@
+/* mod_sessstore.c - server-side session storage for mod_session.
+ *
+ * httpd glue only: directives, the session_load/session_save hooks, the
+ * cookie and logging. IDs, records, expiry and the backends live in lib/. */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_session.h"
+#include "util_mutex.h"
+
+#include <errno.h>
+
+#include <apr_lib.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+
+#include "ss_cookie.h"
+#include "ss_id.h"
+#include "ss_log.h"
+#include "ss_session.h"
+#include "ss_shm.h"
+
+APLOG_USE_MODULE(sessstore);
+
+#define SHM_MUTEX_TYPE "sessstore-shm"
+#define SHM_RETAINED_KEY "mod_sessstore-shm"
+
+#define DEFAULT_IDLE_TIMEOUT 1800      /* 30 minutes */
+#define DEFAULT_ABSOLUTE_TIMEOUT 28800 /* 8 hours */
+#define DEFAULT_SHM_SIZE (16 * 1024 * 1024)
+#define DEFAULT_MAX_SESSION_SIZE (16 * 1024)
+#define MIN_MAX_SESSION_SIZE 256
+#define MAX_MAX_SESSION_SIZE (1024 * 1024)
+#define MAX_TIMEOUT (10L * 365 * 24 * 3600)
+#define MAX_COOKIE_CANDIDATES 4
+#define FORM_LOGOUT_HANDLER "form-logout-handler" /* mod_auth_form */
+
+typedef struct {
+    const char *backend; /* "shm"; NULL: inherit, then shm */
+    apr_size_t max_size;
+    ss_store_t *store; /* opened in post_config */
+} server_conf;
+
+typedef struct {
+    ss_cookie_t cookie; /* cookie.name NULL: this store is off here */
+    int cookie_set;
+    apr_interval_time_t idle;
+    int idle_set;
+    apr_interval_time_t absolute;
+    int absolute_set;
+} dir_conf;
+
+/* Process-wide, kept across restarts so sessions survive graceful and
+ * restart, and so old- and new-generation children share one lock. */
+typedef struct {
+    apr_shm_t *shm;
+    apr_global_mutex_t *mutex;
+    apr_size_t size;
+    apr_size_t max_record;
+} shm_retained_t;
+
+/* What a request knows about its session, kept on the main request. */
+typedef struct {
+    session_rec *z;
+    const char *id;      /* ID of the record loaded, NULL when none */
+    const char *user;    /* owner recorded with it */
+    const char *payload; /* payload as loaded, to skip unchanged saves */
+    apr_time_t created;
+    int cookie_seen; /* the browser sent our cookie, valid or not */
+} req_state_t;
+
+static apr_size_t shm_size = DEFAULT_SHM_SIZE;
+static int shm_size_set;
+static shm_retained_t *shm_retained;
+
+/* ---- logging seam ---- */
+
+static void log_from_lib(void *baton, int level, apr_status_t rv, const char *msg)
+{
+    ap_log_error(APLOG_MARK, level, rv, (server_rec *)baton, "%s", msg);
+}
+
+/* ---- configuration ---- */
+
+static void *create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    server_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)s;
+    return c;
+}
+
+static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    server_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+
+    c->backend = add->backend ? add->backend : base->backend;
+    c->max_size = add->max_size ? add->max_size : base->max_size;
+    return c;
+}
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)dir;
+    c->idle = apr_time_from_sec(DEFAULT_IDLE_TIMEOUT);
+    c->absolute = apr_time_from_sec(DEFAULT_ABSOLUTE_TIMEOUT);
+    return c;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+
+    c->cookie = add->cookie_set ? add->cookie : base->cookie;
+    c->cookie_set = add->cookie_set || base->cookie_set;
+    c->idle = add->idle_set ? add->idle : base->idle;
+    c->idle_set = add->idle_set || base->idle_set;
+    c->absolute = add->absolute_set ? add->absolute : base->absolute;
+    c->absolute_set = add->absolute_set || base->absolute_set;
+    return c;
+}
+
+static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    server_conf *c = ap_get_module_config(cmd->server->module_config, &sessstore_module);
+
+    (void)dummy;
+    if (!strcasecmp(arg, "shm")) {
+        c->backend = "shm";
+        return NULL;
+    }
+    if (!strncasecmp(arg, "redis://", 8) || !strncasecmp(arg, "rediss://", 9) ||
+        !strncasecmp(arg, "unix://", 7)) {
+        return apr_psprintf(cmd->pool,
+                            "%s: the Redis backend is not available in this version; "
+                            "use 'shm'",
+                            cmd->cmd->name);
+    }
+    return apr_psprintf(cmd->pool, "%s: unknown backend '%s' (expected 'shm')", cmd->cmd->name,
+                        arg);
+}
+
+static const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args)
+{
+    dir_conf *c = dconf;
+    char *line = apr_pstrdup(cmd->pool, args);
+    char *name = ap_getword_conf(cmd->pool, (const char **)&line);
+    const char *err;
+
+    if (!*name) {
+        return apr_psprintf(cmd->pool, "%s needs a cookie name", cmd->cmd->name);
+    }
+    err = ss_cookie_configure(&c->cookie, name, line, cmd->pool);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    c->cookie_set = 1;
+    return NULL;
+}
+
+/* Seconds, 0 to MAX_TIMEOUT; 0 switches the timeout off. */
+static const char *parse_timeout(cmd_parms *cmd, const char *arg, apr_interval_time_t *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno || end == arg || *end || v < 0 || v > MAX_TIMEOUT) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a number of seconds between 0 (off) and %ld",
+                            cmd->cmd->name, arg, MAX_TIMEOUT);
+    }
+    *out = apr_time_from_sec(v);
+    return NULL;
+}
+
+static const char *set_idle(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+
+    c->idle_set = 1;
+    return parse_timeout(cmd, arg, &c->idle);
+}
+
+static const char *set_absolute(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+
+    c->absolute_set = 1;
+    return parse_timeout(cmd, arg, &c->absolute);
+}
+
+/* A byte count with an optional K, M or G suffix, within [min, max]. */
+static const char *parse_size(cmd_parms *cmd, const char *arg, apr_size_t min, apr_size_t max,
+                              apr_size_t *out)
+{
+    char *end;
+    apr_int64_t v;
+    apr_uint64_t scale = 1;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (*end && !end[1]) {
+        switch (apr_toupper(*end)) {
+        case 'K':
+            scale = 1024;
+            end++;
+            break;
+        case 'M':
+            scale = 1024 * 1024;
+            end++;
+            break;
+        case 'G':
+            scale = 1024 * 1024 * 1024;
+            end++;
+            break;
+        }
+    }
+    if (errno || end == arg || *end || v < 0 || (apr_uint64_t)v > max / scale ||
+        (apr_uint64_t)v * scale < min) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a size between %" APR_SIZE_T_FMT
+                            " and %" APR_SIZE_T_FMT " bytes (suffixes K, M, G allowed)",
+                            cmd->cmd->name, arg, min, max);
+    }
+    *out = (apr_size_t)(v * scale);
+    return NULL;
+}
+
+static const char *set_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    shm_size_set = 1;
+    return parse_size(cmd, arg, SS_SHM_MIN_SIZE, (apr_size_t)64 * 1024 * 1024 * 1024, &shm_size);
+}
+
+static const char *set_max_session_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    server_conf *c = ap_get_module_config(cmd->server->module_config, &sessstore_module);
+
+    (void)dummy;
+    return parse_size(cmd, arg, MIN_MAX_SESSION_SIZE, MAX_MAX_SESSION_SIZE, &c->max_size);
+}
+
+static const command_rec sessstore_cmds[] = {
+    AP_INIT_TAKE1("SessionStoreBackend", set_backend, NULL, RSRC_CONF,
+                  "Where sessions live: 'shm' (shared memory on this host, the default)"),
+    AP_INIT_RAW_ARGS("SessionStoreCookieName", set_cookie_name, NULL, RSRC_CONF | OR_AUTHCFG,
+                     "Cookie holding the session ID, then optional attributes "
+                     "(Path=, Domain=, SameSite=, Secure, !Secure, !HttpOnly, ...); "
+                     "turns the store on for this directory"),
+    AP_INIT_TAKE1("SessionStoreIdleTimeout", set_idle, NULL, RSRC_CONF | OR_AUTHCFG,
+                  "Seconds without a request after which a session ends (0: never)"),
+    AP_INIT_TAKE1("SessionStoreAbsoluteTimeout", set_absolute, NULL, RSRC_CONF | OR_AUTHCFG,
+                  "Seconds after its creation at which a session ends (0: never)"),
+    AP_INIT_TAKE1("SessionStoreShmSize", set_shm_size, NULL, RSRC_CONF,
+                  "Bytes of shared memory for the shm backend (K, M, G suffixes)"),
+    AP_INIT_TAKE1("SessionStoreMaxSessionSize", set_max_session_size, NULL, RSRC_CONF,
+                  "Largest stored session in bytes; larger saves are refused"),
+    {NULL}};
+
+/* ---- start-up ---- */
+
+static const char *backend_of(server_rec *s)
+{
+    server_conf *c = ap_get_module_config(s->module_config, &sessstore_module);
+
+    return c->backend ? c->backend : "shm";
+}
+
+static apr_size_t max_size_of(server_rec *s)
+{
+    server_conf *c = ap_get_module_config(s->module_config, &sessstore_module);
+
+    return c->max_size ? c->max_size : DEFAULT_MAX_SESSION_SIZE;
+}
+
+/* The largest record any shm server may write: the arena's record limit. */
+static apr_size_t shm_max_record(server_rec *main_server)
+{
+    apr_size_t max = 0;
+    server_rec *s;
+
+    for (s = main_server; s; s = s->next) {
+        if (!strcmp(backend_of(s), "shm") && max_size_of(s) > max) {
+            max = max_size_of(s);
+        }
+    }
+    return max;
+}
+
+static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    apr_status_t rv;
+
+    (void)plog;
+    (void)ptemp;
+    shm_size = DEFAULT_SHM_SIZE;
+    shm_size_set = 0;
+    rv = ap_mutex_register(pconf, SHM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
+    return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    apr_size_t max = shm_max_record(s);
+
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    if (max && ss_shm_footprint(max) > shm_size / 4) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                     "SessionStoreMaxSessionSize %" APR_SIZE_T_FMT
+                     " does not fit SessionStoreShmSize %" APR_SIZE_T_FMT
+                     ": one session may use at most a quarter of the shared memory",
+                     max, shm_size);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* Create the arena and its mutex once per httpd process; every later
+ * generation reuses both. */
+static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
+{
+    apr_status_t rv;
+
+    shm_retained = ap_retained_data_get(SHM_RETAINED_KEY);
+    if (!shm_retained) {
+        shm_retained = ap_retained_data_create(SHM_RETAINED_KEY, sizeof(*shm_retained));
+    }
+    if (shm_retained->shm) {
+        if (shm_retained->size != shm_size || shm_retained->max_record != max_record) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "SessionStoreShmSize or SessionStoreMaxSessionSize changed: the "
+                         "running arena (%" APR_SIZE_T_FMT " bytes, sessions up to %" APR_SIZE_T_FMT
+                         " bytes) is kept with its sessions until httpd is stopped and started",
+                         shm_retained->size, shm_retained->max_record);
+        }
+        return APR_SUCCESS;
+    }
+    rv = ap_global_mutex_create(&shm_retained->mutex, NULL, SHM_MUTEX_TYPE, NULL, s,
+                                s->process->pool, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_shm_create(&shm_retained->shm, shm_size, NULL, s->process->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "cannot create %" APR_SIZE_T_FMT " bytes of shared memory "
+                     "(SessionStoreShmSize)",
+                     shm_size);
+        shm_retained->shm = NULL;
+        return rv;
+    }
+    rv = ss_shm_format(apr_shm_baseaddr_get(shm_retained->shm), shm_size, max_record);
+    if (rv != APR_SUCCESS) {
+        apr_shm_destroy(shm_retained->shm);
+        shm_retained->shm = NULL;
+        return rv;
+    }
+    shm_retained->size = shm_size;
+    shm_retained->max_record = max_record;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 "shared-memory session store created: %" APR_SIZE_T_FMT " bytes", shm_size);
+    return APR_SUCCESS;
+}
+
+static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    apr_size_t max_record = shm_max_record(s);
+    ss_store_t *shm_store = NULL;
+    server_rec *vs;
+    apr_status_t rv;
+
+    (void)plog;
+    (void)ptemp;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    ss_log_set(log_from_lib, s);
+    if (max_record) {
+        rv = shm_attach(s, max_record);
+        if (rv == APR_SUCCESS) {
+            rv = ss_shm_open(&shm_store, apr_shm_baseaddr_get(shm_retained->shm),
+                             shm_retained->mutex, pconf);
+        }
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "cannot set up the shared-memory session store");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    for (vs = s; vs; vs = vs->next) {
+        server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
+
+        c->store = shm_store;
+    }
+    return OK;
+}
+
+static void child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (!shm_retained || !shm_retained->mutex) {
+        return;
+    }
+    rv = apr_global_mutex_child_init(&shm_retained->mutex,
+                                     apr_global_mutex_lockfile(shm_retained->mutex), p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "cannot attach the shared-memory session store's mutex in this child");
+    }
+}
+
+/* ---- requests ---- */
+
+static request_rec *main_request(request_rec *r)
+{
+    while (r->main) {
+        r = r->main;
+    }
+    return r;
+}
+
+static void session_ctx(request_rec *r, const dir_conf *d, ss_session_ctx_t *ctx)
+{
+    server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
+
+    ctx->store = c->store;
+    ctx->expiry.idle = d->idle;
+    ctx->expiry.absolute = d->absolute;
+    ctx->max_size = c->max_size ? c->max_size : DEFAULT_MAX_SESSION_SIZE;
+}
+
+typedef struct {
+    const char *name;
+    apr_array_header_t *values;
+} cookie_scan_t;
+
+static int scan_cookie_header(void *baton, const char *key, const char *value)
+{
+    cookie_scan_t *scan = baton;
+
+    (void)key;
+    ss_cookie_values(value, scan->name, scan->values);
+    return 1;
+}
+
+/* Try each cookie of our name (several paths can each send one) and keep
+ * the first that names a live session. */
+static void load_from_cookies(request_rec *r, const dir_conf *d, req_state_t *st)
+{
+    cookie_scan_t scan = {d->cookie.name, apr_array_make(r->pool, 2, sizeof(const char *))};
+    ss_session_ctx_t ctx;
+    int i, malformed = 0, unknown = 0;
+
+    apr_table_do(scan_cookie_header, &scan, r->headers_in, "Cookie", NULL);
+    if (!scan.values->nelts) {
+        return;
+    }
+    st->cookie_seen = 1;
+    session_ctx(r, d, &ctx);
+    for (i = 0; i < scan.values->nelts && i < MAX_COOKIE_CANDIDATES; i++) {
+        const char *id = APR_ARRAY_IDX(scan.values, i, const char *);
+        ss_record_t rec;
+        apr_status_t rv;
+
+        if (!ss_id_is_valid(id, strlen(id))) {
+            malformed++;
+            continue;
+        }
+        rv = ss_session_load(&ctx, id, apr_time_now(), r->pool, &rec);
+        if (rv == APR_SUCCESS) {
+            st->id = id;
+            st->user = rec.user;
+            st->payload = rec.payload;
+            st->created = rec.created;
+            st->z->encoded = rec.payload;
+            return;
+        }
+        if (rv == APR_NOTFOUND) {
+            unknown++;
+            continue;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "session store (%s) failed to load a session: treating the request as "
+                      "having none",
+                      ctx.store->ops->name);
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "cookie %s: %d malformed and %d unknown or expired session ID(s) ignored; a new "
+                  "session will get a new ID",
+                  d->cookie.name, malformed, unknown);
+}
+
+static apr_status_t sessstore_load(request_rec *r, session_rec **z)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+    request_rec *m = main_request(r);
+    req_state_t *st;
+
+    if (!d->cookie.name) {
+        return DECLINED;
+    }
+    /* mod_session calls load many times per request and does not cache. */
+    st = ap_get_module_config(m->request_config, &sessstore_module);
+    if (st) {
+        *z = st->z;
+        return OK;
+    }
+    st = apr_pcalloc(m->pool, sizeof(*st));
+    st->z = apr_pcalloc(m->pool, sizeof(session_rec));
+    st->z->pool = m->pool;
+    st->z->entries = apr_table_make(m->pool, 10);
+    load_from_cookies(m, d, st);
+    ap_set_module_config(m->request_config, &sessstore_module, st);
+    *z = st->z;
+    return OK;
+}
+
+static int entry_is_data(void *found, const char *key, const char *value)
+{
+    /* mod_session's own "expiry" (SessionMaxAge) is not session data. */
+    if (strcmp(key, "expiry") && value && *value) {
+        *(int *)found = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int session_is_empty(const session_rec *z)
+{
+    int found = 0;
+
+    if (z->entries) {
+        apr_table_do(entry_is_data, &found, z->entries, NULL);
+    }
+    return !found;
+}
+
+static int request_is_https(request_rec *r)
+{
+    return !strcmp(ap_http_scheme(r), "https");
+}
+
+static void send_cookie(request_rec *r, const dir_conf *d, const char *id)
+{
+    /* err_headers_out: the cookie must go out on error and redirect responses
+     * too (a login usually answers with a redirect). */
+    apr_table_addn(r->err_headers_out, "Set-Cookie",
+                   ss_cookie_header(&d->cookie, id, request_is_https(r), r->pool));
+}
+
+static apr_status_t sessstore_save(request_rec *r, session_rec *z)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+    request_rec *m = main_request(r);
+    req_state_t *st;
+    ss_session_ctx_t ctx;
+    ss_record_t rec;
+    const char *user, *id;
+    char fresh[SS_ID_LEN + 1];
+    int new_id, logout;
+    apr_status_t rv;
+
+    if (!d->cookie.name) {
+        return DECLINED;
+    }
+    st = ap_get_module_config(m->request_config, &sessstore_module);
+    if (!st) {
+        return DECLINED;
+    }
+    session_ctx(r, d, &ctx);
+    user = m->user ? m->user : "";
+
+    if (session_is_empty(z)) {
+        if (st->id) {
+            ss_session_remove(&ctx, st->id);
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session emptied: record deleted");
+        }
+        if (st->cookie_seen) {
+            send_cookie(r, d, NULL);
+        }
+        st->id = NULL;
+        st->cookie_seen = 0;
+        return OK;
+    }
+
+    /* A new ID when there is no live session, when the owner changes (login,
+     * or another user) and at logout: never adopt an ID, never keep a
+     * pre-login ID after login, never let a logged-out cookie come back. */
+    logout = r->handler && !strcmp(r->handler, FORM_LOGOUT_HANDLER);
+    if (logout) {
+        user = "";
+    }
+    new_id = !st->id || logout || (*user && strcmp(user, st->user));
+    if (!new_id && st->payload && z->encoded && !strcmp(st->payload, z->encoded)) {
+        return OK; /* unchanged: the load already touched it */
+    }
+    rec.created = new_id ? apr_time_now() : st->created;
+    rec.accessed = apr_time_now();
+    rec.user = *user || logout ? user : (st->id ? st->user : "");
+    rec.payload = z->encoded ? z->encoded : "";
+    rec.payload_len = strlen(rec.payload);
+
+    if (new_id) {
+        rv = ss_id_generate(fresh);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot generate a session ID");
+            return OK;
+        }
+        id = apr_pstrdup(m->pool, fresh);
+    } else {
+        id = st->id;
+    }
+    rv = ss_session_save(&ctx, id, &rec, r->pool);
+    if (rv != APR_SUCCESS) {
+        /* Oversize is logged by the library; the previous version stays. */
+        if (rv != APR_ENOSPC) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                          "session store (%s) failed to save a session", ctx.store->ops->name);
+        }
+        return OK;
+    }
+    if (new_id) {
+        if (st->id) {
+            ss_session_remove(&ctx, st->id);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "session %s: new session ID issued, old record deleted",
+                          logout ? "logged out" : "owner changed");
+        }
+        send_cookie(r, d, id);
+    }
+    st->id = id;
+    st->user = rec.user;
+    st->payload = rec.payload;
+    st->created = rec.created;
+    return OK;
+}
+
+static void register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_session_load(sessstore_load, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_session_save(sessstore_save, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA sessstore_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_server_conf,
+    merge_server_conf,
+    sessstore_cmds,
+    register_hooks,
+    AP_MODULE_FLAG_NONE,
+};

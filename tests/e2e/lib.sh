@@ -1,0 +1,265 @@
+# lib.sh - shared helpers for the end-to-end tests (sourced, not run).
+#
+# Each test script starts its own httpd instances (Debian's apache2 binary,
+# our freshly built module, a generated config) on free loopback ports, drives
+# them with curl, and prints "N passed, N failed" at the end.
+
+set -u
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TOP=$(cd "$E2E_DIR/../.." && pwd)
+HTTPD=${HTTPD:-/usr/sbin/apache2}
+MODDIR=${MODDIR:-/usr/lib/apache2/modules}
+MODULE=${MODULE:-$TOP/.libs/mod_sessstore.so}
+# A wrapper such as "valgrind --error-exitcode=99 ..." may run httpd (see scripts/test).
+HTTPD_WRAPPER=${HTTPD_WRAPPER:-}
+PASSED=0
+FAILED=0
+STARTED=()
+
+WORK=$(mktemp -d /tmp/sessstore-e2e.XXXXXX)
+chmod 755 "$WORK"
+
+die() {
+    echo "FATAL: $*" >&2
+    FAILED=$((FAILED + 1))
+    finish
+}
+
+[ -x "$HTTPD" ] || die "httpd binary $HTTPD not found (install apache2)"
+[ -f "$MODULE" ] || die "module $MODULE not built (run make first)"
+command -v curl >/dev/null || die "curl not found (install curl)"
+
+ok() {
+    PASSED=$((PASSED + 1))
+    echo "ok - $*"
+}
+
+not_ok() {
+    FAILED=$((FAILED + 1))
+    echo "not ok - $*"
+}
+
+# check "description" command...: passes when the command succeeds.
+check() {
+    local desc=$1
+    shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# expect_eq "description" expected actual
+expect_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi
+}
+
+# A TCP port nobody listens on, from a range that avoids common services.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# write_site DIR: document root with a login form, a protected area, CGIs.
+write_site() {
+    local dir=$1
+    mkdir -p "$dir/htdocs/private/cgi" "$dir/htdocs/public"
+    cp "$E2E_DIR/site/login.html" "$dir/htdocs/login.html"
+    echo "SECRET PAGE" >"$dir/htdocs/private/index.html"
+    echo "PUBLIC PAGE" >"$dir/htdocs/public/index.html"
+    cp "$E2E_DIR/site/session.cgi" "$E2E_DIR/site/count.cgi" "$E2E_DIR/site/big.cgi" \
+        "$dir/htdocs/private/cgi/"
+    chmod 755 "$dir/htdocs/private/cgi/"*.cgi
+    # alice/secret and bob/hunter2, bcrypt at the minimum cost to keep tests fast.
+    htpasswd -bcB -C 4 "$dir/htpasswd" alice secret 2>/dev/null
+    htpasswd -bB -C 4 "$dir/htpasswd" bob hunter2 2>/dev/null
+    chmod -R a+rX "$dir"
+}
+
+# httpd_conf NAME PORT MPM [extra directives...]: a complete config for one
+# instance in $WORK/NAME. Extra arguments are appended as lines.
+httpd_conf() {
+    local name=$1 port=$2 mpm=$3
+    shift 3
+    local dir="$WORK/$name"
+    mkdir -p "$dir/logs" "$dir/run"
+    [ -d "$dir/htdocs" ] || write_site "$dir"
+    local cgi=cgid
+    [ "$mpm" = prefork ] && cgi=cgi
+    {
+        echo "ServerRoot $dir"
+        echo "ServerName 127.0.0.1"
+        echo "Listen 127.0.0.1:$port"
+        echo "PidFile $dir/run/httpd.pid"
+        echo "DefaultRuntimeDir $dir/run"
+        echo "ErrorLog $dir/logs/error.log"
+        echo "LogLevel ${LOGLEVEL:-info}"
+        echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b\" common"
+        echo "CustomLog $dir/logs/access.log common"
+        for m in "mpm_$mpm" authz_core authz_user authn_core authn_file auth_form request \
+            session mime dir alias env headers $cgi; do
+            echo "LoadModule ${m}_module $MODDIR/mod_$m.so"
+        done
+        echo "LoadModule sessstore_module $MODULE"
+        if [ "$(id -u)" = 0 ]; then
+            echo "User nobody"
+            echo "Group nogroup"
+        fi
+        [ "$cgi" = cgid ] && echo "ScriptSock $dir/run/cgid.sock"
+        echo "TypesConfig /etc/mime.types"
+        echo "DocumentRoot $dir/htdocs"
+        echo "Timeout 10"
+        echo "MaxConnectionsPerChild 0"
+        cat <<CONF
+<Directory $dir/htdocs>
+    Require all granted
+</Directory>
+<Location />
+    Session On
+    SessionEnv On
+    SessionHeader X-Replace-Session
+    SessionStoreCookieName sid
+</Location>
+<Location /dologin>
+    SetHandler form-login-handler
+    AuthType form
+    AuthName site
+    AuthFormProvider file
+    AuthUserFile $dir/htpasswd
+    AuthFormLoginRequiredLocation /login.html
+    AuthFormLoginSuccessLocation /private/
+</Location>
+<Location /logout>
+    SetHandler form-logout-handler
+    AuthType form
+    AuthName site
+    AuthFormLogoutLocation /login.html
+</Location>
+<Location /private>
+    AuthType form
+    AuthName site
+    AuthFormProvider file
+    AuthUserFile $dir/htpasswd
+    AuthFormLoginRequiredLocation /login.html
+    Require valid-user
+</Location>
+<Directory $dir/htdocs/private/cgi>
+    Options +ExecCGI
+    SetHandler cgi-script
+</Directory>
+CONF
+        local line
+        for line in "$@"; do echo "$line"; done
+    } >"$dir/httpd.conf"
+}
+
+# httpd_configtest NAME: prints the configtest output, returns its status.
+httpd_configtest() {
+    "$HTTPD" -d "$WORK/$1" -f "$WORK/$1/httpd.conf" -t 2>&1
+}
+
+wait_port() {
+    local port=$1 i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# httpd_start NAME PORT
+httpd_start() {
+    local name=$1 port=$2
+    $HTTPD_WRAPPER "$HTTPD" -d "$WORK/$name" -f "$WORK/$name/httpd.conf" -k start ||
+        die "httpd $name failed to start: $(tail -5 "$WORK/$name/logs/error.log")"
+    STARTED+=("$name")
+    wait_port "$port" || die "httpd $name does not listen on $port: $(tail -5 "$WORK/$name/logs/error.log")"
+}
+
+httpd_pid() {
+    cat "$WORK/$1/run/httpd.pid" 2>/dev/null
+}
+
+# httpd_signal NAME graceful|restart|stop
+httpd_signal() {
+    "$HTTPD" -d "$WORK/$1" -f "$WORK/$1/httpd.conf" -k "$2"
+}
+
+httpd_stop() {
+    local name=$1 pid i
+    pid=$(httpd_pid "$name")
+    [ -n "$pid" ] || return 0
+    httpd_signal "$name" stop 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null
+}
+
+cleanup() {
+    local name
+    for name in "${STARTED[@]+"${STARTED[@]}"}"; do httpd_stop "$name"; done
+    if [ "$FAILED" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then
+        echo "# logs kept in $WORK" >&2
+        for name in "${STARTED[@]+"${STARTED[@]}"}"; do
+            echo "# --- $name error.log (tail) ---" >&2
+            tail -20 "$WORK/$name/logs/error.log" >&2 2>/dev/null
+        done
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+finish() {
+    trap - EXIT
+    cleanup
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" -eq 0 ]
+    exit
+}
+
+# ---- HTTP helpers: each "client" is a cookie jar file ----
+
+jar() {
+    echo "$WORK/jar.$1"
+}
+
+# get JAR URL [curl args...]: prints the body; the status code goes to $WORK/last.code
+get() {
+    local j=$1 url=$2
+    shift 2
+    curl -sS --max-time 10 -b "$(jar "$j")" -c "$(jar "$j")" -o "$WORK/last.body" \
+        -D "$WORK/last.headers" -w '%{http_code}' "$@" "$url" >"$WORK/last.code" 2>"$WORK/last.err"
+    cat "$WORK/last.body"
+}
+
+code() {
+    cat "$WORK/last.code"
+}
+
+# login JAR BASEURL USER PASSWORD: posts the login form; returns the status.
+login() {
+    get "$1" "$2/dologin" -d "httpd_username=$3" -d "httpd_password=$4" >/dev/null
+    code
+}
+
+# The session ID our cookie jar holds for cookie "sid" ("" if none).
+jar_sid() {
+    awk '$6 == "sid" { print $7 }' "$(jar "$1")" 2>/dev/null | tail -1
+}
+
+set_jar_sid() {
+    local f
+    f=$(jar "$1")
+    printf '127.0.0.1\tFALSE\t/\tFALSE\t0\tsid\t%s\n' "$2" >"$f"
+}
+
+last_set_cookie() {
+    grep -i '^set-cookie:' "$WORK/last.headers" | tr -d '\r'
+}
