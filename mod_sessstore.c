@@ -573,7 +573,6 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     ss_session_ctx_t ctx;
     ss_record_t rec;
     const char *user, *id;
-    char fresh[SS_ID_LEN + 1];
     int new_id, logout;
     apr_status_t rv;
 
@@ -618,6 +617,8 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     rec.payload_len = strlen(rec.payload);
 
     if (new_id) {
+        char fresh[SS_ID_LEN + 1];
+
         rv = ss_id_generate(fresh);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot generate a session ID");
@@ -663,6 +664,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_session_save(sessstore_save, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
+/* clang-format off */
 module AP_MODULE_DECLARE_DATA sessstore_module = {
     STANDARD20_MODULE_STUFF,
     create_dir_conf,
@@ -673,3 +675,4 @@ module AP_MODULE_DECLARE_DATA sessstore_module = {
     register_hooks,
     AP_MODULE_FLAG_NONE,
 };
+/* clang-format on */
