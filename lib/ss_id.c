@@ -81,8 +81,7 @@ apr_status_t ss_id_key(const char *id, ss_key_t *key)
 {
     unsigned int len = 0;
 
-    if (!EVP_Digest(id, strlen(id), key->bytes, &len, EVP_sha256(), NULL) ||
-        len != SS_KEY_BYTES) {
+    if (!EVP_Digest(id, strlen(id), key->bytes, &len, EVP_sha256(), NULL) || len != SS_KEY_BYTES) {
         return APR_EGENERAL;
     }
     return APR_SUCCESS;

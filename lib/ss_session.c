@@ -43,7 +43,8 @@ apr_status_t ss_session_save(const ss_session_ctx_t *ctx, const char *id, const 
     }
     if (size > ctx->max_size) {
         ss_log(SS_LOG_WARNING, APR_ENOSPC,
-               "session %s not saved: %" APR_SIZE_T_FMT " bytes exceed the limit of %" APR_SIZE_T_FMT
+               "session %s not saved: %" APR_SIZE_T_FMT
+               " bytes exceed the limit of %" APR_SIZE_T_FMT
                " (SessionStoreMaxSessionSize); the previous version is kept",
                ss_key_tag(&key, p), size, ctx->max_size);
         return APR_ENOSPC;

@@ -26,8 +26,7 @@ int ss_shm_is_formatted(const void *base, apr_size_t size, apr_size_t max_record
 
 /* Open a store over an arena formatted by ss_shm_format. mutex guards the
  * arena and must be the same for every process and generation using it. */
-apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex,
-                         apr_pool_t *p);
+apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex, apr_pool_t *p);
 
 /* Bytes of arena one record of len bytes occupies. */
 apr_size_t ss_shm_footprint(apr_size_t len);
