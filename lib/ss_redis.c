@@ -87,7 +87,7 @@ static const char *pct_decode(const char *s, apr_size_t len, const char *what, a
 /* A decimal in [min, max], digits only. */
 static int parse_number(const char *s, long min, long max, long *out)
 {
-    long v = 0;
+    apr_int64_t v = 0;
 
     if (!*s || strlen(s) > 10) {
         return 0;
@@ -101,7 +101,7 @@ static int parse_number(const char *s, long min, long max, long *out)
     if (v < min || v > max) {
         return 0;
     }
-    *out = v;
+    *out = (long)v;
     return 1;
 }
 
@@ -255,7 +255,8 @@ static const char *parse_port(parse_t *ps, const char *s)
     long v;
 
     if (!parse_number(s, 1, 65535, &v)) {
-        return apr_psprintf(ps->p, "bad port '%s': expected 1..65535", s);
+        /* Not echoed: in "redis://user:secret" (no "@host") it is the password. */
+        return "bad port: expected 1..65535";
     }
     ps->cfg->port = (int)v;
     return NULL;
@@ -638,8 +639,7 @@ static void release(redis_store_t *s, conn_t *conn, apr_status_t rv)
 {
     apr_time_t now = apr_time_now();
     note_t note = {0};
-
-    int io_failed = !conn->c;
+    int io_failed = !conn->c; /* an error reply leaves the connection usable */
 
     apr_thread_mutex_lock(s->mutex);
     s->stats.connects += conn->connects;
@@ -651,8 +651,8 @@ static void release(redis_store_t *s, conn_t *conn, apr_status_t rv)
     if (rv == APR_SUCCESS) {
         recovered_locked(s, now, &note);
     } else {
-        /* A Redis error reply came over a working connection: no reason to
-         * fail fast, only I/O failures open the breaker. */
+        /* Only I/O failures open the breaker: an error reply came quickly
+         * over a working connection, so nothing is gained by failing fast. */
         if (io_failed && s->cfg.breaker > 0) {
             s->breaker_until = now + s->cfg.breaker;
         } else {
@@ -680,7 +680,8 @@ static void flush_idle(redis_store_t *s)
 
 static int is_timeout(int err)
 {
-    return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT || err == EINPROGRESS;
+    /* SO_RCVTIMEO/SO_SNDTIMEO expiry, or hiredis's own connect timeout. */
+    return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT;
 }
 
 /* Status for a context that failed at the I/O or protocol level; err is the
@@ -736,14 +737,18 @@ static apr_status_t setup(const redis_store_t *s, conn_t *conn, redisContext *c)
         argv[0] = "AUTH";
         argv[1] = cfg->user ? cfg->user : cfg->password;
         argv[2] = cfg->password;
-        redisAppendCommandArgv(c, cfg->user ? 3 : 2, argv, NULL);
+        if (redisAppendCommandArgv(c, cfg->user ? 3 : 2, argv, NULL) != REDIS_OK) {
+            return conn_failed(conn, c, 0, "AUTH");
+        }
         n++;
     }
     if (cfg->db) {
         apr_snprintf(db, sizeof(db), "%d", cfg->db);
         argv[0] = "SELECT";
         argv[1] = db;
-        redisAppendCommandArgv(c, 2, argv, NULL);
+        if (redisAppendCommandArgv(c, 2, argv, NULL) != REDIS_OK) {
+            return conn_failed(conn, c, 0, "SELECT");
+        }
         n++;
     }
     for (i = 0; i < n && rv == APR_SUCCESS; i++) {

@@ -80,10 +80,11 @@ const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p);
  * Operations return APR_SUCCESS; APR_NOTFOUND from load when the session is
  * absent or expired, and from an SS_SAVE_UPDATE save when the record is gone;
  * APR_EEXIST from an SS_SAVE_NEW save when the key exists. Anything else
- * means the store is unavailable: APR_TIMEUP (connect or command timeout),
- * APR_ECONNREFUSED (refused, or failed at once while the breaker is open),
- * APR_EOF (connection lost), APR_EGENERAL (Redis answered with an error,
- * e.g. a wrong password, or with something unexpected). The first failure is
+ * means the store is unavailable, for example APR_TIMEUP (connect or command
+ * timeout), APR_ECONNREFUSED (refused, or failed at once while the breaker is
+ * open), APR_EOF (connection lost), another errno (APR_ENOENT: no such Unix
+ * socket), APR_EGENERAL (Redis answered with an error, e.g. a wrong password,
+ * or with something unexpected). The first failure is
  * logged at ERR, then at most one summary per SS_REDIS_LOG_INTERVAL, and a
  * NOTICE when Redis answers again. */
 apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr_pool_t *p);

@@ -478,6 +478,7 @@ static void test_parse_errors(void **state)
         {"redis://h:65536", "bad port"},
         {"redis://h:6a", "bad port"},
         {"redis://h:", "bad port"},
+        {"redis://alice:s3cret", "bad port"},
         {"redis://h/x", "bad db"},
         {"redis://h/-1", "bad db"},
         {"redis://h/99999999999", "bad db"},
