@@ -33,8 +33,20 @@
  *
  * Connections are opened lazily, in the process that uses them (none survive
  * a fork), reused across requests and threads (one thread at a time each),
- * and a broken one is closed, never reused. The host must ignore SIGPIPE
- * (httpd does). Counters in ss_store_stats_t are per process. */
+ * and a broken one is closed, never reused; at most max_idle wait between
+ * requests (more are opened under load, then closed). After an I/O error on
+ * a pooled connection the idle ones are dropped and, unless it was a timeout,
+ * the operation is retried once on a fresh connection: a Redis restart costs
+ * no request. The host must ignore SIGPIPE (httpd does).
+ *
+ * A request waits at most about connect_timeout + command_timeout (each
+ * bounds one socket operation). After an I/O failure the breaker fails every
+ * operation at once for `breaker` ms, then lets one probe through; the first
+ * good reply closes it.
+ *
+ * Stats are per process: hits, misses, expired, saves, touches, removes,
+ * refused_gone, errors, fast_fails, connects, retries. entries, the byte
+ * counts and the evictions stay 0 (Redis's own INFO has them). */
 #ifndef SS_REDIS_H
 #define SS_REDIS_H
 
