@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,6 +175,9 @@ static int server_start(server_t *srv, const char *const *extra)
     srv->pid = fork();
     if (srv->pid == 0) {
         int fd = open("/dev/null", O_WRONLY);
+
+        /* Die with the test, even when it crashes before its teardown. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(fd, 1);
         dup2(fd, 2);
         execv(g.binary, (char *const *)argv);
