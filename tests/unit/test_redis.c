@@ -827,12 +827,17 @@ static void test_auth(void **state)
     (void)state;
     assert_int_equal(server_start(&g.own, extra), 0);
     g.own.password = "s3cret";
-    /* A user allowed our prefix only, so the key pattern is checked too. */
-    admin_ok(&g.own, "ACL SETUSER web on >w@nder ~sessstore:* +@all");
+    /* The least a user needs (the admin guide's ACL), on our prefix only. */
+    admin_ok(&g.own, "ACL SETUSER web on >w@nder ~sessstore:* -@all +get +set +del +setrange "
+                     "+pexpire +eval +evalsha +select");
 
     save_and_load(open_uri(apr_psprintf(g.pool, "redis://:s3cret@127.0.0.1:%d", g.own.port)), 11);
-    save_and_load(open_uri(apr_psprintf(g.pool, "redis://web:w%%40nder@127.0.0.1:%d", g.own.port)),
-                  12);
+    store = open_uri(apr_psprintf(g.pool, "redis://web:w%%40nder@127.0.0.1:%d/1", g.own.port));
+    save_and_load(store, 12);
+    key = test_key(12);
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
+    assert_int_equal(stats_of(store).removes, 1);
+    key = test_key(11);
     save_and_load(open_uri(apr_psprintf(g.pool, "unix://%s?password=s3cret", g.own.sock)), 13);
 
     /* Wrong password and no password: a store failure, logged, never NOTFOUND. */
