@@ -15,7 +15,7 @@
 #include "ss_log.h"
 #include "ss_shm.h"
 
-#define SHM_MAGIC 0x53534d31u /* "SSM1" */
+#define SHM_MAGIC 0x53534d32u /* "SSM2": bump whenever shm_header_t changes */
 #define NIL 0xffffffffu
 #define SWEEP_INTERVAL apr_time_from_sec(1)
 
@@ -381,8 +381,24 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     return rv;
 }
 
+/* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
+ * entry counts as gone. */
+static apr_status_t check_mode(char *base, apr_uint32_t i, ss_save_mode_e mode, apr_time_t now)
+{
+    int live = i != NIL && !is_dead(entry(base, i), now);
+
+    if (mode == SS_SAVE_NEW && live) {
+        return APR_EEXIST;
+    }
+    if (mode == SS_SAVE_UPDATE && !live) {
+        header(base)->stats.refused_gone++;
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
-                             apr_time_t deadline, apr_pool_t *p)
+                             apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
     shm_header_t *h = header(s->base);
@@ -411,6 +427,11 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
         return APR_ENOSPC;
     }
     i = find(s->base, key);
+    rv = check_mode(s->base, i, mode, now);
+    if (rv != APR_SUCCESS) {
+        apr_global_mutex_unlock(s->mutex);
+        return rv;
+    }
     if (i != NIL) {
         remove_entry(s->base, i);
     }
