@@ -65,13 +65,13 @@ static apr_status_t c_load(ss_store_t *s, const ss_key_t *key, const ss_expiry_t
 }
 
 static apr_status_t c_save(ss_store_t *s, const ss_key_t *key, const ss_record_t *rec,
-                           apr_time_t deadline, apr_pool_t *p)
+                           apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
 {
     counting_t *c = s->impl;
 
     c->saves++;
     c->last_deadline = deadline;
-    return c->inner->ops->save(c->inner, key, rec, c->ignore_expiry ? 0 : deadline, p);
+    return c->inner->ops->save(c->inner, key, rec, c->ignore_expiry ? 0 : deadline, mode, p);
 }
 
 static apr_status_t c_remove(ss_store_t *s, const ss_key_t *key)

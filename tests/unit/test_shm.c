@@ -151,7 +151,7 @@ static apr_status_t save_kv(fixture_t *f, int i, int v, apr_size_t plen, apr_tim
     r.user = "";
     r.payload = payload_of(i, v, plen, f->p);
     r.payload_len = plen;
-    return f->store->ops->save(f->store, &key, &r, deadline, f->p);
+    return f->store->ops->save(f->store, &key, &r, deadline, SS_SAVE_UPSERT, f->p);
 }
 
 static apr_status_t save_i(fixture_t *f, int i, apr_size_t plen)
