@@ -374,8 +374,11 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     }
     e = entry(s->base, i);
     first = (unsigned char *)block(s->base, i) + sizeof(shm_entry_t);
-    if (is_dead(e, now) ||
-        ss_record_peek_times(first, e->length, &created, &accessed) != APR_SUCCESS ||
+    /* The caller's policy decides, not e->deadline: that was computed under
+     * the policy of whichever directory last wrote the record, and a stricter
+     * <Location> must not end the session for the rest of the site. The
+     * deadline only ranks records for eviction. */
+    if (ss_record_peek_times(first, e->length, &created, &accessed) != APR_SUCCESS ||
         ss_expiry_check(expiry, created, accessed, now) != SS_LIVE) {
         remove_entry(s->base, i);
         h->stats.expired++;
