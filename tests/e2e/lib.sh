@@ -323,3 +323,31 @@ random_id() {
 log_has_crash() {
     grep -Eq 'segfault|child pid [0-9]+ exit signal|AH00052|AH00060' "$WORK/$1/logs/error.log"
 }
+
+# run_parallel FUNC...: runs the functions at the same time, each in a
+# subshell whose $WORK is a private directory (so jars and the last.* files of
+# get/login/code do not collide; $TOP_WORK still names the real one), then
+# prints their output in order and adds their ok/not ok lines to the counts.
+# The functions must not start or stop servers, nor call die or finish.
+TOP_WORK=$WORK
+run_parallel() {
+    local f pids=() i=0 rc
+    for f in "$@"; do
+        mkdir -p "$TOP_WORK/par.$f"
+        (
+            WORK=$TOP_WORK/par.$f
+            "$f"
+            exit 0 # only an abort (e.g. an unset variable) is a failure
+        ) >"$TOP_WORK/par.$f/out" 2>&1 &
+        pids+=($!)
+    done
+    for f in "$@"; do
+        rc=0
+        wait "${pids[$i]}" || rc=$?
+        i=$((i + 1))
+        cat "$TOP_WORK/par.$f/out"
+        PASSED=$((PASSED + $(grep -c '^ok - ' "$TOP_WORK/par.$f/out")))
+        FAILED=$((FAILED + $(grep -c '^not ok - ' "$TOP_WORK/par.$f/out")))
+        [ "$rc" = 0 ] || not_ok "$f exited with status $rc"
+    done
+}
