@@ -197,25 +197,39 @@ httpd_alive() {
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
-# httpd_wait_ready NAME PORT GENERATIONS: waits until the error log shows at
-# least GENERATIONS "resuming normal operations" lines, the pid file names a
-# live process and the port accepts connections.
+# httpd_wait_ready NAME PORT GENERATIONS [FAILURES]: waits until the error
+# log shows at least GENERATIONS "resuming normal operations" lines, the pid
+# file names a live process and the port accepts connections. FAILURES, the
+# number of "Configuration Failed" lines before the start or signal, lets it
+# give up as soon as another one appears.
 httpd_wait_ready() {
-    local name=$1 port=$2 gen=$3
-    _gen_reached() { [ "$(httpd_generations "$name")" -ge "$gen" ]; }
-    wait_for 300 _gen_reached && wait_for 100 httpd_alive "$name" && wait_port "$port"
+    local name=$1 port=$2 gen=$3 failed=${4:-}
+    [ -n "$failed" ] || failed=$(httpd_failures "$name")
+    _gen_reached() {
+        [ "$(httpd_generations "$name")" -ge "$gen" ] || [ "$(httpd_failures "$name")" -gt "$failed" ]
+    }
+    wait_for 300 _gen_reached && [ "$(httpd_failures "$name")" -eq "$failed" ] &&
+        wait_for 100 httpd_alive "$name" && wait_port "$port"
+}
+
+# Lines in NAME's error log saying the configuration failed at start-up.
+httpd_failures() {
+    local n
+    n=$(grep -c 'Configuration Failed' "$WORK/$1/logs/error.log" 2>/dev/null)
+    echo "${n:-0}"
 }
 
 # httpd_start NAME PORT
 httpd_start() {
-    local name=$1 port=$2 gen
+    local name=$1 port=$2 gen failed
     gen=$(($(httpd_generations "$name") + 1))
+    failed=$(httpd_failures "$name")
     $HTTPD_WRAPPER "$HTTPD" -d "$WORK/$name" -f "$WORK/$name/httpd.conf" -k start ||
         die "httpd $name failed to start: $(tail -5 "$WORK/$name/logs/error.log")"
     STARTED+=("$name")
     # The port is bound before the configuration is fully applied (and a
     # failing post_config exits after that), so wait for the running parent.
-    httpd_wait_ready "$name" "$port" "$gen" ||
+    httpd_wait_ready "$name" "$port" "$gen" "$failed" ||
         die "httpd $name is not up on $port: $(tail -5 "$WORK/$name/logs/error.log")"
 }
 

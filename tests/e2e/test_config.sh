@@ -108,8 +108,9 @@ for max in 15000 15564 15565 15700 15812 16000; do
         continue
     fi
     gen=$(($(httpd_generations fit) + 1))
+    failed=$(httpd_failures fit)
     if "$HTTPD" -d "$WORK/fit" -f "$WORK/fit/httpd.conf" -k start &&
-        httpd_wait_ready fit "$P" "$gen" 2>/dev/null; then
+        httpd_wait_ready fit "$P" "$gen" "$failed"; then
         ok "64K arena, max $max: configtest passes and the server starts"
         STARTED+=(fit)
         get x "http://127.0.0.1:$P/public/" >/dev/null

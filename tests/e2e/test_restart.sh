@@ -7,10 +7,11 @@ source "$(dirname "$0")/lib.sh"
 # signal_and_wait NAME PORT graceful|restart: signals, then waits for the new
 # generation to be up and answering.
 signal_and_wait() {
-    local name=$1 port=$2 sig=$3 gen
+    local name=$1 port=$2 sig=$3 gen failed
     gen=$(($(httpd_generations "$name") + 1))
+    failed=$(httpd_failures "$name")
     httpd_signal "$name" "$sig" || return 1
-    httpd_wait_ready "$name" "$port" "$gen" &&
+    httpd_wait_ready "$name" "$port" "$gen" "$failed" &&
         wait_for 100 eval '[ "$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$port/public/")" = 200 ]'
 }
 
