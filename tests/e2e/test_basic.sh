@@ -5,7 +5,10 @@
 source "$(dirname "$0")/lib.sh"
 
 PA=$(free_port)
-httpd_conf a "$PA" prefork "SessionStoreMaxSessionSize 4096"
+# /anon/ serves the same CGIs without the login requirement: anonymous
+# sessions.
+httpd_conf a "$PA" prefork "SessionStoreMaxSessionSize 4096" \
+    "Alias /anon/ $WORK/a/htdocs/private/cgi/"
 httpd_start a "$PA"
 A=http://127.0.0.1:$PA
 # A second, independent server: its IDs are well-formed but unknown to "a".
@@ -228,6 +231,36 @@ OUT=$(get big "$A/private/cgi/session.cgi")
 check "size: ... and visible" grep -q "big=$(head -c 3000 /dev/zero | tr '\0' x)" <<<"$OUT"
 expect_eq "size: the counter continues" counter=2 "$(get big "$A/private/cgi/count.cgi")"
 expect_eq "size: the server keeps serving" 200 "$(status "$A/public/")"
+
+# ---- anonymous sessions, login, and an emptied session ----
+expect_eq "anon: count.cgi without login" counter=1 "$(get an "$A/anon/count.cgi")"
+AN=$(last_cookie_id)
+remember_id "$AN"
+check "anon: an anonymous session gets an ID" is_id "$AN"
+expect_eq "anon: counter=2" counter=2 "$(get an "$A/anon/count.cgi")"
+expect_eq "anon: ... same ID, no Set-Cookie" 0 "$(set_cookie_count)"
+expect_eq "anon: login in the same jar" 302 "$(login an "$A" alice secret)"
+AL=$(last_cookie_id)
+remember_id "$AL"
+check "anon: login issues a new ID (the pre-login ID is not kept)" test -n "$AL" -a "$AL" != "$AN"
+OUT=$(get an "$A/private/cgi/session.cgi")
+check "anon: the session data survives the login" grep -q '^session=.*counter=2' <<<"$OUT"
+check "anon: ... and the session is alice's" grep -qx user=alice <<<"$OUT"
+set_jar_sid replay "$AN"
+OUT=$(get replay "$A/anon/session.cgi")
+expect_eq "anon: the pre-login ID no longer holds anything" "session=" "$(grep '^session=' <<<"$OUT")"
+get replay "$A/private/" >/dev/null
+expect_eq "anon: ... and does not log anyone in" 302 "$(code)"
+expect_eq "empty: an anonymous session" "stored 10" "$(get em "$A/anon/big.cgi?10")"
+EM=$(last_cookie_id)
+remember_id "$EM"
+check "empty: ... gets an ID" is_id "$EM"
+expect_eq "empty: emptying it" "stored 0" "$(get em "$A/anon/big.cgi?0")"
+check "empty: ... clears the cookie" grep -qi '^set-cookie: sid=;.*Max-Age=0' <<<"$(last_set_cookie)"
+set_jar_sid replay "$EM"
+OUT=$(get replay "$A/anon/session.cgi")
+expect_eq "empty: the record is gone" "session=" "$(grep '^session=' <<<"$OUT")"
+check "empty: ... and its ID is not revived" eval '! grep -qF -- "sid=$EM" <<<"$(last_set_cookie)"'
 
 # ---- what the error log must never hold ----
 check "error log of a has no crash" eval '! log_has_crash a'
