@@ -353,7 +353,7 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     (void)pconf;
     (void)plog;
     (void)ptemp;
-    if (max && ss_shm_footprint(max) > shm_size / 4) {
+    if (max && !ss_shm_fits(shm_size, max)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
                      "SessionStoreMaxSessionSize %" APR_SIZE_T_FMT
                      " does not fit SessionStoreShmSize %" APR_SIZE_T_FMT

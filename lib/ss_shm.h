@@ -21,6 +21,10 @@
  * record; it must fit in a quarter of the arena. */
 apr_status_t ss_shm_format(void *base, apr_size_t size, apr_size_t max_record);
 
+/* True when an arena of size bytes can hold a record of max_record bytes
+ * (ss_shm_format accepts exactly these). */
+int ss_shm_fits(apr_size_t size, apr_size_t max_record);
+
 /* True when base holds an arena of exactly this size and record limit. */
 int ss_shm_is_formatted(const void *base, apr_size_t size, apr_size_t max_record);
 
