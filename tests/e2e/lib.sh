@@ -11,7 +11,8 @@ TOP=$(cd "$E2E_DIR/../.." && pwd)
 HTTPD=${HTTPD:-/usr/sbin/apache2}
 MODDIR=${MODDIR:-/usr/lib/apache2/modules}
 MODULE=${MODULE:-$TOP/.libs/mod_sessstore.so}
-# A wrapper such as "valgrind --error-exitcode=99 ..." may run httpd (see scripts/test).
+# A wrapper may run httpd. VALGRIND=1 runs every httpd (parent and children)
+# under memcheck, one log per process; any error reported fails the script.
 HTTPD_WRAPPER=${HTTPD_WRAPPER:-}
 PASSED=0
 FAILED=0
@@ -19,6 +20,12 @@ STARTED=()
 
 WORK=$(mktemp -d /tmp/sessstore-e2e.XXXXXX)
 chmod 755 "$WORK"
+if [ -n "${VALGRIND:-}" ]; then
+    command -v valgrind >/dev/null || { echo "FATAL: VALGRIND=1 but valgrind is not installed" >&2; exit 1; }
+    # children run as nobody: the log directory must be theirs to write too
+    mkdir -p "$WORK/valgrind" && chmod 1777 "$WORK/valgrind"
+    HTTPD_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=no --track-origins=yes --num-callers=30 --log-file=$WORK/valgrind/%p.log"
+fi
 
 die() {
     echo "FATAL: $*" >&2
@@ -254,9 +261,27 @@ httpd_stop() {
     kill -9 "$pid" 2>/dev/null
 }
 
+# Under VALGRIND=1: every process's log must be empty (--quiet prints only errors).
+valgrind_verdict() {
+    local f bad=0
+    for f in "$WORK"/valgrind/*.log; do
+        [ -s "$f" ] || continue
+        bad=$((bad + 1))
+        echo "# --- $f ---" >&2
+        head -60 "$f" >&2
+    done
+    if [ "$bad" -eq 0 ]; then
+        ok "valgrind: no memory errors in any httpd process"
+    else
+        not_ok "valgrind: $bad httpd process(es) reported memory errors"
+    fi
+}
+
 cleanup() {
     local name
     for name in "${STARTED[@]+"${STARTED[@]}"}"; do httpd_stop "$name"; done
+    # redis-server instances of lib_nodes.sh, when it is in use
+    if declare -F redis_cleanup >/dev/null; then redis_cleanup; fi
     if [ "$FAILED" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then
         echo "# logs kept in $WORK" >&2
         for name in "${STARTED[@]+"${STARTED[@]}"}"; do
@@ -271,6 +296,8 @@ trap cleanup EXIT
 
 finish() {
     trap - EXIT
+    for name in "${STARTED[@]+"${STARTED[@]}"}"; do httpd_stop "$name"; done
+    [ -n "${VALGRIND:-}" ] && valgrind_verdict
     cleanup
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]

@@ -69,8 +69,12 @@ bad SessionStoreMaxSessionSize "does not fit SessionStoreShmSize" \
 
 # ---- backend ----
 bad SessionStoreBackend "unknown backend 'bogus'" "SessionStoreBackend bogus"
-bad SessionStoreBackend "not available in this version" "SessionStoreBackend redis://127.0.0.1"
-bad SessionStoreBackend "not available in this version" "SessionStoreBackend rediss://127.0.0.1:6380"
+bad SessionStoreBackend "TLS) is not supported" "SessionStoreBackend rediss://127.0.0.1:6380"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1:0"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/x"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/0?connect_timeout=0"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend unix://"
+bad SessionStoreOutage "neither 'unavailable' nor 'nosession'" "SessionStoreOutage maybe"
 
 # ---- cookie ----
 bad SessionStoreCookieName "needs a cookie name" "SessionStoreCookieName"
