@@ -60,11 +60,15 @@ expect_eq() {
 }
 
 # A TCP port nobody listens on, from a range that avoids common services.
+# Ports handed out are remembered: a port is not bound until its server
+# starts, and two calls in a row must not return the same one.
 free_port() {
     local p
     while :; do
         p=$((20000 + RANDOM % 30000))
+        grep -qx "$p" "$WORK/ports" 2>/dev/null && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p" >>"$WORK/ports"
             echo "$p"
             return
         fi

@@ -108,6 +108,28 @@ sleep 2
 get ab "$A/abs/" >/dev/null
 expect_eq "and ends at 5 s on every node, however active" 302 "$(code)"
 
+# --- round trips, from Redis INFO commandstats
+calls() { # calls CMD: how many times Redis ran CMD since the last reset
+    redis_cli redis info commandstats | tr -d '\r' | sed -n "s/^cmdstat_$1:calls=\([0-9]*\),.*/\1/p" | grep . || echo 0
+}
+login rt "$A" alice secret >/dev/null
+get rt "$A/private/" >/dev/null
+redis_cli redis config resetstat >/dev/null
+for i in $(seq 1 20); do get rt "$A/private/cgi/session.cgi" >/dev/null; done
+loads=$(($(calls evalsha) + $(calls eval)))
+echo "# 20 requests that read the session: $loads script calls, $(calls set) SET, $(calls get) GET"
+expect_eq "one round trip per load: 20 reads, 20 EVALSHA" 20 "$loads"
+expect_eq "a read that changes nothing writes nothing" 0 "$(calls set)"
+redis_cli redis config resetstat >/dev/null
+for i in $(seq 1 10); do get rt "$A/private/cgi/count.cgi" >/dev/null; done
+echo "# 10 requests that change the session: $(calls evalsha) EVALSHA, $(calls set) SET"
+expect_eq "a changed session: one load ..." 10 "$(calls evalsha)"
+expect_eq "... and one SET per request" 10 "$(calls set)"
+# (GET runs inside the script; CONFIG and INFO are this test's own.)
+others=$(redis_cli redis info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([a-z|]*\):.*/\1/p' |
+    grep -vxE 'evalsha|get|set|config\|resetstat|info' | tr '\n' ' ')
+expect_eq "and no other command reaches Redis" "" "$others"
+
 # --- counters: 24 clients, each with its own session, alternating nodes
 clients=20
 rounds=16
