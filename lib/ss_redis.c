@@ -253,9 +253,7 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
     cmd_add(&cmd, buf, len);
     cmd_str(&cmd, "PX");
     cmd_str(&cmd, ms);
-    if (mode != SS_SAVE_UPSERT) {
-        cmd_str(&cmd, mode == SS_SAVE_NEW ? "NX" : "XX");
-    }
+    cmd_str(&cmd, mode == SS_SAVE_NEW ? "NX" : "XX");
     rv = ss_redis_conn_command(s->conn, &cmd, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
