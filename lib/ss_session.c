@@ -30,13 +30,16 @@ apr_status_t ss_session_load(const ss_session_ctx_t *ctx, const char *id, apr_ti
     return APR_SUCCESS;
 }
 
-static apr_status_t save_mode(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                              ss_save_mode_e mode, apr_pool_t *p)
+apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
+                              int is_new, apr_pool_t *p)
 {
     ss_key_t key;
     apr_size_t size = ss_record_size(rec);
     apr_status_t rv;
 
+    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
+        return APR_EINVAL;
+    }
     rv = ss_id_key(id, &key);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -51,19 +54,7 @@ static apr_status_t save_mode(const ss_session_ctx_t *ctx, const char *id, const
     }
     return ctx->store->ops->save(ctx->store, &key, rec,
                                  ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed),
-                                 mode, p);
-}
-
-apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                              int is_new, apr_pool_t *p)
-{
-    return save_mode(ctx, id, rec, is_new ? SS_SAVE_NEW : SS_SAVE_UPDATE, p);
-}
-
-apr_status_t ss_session_save(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                             apr_pool_t *p)
-{
-    return save_mode(ctx, id, rec, SS_SAVE_UPSERT, p);
+                                 is_new ? SS_SAVE_NEW : SS_SAVE_UPDATE, p);
 }
 
 apr_status_t ss_session_remove(const ss_session_ctx_t *ctx, const char *id)

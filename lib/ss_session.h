@@ -27,15 +27,10 @@ apr_status_t ss_session_load(const ss_session_ctx_t *ctx, const char *id, apr_ti
  * APR_NOTFOUND for an update when the record is gone (removed by a logout or
  * expired meanwhile): nothing is written, so a removed session never comes
  * back; the caller should drop the ID. APR_EEXIST for a new ID already in use.
- * Anything else is a store failure. rec->accessed is taken as now. */
+ * APR_EINVAL for a malformed ID (nothing is written). Anything else is a
+ * store failure. rec->accessed is taken as now. */
 apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
                               int is_new, apr_pool_t *p);
-
-/* Transitional: ss_session_write without the new/update distinction (writes
- * whatever is there, so it can resurrect a removed session). To be removed
- * once the module calls ss_session_write. */
-apr_status_t ss_session_save(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                             apr_pool_t *p);
 
 apr_status_t ss_session_remove(const ss_session_ctx_t *ctx, const char *id);
 

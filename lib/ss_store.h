@@ -36,13 +36,12 @@ typedef struct {
     apr_uint64_t retries;          /* operations retried after a stale pooled connection */
 } ss_store_stats_t;
 
-/* How a save treats a record already under the key. NEW and UPDATE close a
- * race: without them, a request still holding a session that another request
- * has just removed (logout) would write it back. */
+/* How a save treats a record already under the key. There is no blind
+ * overwrite: a request still holding a session that another request has just
+ * removed (logout) would write it back. */
 typedef enum {
-    SS_SAVE_UPSERT = 0, /* write whatever is there */
-    SS_SAVE_NEW,        /* a fresh ID: APR_EEXIST if a live record holds the key */
-    SS_SAVE_UPDATE      /* an existing ID: APR_NOTFOUND, nothing written, if it is gone */
+    SS_SAVE_NEW,   /* a fresh ID: APR_EEXIST if a live record holds the key */
+    SS_SAVE_UPDATE /* an existing ID: APR_NOTFOUND, nothing written, if it is gone */
 } ss_save_mode_e;
 
 typedef struct ss_store_t ss_store_t;

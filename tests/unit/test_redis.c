@@ -777,8 +777,11 @@ static void test_save_modes(void **state)
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_NOTFOUND);
     assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
     assert_int_equal(stats_of(store).refused_gone, 2);
-    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPSERT), APR_SUCCESS);
-    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPSERT), APR_SUCCESS);
+    /* A removed key is free again for a new session. */
+    rec.payload = "a=3";
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=3");
 }
 
 static void test_session_api_over_redis(void **state)
@@ -811,7 +814,7 @@ static void save_and_load(ss_store_t *store, int n)
     ss_record_t rec = record("x=y", now, now), out;
     ss_key_t key = test_key(n);
 
-    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPSERT), APR_SUCCESS);
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
     assert_string_equal(out.payload, "x=y");
 }
@@ -1047,7 +1050,7 @@ static void test_outage_and_recovery(void **state)
     assert_int_equal(logged(SS_LOG_ERR), 1);
     assert_true(stats_of(store).fast_fails > 20);
     rec = record("a=1", apr_time_now(), apr_time_now());
-    assert_true(is_store_failure(save(store, &key, &rec, &e, SS_SAVE_UPSERT)));
+    assert_true(is_store_failure(save(store, &key, &rec, &e, SS_SAVE_NEW)));
     assert_true(is_store_failure(store->ops->remove(store, &key)));
 
     g.own.port = port;

@@ -119,23 +119,6 @@ static void test_update_of_a_dead_key_is_refused(void **state)
                      APR_NOTFOUND);
 }
 
-static void test_upsert_writes_either_way(void **state)
-{
-    fixture_t *f = *state;
-    ss_record_t rec = record("a=1", T0), out;
-    ss_key_t key;
-
-    test_key(&key, 4);
-    assert_int_equal(f->store->ops->save(f->store, &key, &rec, 0, SS_SAVE_UPSERT, f->pool),
-                     APR_SUCCESS);
-    rec.payload = "a=2";
-    assert_int_equal(f->store->ops->save(f->store, &key, &rec, 0, SS_SAVE_UPSERT, f->pool),
-                     APR_SUCCESS);
-    assert_int_equal(f->store->ops->load(f->store, &key, &f->ctx.expiry, T0, f->pool, &out),
-                     APR_SUCCESS);
-    assert_string_equal(out.payload, "a=2");
-}
-
 /* The race the modes exist for: request A logs out (removes the record),
  * request B, which loaded the session before, then saves its change. */
 static void test_session_write_does_not_resurrect(void **state)
@@ -166,7 +149,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_of_a_missing_key_writes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_update_of_a_dead_key_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upsert_writes_either_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_write_does_not_resurrect, setup, teardown),
     };
     int rc;

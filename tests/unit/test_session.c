@@ -211,8 +211,8 @@ static void test_round_trip(void **state)
 
     new_id(a);
     new_id(b);
-    assert_int_equal(ss_session_save(&f->ctx, a, &ra, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_save(&f->ctx, b, &rb, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, a, &ra, 1, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, b, &rb, 1, f->p), APR_SUCCESS);
     assert_int_equal(f->counts.saves, 2);
 
     memset(&out, 0, sizeof(out));
@@ -239,8 +239,8 @@ static void test_save_overwrites(void **state)
     ss_record_t out;
 
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &v1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_save(&f->ctx, id, &v2, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &v1, 1, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &v2, 0, f->p), APR_SUCCESS);
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3), f->p, &out), APR_SUCCESS);
     assert_record(&out, &v2);
     assert_int_equal(stats_of(f).entries, 1);
@@ -254,16 +254,18 @@ static void test_save_passes_deadline(void **state)
 
     new_id(id);
     /* idle end (accessed + 30 min) comes before absolute end (created + 8 h) */
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(f->counts.last_deadline, T0 + SEC(3600 + 1800));
-    /* absolute end first */
+    /* absolute end first (a fresh ID: the first record is dead by now) */
     r.accessed = T0 + SEC(8 * 3600 - 60);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    new_id(id);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(f->counts.last_deadline, T0 + SEC(8 * 3600));
     /* no expiry at all: no deadline, and the record lives on */
     f->ctx.expiry.idle = 0;
     f->ctx.expiry.absolute = 0;
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    new_id(id);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(f->counts.last_deadline, 0);
     {
         ss_record_t out;
@@ -285,7 +287,7 @@ static void test_malformed_ids(void **state)
     size_t i, nbad = 0;
 
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
 
     memcpy(plus, id, sizeof(plus));
     plus[7] = '+';
@@ -312,10 +314,14 @@ static void test_malformed_ids(void **state)
         assert_int_equal(ss_session_load(&f->ctx, bad[i], T0 + SEC(1), f->p, &out), APR_NOTFOUND);
         /* Removing a malformed ID is a quiet no-op. */
         assert_int_equal(ss_session_remove(&f->ctx, bad[i]), APR_SUCCESS);
+        /* Writing one is refused, new or not. */
+        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 1, f->p), APR_EINVAL);
+        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 0, f->p), APR_EINVAL);
     }
     after = stats_of(f);
     /* The store was never asked. */
     assert_int_equal(f->counts.loads, 0);
+    assert_int_equal(f->counts.saves, 1);
     assert_int_equal(f->counts.removes, 0);
     assert_int_equal(after.misses, before.misses);
     assert_int_equal(after.hits, before.hits);
@@ -343,7 +349,7 @@ static void test_unknown_id(void **state)
 
     new_id(id);
     new_id(other);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(ss_session_load(&f->ctx, other, T0 + SEC(1), f->p, &out), APR_NOTFOUND);
     assert_int_equal(f->counts.loads, 1);
     st = stats_of(f);
@@ -362,8 +368,8 @@ static void test_expired_idle(void **state)
 
     new_id(a);
     new_id(b);
-    assert_int_equal(ss_session_save(&f->ctx, a, &r, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_save(&f->ctx, b, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, a, &r, 1, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, b, &r, 1, f->p), APR_SUCCESS);
     /* One microsecond before the idle deadline: alive. */
     assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1800) - 1, f->p, &out), APR_SUCCESS);
     /* At the deadline: gone, and removed. */
@@ -388,7 +394,7 @@ static void test_expired_absolute(void **state)
 
     f->ctx.expiry.absolute = SEC(3600);
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     /* Kept busy, so idle never fires. */
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1200), f->p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(1200));
@@ -415,7 +421,7 @@ static void test_touch_only_when_due(void **state)
     f->ctx.expiry.idle = SEC(100); /* touch throttle: 10 s */
     f->ctx.expiry.absolute = 0;
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
 
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(5), f->p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0);
@@ -450,27 +456,20 @@ static void test_touch_moves_shm_deadline(void **state)
     ss_record_t r = make(T0, T0, "alice", "a=1");
     ss_record_t out;
 
-    /* Loads that check only the arena's stored deadline, not the record's
-     * timestamps, show that the touch moved that deadline too. */
+    /* A new save over an entry past its arena deadline goes ahead (the entry
+     * counts as gone); refused before it. That shows where the touch moved the
+     * deadline: from T0 + 100 s to T0 + 150 s. */
     f->ctx.expiry.idle = SEC(100);
     f->ctx.expiry.absolute = 0;
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(f->counts.last_deadline, T0 + SEC(100));
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(50), f->p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(50));
-    {
-        ss_key_t key;
-        const ss_expiry_t none = {0, 0};
-
-        assert_int_equal(ss_id_key(id, &key), APR_SUCCESS);
-        assert_int_equal(
-            f->shm_store->ops->load(f->shm_store, &key, &none, T0 + SEC(149), f->p, &out),
-            APR_SUCCESS);
-        assert_int_equal(
-            f->shm_store->ops->load(f->shm_store, &key, &none, T0 + SEC(150), f->p, &out),
-            APR_NOTFOUND);
-    }
+    r.accessed = T0 + SEC(149);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_EEXIST);
+    r.accessed = T0 + SEC(150);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
 }
 
 static void test_session_rechecks_expiry(void **state)
@@ -483,7 +482,7 @@ static void test_session_rechecks_expiry(void **state)
     /* A backend that ignores expiry still never yields a dead session. */
     f->counts.ignore_expiry = 1;
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(60), f->p, &out), APR_SUCCESS);
     assert_int_equal(f->counts.removes, 0);
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1800), f->p, &out), APR_NOTFOUND);
@@ -505,7 +504,7 @@ static void test_oversize(void **state)
 
     f->ctx.max_size = limit;
     new_id(id);
-    assert_int_equal(ss_session_save(&f->ctx, id, &v1, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &v1, 1, f->p), APR_SUCCESS);
     assert_int_equal(f->counts.saves, 1);
     assert_int_equal(f->log.count, 0);
 
@@ -517,7 +516,7 @@ static void test_oversize(void **state)
     big = make(T0, T0 + SEC(1), "alice", payload);
     assert_int_equal(ss_record_size(&big), limit + 1);
     before = stats_of(f);
-    assert_int_equal(ss_session_save(&f->ctx, id, &big, f->p), APR_ENOSPC);
+    assert_int_equal(ss_session_write(&f->ctx, id, &big, 0, f->p), APR_ENOSPC);
     after = stats_of(f);
     assert_int_equal(f->counts.saves, 1); /* never reached the store */
     assert_memory_equal(&after, &before, sizeof(after));
@@ -552,7 +551,7 @@ static void test_oversize(void **state)
     exact.payload_len = plen - 1;
     payload[plen - 1] = '\0';
     assert_int_equal(ss_record_size(&exact), limit);
-    assert_int_equal(ss_session_save(&f->ctx, id, &exact, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &exact, 0, f->p), APR_SUCCESS);
     assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->p, &out), APR_SUCCESS);
     assert_record(&out, &exact);
     assert_int_equal(f->log.count, 1);
@@ -568,8 +567,8 @@ static void test_remove(void **state)
 
     new_id(a);
     new_id(b);
-    assert_int_equal(ss_session_save(&f->ctx, a, &r, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_save(&f->ctx, b, &r, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, a, &r, 1, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, b, &r, 1, f->p), APR_SUCCESS);
     assert_int_equal(ss_session_remove(&f->ctx, a), APR_SUCCESS);
     assert_int_equal(f->counts.removes, 1);
     assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->p, &out), APR_NOTFOUND);
