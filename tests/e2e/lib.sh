@@ -24,6 +24,8 @@ if [ -n "${VALGRIND:-}" ]; then
     command -v valgrind >/dev/null || { echo "FATAL: VALGRIND=1 but valgrind is not installed" >&2; exit 1; }
     # children run as nobody: the log directory must be theirs to write too
     mkdir -p "$WORK/valgrind" && chmod 1777 "$WORK/valgrind"
+    # valgrind slows httpd tenfold: give the Redis client room (see test_redis_options.sh)
+    REDIS_SLOW_OPTIONS="&connect_timeout=5000&command_timeout=5000"
     HTTPD_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=no --track-origins=yes --num-callers=30 --log-file=$WORK/valgrind/%p.log"
 fi
 

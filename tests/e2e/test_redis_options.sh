@@ -14,10 +14,11 @@ SOCK="$WORK/redis/redis.sock"
 PT=$(free_port)
 PU=$(free_port)
 PW=$(free_port)
-httpd_conf tcp "$PT" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:"
+SLOW=${REDIS_SLOW_OPTIONS:-}
+httpd_conf tcp "$PT" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:$SLOW"
 httpd_conf unix "$PU" event \
-    "SessionStoreBackend unix://$SOCK?db=5&prefix=app2:&user=sessuser&password=s3cret"
-httpd_conf wrong "$PW" event "SessionStoreBackend redis://sessuser:WrongPass1@127.0.0.1:$RP/0"
+    "SessionStoreBackend unix://$SOCK?db=5&prefix=app2:&user=sessuser&password=s3cret$SLOW"
+httpd_conf wrong "$PW" event "SessionStoreBackend redis://sessuser:WrongPass1@127.0.0.1:$RP/0?prefix=x:$SLOW"
 httpd_start tcp "$PT"
 httpd_start unix "$PU"
 httpd_start wrong "$PW"
