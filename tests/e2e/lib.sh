@@ -63,11 +63,15 @@ expect_eq() {
 
 # A TCP port nobody listens on, from a range that avoids common services.
 # Ports handed out are remembered: a port is not bound until its server
-# starts, and two calls in a row must not return the same one.
+# starts, and two calls in a row must not return the same one. They come from
+# below the kernel's ephemeral range, where no outgoing connection can take
+# one between this check and the server's bind.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+EPHEMERAL_LOW=${EPHEMERAL_LOW:-32768}
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
         grep -qx "$p" "$WORK/ports" 2>/dev/null && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p" >>"$WORK/ports"
