@@ -34,7 +34,7 @@ remember_id() {
 status() {
     local url=$1
     shift
-    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "$@" "$url" 2>/dev/null
+    curl -sS --max-time "$CURL_MAX_TIME" -o /dev/null -w '%{http_code}' "$@" "$url" 2>/dev/null
 }
 
 is_id() {
