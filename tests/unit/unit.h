@@ -38,8 +38,10 @@
 /* The body of main(): the group, named as cmocka_run_group_tests names it,
  * between apr_initialize and apr_terminate. */
 #define UNIT_RUN(tests) UNIT_RUN_NAMED(#tests, tests)
-#define UNIT_RUN_NAMED(name, tests)                                                                \
-    unit_run(name, tests, sizeof(tests) / sizeof((tests)[0]), NULL, NULL)
+#define UNIT_RUN_NAMED(name, tests) unit_run(name, tests, UNIT_COUNT(tests), NULL, NULL)
+
+/* The number of elements of an array. */
+#define UNIT_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Runs the n tests as one group under APR; the number that failed, or 1 when
  * APR does not start. */
