@@ -915,6 +915,31 @@ static apr_time_t timed_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     return apr_time_now() - t0;
 }
 
+static int is_success(apr_status_t rv)
+{
+    return rv == APR_SUCCESS;
+}
+
+static int is_answer(apr_status_t rv)
+{
+    return !is_store_failure(rv);
+}
+
+/* Loads every 20 ms until done(status), for 3 s at the most: the last status
+ * in *rv; when it started. */
+static apr_time_t load_until(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *e,
+                             int (*done)(apr_status_t), apr_status_t *rv)
+{
+    ss_record_t out;
+    apr_time_t t0 = apr_time_now();
+
+    while (!done(*rv = load(store, key, e, apr_time_now(), &out)) &&
+           apr_time_now() - t0 < 3 * SEC) {
+        usleep(20000);
+    }
+    return t0;
+}
+
 static void test_hung_server_times_out(void **state)
 {
     apr_thread_t *prober;
@@ -923,7 +948,6 @@ static void test_hung_server_times_out(void **state)
     ss_store_t *store;
     ss_expiry_t e = {60 * SEC, 0};
     ss_key_t key = test_key(16);
-    ss_record_t out;
     apr_time_t t0, elapsed, worst = 0;
     apr_status_t rv;
     ss_store_stats_t st;
@@ -970,11 +994,7 @@ static void test_hung_server_times_out(void **state)
     assert_int_equal(logged(SS_LOG_ERR), 1);
 
     kill(g.own.pid, SIGCONT);
-    t0 = apr_time_now();
-    while ((rv = load(store, &key, &e, apr_time_now(), &out)) != APR_SUCCESS &&
-           apr_time_now() - t0 < 3 * SEC) {
-        usleep(20000);
-    }
+    t0 = load_until(store, &key, &e, is_success, &rv);
     assert_int_equal(rv, APR_SUCCESS);
     print_message("hung server resumed: answering again after %" APR_TIME_T_FMT " ms (breaker "
                   "1000 ms)\n",
@@ -1027,7 +1047,7 @@ static void test_outage_and_recovery(void **state)
     ss_store_t *store;
     ss_expiry_t e = {60 * SEC, 0};
     ss_key_t key = test_key(17);
-    ss_record_t rec, out;
+    ss_record_t rec;
     apr_time_t t0, elapsed, worst = 0;
     apr_status_t rv;
     int i, port;
@@ -1057,11 +1077,7 @@ static void test_outage_and_recovery(void **state)
 
     g.own.port = port;
     assert_int_equal(server_start(&g.own, NULL), 0);
-    t0 = apr_time_now();
-    while (is_store_failure(rv = load(store, &key, &e, apr_time_now(), &out)) &&
-           apr_time_now() - t0 < 3 * SEC) {
-        usleep(20000);
-    }
+    t0 = load_until(store, &key, &e, is_answer, &rv);
     assert_int_equal(rv, APR_NOTFOUND); /* answering again; nothing was persisted */
     print_message("server restarted: answering again after %" APR_TIME_T_FMT " ms (breaker "
                   "500 ms)\n",
