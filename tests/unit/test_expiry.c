@@ -10,26 +10,10 @@
 #include <apr_pools.h>
 
 #include "ss_expiry.h"
+#include "unit.h"
 
 #define SEC(n) apr_time_from_sec(n)
 #define T0 SEC(1700000000) /* an arbitrary "now" */
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static void test_neither(void **state)
 {
@@ -220,26 +204,20 @@ static void test_state_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_neither, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_absolute_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_both_idle_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_both_absolute_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_both_passed_absolute_wins, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deadline_picks_smaller, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_interval, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_due_fraction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_due_capped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_due_idle_off, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_due_tiny_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_state_names, setup, teardown),
+        UNIT_POOL_TEST(test_neither),
+        UNIT_POOL_TEST(test_idle_only),
+        UNIT_POOL_TEST(test_absolute_only),
+        UNIT_POOL_TEST(test_both_idle_first),
+        UNIT_POOL_TEST(test_both_absolute_first),
+        UNIT_POOL_TEST(test_both_passed_absolute_wins),
+        UNIT_POOL_TEST(test_deadline_picks_smaller),
+        UNIT_POOL_TEST(test_touch_interval),
+        UNIT_POOL_TEST(test_touch_due_fraction),
+        UNIT_POOL_TEST(test_touch_due_capped),
+        UNIT_POOL_TEST(test_touch_due_idle_off),
+        UNIT_POOL_TEST(test_touch_due_tiny_idle),
+        UNIT_POOL_TEST(test_state_names),
     };
-    int failed;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return failed;
+    return UNIT_RUN(tests);
 }

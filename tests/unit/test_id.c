@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "ss_id.h"
+#include "unit.h"
 
 #define N_IDS 10000
 
@@ -19,23 +20,6 @@ static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 /* A known-valid ID: 42 'A's then 'A' (value 0, low bits clear). */
 static const char valid_id[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static int cmp_ids(const void *a, const void *b)
 {
@@ -292,25 +276,19 @@ static void test_key_tag(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_generate_shape, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_generate_distinct, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_valid_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_valid_rejects_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_valid_rejects_lengths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_valid_rejects_alphabet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_valid_rejects_nul_inside, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_valid_last_char_bits, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_known_vectors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_matches_sha256_of_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_hex_format, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_key_tag, setup, teardown),
+        UNIT_POOL_TEST(test_generate_shape),
+        UNIT_POOL_TEST(test_generate_distinct),
+        UNIT_POOL_TEST(test_valid_basic),
+        UNIT_POOL_TEST(test_valid_rejects_null),
+        UNIT_POOL_TEST(test_valid_rejects_lengths),
+        UNIT_POOL_TEST(test_valid_rejects_alphabet),
+        UNIT_POOL_TEST(test_valid_rejects_nul_inside),
+        UNIT_POOL_TEST(test_valid_last_char_bits),
+        UNIT_POOL_TEST(test_key_known_vectors),
+        UNIT_POOL_TEST(test_key_matches_sha256_of_id),
+        UNIT_POOL_TEST(test_key_hex_format),
+        UNIT_POOL_TEST(test_key_tag),
     };
-    int failed;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return failed;
+    return UNIT_RUN(tests);
 }

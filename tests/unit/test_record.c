@@ -12,26 +12,10 @@
 #include <apr_strings.h>
 
 #include "ss_record.h"
+#include "unit.h"
 
 #define T_CREATED ((apr_time_t)0x0102030405060708LL)
 #define T_ACCESSED ((apr_time_t)0x1112131415161718LL)
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
 
 static ss_record_t make(const char *user, const char *payload, apr_size_t payload_len)
 {
@@ -506,35 +490,29 @@ static void test_poke_accessed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_basic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_empty_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_empty_payload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_all_empty, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_times, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_long_payload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip_user_max, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_encode_user_too_long, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_encode_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_encode_large_lengths_layout, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_valid_copy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_every_truncation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_trailing_byte, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_bad_magic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_bad_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_nonzero_flags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_lengths_must_add_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_hostile_lengths_header_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_decode_embedded_nul, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peek_times, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_poke_accessed, setup, teardown),
+        UNIT_POOL_TEST(test_round_trip_basic),
+        UNIT_POOL_TEST(test_round_trip_empty_user),
+        UNIT_POOL_TEST(test_round_trip_empty_payload),
+        UNIT_POOL_TEST(test_round_trip_all_empty),
+        UNIT_POOL_TEST(test_round_trip_times),
+        UNIT_POOL_TEST(test_round_trip_long_payload),
+        UNIT_POOL_TEST(test_round_trip_user_max),
+        UNIT_POOL_TEST(test_encode_user_too_long),
+        UNIT_POOL_TEST(test_encode_layout),
+        UNIT_POOL_TEST(test_encode_large_lengths_layout),
+        UNIT_POOL_TEST(test_decode_valid_copy),
+        UNIT_POOL_TEST(test_decode_null),
+        UNIT_POOL_TEST(test_decode_every_truncation),
+        UNIT_POOL_TEST(test_decode_trailing_byte),
+        UNIT_POOL_TEST(test_decode_bad_magic),
+        UNIT_POOL_TEST(test_decode_bad_version),
+        UNIT_POOL_TEST(test_decode_nonzero_flags),
+        UNIT_POOL_TEST(test_decode_lengths_must_add_up),
+        UNIT_POOL_TEST(test_decode_hostile_lengths_header_only),
+        UNIT_POOL_TEST(test_decode_embedded_nul),
+        UNIT_POOL_TEST(test_peek_times),
+        UNIT_POOL_TEST(test_poke_accessed),
     };
-    int failed;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return failed;
+    return UNIT_RUN(tests);
 }

@@ -32,6 +32,7 @@
 #include "ss_log.h"
 #include "ss_redis.h"
 #include "ss_session.h"
+#include "unit.h"
 
 #define DEFAULT_REDIS_SERVER "/usr/bin/redis-server"
 #define SEC apr_time_from_sec(1)
@@ -50,8 +51,9 @@ typedef struct {
 static struct {
     const char *binary;
     server_t main;
-    server_t own; /* a test's private server, killed by the teardown */
-    apr_pool_t *pool;
+    server_t own;     /* a test's private server, killed by the teardown */
+    apr_pool_t *root; /* the group's: the log mutex */
+    apr_pool_t *pool; /* the test's */
     apr_thread_mutex_t *log_mutex;
     int log_count[8];
     char last_log[1024];
@@ -337,14 +339,6 @@ static apr_status_t load(ss_store_t *store, const ss_key_t *key, const ss_expiry
     return store->ops->load(store, key, e, now, g.pool, rec);
 }
 
-static ss_store_stats_t stats_of(ss_store_t *store)
-{
-    ss_store_stats_t st;
-
-    assert_int_equal(store->ops->stats(store, &st), APR_SUCCESS);
-    return st;
-}
-
 static int is_store_failure(apr_status_t rv)
 {
     return rv != APR_SUCCESS && rv != APR_NOTFOUND;
@@ -355,6 +349,11 @@ static int is_store_failure(apr_status_t rv)
 static int group_setup(void **state)
 {
     (void)state;
+    if (apr_pool_create(&g.root, NULL) != APR_SUCCESS ||
+        apr_thread_mutex_create(&g.log_mutex, APR_THREAD_MUTEX_DEFAULT, g.root) != APR_SUCCESS) {
+        return -1;
+    }
+    ss_log_set(capture, NULL);
     g.binary = getenv("REDIS_SERVER") ? getenv("REDIS_SERVER") : DEFAULT_REDIS_SERVER;
     if (access(g.binary, X_OK)) {
         fprintf(stderr,
@@ -370,10 +369,11 @@ static int group_teardown(void **state)
 {
     (void)state;
     server_destroy(&g.main);
+    apr_pool_destroy(g.root);
     return 0;
 }
 
-static int test_setup(void **state)
+static int setup(void **state)
 {
     (void)state;
     apr_pool_create(&g.pool, NULL);
@@ -382,7 +382,7 @@ static int test_setup(void **state)
     return 0;
 }
 
-static int test_teardown(void **state)
+static int teardown(void **state)
 {
     (void)state;
     if (g.own.pid) {
@@ -580,7 +580,7 @@ static void test_round_trip(void **state)
     assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
     assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
     assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS); /* absent: still fine */
-    st = stats_of(store);
+    st = unit_stats(store);
     assert_int_equal(st.saves, 1);
     assert_int_equal(st.hits, 1);
     assert_int_equal(st.misses, 1);
@@ -650,7 +650,7 @@ static void test_expired_records_are_deleted(void **state)
     assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k3)), 0);
     assert_int_equal(logged(SS_LOG_WARNING), 1);
 
-    st = stats_of(store);
+    st = unit_stats(store);
     assert_int_equal(st.expired, 3);
     assert_int_equal(st.hits, 1);
 }
@@ -693,7 +693,7 @@ static void test_touch_only_when_due(void **state)
     assert_true(out.accessed == now - 50 * SEC);
     assert_true(stored_accessed(k) == now - 50 * SEC);
     assert_true(admin_integer(&g.main, "PTTL %s", k) <= 30000);
-    assert_int_equal(stats_of(store).touches, 0);
+    assert_int_equal(unit_stats(store).touches, 0);
 
     /* 50 s after: due. The timestamp is rewritten in place, the TTL renewed. */
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
@@ -701,7 +701,7 @@ static void test_touch_only_when_due(void **state)
     assert_true(stored_accessed(k) == now);
     pttl = admin_integer(&g.main, "PTTL %s", k);
     assert_true(pttl > 95000 && pttl <= 100000);
-    assert_int_equal(stats_of(store).touches, 1);
+    assert_int_equal(unit_stats(store).touches, 1);
     assert_string_equal(out.payload, "a=1");
 
     /* With an absolute limit nearer than the idle one, the TTL stops there. */
@@ -733,7 +733,7 @@ static void test_one_round_trip_each(void **state)
     /* A load with a touch: still one EVALSHA (the GET, SETRANGE and PEXPIRE
      * run inside it). */
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
-    assert_int_equal(stats_of(store).touches, 1);
+    assert_int_equal(unit_stats(store).touches, 1);
     assert_int_equal(calls_of(&g.main, "evalsha"), evalsha + 1);
     assert_int_equal(calls_of(&g.main, "eval"), eval);
     assert_int_equal(calls_of(&g.main, "set"), set + 1);
@@ -742,7 +742,7 @@ static void test_one_round_trip_each(void **state)
     assert_int_equal(calls_of(&g.main, "del"), del + 1);
     assert_int_equal(calls_of(&g.main, "evalsha"), evalsha + 1);
     /* All on the one pooled connection. */
-    assert_int_equal(stats_of(store).connects, 1);
+    assert_int_equal(unit_stats(store).connects, 1);
 
     /* After a script-cache flush, the first load falls back to EVAL once. */
     admin_ok(&g.main, "SCRIPT FLUSH");
@@ -751,7 +751,7 @@ static void test_one_round_trip_each(void **state)
     assert_int_equal(calls_of(&g.main, "eval"), eval + 1);
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
     assert_int_equal(calls_of(&g.main, "eval"), eval + 1);
-    assert_int_equal(stats_of(store).errors, 0);
+    assert_int_equal(unit_stats(store).errors, 0);
 }
 
 static void test_save_modes(void **state)
@@ -776,7 +776,7 @@ static void test_save_modes(void **state)
     assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_NOTFOUND);
     assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
-    assert_int_equal(stats_of(store).refused_gone, 2);
+    assert_int_equal(unit_stats(store).refused_gone, 2);
     /* A removed key is free again for a new session. */
     rec.payload = "a=3";
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
@@ -838,7 +838,7 @@ static void test_auth(void **state)
     store = open_uri(apr_psprintf(g.pool, "redis://web:w%%40nder@127.0.0.1:%d/1", g.own.port));
     save_and_load(store, 12);
     assert_int_equal(store->ops->remove(store, &acl_key), APR_SUCCESS);
-    assert_int_equal(stats_of(store).removes, 1);
+    assert_int_equal(unit_stats(store).removes, 1);
     save_and_load(open_uri(apr_psprintf(g.pool, "unix://%s?password=s3cret", g.own.sock)), 13);
 
     /* Wrong password and no password: a store failure, logged, never NOTFOUND. */
@@ -877,7 +877,7 @@ static void test_unix_socket(void **state)
 
     (void)state;
     save_and_load(store, 15);
-    assert_int_equal(stats_of(store).connects, 1);
+    assert_int_equal(unit_stats(store).connects, 1);
 }
 
 /* ---- outages ---- */
@@ -904,6 +904,42 @@ static void *APR_THREAD_FUNC probe(apr_thread_t *t, void *arg)
     return NULL;
 }
 
+/* One load now: its status in *rv; how long it took. */
+static apr_time_t timed_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *e,
+                             apr_status_t *rv)
+{
+    ss_record_t out;
+    apr_time_t t0 = apr_time_now();
+
+    *rv = load(store, key, e, t0, &out);
+    return apr_time_now() - t0;
+}
+
+static int is_success(apr_status_t rv)
+{
+    return rv == APR_SUCCESS;
+}
+
+static int is_answer(apr_status_t rv)
+{
+    return !is_store_failure(rv);
+}
+
+/* Loads every 20 ms until done(status), for 3 s at the most: the last status
+ * in *rv; when it started. */
+static apr_time_t load_until(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *e,
+                             int (*done)(apr_status_t), apr_status_t *rv)
+{
+    ss_record_t out;
+    apr_time_t t0 = apr_time_now();
+
+    while (!done(*rv = load(store, key, e, apr_time_now(), &out)) &&
+           apr_time_now() - t0 < 3 * SEC) {
+        usleep(20000);
+    }
+    return t0;
+}
+
 static void test_hung_server_times_out(void **state)
 {
     apr_thread_t *prober;
@@ -912,7 +948,6 @@ static void test_hung_server_times_out(void **state)
     ss_store_t *store;
     ss_expiry_t e = {60 * SEC, 0};
     ss_key_t key = test_key(16);
-    ss_record_t out;
     apr_time_t t0, elapsed, worst = 0;
     apr_status_t rv;
     ss_store_stats_t st;
@@ -924,28 +959,24 @@ static void test_hung_server_times_out(void **state)
     save_and_load(store, 16);
 
     kill(g.own.pid, SIGSTOP);
-    t0 = apr_time_now();
-    rv = load(store, &key, &e, t0, &out);
-    elapsed = apr_time_now() - t0;
+    elapsed = timed_load(store, &key, &e, &rv);
     assert_int_equal(rv, APR_TIMEUP);
     print_message("hung server, command timeout 200 ms: failed after %" APR_TIME_T_FMT " us\n",
                   elapsed);
     assert_true(elapsed >= 190 * MS && elapsed < 400 * MS + 100 * MS);
     assert_int_equal(logged(SS_LOG_ERR), 1);
-    st = stats_of(store);
+    st = unit_stats(store);
 
     /* Within the breaker window: at once, without touching the network. */
     for (i = 0; i < 20; i++) {
-        t0 = apr_time_now();
-        rv = load(store, &key, &e, t0, &out);
-        elapsed = apr_time_now() - t0;
+        elapsed = timed_load(store, &key, &e, &rv);
         worst = elapsed > worst ? elapsed : worst;
         assert_int_equal(rv, APR_ECONNREFUSED);
     }
     print_message("breaker open: slowest of 20 fast failures %" APR_TIME_T_FMT " us\n", worst);
     assert_true(worst < 5 * MS);
-    assert_int_equal(stats_of(store).connects, st.connects);
-    assert_int_equal(stats_of(store).fast_fails, 20);
+    assert_int_equal(unit_stats(store).connects, st.connects);
+    assert_int_equal(unit_stats(store).fast_fails, 20);
     assert_int_equal(logged(SS_LOG_ERR), 1);
 
     /* After the window, one probe goes out; the others still fail at once. */
@@ -954,20 +985,16 @@ static void test_hung_server_times_out(void **state)
     pr.rv = APR_SUCCESS;
     assert_int_equal(apr_thread_create(&prober, NULL, probe, &pr, g.pool), APR_SUCCESS);
     usleep(50000);
-    t0 = apr_time_now();
-    assert_int_equal(load(store, &key, &e, t0, &out), APR_ECONNREFUSED);
-    assert_true(apr_time_now() - t0 < 5 * MS);
+    elapsed = timed_load(store, &key, &e, &rv);
+    assert_int_equal(rv, APR_ECONNREFUSED);
+    assert_true(elapsed < 5 * MS);
     apr_thread_join(&trv, prober);
     assert_int_equal(pr.rv, APR_TIMEUP);
-    assert_int_equal(stats_of(store).connects, st.connects + 1);
+    assert_int_equal(unit_stats(store).connects, st.connects + 1);
     assert_int_equal(logged(SS_LOG_ERR), 1);
 
     kill(g.own.pid, SIGCONT);
-    t0 = apr_time_now();
-    while ((rv = load(store, &key, &e, apr_time_now(), &out)) != APR_SUCCESS &&
-           apr_time_now() - t0 < 3 * SEC) {
-        usleep(20000);
-    }
+    t0 = load_until(store, &key, &e, is_success, &rv);
     assert_int_equal(rv, APR_SUCCESS);
     print_message("hung server resumed: answering again after %" APR_TIME_T_FMT " ms (breaker "
                   "1000 ms)\n",
@@ -986,8 +1013,7 @@ static void test_connect_timeout(void **state)
     ss_store_t *store;
     ss_expiry_t e = {60 * SEC, 0};
     ss_key_t key = test_key(18);
-    ss_record_t out;
-    apr_time_t t0, elapsed;
+    apr_time_t elapsed;
     apr_status_t rv;
 
     (void)state;
@@ -1004,9 +1030,7 @@ static void test_connect_timeout(void **state)
     usleep(50000);
     store = open_uri(
         apr_psprintf(g.pool, "redis://127.0.0.1:%d?connect_timeout=100", ntohs(a.sin_port)));
-    t0 = apr_time_now();
-    rv = load(store, &key, &e, t0, &out);
-    elapsed = apr_time_now() - t0;
+    elapsed = timed_load(store, &key, &e, &rv);
     for (i = 0; i < 4; i++) {
         close(fds[i]);
     }
@@ -1014,7 +1038,7 @@ static void test_connect_timeout(void **state)
     assert_int_equal(rv, APR_TIMEUP);
     print_message("connect timeout 100 ms: failed after %" APR_TIME_T_FMT " us\n", elapsed);
     assert_true(elapsed >= 95 * MS && elapsed < 200 * MS);
-    assert_int_equal(stats_of(store).connects, 0);
+    assert_int_equal(unit_stats(store).connects, 0);
     assert_int_equal(logged(SS_LOG_ERR), 1);
 }
 
@@ -1023,7 +1047,7 @@ static void test_outage_and_recovery(void **state)
     ss_store_t *store;
     ss_expiry_t e = {60 * SEC, 0};
     ss_key_t key = test_key(17);
-    ss_record_t rec, out;
+    ss_record_t rec;
     apr_time_t t0, elapsed, worst = 0;
     apr_status_t rv;
     int i, port;
@@ -1038,9 +1062,7 @@ static void test_outage_and_recovery(void **state)
     /* Stale pooled socket, then a refused connect, then the breaker: 30
      * operations over ~0.6 s, none slow, one log line. */
     for (i = 0; i < 30; i++) {
-        t0 = apr_time_now();
-        rv = load(store, &key, &e, t0, &out);
-        elapsed = apr_time_now() - t0;
+        elapsed = timed_load(store, &key, &e, &rv);
         worst = elapsed > worst ? elapsed : worst;
         assert_true(is_store_failure(rv));
         usleep(20000);
@@ -1048,18 +1070,14 @@ static void test_outage_and_recovery(void **state)
     print_message("server killed: slowest of 30 failed loads %" APR_TIME_T_FMT " us\n", worst);
     assert_true(worst < 400 * MS + 100 * MS);
     assert_int_equal(logged(SS_LOG_ERR), 1);
-    assert_true(stats_of(store).fast_fails > 20);
+    assert_true(unit_stats(store).fast_fails > 20);
     rec = record("a=1", apr_time_now(), apr_time_now());
     assert_true(is_store_failure(save(store, &key, &rec, &e, SS_SAVE_NEW)));
     assert_true(is_store_failure(store->ops->remove(store, &key)));
 
     g.own.port = port;
     assert_int_equal(server_start(&g.own, NULL), 0);
-    t0 = apr_time_now();
-    while (is_store_failure(rv = load(store, &key, &e, apr_time_now(), &out)) &&
-           apr_time_now() - t0 < 3 * SEC) {
-        usleep(20000);
-    }
+    t0 = load_until(store, &key, &e, is_answer, &rv);
     assert_int_equal(rv, APR_NOTFOUND); /* answering again; nothing was persisted */
     print_message("server restarted: answering again after %" APR_TIME_T_FMT " ms (breaker "
                   "500 ms)\n",
@@ -1132,7 +1150,7 @@ static void test_threads(void **state)
 
     (void)state;
     run_workers(store);
-    st = stats_of(store);
+    st = unit_stats(store);
     assert_int_equal(st.hits, THREADS * THREAD_ROUNDS);
     assert_int_equal(st.saves, THREADS * THREAD_ROUNDS);
     assert_int_equal(st.errors, 0);
@@ -1151,7 +1169,7 @@ static void test_restart_behind_pooled_connections(void **state)
     assert_int_equal(server_start(&g.own, NULL), 0);
     store = open_server(&g.own, "?prefix=t:threads:");
     run_workers(store); /* leaves several idle connections */
-    before = stats_of(store);
+    before = unit_stats(store);
 
     port = g.own.port;
     server_kill(&g.own);
@@ -1160,7 +1178,7 @@ static void test_restart_behind_pooled_connections(void **state)
     for (i = 0; i < 10; i++) {
         save_and_load(store, 200 + i);
     }
-    after = stats_of(store);
+    after = unit_stats(store);
     assert_int_equal(after.errors, 0);
     assert_int_equal(after.retries - before.retries, 1); /* the rest of the pool was flushed */
     assert_int_equal(after.connects - before.connects, 1);
@@ -1170,40 +1188,28 @@ static void test_restart_behind_pooled_connections(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_parse_defaults, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_forms, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_parse_errors, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_describe_hides_the_password, test_setup,
-                                        test_teardown),
-        cmocka_unit_test_setup_teardown(test_round_trip, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_keys_and_ttls, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_expired_records_are_deleted, test_setup,
-                                        test_teardown),
-        cmocka_unit_test_setup_teardown(test_touch_only_when_due, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_one_round_trip_each, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_save_modes, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_session_api_over_redis, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_auth, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_select_db, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_unix_socket, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_hung_server_times_out, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_connect_timeout, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_outage_and_recovery, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_threads, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(test_restart_behind_pooled_connections, test_setup,
-                                        test_teardown),
+        UNIT_TEST(test_parse_defaults),
+        UNIT_TEST(test_parse_forms),
+        UNIT_TEST(test_parse_errors),
+        UNIT_TEST(test_describe_hides_the_password),
+        UNIT_TEST(test_round_trip),
+        UNIT_TEST(test_keys_and_ttls),
+        UNIT_TEST(test_expired_records_are_deleted),
+        UNIT_TEST(test_touch_only_when_due),
+        UNIT_TEST(test_one_round_trip_each),
+        UNIT_TEST(test_save_modes),
+        UNIT_TEST(test_session_api_over_redis),
+        UNIT_TEST(test_auth),
+        UNIT_TEST(test_select_db),
+        UNIT_TEST(test_unix_socket),
+        UNIT_TEST(test_hung_server_times_out),
+        UNIT_TEST(test_connect_timeout),
+        UNIT_TEST(test_outage_and_recovery),
+        UNIT_TEST(test_threads),
+        UNIT_TEST(test_restart_behind_pooled_connections),
     };
-    apr_pool_t *root;
-    int rc;
 
     /* A write to a socket Redis closed must be an error, not a death. */
     signal(SIGPIPE, SIG_IGN);
-    apr_initialize();
-    apr_pool_create(&root, NULL);
-    apr_thread_mutex_create(&g.log_mutex, APR_THREAD_MUTEX_DEFAULT, root);
-    ss_log_set(capture, NULL);
-    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    apr_pool_destroy(root);
-    apr_terminate();
-    return rc;
+    return unit_run("tests", tests, UNIT_COUNT(tests), group_setup, group_teardown);
 }

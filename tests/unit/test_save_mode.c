@@ -13,6 +13,7 @@
 
 #include "ss_session.h"
 #include "ss_shm.h"
+#include "unit.h"
 
 #define ARENA_SIZE (256 * 1024)
 #define T0 apr_time_from_sec(1700000000)
@@ -145,16 +146,11 @@ static void test_session_write_does_not_resurrect(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_new_refuses_a_live_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_update_of_a_missing_key_writes_nothing, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_update_of_a_dead_key_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_session_write_does_not_resurrect, setup, teardown),
+        UNIT_TEST(test_new_refuses_a_live_key),
+        UNIT_TEST(test_update_of_a_missing_key_writes_nothing),
+        UNIT_TEST(test_update_of_a_dead_key_is_refused),
+        UNIT_TEST(test_session_write_does_not_resurrect),
     };
-    int rc;
 
-    apr_initialize();
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    return UNIT_RUN(tests);
 }

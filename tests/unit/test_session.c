@@ -20,18 +20,12 @@
 #include "ss_log.h"
 #include "ss_session.h"
 #include "ss_shm.h"
+#include "unit.h"
 
 #define SEC(n) apr_time_from_sec(n)
 #define T0 SEC(1700000000)
 #define ARENA_SIZE (256 * 1024)
 #define ARENA_MAX_RECORD (16 * 1024)
-
-typedef struct {
-    int count;
-    int level;
-    apr_status_t rv;
-    char msg[2048];
-} log_capture_t;
 
 typedef struct {
     ss_store_t *inner;
@@ -41,18 +35,11 @@ typedef struct {
 } counting_t;
 
 typedef struct {
-    apr_pool_t *p;
-    apr_shm_t *shm;
-    apr_global_mutex_t *mutex;
-    const char *lockpath;
-    ss_store_t *shm_store;
-    ss_store_t store; /* the counting wrapper */
+    unit_arena_t shm; /* first: the arena, its mutex and the captured log */
+    ss_store_t store; /* the counting wrapper around shm.store */
     counting_t counts;
     ss_session_ctx_t ctx;
-    log_capture_t log;
 } fixture_t;
-
-static int lock_serial;
 
 static apr_status_t c_load(ss_store_t *s, const ss_key_t *key, const ss_expiry_t *expiry,
                            apr_time_t now, apr_pool_t *p, ss_record_t *rec)
@@ -98,54 +85,21 @@ static void c_close(ss_store_t *s)
 
 static const ss_store_ops_t counting_ops = {"counting", c_load, c_save, c_remove, c_stats, c_close};
 
-static void capture_log(void *baton, int level, apr_status_t rv, const char *msg)
-{
-    log_capture_t *cap = baton;
-
-    cap->count++;
-    cap->level = level;
-    cap->rv = rv;
-    apr_cpystrn(cap->msg, msg, sizeof(cap->msg));
-}
-
 static int setup(void **state)
 {
-    apr_pool_t *p;
-    fixture_t *f;
-    const char *tmp;
-    void *base;
+    fixture_t *f = unit_arena_create("test_session", sizeof(fixture_t));
 
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+    if (!f) {
         return -1;
     }
-    f = apr_pcalloc(p, sizeof(*f));
-    f->p = p;
-    if (apr_temp_dir_get(&tmp, p) != APR_SUCCESS) {
-        return -1;
-    }
-    f->lockpath =
-        apr_psprintf(p, "%s/test_session.%ld.%d.lock", tmp, (long)getpid(), ++lock_serial);
-    if (apr_shm_create(&f->shm, ARENA_SIZE, NULL, p) != APR_SUCCESS) {
-        return -1;
-    }
-    base = apr_shm_baseaddr_get(f->shm);
-    if (ss_shm_format(base, ARENA_SIZE, ARENA_MAX_RECORD) != APR_SUCCESS) {
-        return -1;
-    }
-    if (apr_global_mutex_create(&f->mutex, f->lockpath, APR_LOCK_DEFAULT, p) != APR_SUCCESS) {
-        return -1;
-    }
-    if (ss_shm_open(&f->shm_store, base, f->mutex, p) != APR_SUCCESS) {
-        return -1;
-    }
-    f->counts.inner = f->shm_store;
+    unit_arena_open(&f->shm, ARENA_SIZE, ARENA_MAX_RECORD);
+    f->counts.inner = f->shm.store;
     f->store.ops = &counting_ops;
     f->store.impl = &f->counts;
     f->ctx.store = &f->store;
     f->ctx.expiry.idle = SEC(1800);
     f->ctx.expiry.absolute = SEC(8 * 3600);
     f->ctx.max_size = 4096;
-    ss_log_set(capture_log, &f->log);
     *state = f;
     return 0;
 }
@@ -154,11 +108,8 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
 
-    ss_log_set(NULL, NULL);
-    f->store.ops->close(&f->store);
-    apr_global_mutex_destroy(f->mutex);
-    apr_file_remove(f->lockpath, f->p);
-    apr_pool_destroy(f->p);
+    /* Closing the counting wrapper only closes shm.store. */
+    unit_arena_destroy(&f->shm);
     return 0;
 }
 
@@ -181,13 +132,11 @@ static void new_id(char *id)
     assert_true(ss_id_is_valid(id, strlen(id)));
 }
 
-static ss_store_stats_t stats_of(fixture_t *f)
+/* A new session under a fresh ID: rec, written as new. */
+static void new_session(fixture_t *f, char *id, const ss_record_t *rec)
 {
-    ss_store_stats_t st;
-
-    memset(&st, 0xee, sizeof(st));
-    assert_int_equal(f->shm_store->ops->stats(f->shm_store, &st), APR_SUCCESS);
-    return st;
+    new_id(id);
+    assert_int_equal(ss_session_write(&f->ctx, id, rec, 1, f->shm.p), APR_SUCCESS);
 }
 
 static void assert_record(const ss_record_t *got, const ss_record_t *want)
@@ -209,20 +158,18 @@ static void test_round_trip(void **state)
     ss_record_t out;
     ss_store_stats_t st;
 
-    new_id(a);
-    new_id(b);
-    assert_int_equal(ss_session_write(&f->ctx, a, &ra, 1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_write(&f->ctx, b, &rb, 1, f->p), APR_SUCCESS);
+    new_session(f, a, &ra);
+    new_session(f, b, &rb);
     assert_int_equal(f->counts.saves, 2);
 
     memset(&out, 0, sizeof(out));
-    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
     assert_record(&out, &ra);
     memset(&out, 0, sizeof(out));
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
     assert_record(&out, &rb);
 
-    st = stats_of(f);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.entries, 2);
     assert_int_equal(st.saves, 2);
     assert_int_equal(st.hits, 2);
@@ -238,12 +185,11 @@ static void test_save_overwrites(void **state)
     ss_record_t v2 = make(T0, T0 + SEC(2), "alice", "v=2&more=data");
     ss_record_t out;
 
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &v1, 1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_write(&f->ctx, id, &v2, 0, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3), f->p, &out), APR_SUCCESS);
+    new_session(f, id, &v1);
+    assert_int_equal(ss_session_write(&f->ctx, id, &v2, 0, f->shm.p), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3), f->shm.p, &out), APR_SUCCESS);
     assert_record(&out, &v2);
-    assert_int_equal(stats_of(f).entries, 1);
+    assert_int_equal(unit_stats(f->shm.store).entries, 1);
 }
 
 static void test_save_passes_deadline(void **state)
@@ -252,25 +198,22 @@ static void test_save_passes_deadline(void **state)
     char id[SS_ID_LEN + 1];
     ss_record_t r = make(T0, T0 + SEC(3600), "u", "x");
 
-    new_id(id);
     /* idle end (accessed + 30 min) comes before absolute end (created + 8 h) */
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
     assert_int_equal(f->counts.last_deadline, T0 + SEC(3600 + 1800));
     /* absolute end first (a fresh ID: the first record is dead by now) */
     r.accessed = T0 + SEC(8 * 3600 - 60);
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
     assert_int_equal(f->counts.last_deadline, T0 + SEC(8 * 3600));
     /* no expiry at all: no deadline, and the record lives on */
     f->ctx.expiry.idle = 0;
     f->ctx.expiry.absolute = 0;
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
     assert_int_equal(f->counts.last_deadline, 0);
     {
         ss_record_t out;
 
-        assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10 * 365 * 86400LL), f->p, &out),
+        assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10 * 365 * 86400LL), f->shm.p, &out),
                          APR_SUCCESS);
         assert_record(&out, &r);
     }
@@ -286,8 +229,7 @@ static void test_malformed_ids(void **state)
     char plus[SS_ID_LEN + 1], last[SS_ID_LEN + 1], shortid[SS_ID_LEN];
     size_t i, nbad = 0;
 
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
 
     memcpy(plus, id, sizeof(plus));
     plus[7] = '+';
@@ -299,26 +241,27 @@ static void test_malformed_ids(void **state)
     bad[nbad++] = "";
     bad[nbad++] = "short";
     bad[nbad++] = shortid;
-    bad[nbad++] = apr_pstrcat(f->p, id, "A", NULL);
-    bad[nbad++] = apr_pstrcat(f->p, id, "\n", NULL);
-    bad[nbad++] = apr_pstrcat(f->p, " ", shortid, NULL);
+    bad[nbad++] = apr_pstrcat(f->shm.p, id, "A", NULL);
+    bad[nbad++] = apr_pstrcat(f->shm.p, id, "\n", NULL);
+    bad[nbad++] = apr_pstrcat(f->shm.p, " ", shortid, NULL);
     bad[nbad++] = plus;
     bad[nbad++] = last;
     bad[nbad++] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     bad[nbad++] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/";
 
-    before = stats_of(f);
+    before = unit_stats(f->shm.store);
     for (i = 0; i < nbad; i++) {
         ss_record_t out;
 
-        assert_int_equal(ss_session_load(&f->ctx, bad[i], T0 + SEC(1), f->p, &out), APR_NOTFOUND);
+        assert_int_equal(ss_session_load(&f->ctx, bad[i], T0 + SEC(1), f->shm.p, &out),
+                         APR_NOTFOUND);
         /* Removing a malformed ID is a quiet no-op. */
         assert_int_equal(ss_session_remove(&f->ctx, bad[i]), APR_SUCCESS);
         /* Writing one is refused, new or not. */
-        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 1, f->p), APR_EINVAL);
-        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 0, f->p), APR_EINVAL);
+        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 1, f->shm.p), APR_EINVAL);
+        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 0, f->shm.p), APR_EINVAL);
     }
-    after = stats_of(f);
+    after = unit_stats(f->shm.store);
     /* The store was never asked. */
     assert_int_equal(f->counts.loads, 0);
     assert_int_equal(f->counts.saves, 1);
@@ -333,7 +276,7 @@ static void test_malformed_ids(void **state)
     {
         ss_record_t out;
 
-        assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1), f->p, &out), APR_SUCCESS);
+        assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
         assert_record(&out, &r);
         assert_int_equal(f->counts.loads, 1);
     }
@@ -347,12 +290,11 @@ static void test_unknown_id(void **state)
     ss_record_t out;
     ss_store_stats_t st;
 
-    new_id(id);
+    new_session(f, id, &r);
     new_id(other);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, other, T0 + SEC(1), f->p, &out), APR_NOTFOUND);
+    assert_int_equal(ss_session_load(&f->ctx, other, T0 + SEC(1), f->shm.p, &out), APR_NOTFOUND);
     assert_int_equal(f->counts.loads, 1);
-    st = stats_of(f);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.misses, 1);
     assert_int_equal(st.hits, 0);
     assert_int_equal(st.entries, 1);
@@ -366,20 +308,18 @@ static void test_expired_idle(void **state)
     ss_record_t out;
     ss_store_stats_t st;
 
-    new_id(a);
-    new_id(b);
-    assert_int_equal(ss_session_write(&f->ctx, a, &r, 1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_write(&f->ctx, b, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, a, &r);
+    new_session(f, b, &r);
     /* One microsecond before the idle deadline: alive. */
-    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1800) - 1, f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1800) - 1, f->shm.p, &out), APR_SUCCESS);
     /* At the deadline: gone, and removed. */
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1800), f->p, &out), APR_NOTFOUND);
-    st = stats_of(f);
+    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1800), f->shm.p, &out), APR_NOTFOUND);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.expired, 1);
     assert_int_equal(st.entries, 1);
     /* Even with a clock from before the deadline, it stays gone. */
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->p, &out), APR_NOTFOUND);
-    st = stats_of(f);
+    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->shm.p, &out), APR_NOTFOUND);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.misses, 1);
     assert_int_equal(st.expired, 1);
 }
@@ -393,22 +333,21 @@ static void test_expired_absolute(void **state)
     ss_store_stats_t st;
 
     f->ctx.expiry.absolute = SEC(3600);
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
     /* Kept busy, so idle never fires. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1200), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1200), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(1200));
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2400), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2400), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(2400));
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3600) - 1, f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3600) - 1, f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.created, T0);
     /* The hard limit, however fresh the last access. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3600), f->p, &out), APR_NOTFOUND);
-    st = stats_of(f);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3600), f->shm.p, &out), APR_NOTFOUND);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.expired, 1);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3000), f->p, &out), APR_NOTFOUND);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3000), f->shm.p, &out), APR_NOTFOUND);
 }
 
 static void test_touch_only_when_due(void **state)
@@ -420,33 +359,32 @@ static void test_touch_only_when_due(void **state)
 
     f->ctx.expiry.idle = SEC(100); /* touch throttle: 10 s */
     f->ctx.expiry.absolute = 0;
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
 
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(5), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(5), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10) - 1, f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10) - 1, f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0);
-    assert_int_equal(stats_of(f).touches, 0);
+    assert_int_equal(unit_stats(f->shm.store).touches, 0);
 
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(10));
     assert_int_equal(out.created, T0);
     assert_string_equal(out.payload, "a=1");
-    assert_int_equal(stats_of(f).touches, 1);
+    assert_int_equal(unit_stats(f->shm.store).touches, 1);
 
     /* The touch was stored: the next load sees it and is not due. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(15), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(15), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(10));
-    assert_int_equal(stats_of(f).touches, 1);
+    assert_int_equal(unit_stats(f->shm.store).touches, 1);
 
     /* The deadline moved from T0 + 100 s to T0 + 110 s. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(105), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(105), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(105));
-    assert_int_equal(stats_of(f).touches, 2);
+    assert_int_equal(unit_stats(f->shm.store).touches, 2);
     /* ...and now to T0 + 205 s. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(205), f->p, &out), APR_NOTFOUND);
-    assert_int_equal(stats_of(f).expired, 1);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(205), f->shm.p, &out), APR_NOTFOUND);
+    assert_int_equal(unit_stats(f->shm.store).expired, 1);
 }
 
 static void test_touch_moves_shm_deadline(void **state)
@@ -461,15 +399,14 @@ static void test_touch_moves_shm_deadline(void **state)
      * deadline: from T0 + 100 s to T0 + 150 s. */
     f->ctx.expiry.idle = SEC(100);
     f->ctx.expiry.absolute = 0;
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &r);
     assert_int_equal(f->counts.last_deadline, T0 + SEC(100));
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(50), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(50), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(out.accessed, T0 + SEC(50));
     r.accessed = T0 + SEC(149);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_EEXIST);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->shm.p), APR_EEXIST);
     r.accessed = T0 + SEC(150);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->shm.p), APR_SUCCESS);
 }
 
 static void test_session_rechecks_expiry(void **state)
@@ -481,14 +418,13 @@ static void test_session_rechecks_expiry(void **state)
 
     /* A backend that ignores expiry still never yields a dead session. */
     f->counts.ignore_expiry = 1;
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(60), f->p, &out), APR_SUCCESS);
+    new_session(f, id, &r);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(60), f->shm.p, &out), APR_SUCCESS);
     assert_int_equal(f->counts.removes, 0);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1800), f->p, &out), APR_NOTFOUND);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1800), f->shm.p, &out), APR_NOTFOUND);
     /* ...and it is removed. */
     assert_int_equal(f->counts.removes, 1);
-    assert_int_equal(stats_of(f).entries, 0);
+    assert_int_equal(unit_stats(f->shm.store).entries, 0);
 }
 
 static void test_oversize(void **state)
@@ -503,37 +439,36 @@ static void test_oversize(void **state)
     ss_key_t key;
 
     f->ctx.max_size = limit;
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, &v1, 1, f->p), APR_SUCCESS);
+    new_session(f, id, &v1);
     assert_int_equal(f->counts.saves, 1);
-    assert_int_equal(f->log.count, 0);
+    assert_int_equal(f->shm.log.count, 0);
 
     /* One byte over the limit. */
     plen = limit + 1 - SS_RECORD_HEADER_LEN - strlen("alice");
-    payload = apr_palloc(f->p, plen + 1);
+    payload = apr_palloc(f->shm.p, plen + 1);
     memset(payload, 'x', plen);
     payload[plen] = '\0';
     big = make(T0, T0 + SEC(1), "alice", payload);
     assert_int_equal(ss_record_size(&big), limit + 1);
-    before = stats_of(f);
-    assert_int_equal(ss_session_write(&f->ctx, id, &big, 0, f->p), APR_ENOSPC);
-    after = stats_of(f);
+    before = unit_stats(f->shm.store);
+    assert_int_equal(ss_session_write(&f->ctx, id, &big, 0, f->shm.p), APR_ENOSPC);
+    after = unit_stats(f->shm.store);
     assert_int_equal(f->counts.saves, 1); /* never reached the store */
     assert_memory_equal(&after, &before, sizeof(after));
 
     /* The previous version is intact. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->shm.p, &out), APR_SUCCESS);
     assert_record(&out, &v1);
 
     /* The warning: level, status, size and limit, the key tag but not the ID. */
-    assert_int_equal(f->log.count, 1);
-    assert_int_equal(f->log.level, SS_LOG_WARNING);
-    assert_int_equal(f->log.rv, APR_ENOSPC);
-    assert_non_null(strstr(f->log.msg, "513"));
-    assert_non_null(strstr(f->log.msg, "512"));
+    assert_int_equal(f->shm.log.count, 1);
+    assert_int_equal(f->shm.log.level, SS_LOG_WARNING);
+    assert_int_equal(f->shm.log.rv, APR_ENOSPC);
+    assert_non_null(strstr(f->shm.log.msg, "513"));
+    assert_non_null(strstr(f->shm.log.msg, "512"));
     assert_int_equal(ss_id_key(id, &key), APR_SUCCESS);
-    assert_non_null(strstr(f->log.msg, ss_key_tag(&key, f->p)));
-    assert_null(strstr(f->log.msg, id));
+    assert_non_null(strstr(f->shm.log.msg, ss_key_tag(&key, f->shm.p)));
+    assert_null(strstr(f->shm.log.msg, id));
     {
         /* Not even a recognisable piece of it. */
         char piece[9];
@@ -542,7 +477,7 @@ static void test_oversize(void **state)
         for (i = 0; i + 8 <= SS_ID_LEN; i++) {
             memcpy(piece, id + i, 8);
             piece[8] = '\0';
-            assert_null(strstr(f->log.msg, piece));
+            assert_null(strstr(f->shm.log.msg, piece));
         }
     }
 
@@ -551,10 +486,10 @@ static void test_oversize(void **state)
     exact.payload_len = plen - 1;
     payload[plen - 1] = '\0';
     assert_int_equal(ss_record_size(&exact), limit);
-    assert_int_equal(ss_session_write(&f->ctx, id, &exact, 0, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&f->ctx, id, &exact, 0, f->shm.p), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->shm.p, &out), APR_SUCCESS);
     assert_record(&out, &exact);
-    assert_int_equal(f->log.count, 1);
+    assert_int_equal(f->shm.log.count, 1);
 }
 
 static void test_remove(void **state)
@@ -565,26 +500,24 @@ static void test_remove(void **state)
     ss_record_t out;
     ss_store_stats_t st;
 
-    new_id(a);
-    new_id(b);
-    assert_int_equal(ss_session_write(&f->ctx, a, &r, 1, f->p), APR_SUCCESS);
-    assert_int_equal(ss_session_write(&f->ctx, b, &r, 1, f->p), APR_SUCCESS);
+    new_session(f, a, &r);
+    new_session(f, b, &r);
     assert_int_equal(ss_session_remove(&f->ctx, a), APR_SUCCESS);
     assert_int_equal(f->counts.removes, 1);
-    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->p, &out), APR_NOTFOUND);
+    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->shm.p, &out), APR_NOTFOUND);
     /* The other one is untouched. */
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->p, &out), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
     assert_record(&out, &r);
-    st = stats_of(f);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.removes, 1);
     assert_int_equal(st.entries, 1);
     /* Removing again, or an unknown ID, succeeds and changes nothing. */
     assert_int_equal(ss_session_remove(&f->ctx, a), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.removes, 1);
     assert_int_equal(st.entries, 1);
     assert_int_equal(ss_session_remove(&f->ctx, b), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->shm.store);
     assert_int_equal(st.removes, 2);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
@@ -593,25 +526,19 @@ static void test_remove(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_save_overwrites, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_save_passes_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_ids, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expired_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expired_absolute, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_only_when_due, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_touch_moves_shm_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_session_rechecks_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_oversize, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+        UNIT_TEST(test_round_trip),
+        UNIT_TEST(test_save_overwrites),
+        UNIT_TEST(test_save_passes_deadline),
+        UNIT_TEST(test_malformed_ids),
+        UNIT_TEST(test_unknown_id),
+        UNIT_TEST(test_expired_idle),
+        UNIT_TEST(test_expired_absolute),
+        UNIT_TEST(test_touch_only_when_due),
+        UNIT_TEST(test_touch_moves_shm_deadline),
+        UNIT_TEST(test_session_rechecks_expiry),
+        UNIT_TEST(test_oversize),
+        UNIT_TEST(test_remove),
     };
-    int failed;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return failed;
+    return UNIT_RUN(tests);
 }

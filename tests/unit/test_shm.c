@@ -23,98 +23,27 @@
 #include "ss_log.h"
 #include "ss_session.h"
 #include "ss_shm.h"
+#include "unit.h"
 
 #define SEC(n) apr_time_from_sec(n)
 #define T0 SEC(1700000000)
 #define MIB (1024 * 1024)
 
-typedef struct {
-    int count;
-    int level;
-    apr_status_t rv;
-    char msg[2048];
-} log_capture_t;
-
-typedef struct {
-    apr_pool_t *p;
-    apr_global_mutex_t *mutex;
-    const char *lockpath;
-    void *base;
-    apr_size_t size;
-    ss_store_t *store;
-    log_capture_t log;
-} fixture_t;
+/* The arena, its mutex and the captured log. */
+typedef unit_arena_t fixture_t;
 
 static const ss_expiry_t no_expiry = {0, 0};
-static int lock_serial;
-
-static void capture_log(void *baton, int level, apr_status_t rv, const char *msg)
-{
-    log_capture_t *cap = baton;
-
-    cap->count++;
-    cap->level = level;
-    cap->rv = rv;
-    apr_cpystrn(cap->msg, msg, sizeof(cap->msg));
-}
 
 static int setup(void **state)
 {
-    apr_pool_t *p;
-    fixture_t *f;
-    const char *tmp;
-
-    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
-        return -1;
-    }
-    f = apr_pcalloc(p, sizeof(*f));
-    f->p = p;
-    if (apr_temp_dir_get(&tmp, p) != APR_SUCCESS) {
-        return -1;
-    }
-    f->lockpath = apr_psprintf(p, "%s/test_shm.%ld.%d.lock", tmp, (long)getpid(), ++lock_serial);
-    if (apr_global_mutex_create(&f->mutex, f->lockpath, APR_LOCK_DEFAULT, p) != APR_SUCCESS) {
-        return -1;
-    }
-    ss_log_set(capture_log, &f->log);
-    *state = f;
-    return 0;
+    *state = unit_arena_create("test_shm", sizeof(fixture_t));
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-
-    ss_log_set(NULL, NULL);
-    if (f->store) {
-        f->store->ops->close(f->store);
-    }
-    apr_global_mutex_destroy(f->mutex);
-    apr_file_remove(f->lockpath, f->p);
-    apr_pool_destroy(f->p);
+    unit_arena_destroy(*state);
     return 0;
-}
-
-/* A fresh anonymous shared arena, formatted and opened as f->store. */
-static void open_arena(fixture_t *f, apr_size_t size, apr_size_t max_record)
-{
-    apr_shm_t *shm;
-
-    assert_int_equal(apr_shm_create(&shm, size, NULL, f->p), APR_SUCCESS);
-    f->base = apr_shm_baseaddr_get(shm);
-    f->size = size;
-    assert_int_equal(ss_shm_format(f->base, size, max_record), APR_SUCCESS);
-    assert_true(ss_shm_is_formatted(f->base, size, max_record));
-    assert_int_equal(ss_shm_open(&f->store, f->base, f->mutex, f->p), APR_SUCCESS);
-}
-
-static ss_store_stats_t stats_of(fixture_t *f)
-{
-    ss_store_stats_t st;
-
-    memset(&st, 0xee, sizeof(st));
-    assert_int_equal(f->store->ops->stats(f->store, &st), APR_SUCCESS);
-    return st;
 }
 
 static void key_of(int i, ss_key_t *key)
@@ -243,7 +172,7 @@ static void test_format_rejects_max_record_over_quarter(void **state)
      * of the arena's blocks. */
     f->base = buf;
     assert_int_equal(ss_shm_open(&f->store, buf, f->mutex, f->p), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.capacity_bytes % SS_SHM_BLOCK_SIZE, 0);
     nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
     quarter_bytes = (apr_size_t)(nblocks / 4) * SS_SHM_BLOCK_SIZE;
@@ -290,13 +219,13 @@ static void test_reformat_empties(void **state)
     ss_store_stats_t st;
     int i;
 
-    open_arena(f, 256 * 1024, 8192);
+    unit_arena_open(f, 256 * 1024, 8192);
     for (i = 0; i < 10; i++) {
         assert_int_equal(save_i(f, i, 300), APR_SUCCESS);
     }
-    assert_int_equal(stats_of(f).entries, 10);
+    assert_int_equal(unit_stats(f->store).entries, 10);
     assert_int_equal(ss_shm_format(f->base, f->size, 8192), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.saves, 0);
@@ -336,8 +265,8 @@ static void test_capacity_fill(void **state)
     apr_uint64_t fit;
     int i;
 
-    open_arena(f, MIB, 16384);
-    st = stats_of(f);
+    unit_arena_open(f, MIB, 16384);
+    st = unit_stats(f->store);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.saves, 0);
@@ -349,7 +278,7 @@ static void test_capacity_fill(void **state)
 
     for (i = 0;; i++) {
         assert_int_equal(save_i(f, i, CAP_PLEN), APR_SUCCESS);
-        st = stats_of(f);
+        st = unit_stats(f->store);
         if (st.evicted_lru) {
             break;
         }
@@ -372,7 +301,7 @@ static void test_capacity_fill(void **state)
     for (i = (int)fit + 1; i <= (int)fit + 100; i++) {
         assert_int_equal(save_i(f, i, CAP_PLEN), APR_SUCCESS);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 101);
     assert_int_equal(st.entries, fit);
     assert_int_equal(st.used_bytes, fit * fp);
@@ -382,7 +311,7 @@ static void test_capacity_fill(void **state)
     for (i = 101; i <= (int)fit + 100; i++) {
         assert_present(f, i, 0, CAP_PLEN);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.hits, fit);
     assert_int_equal(st.misses, 102);
 }
@@ -394,14 +323,14 @@ static int fill_exactly(fixture_t *f, apr_time_t now, int dead_every, apr_time_t
     apr_uint64_t fit;
     int i;
 
-    open_arena(f, MIB, 16384);
-    fit = stats_of(f).capacity_bytes / ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
+    unit_arena_open(f, MIB, 16384);
+    fit = unit_stats(f->store).capacity_bytes / ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
     for (i = 0; i < (int)fit; i++) {
         int dies = dead_every && i % dead_every == dead_every - 1;
 
         assert_int_equal(save_kv(f, i, 0, CAP_PLEN, now, dies ? deadline : 0), APR_SUCCESS);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.entries, fit);
     assert_int_equal(st.evicted_lru + st.evicted_expired, 0);
     return (int)fit;
@@ -419,16 +348,16 @@ static void test_evict_lru_order(void **state)
     assert_present(f, 0, 0, CAP_PLEN);
     /* ...so the first save that needs room drops key 1 instead. */
     assert_int_equal(save_i(f, A, CAP_PLEN), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
     assert_absent(f, 1);
     assert_int_equal(save_i(f, B, CAP_PLEN), APR_SUCCESS);
     assert_absent(f, 2);
     /* Overwriting key 3 in place needs no room and makes it recent too. */
     assert_int_equal(save_kv(f, 3, 1, CAP_PLEN, T0, 0), APR_SUCCESS);
-    assert_int_equal(stats_of(f).evicted_lru, 2);
+    assert_int_equal(unit_stats(f->store).evicted_lru, 2);
     assert_int_equal(save_i(f, C, CAP_PLEN), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 3);
     assert_int_equal(st.evicted_expired, 0);
     assert_absent(f, 4);
@@ -452,13 +381,13 @@ static void test_evict_large_record_takes_several(void **state)
     const apr_size_t small_fp = ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
     const apr_size_t big_fp = ss_shm_footprint(SS_RECORD_HEADER_LEN + big);
     apr_uint64_t need, free_bytes;
-    ss_store_stats_t st = stats_of(f);
+    ss_store_stats_t st = unit_stats(f->store);
     int i;
 
     free_bytes = st.capacity_bytes - st.used_bytes;
     need = (big_fp - free_bytes + small_fp - 1) / small_fp;
     assert_int_equal(save_i(f, 100000, big), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, need);
     for (i = 0; i < (int)need; i++) {
         assert_absent(f, i);
@@ -479,7 +408,7 @@ static void test_evict_expired_first(void **state)
     assert_true(dead > 10);
     /* Still in the future: room is made the LRU way. */
     assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(5), 0), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
     assert_int_equal(st.evicted_expired, 0);
     assert_absent(f, 0);
@@ -487,7 +416,7 @@ static void test_evict_expired_first(void **state)
     /* Later than the deadline (and than the sweep throttle): a save that needs
      * room reclaims every dead record, and no live one. */
     assert_int_equal(save_kv(f, 100001, 0, CAP_PLEN, T0 + SEC(20), 0), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_expired, (apr_uint64_t)dead);
     assert_int_equal(st.evicted_lru, 1);
     assert_int_equal(st.entries, (apr_uint64_t)(n - 1 - dead + 2));
@@ -500,7 +429,7 @@ static void test_evict_expired_first(void **state)
     }
     assert_present(f, 100000, 0, CAP_PLEN);
     assert_present(f, 100001, 0, CAP_PLEN);
-    assert_int_equal(stats_of(f).expired, 0); /* reclaimed, not found dead by a load */
+    assert_int_equal(unit_stats(f->store).expired, 0); /* reclaimed, not found dead by a load */
 }
 
 static void test_evict_expired_most_recent_first(void **state)
@@ -512,7 +441,7 @@ static void test_evict_expired_most_recent_first(void **state)
     /* The most recently used record is the dead one: it still goes first. */
     assert_int_equal(save_kv(f, n - 1, 1, CAP_PLEN, T0, T0 + SEC(10)), APR_SUCCESS);
     assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(60), 0), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_expired, 1);
     assert_int_equal(st.evicted_lru, 0);
     assert_absent(f, n - 1);
@@ -530,13 +459,13 @@ static void test_evict_dead_tail_between_sweeps(void **state)
 
     /* Just before the deadline: nothing is dead, key 0 goes the LRU way. */
     assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(10) - 1, 0), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
     assert_int_equal(st.evicted_expired, 0);
     /* Right after it, the oldest record is dead: reclaimed as expired, with
      * or without a full sweep. */
     assert_int_equal(save_kv(f, 100001, 0, CAP_PLEN, T0 + SEC(10), 0), APR_SUCCESS);
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
     assert_true(st.evicted_expired >= 1);
     assert_absent(f, 0);
@@ -552,12 +481,12 @@ static void test_load_dead_record(void **state)
     ss_record_t out;
     ss_store_stats_t st;
 
-    open_arena(f, 256 * 1024, 8192);
+    unit_arena_open(f, 256 * 1024, 8192);
     assert_int_equal(save_kv(f, 1, 0, 50, T0, T0 + SEC(10)), APR_SUCCESS);
     /* The arena's deadline only ranks records for eviction: the caller's
      * policy decides, and with none the record outlives it. */
     assert_int_equal(load_i(f, 1, T0 + SEC(10), &out), APR_SUCCESS);
-    assert_int_equal(stats_of(f).expired, 0);
+    assert_int_equal(unit_stats(f->store).expired, 0);
     /* A policy under which it is dead: gone, and removed. */
     {
         const ss_expiry_t idle = {SEC(10), 0};
@@ -567,12 +496,12 @@ static void test_load_dead_record(void **state)
         assert_int_equal(f->store->ops->load(f->store, &key, &idle, T0 + SEC(10), f->p, &out),
                          APR_NOTFOUND);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.expired, 1);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(load_i(f, 1, T0, &out), APR_NOTFOUND);
-    assert_int_equal(stats_of(f).misses, 1);
+    assert_int_equal(unit_stats(f->store).misses, 1);
 }
 
 static void test_arena_oversize_refused(void **state)
@@ -583,12 +512,12 @@ static void test_arena_oversize_refused(void **state)
     ss_store_stats_t before, after;
     ss_key_t key;
 
-    open_arena(f, 256 * 1024, max_record);
+    unit_arena_open(f, 256 * 1024, max_record);
     assert_int_equal(save_kv(f, 1, 1, 500, T0, 0), APR_SUCCESS);
     assert_int_equal(f->log.count, 0);
-    before = stats_of(f);
+    before = unit_stats(f->store);
     assert_int_equal(save_kv(f, 1, 2, max_plen + 1, T0, 0), APR_ENOSPC);
-    after = stats_of(f);
+    after = unit_stats(f->store);
     assert_int_equal(after.refused_oversize, 1);
     assert_int_equal(after.saves, before.saves);
     assert_int_equal(after.entries, 1);
@@ -605,11 +534,11 @@ static void test_arena_oversize_refused(void **state)
     /* Refused for a new key too, which then does not exist. */
     assert_int_equal(save_kv(f, 2, 1, max_plen + 5000, T0, 0), APR_ENOSPC);
     assert_absent(f, 2);
-    assert_int_equal(stats_of(f).refused_oversize, 2);
+    assert_int_equal(unit_stats(f->store).refused_oversize, 2);
     /* Exactly the limit is accepted. */
     assert_int_equal(save_kv(f, 1, 3, max_plen, T0, 0), APR_SUCCESS);
     assert_present(f, 1, 3, max_plen);
-    assert_int_equal(stats_of(f).refused_oversize, 2);
+    assert_int_equal(unit_stats(f->store).refused_oversize, 2);
 }
 
 /* ---- block accounting -------------------------------------------------- */
@@ -631,11 +560,11 @@ static void test_overwrite_no_leak(void **state)
     size_t k;
     int i, round;
 
-    open_arena(f, MIB, 16384);
+    unit_arena_open(f, MIB, 16384);
     /* One key, resized up and down. */
     for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         assert_int_equal(save_kv(f, 7, (int)k, sizes[k], T0, 0), APR_SUCCESS);
-        st = stats_of(f);
+        st = unit_stats(f->store);
         assert_int_equal(st.entries, 1);
         assert_int_equal(st.used_bytes, ss_shm_footprint(SS_RECORD_HEADER_LEN + sizes[k]));
         assert_present(f, 7, (int)k, sizes[k]);
@@ -647,7 +576,7 @@ static void test_overwrite_no_leak(void **state)
         key_of(7, &key);
         assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.removes, 1);
@@ -660,7 +589,7 @@ static void test_overwrite_no_leak(void **state)
             assert_int_equal(save_kv(f, i, round, cur[i], T0, 0), APR_SUCCESS);
             expect += ss_shm_footprint(SS_RECORD_HEADER_LEN + cur[i]);
         }
-        st = stats_of(f);
+        st = unit_stats(f->store);
         assert_int_equal(st.evicted_lru, 0);
         assert_int_equal(st.entries, 200);
         assert_int_equal(st.used_bytes, expect);
@@ -675,7 +604,7 @@ static void test_overwrite_no_leak(void **state)
         assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
         expect -= ss_shm_footprint(SS_RECORD_HEADER_LEN + cur[i]);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.entries, 100);
     assert_int_equal(st.used_bytes, expect);
     for (i = 1; i < 200; i += 2) {
@@ -684,7 +613,7 @@ static void test_overwrite_no_leak(void **state)
         key_of(i, &key);
         assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.removes, 201);
@@ -698,12 +627,12 @@ static void test_overwrite_no_leak(void **state)
         for (i = 0; i < (int)nblocks; i++) {
             assert_int_equal(save_kv(f, 1000 + i, 0, 0, T0, 0), APR_SUCCESS);
         }
-        st = stats_of(f);
+        st = unit_stats(f->store);
         assert_int_equal(st.evicted_lru, 0);
         assert_int_equal(st.entries, nblocks);
         assert_int_equal(st.used_bytes, st.capacity_bytes);
         assert_int_equal(save_kv(f, 999, 0, 0, T0, 0), APR_SUCCESS);
-        st = stats_of(f);
+        st = unit_stats(f->store);
         assert_int_equal(st.evicted_lru, 1);
         assert_int_equal(st.entries, nblocks);
         assert_absent(f, 1000);
@@ -977,7 +906,7 @@ static void hammer_init(fixture_t *f, hammer_t *h, int nworkers, int ops, apr_si
     int k, j;
 
     memset(h, 0, sizeof(*h));
-    open_arena(f, arena, 8192);
+    unit_arena_open(f, arena, 8192);
     h->ctx.store = f->store;
     h->ctx.expiry.idle = HAMMER_IDLE;
     h->ctx.expiry.absolute = 0;
@@ -1017,7 +946,7 @@ static void hammer_check(fixture_t *f, hammer_t *h)
         removes += res->removes;
         touches += res->own_touches;
     }
-    st = stats_of(f);
+    st = unit_stats(f->store);
     print_message("  %d workers x %d ops: %lu saves, %lu hits, %lu misses, %lu removes, "
                   "%lu touches, %lu evicted\n",
                   h->nworkers, h->ops, (unsigned long)st.saves, (unsigned long)st.hits,
@@ -1067,7 +996,7 @@ static void hammer_check(fixture_t *f, hammer_t *h)
         found++;
         bytes += ss_shm_footprint(ss_record_size(&rec));
     }
-    st2 = stats_of(f);
+    st2 = unit_stats(f->store);
     assert_true(found > 0);
     assert_int_equal(st2.entries, found);
     assert_int_equal(st2.used_bytes, bytes);
@@ -1174,72 +1103,60 @@ static void run_threads(fixture_t *f, hammer_t *h)
     hammer_check(f, h);
 }
 
-static void test_hammer_processes(void **state)
+/* A hammer run: nworkers x ops operations on an arena of the given size. */
+static void hammer(void **state, int nworkers, int ops, apr_size_t arena,
+                   void (*run)(fixture_t *, hammer_t *))
 {
     fixture_t *f = *state;
     hammer_t *h = apr_palloc(f->p, sizeof(*h));
 
-    hammer_init(f, h, 4, 8000, 4 * MIB);
-    run_processes(f, h);
+    hammer_init(f, h, nworkers, ops, arena);
+    run(f, h);
+}
+
+static void test_hammer_processes(void **state)
+{
+    hammer(state, 4, 8000, 4 * MIB, run_processes);
 }
 
 static void test_hammer_processes_evicting(void **state)
 {
-    fixture_t *f = *state;
-    hammer_t *h = apr_palloc(f->p, sizeof(*h));
-
-    hammer_init(f, h, 4, 8000, SS_SHM_MIN_SIZE);
-    run_processes(f, h);
+    hammer(state, 4, 8000, SS_SHM_MIN_SIZE, run_processes);
 }
 
 static void test_hammer_threads(void **state)
 {
-    fixture_t *f = *state;
-    hammer_t *h = apr_palloc(f->p, sizeof(*h));
-
-    hammer_init(f, h, 8, 4000, 4 * MIB);
-    run_threads(f, h);
+    hammer(state, 8, 4000, 4 * MIB, run_threads);
 }
 
 static void test_hammer_threads_evicting(void **state)
 {
-    fixture_t *f = *state;
-    hammer_t *h = apr_palloc(f->p, sizeof(*h));
-
-    hammer_init(f, h, 8, 4000, SS_SHM_MIN_SIZE);
-    run_threads(f, h);
+    hammer(state, 8, 4000, SS_SHM_MIN_SIZE, run_threads);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_format_rejects_small_arena, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_format_rejects_tiny_max_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_format_rejects_max_record_over_quarter, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_is_formatted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reformat_empties, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_footprint, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_capacity_fill, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evict_lru_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evict_large_record_takes_several, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evict_expired_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evict_expired_most_recent_first, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_evict_dead_tail_between_sweeps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_load_dead_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_arena_oversize_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overwrite_no_leak, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hammer_processes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hammer_processes_evicting, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hammer_threads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hammer_threads_evicting, setup, teardown),
+        UNIT_TEST(test_format_rejects_small_arena),
+        UNIT_TEST(test_format_rejects_tiny_max_record),
+        UNIT_TEST(test_format_rejects_max_record_over_quarter),
+        UNIT_TEST(test_is_formatted),
+        UNIT_TEST(test_reformat_empties),
+        UNIT_TEST(test_footprint),
+        UNIT_TEST(test_capacity_fill),
+        UNIT_TEST(test_evict_lru_order),
+        UNIT_TEST(test_evict_large_record_takes_several),
+        UNIT_TEST(test_evict_expired_first),
+        UNIT_TEST(test_evict_expired_most_recent_first),
+        UNIT_TEST(test_evict_dead_tail_between_sweeps),
+        UNIT_TEST(test_load_dead_record),
+        UNIT_TEST(test_arena_oversize_refused),
+        UNIT_TEST(test_overwrite_no_leak),
+        UNIT_TEST(test_hammer_processes),
+        UNIT_TEST(test_hammer_processes_evicting),
+        UNIT_TEST(test_hammer_threads),
+        UNIT_TEST(test_hammer_threads_evicting),
     };
-    int failed;
 
-    if (apr_initialize() != APR_SUCCESS) {
-        return 1;
-    }
-    failed = cmocka_run_group_tests(tests, NULL, NULL);
-    apr_terminate();
-    return failed;
+    return UNIT_RUN(tests);
 }
