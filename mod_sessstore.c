@@ -780,6 +780,55 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     return OK;
 }
 
+/* SetHandler sessstore-status: the store's counters as "name: value" lines,
+ * for monitoring. Shows the backend without its password. Counters of the
+ * shm store cover the whole host; Redis counters cover this httpd process. */
+static int status_handler(request_rec *r)
+{
+    server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
+    ss_store_stats_t st;
+    apr_status_t rv;
+
+    if (!r->handler || strcmp(r->handler, "sessstore-status")) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    if (!c->store) {
+        return HTTP_NOT_FOUND;
+    }
+    rv = c->store->ops->stats(c->store, &st);
+    if (rv != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    ap_set_content_type(r, "text/plain; charset=us-ascii");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rprintf(r, "backend: %s\n",
+               c->redis ? ss_redis_describe(c->redis, r->pool) : c->store->ops->name);
+    ap_rprintf(r, "scope: %s\n", c->redis ? "this httpd process" : "all httpd processes");
+#define STAT(field) ap_rprintf(r, #field ": %" APR_UINT64_T_FMT "\n", st.field)
+    STAT(entries);
+    STAT(capacity_bytes);
+    STAT(used_bytes);
+    STAT(hits);
+    STAT(misses);
+    STAT(expired);
+    STAT(saves);
+    STAT(touches);
+    STAT(removes);
+    STAT(evicted_expired);
+    STAT(evicted_lru);
+    STAT(refused_oversize);
+    STAT(refused_gone);
+    STAT(errors);
+    STAT(fast_fails);
+    STAT(connects);
+    STAT(retries);
+#undef STAT
+    return OK;
+}
+
 static void register_hooks(apr_pool_t *p)
 {
     (void)p;
@@ -790,6 +839,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_header_parser(refuse_during_outage, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_session_load(sessstore_load, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_session_save(sessstore_save, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* clang-format off */

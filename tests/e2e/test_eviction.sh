@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 
 P=$(free_port)
 # The default SessionStoreMaxSessionSize (16K) does not fit a 64K arena.
-httpd_conf ev "$P" prefork "SessionStoreShmSize 64K" "SessionStoreMaxSessionSize 4096"
+httpd_conf ev "$P" prefork "SessionStoreShmSize 64K" "SessionStoreMaxSessionSize 4096" \
+    "<Location /status>" "SetHandler sessstore-status" "</Location>"
 # A long user name makes each session a few arena blocks (it is stored in the
 # record and in mod_auth_form's session data), so 300 do not fit.
 LONGUSER=user$(printf 'x%.0s' $(seq 120))
@@ -74,6 +75,15 @@ expect_eq "a 3 KB session is stored in the full arena" "stored 3000" \
     "$(get late "$U/private/cgi/big.cgi?3000")"
 check "... and read back" grep -q "big=xxx" <<<"$(get late "$U/private/cgi/session.cgi")"
 expect_eq "the regular user is still logged in" "SECRET PAGE" "$(get vip "$U/private/")"
+
+# The status handler counts what happened, across all children.
+STATUS=$(get st "$U/status")
+stat() { sed -n "s/^$1: //p" <<<"$STATUS"; }
+expect_eq "status: the backend" "shm" "$(stat backend)"
+check "status: LRU evictions counted ($(stat evicted_lru))" test "$(stat evicted_lru)" -ge $((N - ALIVE))
+check "status: live sessions counted ($(stat entries))" test "$(stat entries)" -ge 2
+check "status: the arena's capacity ($(stat capacity_bytes) bytes of 64K)" \
+    test "$(stat capacity_bytes)" -gt 50000 -a "$(stat capacity_bytes)" -lt 65536
 
 check "no child crashed" eval '! log_has_crash ev'
 grep -vE '\[[a-z_0-9]+:(info|notice|debug)\]' "$WORK/ev/logs/error.log" >"$WORK/unexpected"

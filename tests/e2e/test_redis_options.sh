@@ -15,7 +15,8 @@ PT=$(free_port)
 PU=$(free_port)
 PW=$(free_port)
 SLOW=${REDIS_SLOW_OPTIONS:-}
-httpd_conf tcp "$PT" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:$SLOW"
+httpd_conf tcp "$PT" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:$SLOW" \
+    "<Location /status>" "SetHandler sessstore-status" "</Location>"
 httpd_conf unix "$PU" event \
     "SessionStoreBackend unix://$SOCK?db=5&prefix=app2:&user=sessuser&password=s3cret$SLOW"
 httpd_conf wrong "$PW" event "SessionStoreBackend redis://sessuser:WrongPass1@127.0.0.1:$RP/0?prefix=x:$SLOW"
@@ -59,6 +60,12 @@ for n in tcp unix wrong; do
 done
 check "the store's description in the log hides the password" \
     grep -q 'redis://sessuser:\*\*\*@127.0.0.1' "$WORK/tcp/logs/error.log"
+
+STATUS=$(get st "http://127.0.0.1:$PT/status")
+check "status page: names the Redis target without the password" \
+    grep -q '^backend: redis://sessuser:\*\*\*@127.0.0.1' <<<"$STATUS"
+check "status page: counts this process's saves" grep -qE '^saves: [0-9]+' <<<"$STATUS"
+check "status page: never the password" bash -c "! grep -q s3cret <<<'$STATUS'"
 
 # --- bad URIs fail configtest with the directive's name, without the password
 httpd_conf bad "$(free_port)" event "SessionStoreBackend redis://u:Hush9@127.0.0.1:99999/0"
