@@ -262,16 +262,22 @@ httpd_signal() {
     "$HTTPD" -d "$WORK/$1" -f "$WORK/$1/httpd.conf" -k "$2"
 }
 
-httpd_stop() {
-    local name=$1 pid i
-    pid=$(httpd_pid "$name")
-    [ -n "$pid" ] || return 0
-    httpd_signal "$name" stop 2>/dev/null
+# reap PID: waits up to 10 s for a process asked to stop, then kills it.
+reap() {
+    local pid=$1 i
     for i in $(seq 1 100); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
     kill -9 "$pid" 2>/dev/null
+}
+
+httpd_stop() {
+    local name=$1 pid
+    pid=$(httpd_pid "$name")
+    [ -n "$pid" ] || return 0
+    httpd_signal "$name" stop 2>/dev/null
+    reap "$pid"
 }
 
 # Under VALGRIND=1: every process's log must be empty (--quiet prints only errors).

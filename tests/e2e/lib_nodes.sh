@@ -42,14 +42,10 @@ redis_cli() {
 }
 
 redis_stop() {
-    local name=$1 pid i
+    local name=$1 pid
     pid=$(cat "$WORK/$name/redis.pid" 2>/dev/null) || return 0
     kill "$pid" 2>/dev/null
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null
+    reap "$pid"
 }
 
 redis_cleanup() {
