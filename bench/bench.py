@@ -55,7 +55,7 @@ class Variant:
     {redis_port}, {redis_sock}, {pg_port}: they are filled in per run."""
 
     def __init__(self, name, label, modules=(), server=(), location=(), cookie=None,
-                 needs=(), sessstore=False, optional=False):
+                 needs=(), sessstore=False, optional=False, module=None):
         self.name = name
         self.label = label
         self.modules = list(modules)    # httpd modules besides the common ones
@@ -65,6 +65,7 @@ class Variant:
         self.needs = set(needs)         # "redis", "sqlite", "pgsql"
         self.sessstore = sessstore      # loads mod_sessstore
         self.optional = optional        # only with its command-line switch
+        self.module = module            # another mod_sessstore.so (--baseline-module)
         self.unavailable = None         # reason, when it cannot run here
         self.port = None
         self.dir = None
@@ -264,7 +265,7 @@ def httpd_conf(v, work, ctx):
     ]
     lines += [f"LoadModule {m}_module {MODDIR}/mod_{m}.so" for m in mods]
     if v.sessstore:
-        lines.append(f"LoadModule sessstore_module {MODULE}")
+        lines.append(f"LoadModule sessstore_module {v.module or MODULE}")
     lines.append(f"LoadModule sessprobe_module {PROBE}")
     lines += user + [
         # Event MPM, 2 processes x 64 threads: 64 connections never wait for a
@@ -315,7 +316,8 @@ def setup_variant(v, work, ctx):
     t = subprocess.run([HTTPD, "-d", v.dir, "-f", conf, "-t"], capture_output=True, text=True)
     if t.returncode != 0:
         out = (t.stderr + t.stdout).strip().splitlines()
-        msg = next((l for l in out if "not available" in l or "rror" in l), out[0] if out else "")
+        msg = next((l for l in out if "not available" in l),
+                   next((l for l in out if "rror" in l), out[0] if out else ""))
         if v.sessstore and "redis" in v.needs and "not available" in msg:
             v.unavailable = "backend not built"
         else:
@@ -338,6 +340,25 @@ def setup_variant(v, work, ctx):
                                f" see {v.dir}/error.log")
     elif body.strip() != "none":
         raise RuntimeError(f"{v.name}: expected no session, probe said {body.strip()!r}")
+
+
+def scan_error_log(v):
+    """(child crashes, error-or-worse lines, first such line) in a variant's error log."""
+    crashes = errors = 0
+    first = None
+    try:
+        with open(os.path.join(v.dir, "error.log"), errors="replace") as f:
+            for line in f:
+                if "exit signal" in line:
+                    crashes += 1
+                elif any(f":{lvl}]" in line for lvl in ("error", "crit", "alert", "emerg")):
+                    errors += 1
+                else:
+                    continue
+                first = first or line.strip()
+    except OSError:
+        pass
+    return crashes, errors, first
 
 
 def children_of(pid):
@@ -543,13 +564,13 @@ def report(variants, results, micro, args, meta):
     out.append("")
 
     out.append("| variant | httpd RSS after the run (MiB, sum of children) | PSS (MiB) "
-               "| Redis round trips per load | per save |")
-    out.append("| --- | ---: | ---: | ---: | ---: |")
+               "| Redis round trips per load | per save | error.log: crashes, errors |")
+    out.append("| --- | ---: | ---: | ---: | ---: | --- |")
     rtt = {}
     for n in names:
         v = by[n]
         if v.unavailable:
-            out.append(f"| {v.label} | – | – | – | – |")
+            out.append(f"| {v.label} | – | – | – | – | |")
             continue
         per_load = per_save = None
         if "redis" in v.needs:
@@ -559,9 +580,11 @@ def report(variants, results, micro, args, meta):
             rtt[n] = (per_load, per_save, redis_breakdown(results, n, ("ro", 64, False)),
                       redis_breakdown(results, n, ("rw", 64, False)))
         rss, pss = meta["memory"].get(n, (0, 0))
+        crashes, errors, _ = meta["log"].get(n, (0, 0, None))
         out.append(f"| {v.label} | {rss / 1024:.1f} | {pss / 1024:.1f} | "
                    f"{fmt(per_load, '.2f') if 'redis' in v.needs else ''} | "
-                   f"{fmt(per_save, '.2f') if 'redis' in v.needs else ''} |")
+                   f"{fmt(per_save, '.2f') if 'redis' in v.needs else ''} | "
+                   f"{crashes}, {errors} |")
     out.append("")
     for n, (_, _, bl, bs) in rtt.items():
         out.append(f"Redis commands per request, {n}: read-only "
@@ -698,6 +721,11 @@ def main():
     ap.add_argument("--reps", type=int, help="repetitions at 64 connections")
     ap.add_argument("--reps-other", type=int, help="repetitions of the other cells")
     ap.add_argument("--payload", type=int, default=0, help="extra bytes stored in each session")
+    ap.add_argument("--baseline-module", metavar="SO",
+                    help="add variant shm-baseline: the shm variant with another "
+                         "mod_sessstore.so (A/B of a change, side by side)")
+    ap.add_argument("--cells", help="comma-separated subset of cells, e.g. rw64,ro64,rw64s "
+                    "(s: one shared session)")
     ap.add_argument("--no-micro", action="store_true", help="skip the library micro-benchmarks")
     ap.add_argument("--json", help="also write every raw result to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
@@ -714,13 +742,24 @@ def main():
         if not os.path.exists(f):
             sys.exit(f"bench: {f} is missing: run bench/run, which builds it")
 
+    if args.cells:
+        global CELLS
+        wanted = args.cells.split(",")
+        CELLS = [c for c in CELLS if f"{c[0]}{c[1]}{'s' if c[2] else ''}" in wanted]
     variants = [v for v in VARIANTS if not v.optional or (v.name == "pgsql" and args.pgsql)]
+    if args.baseline_module:
+        base = next(v for v in VARIANTS if v.name == "shm")
+        variants.insert(variants.index(base) + 1, Variant(
+            "shm-baseline", "mod_sessstore, shm (baseline .so)", modules=base.modules,
+            sessstore=True, server=base.server, location=base.location, cookie=base.cookie,
+            module=os.path.abspath(args.baseline_module)))
     if args.variants:
         wanted = args.variants.split(",")
-        variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")]
+        variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
+                    or v.name == "shm-baseline"]
     work = tempfile.mkdtemp(prefix="sessstore-bench.")
     os.chmod(work, 0o755)
-    meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}}
+    meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
     t_start = time.time()
     redis = None
     pg = None
@@ -760,6 +799,9 @@ def main():
         for v in variants:
             if v.proc:
                 stop(v.proc)
+                meta["log"][v.name] = scan_error_log(v)
+                if meta["log"][v.name][2]:
+                    log(f"  {v.name} error.log: {meta['log'][v.name][2][:300]}")
     finally:
         stop_all()
         if pg:
