@@ -471,6 +471,68 @@ def redis_breakdown(results, name, cell):
     return {k: median(v) for k, v in per.items()}
 
 
+# ---------------------------------------------------------------- instruction counts
+
+
+def callgrind_total(v, workload, requests, cgdir):
+    """Instructions counted inside ap_run_process_connection of httpd -X
+    under callgrind while one connection makes 1 + requests requests."""
+    out = os.path.join(cgdir, f"{v.name}.{workload}.{requests}.out")
+    open(out, "w").close()
+    os.chmod(out, 0o666)
+    if os.getuid() == 0:  # httpd writes it after switching to nobody
+        nobody = pwd.getpwnam("nobody")
+        os.chown(out, nobody.pw_uid, nobody.pw_gid)
+    p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               "--collect-atstart=no", "--toggle-collect=ap_run_process_connection",
+               HTTPD, "-X", "-d", v.dir, "-f", os.path.join(v.dir, "httpd.conf")],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(v.port, p, f"httpd ({v.name}) under callgrind", timeout=60)
+        lg = subprocess.run([LOADGEN, "-p", str(v.port), "-u",
+                             "/probe?w=1" if workload == "rw" else "/probe", "-c", "1",
+                             "-d", "120", "-w", "0", "-r", str(requests),
+                             "-n", v.cookie or "session", "-m", workload],
+                            capture_output=True, text=True, timeout=180)
+        res = json.loads(lg.stdout)
+    finally:
+        stop(p)
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]), res["measured_total"]
+    raise RuntimeError("no totals in " + out)
+
+
+def callgrind_costs(variants, args, work):
+    """User-space instructions per request of each variant, from httpd -X
+    under callgrind: the difference between a short and a long run divided by
+    the difference in requests, so one-time costs (the first session, library
+    initialisation) drop out. Deterministic, unlike requests/s on a busy
+    machine; the kernel's share (syscalls, loopback) is not in it."""
+    costs = {}
+    cgdir = os.path.join(work, "callgrind")
+    os.makedirs(cgdir, exist_ok=True)
+    os.chmod(cgdir, 0o777)
+    short = max(args.callgrind // 10, 20)
+    for v in variants:
+        if v.unavailable or not v.dir:
+            continue
+        for workload in ("ro", "rw"):
+            try:
+                t1, n1 = callgrind_total(v, workload, short, cgdir)
+                t2, n2 = callgrind_total(v, workload, short + args.callgrind, cgdir)
+            except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as e:
+                log(f"  callgrind {v.name} {workload}: {e}")
+                continue
+            if n2 > n1:
+                costs[(v.name, workload)] = (t2 - t1) / (n2 - n1)
+        log(f"  callgrind {v.name}: " + ", ".join(
+            f"{w} {costs[(v.name, w)]:.0f} instructions/request"
+            for w in ("ro", "rw") if (v.name, w) in costs))
+    return costs
+
+
 # ---------------------------------------------------------------- micro-benchmarks
 
 
@@ -592,6 +654,24 @@ def report(variants, results, micro, args, meta):
                    + "; read+write "
                    + (", ".join(f"{k} {x:.2f}" for k, x in sorted(bs.items())) or "none") + ".")
     if rtt:
+        out.append("")
+
+    if meta.get("callgrind"):
+        cg = meta["callgrind"]
+        out.append(f"User-space instructions per request (callgrind, httpd -X, one connection, "
+                   f"marginal cost over {args.callgrind} requests; deterministic, the kernel's "
+                   f"share not counted):")
+        out.append("")
+        out.append("| variant | read-only | × cookie | read+write | × cookie |")
+        out.append("| --- | ---: | ---: | ---: | ---: |")
+        for n in names:
+            if by[n].unavailable:
+                continue
+            ro, rw = cg.get((n, "ro")), cg.get((n, "rw"))
+            cro, crw = cg.get(("cookie", "ro")), cg.get(("cookie", "rw"))
+            out.append(f"| {by[n].label} | {fmt(ro, '.0f')} | "
+                       f"{fmt(ro / cro if ro and cro else None, '.2f')} | {fmt(rw, '.0f')} | "
+                       f"{fmt(rw / crw if rw and crw else None, '.2f')} |")
         out.append("")
 
     # Micro-benchmarks.
@@ -727,11 +807,14 @@ def main():
     ap.add_argument("--cells", help="comma-separated subset of cells, e.g. rw64,ro64,rw64s "
                     "(s: one shared session)")
     ap.add_argument("--no-micro", action="store_true", help="skip the library micro-benchmarks")
+    ap.add_argument("--callgrind", type=int, metavar="N",
+                    help="instructions per request under callgrind, N requests per variant and "
+                         "workload (default: 1000 in the full run, 0 = off, off with --quick)")
     ap.add_argument("--json", help="also write every raw result to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
-    quick = dict(duration=0.8, warmup=0.25, reps=3, reps_other=1)
-    full = dict(duration=2.0, warmup=0.5, reps=5, reps_other=3)
+    quick = dict(duration=0.8, warmup=0.25, reps=3, reps_other=1, callgrind=0)
+    full = dict(duration=2.0, warmup=0.5, reps=5, reps_other=3, callgrind=1000)
     for k, x in (quick if args.quick else full).items():
         if getattr(args, k) is None:
             setattr(args, k, x)
@@ -795,13 +878,15 @@ def main():
                 kids = children_of(v.proc.pid)
                 mems = [memory_of(k) for k in kids]
                 meta["memory"][v.name] = (sum(m[0] for m in mems), sum(m[1] for m in mems))
-        micro = [] if args.no_micro else run_microbench(args, redis)
         for v in variants:
             if v.proc:
                 stop(v.proc)
                 meta["log"][v.name] = scan_error_log(v)
                 if meta["log"][v.name][2]:
                     log(f"  {v.name} error.log: {meta['log'][v.name][2][:300]}")
+        if args.callgrind and shutil.which("valgrind"):
+            meta["callgrind"] = callgrind_costs(variants, args, work)
+        micro = [] if args.no_micro else run_microbench(args, redis)
     finally:
         stop_all()
         if pg:
@@ -812,7 +897,9 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "micro": micro,
+            meta_json = dict(meta, callgrind={f"{k[0]}/{k[1]}": x for k, x in
+                                              meta.get("callgrind", {}).items()})
+            json.dump({"meta": meta_json, "micro": micro,
                        "results": [{"variant": k[0], "cell": list(k[1]), "runs": r}
                                    for k, r in results.items()]}, f, indent=1)
     log(f"bench: done in {time.time() - t_start:.0f} s")

@@ -11,7 +11,10 @@
  * variant that loses sessions or updates shows it instead of looking fast.
  *
  *   loadgen -p PORT -u PATH -c CONNS -d SECONDS [-w SECONDS] [-n COOKIE]
- *           [-m ro|rw] [-s] [-b]
+ *           [-m ro|rw] [-s] [-b] [-r REQUESTS]
+ *
+ * -r ends the measured phase after that many requests (or the duration),
+ * for instruction counts under callgrind.
  *
  * Phases: warm-up (every connection's first request creates its session;
  * with -s one request creates the shared one first), drain, then with -b
@@ -68,7 +71,8 @@ static struct {
     double duration, warmup;
     const char *cookie_name;
     int rw, shared, barrier;
-} opt = {0, "/probe", 1, 2.0, 0.5, "session", 0, 0, 0};
+    unsigned long long max_requests;
+} opt = {0, "/probe", 1, 2.0, 0.5, "session", 0, 0, 0, 0};
 
 static conn_t *conns;
 static int epfd;
@@ -376,6 +380,9 @@ static void on_response(conn_t *c)
         if (t <= phase_end) {
             st.in_window++;
         }
+        if (opt.max_requests && st.total + (opt.nconns - 1) >= opt.max_requests && t < phase_end) {
+            phase_end = t; /* the others in flight complete the count */
+        }
     }
     if (opt.shared && phase == PH_WARMUP && !shared_started && *shared_cookie) {
         int i;
@@ -470,7 +477,7 @@ static double pct_us(double p)
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen -p PORT [-u PATH] [-c CONNS] [-d SECONDS] [-w SECONDS] "
-                    "[-n COOKIE] [-m ro|rw] [-s] [-b]\n");
+                    "[-n COOKIE] [-m ro|rw] [-s] [-b] [-r REQUESTS]\n");
     exit(2);
 }
 
@@ -480,7 +487,7 @@ int main(int argc, char **argv)
     double elapsed;
     int ch, i;
 
-    while ((ch = getopt(argc, argv, "p:u:c:d:w:n:m:sb")) != -1) {
+    while ((ch = getopt(argc, argv, "p:u:c:d:w:n:m:sbr:")) != -1) {
         switch (ch) {
         case 'p':
             opt.port = atoi(optarg);
@@ -512,6 +519,9 @@ int main(int argc, char **argv)
             break;
         case 'b':
             opt.barrier = 1;
+            break;
+        case 'r':
+            opt.max_requests = strtoull(optarg, NULL, 10);
             break;
         default:
             usage();

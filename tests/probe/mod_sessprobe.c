@@ -61,7 +61,7 @@ static const char *query_arg(request_rec *r, const char *name)
 
 static int probe_handler(request_rec *r)
 {
-    const char *w, *pad, *value = NULL, *body;
+    const char *value = NULL, *body;
     apr_int64_t n = 0;
     apr_size_t len;
 
@@ -74,12 +74,14 @@ static int probe_handler(request_rec *r)
     if (!session_get || !session_set) {
         body = "none\n";
     } else {
-        w = query_arg(r, "w");
+        const char *w = query_arg(r, "w");
+
         if (session_get(r, NULL, "n", &value) != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         if (!value) {
-            pad = query_arg(r, "pad");
+            const char *pad = query_arg(r, "pad");
+
             if (pad) {
                 apr_int64_t padlen = apr_atoi64(pad);
 
