@@ -827,12 +827,12 @@ def main():
     ap.add_argument("--no-micro", action="store_true", help="skip the library micro-benchmarks")
     ap.add_argument("--callgrind", type=int, metavar="N",
                     help="instructions per request under callgrind, N requests per variant and "
-                         "workload (default: 1000 in the full run, 0 = off, off with --quick)")
+                         "workload (default: 600 in the full run; 0 = off, as with --quick)")
     ap.add_argument("--json", help="also write every raw result to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
-    quick = dict(duration=0.8, warmup=0.25, reps=3, reps_other=1, callgrind=0)
-    full = dict(duration=2.0, warmup=0.5, reps=5, reps_other=3, callgrind=1000)
+    quick = dict(duration=0.6, warmup=0.2, reps=3, reps_other=1, callgrind=0)
+    full = dict(duration=1.5, warmup=0.4, reps=5, reps_other=3, callgrind=600)
     for k, x in (quick if args.quick else full).items():
         if getattr(args, k) is None:
             setattr(args, k, x)
