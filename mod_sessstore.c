@@ -20,6 +20,7 @@
 #include "ss_cookie.h"
 #include "ss_id.h"
 #include "ss_log.h"
+#include "ss_redis.h"
 #include "ss_session.h"
 #include "ss_shm.h"
 
@@ -39,10 +40,14 @@ APLOG_USE_MODULE(sessstore);
 #define FORM_LOGOUT_HANDLER "form-logout-handler" /* mod_auth_form */
 
 typedef struct {
-    const char *backend; /* "shm"; NULL: inherit, then shm */
+    const char *backend;      /* "shm" or "redis"; NULL: inherit, then shm */
+    ss_redis_config_t *redis; /* with "redis" */
     apr_size_t max_size;
     ss_store_t *store; /* opened in post_config */
 } server_conf;
+
+/* What a request sees while the store cannot be reached. */
+typedef enum { OUTAGE_UNSET = 0, OUTAGE_UNAVAILABLE, OUTAGE_NOSESSION } outage_e;
 
 typedef struct {
     ss_cookie_t cookie; /* cookie.name NULL: this store is off here */
@@ -51,6 +56,7 @@ typedef struct {
     int idle_set;
     apr_interval_time_t absolute;
     int absolute_set;
+    outage_e outage;
 } dir_conf;
 
 /* Process-wide, kept across restarts so sessions survive graceful and
@@ -69,7 +75,8 @@ typedef struct {
     const char *user;    /* owner recorded with it */
     const char *payload; /* payload as loaded, to skip unchanged saves */
     apr_time_t created;
-    int cookie_seen; /* the browser sent our cookie, valid or not */
+    int cookie_seen;  /* the browser sent our cookie, valid or not */
+    int store_failed; /* the store could not answer: nothing may be written */
 } req_state_t;
 
 static apr_size_t shm_size = DEFAULT_SHM_SIZE;
@@ -98,6 +105,7 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     server_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
 
     c->backend = add->backend ? add->backend : base->backend;
+    c->redis = add->backend ? add->redis : base->redis;
     c->max_size = add->max_size ? add->max_size : base->max_size;
     return c;
 }
@@ -122,6 +130,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->idle_set = add->idle_set || base->idle_set;
     c->absolute = add->absolute_set ? add->absolute : base->absolute;
     c->absolute_set = add->absolute_set || base->absolute_set;
+    c->outage = add->outage ? add->outage : base->outage;
     return c;
 }
 
@@ -134,15 +143,20 @@ static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
         c->backend = "shm";
         return NULL;
     }
-    if (!strncasecmp(arg, "redis://", 8) || !strncasecmp(arg, "rediss://", 9) ||
-        !strncasecmp(arg, "unix://", 7)) {
-        return apr_psprintf(cmd->pool,
-                            "%s: the Redis backend is not available in this version; "
-                            "use 'shm'",
-                            cmd->cmd->name);
+    if (strstr(arg, "://")) {
+        /* The argument may hold a password: never repeat it in a message. */
+        const char *err = ss_redis_parse(&c->redis, arg, cmd->pool);
+
+        if (err) {
+            return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+        }
+        c->backend = "redis";
+        return NULL;
     }
-    return apr_psprintf(cmd->pool, "%s: unknown backend '%s' (expected 'shm')", cmd->cmd->name,
-                        arg);
+    return apr_psprintf(cmd->pool,
+                        "%s: unknown backend '%s' (expected 'shm', 'redis://...' or "
+                        "'unix://...')",
+                        cmd->cmd->name, arg);
 }
 
 static const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args)
@@ -177,6 +191,21 @@ static const char *parse_timeout(cmd_parms *cmd, const char *arg, apr_interval_t
                             cmd->cmd->name, arg, MAX_TIMEOUT);
     }
     *out = apr_time_from_sec(v);
+    return NULL;
+}
+
+static const char *set_outage(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+
+    if (!strcasecmp(arg, "unavailable")) {
+        c->outage = OUTAGE_UNAVAILABLE;
+    } else if (!strcasecmp(arg, "nosession")) {
+        c->outage = OUTAGE_NOSESSION;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither 'unavailable' nor 'nosession'",
+                            cmd->cmd->name, arg);
+    }
     return NULL;
 }
 
@@ -255,7 +284,12 @@ static const char *set_max_session_size(cmd_parms *cmd, void *dummy, const char 
 
 static const command_rec sessstore_cmds[] = {
     AP_INIT_TAKE1("SessionStoreBackend", set_backend, NULL, RSRC_CONF,
-                  "Where sessions live: 'shm' (shared memory on this host, the default)"),
+                  "Where sessions live: 'shm' (shared memory on this host, the default), "
+                  "'redis://[[user]:password@]host[:port][/db][?options]' or "
+                  "'unix:///path/redis.sock[?options]'"),
+    AP_INIT_TAKE1("SessionStoreOutage", set_outage, NULL, RSRC_CONF | OR_AUTHCFG,
+                  "While the store cannot be reached, requests that carry a session get "
+                  "'unavailable' (503, the default) or continue with 'nosession'"),
     AP_INIT_RAW_ARGS("SessionStoreCookieName", set_cookie_name, NULL, RSRC_CONF | OR_AUTHCFG,
                      "Cookie holding the session ID, then optional attributes "
                      "(Path=, Domain=, SameSite=, Secure, !Secure, !HttpOnly, ...); "
@@ -319,7 +353,7 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     (void)pconf;
     (void)plog;
     (void)ptemp;
-    if (max && ss_shm_footprint(max) > shm_size / 4) {
+    if (max && !ss_shm_fits(shm_size, max)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
                      "SessionStoreMaxSessionSize %" APR_SIZE_T_FMT
                      " does not fit SessionStoreShmSize %" APR_SIZE_T_FMT
@@ -377,6 +411,33 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
     return APR_SUCCESS;
 }
 
+/* One store per distinct Redis configuration: virtual hosts that inherit
+ * the main server's SessionStoreBackend share its connections. */
+static apr_status_t redis_store_for(ss_redis_config_t *cfg, server_rec *main_server, server_rec *s,
+                                    apr_pool_t *pconf, ss_store_t **store)
+{
+    server_rec *vs;
+    apr_status_t rv;
+
+    for (vs = main_server; vs != s; vs = vs->next) {
+        server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
+
+        if (c->redis == cfg && c->store) {
+            *store = c->store;
+            return APR_SUCCESS;
+        }
+    }
+    rv = ss_redis_open(store, cfg, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "cannot set up the Redis session store %s",
+                     ss_redis_describe(cfg, pconf));
+        return rv;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "Redis session store: %s",
+                 ss_redis_describe(cfg, pconf));
+    return APR_SUCCESS;
+}
+
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     apr_size_t max_record = shm_max_record(s);
@@ -405,7 +466,14 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     for (vs = s; vs; vs = vs->next) {
         server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
 
-        c->store = shm_store;
+        if (strcmp(backend_of(vs), "redis")) {
+            c->store = shm_store;
+            continue;
+        }
+        rv = redis_store_for(c->redis, s, vs, pconf, &c->store);
+        if (rv != APR_SUCCESS) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     return OK;
 }
@@ -495,10 +563,10 @@ static void load_from_cookies(request_rec *r, const dir_conf *d, req_state_t *st
             unknown++;
             continue;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                      "session store (%s) failed to load a session: treating the request as "
-                      "having none",
+        /* The library logs the outage once; here, per request, only at debug. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "session store (%s) unavailable on load",
                       ctx.store->ops->name);
+        st->store_failed = 1;
         return;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -507,20 +575,15 @@ static void load_from_cookies(request_rec *r, const dir_conf *d, req_state_t *st
                   d->cookie.name, malformed, unknown);
 }
 
-static apr_status_t sessstore_load(request_rec *r, session_rec **z)
+/* The session of this request, loaded once and kept on the main request:
+ * mod_session calls the load hook many times per request and does not cache. */
+static req_state_t *request_state(request_rec *r, const dir_conf *d)
 {
-    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
     request_rec *m = main_request(r);
-    req_state_t *st;
+    req_state_t *st = ap_get_module_config(m->request_config, &sessstore_module);
 
-    if (!d->cookie.name) {
-        return DECLINED;
-    }
-    /* mod_session calls load many times per request and does not cache. */
-    st = ap_get_module_config(m->request_config, &sessstore_module);
     if (st) {
-        *z = st->z;
-        return OK;
+        return st;
     }
     st = apr_pcalloc(m->pool, sizeof(*st));
     st->z = apr_pcalloc(m->pool, sizeof(session_rec));
@@ -528,8 +591,41 @@ static apr_status_t sessstore_load(request_rec *r, session_rec **z)
     st->z->entries = apr_table_make(m->pool, 10);
     load_from_cookies(m, d, st);
     ap_set_module_config(m->request_config, &sessstore_module, st);
-    *z = st->z;
+    return st;
+}
+
+static apr_status_t sessstore_load(request_rec *r, session_rec **z)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+
+    if (!d->cookie.name) {
+        return DECLINED;
+    }
+    *z = request_state(r, d)->z;
     return OK;
+}
+
+/* Before any authentication runs: a request that carries a session while
+ * the store is down gets 503 rather than a login page. Sending users to log
+ * in again while nothing can be saved only loops them (the "redirect loop on
+ * cache failure" of other session stores). */
+static int refuse_during_outage(request_rec *r)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+    session_dir_conf *sd = ap_get_module_config(r->per_dir_config, &session_module);
+    req_state_t *st;
+
+    if (r->main || !d->cookie.name || !sd || !sd->enabled || d->outage == OUTAGE_NOSESSION) {
+        return DECLINED;
+    }
+    st = request_state(r, d);
+    if (!st->store_failed) {
+        return DECLINED;
+    }
+    apr_table_setn(r->err_headers_out, "Retry-After", "2");
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                  "session store unavailable: 503 (SessionStoreOutage unavailable)");
+    return HTTP_SERVICE_UNAVAILABLE;
 }
 
 static int entry_is_data(void *found, const char *key, const char *value)
@@ -565,6 +661,31 @@ static void send_cookie(request_rec *r, const dir_conf *d, const char *id)
                    ss_cookie_header(&d->cookie, id, request_is_https(r), r->pool));
 }
 
+/* Store rec under a fresh ID, into *id. */
+static apr_status_t write_new(request_rec *r, const ss_session_ctx_t *ctx, const ss_record_t *rec,
+                              const char **id)
+{
+    char fresh[SS_ID_LEN + 1];
+    apr_status_t rv;
+    int tries;
+
+    /* A collision of 256-bit random IDs means a broken random source; one
+     * retry, then give up rather than overwrite someone's session. */
+    for (tries = 0; tries < 2; tries++) {
+        rv = ss_id_generate(fresh);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot generate a session ID");
+            return rv;
+        }
+        rv = ss_session_write(ctx, fresh, rec, 1, r->pool);
+        if (rv != APR_EEXIST) {
+            break;
+        }
+    }
+    *id = apr_pstrdup(main_request(r)->pool, fresh);
+    return rv;
+}
+
 static apr_status_t sessstore_save(request_rec *r, session_rec *z)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
@@ -572,7 +693,7 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     req_state_t *st;
     ss_session_ctx_t ctx;
     ss_record_t rec;
-    const char *user, *id;
+    const char *user, *id = NULL;
     int new_id, logout;
     apr_status_t rv;
 
@@ -582,6 +703,13 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     st = ap_get_module_config(m->request_config, &sessstore_module);
     if (!st) {
         return DECLINED;
+    }
+    if (st->store_failed) {
+        /* Whatever the browser holds may still be valid: writing a new
+         * session now would replace its cookie. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "session store was unavailable: session not saved");
+        return OK;
     }
     session_ctx(r, d, &ctx);
     user = m->user ? m->user : "";
@@ -617,24 +745,23 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     rec.payload_len = strlen(rec.payload);
 
     if (new_id) {
-        char fresh[SS_ID_LEN + 1];
-
-        rv = ss_id_generate(fresh);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot generate a session ID");
-            return OK;
-        }
-        id = apr_pstrdup(m->pool, fresh);
+        rv = write_new(r, &ctx, &rec, &id);
     } else {
         id = st->id;
+        rv = ss_session_write(&ctx, id, &rec, 0, r->pool);
     }
-    rv = ss_session_save(&ctx, id, &rec, r->pool);
+    if (rv == APR_NOTFOUND) {
+        /* Removed meanwhile by another request (a logout on another node)
+         * or expired: writing it back would resurrect it. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "session ended while this request ran: its changes are dropped");
+        st->id = NULL;
+        return OK;
+    }
     if (rv != APR_SUCCESS) {
-        /* Oversize is logged by the library; the previous version stays. */
-        if (rv != APR_ENOSPC) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          "session store (%s) failed to save a session", ctx.store->ops->name);
-        }
+        /* The library logs oversize and store outages itself, rate-limited. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "session store (%s): session not saved",
+                      ctx.store->ops->name);
         return OK;
     }
     if (new_id) {
@@ -660,6 +787,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_check_config(check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_header_parser(refuse_during_outage, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_session_load(sessstore_load, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_session_save(sessstore_save, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -147,8 +147,10 @@ void ss_cookie_values(const char *header, const char *name, apr_array_header_t *
     apr_size_t name_len = strlen(name);
     const char *s = header;
 
+    /* ',' separates too: httpd joins repeated Cookie headers with ", ", and
+     * no valid cookie value (RFC 6265 cookie-octet) contains one. */
     while (s && *s) {
-        const char *end = strchr(s, ';');
+        const char *end = strpbrk(s, ";,");
         apr_size_t len = end ? (apr_size_t)(end - s) : strlen(s);
 
         while (len && apr_isspace(*s)) {

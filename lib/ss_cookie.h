@@ -32,7 +32,8 @@ const char *ss_cookie_header(const ss_cookie_t *c, const char *value, int https,
 
 /* Append every value of cookie "name" found in one Cookie header to values
  * (an array of const char *). Browsers send one cookie per path that
- * matches, so there can be several. */
+ * matches, so there can be several. Both ';' and ',' separate cookies (httpd
+ * merges repeated Cookie headers into one, joined with ", "). */
 void ss_cookie_values(const char *header, const char *name, apr_array_header_t *values);
 
 #endif

@@ -21,7 +21,6 @@ typedef void ss_log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 /* Install the callback (NULL discards messages). Call before any store is used. */
 void ss_log_set(ss_log_cb *cb, void *baton);
 
-void ss_log(int level, apr_status_t rv, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void ss_log(int level, apr_status_t rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

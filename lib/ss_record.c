@@ -100,7 +100,10 @@ apr_status_t ss_record_decode(const char *buf, apr_size_t len, apr_pool_t *p, ss
     }
     user_len = get_u16(in + 20);
     payload_len = get_u32(in + 22);
-    if (len - SS_RECORD_HEADER_LEN != user_len + payload_len) {
+    /* Not "user_len + payload_len != len - header": with a 32-bit size_t
+     * that sum can wrap around and let a hostile payload length through. */
+    if (user_len > len - SS_RECORD_HEADER_LEN ||
+        payload_len != len - SS_RECORD_HEADER_LEN - user_len) {
         return APR_EINVAL;
     }
     /* Both strings are NUL-terminated for the caller: an embedded NUL would

@@ -30,26 +30,31 @@ apr_status_t ss_session_load(const ss_session_ctx_t *ctx, const char *id, apr_ti
     return APR_SUCCESS;
 }
 
-apr_status_t ss_session_save(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                             apr_pool_t *p)
+apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
+                              int is_new, apr_pool_t *p)
 {
     ss_key_t key;
     apr_size_t size = ss_record_size(rec);
     apr_status_t rv;
 
+    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
+        return APR_EINVAL;
+    }
     rv = ss_id_key(id, &key);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (size > ctx->max_size) {
         ss_log(SS_LOG_WARNING, APR_ENOSPC,
-               "session %s not saved: %" APR_SIZE_T_FMT " bytes exceed the limit of %" APR_SIZE_T_FMT
+               "session %s not saved: %" APR_SIZE_T_FMT
+               " bytes exceed the limit of %" APR_SIZE_T_FMT
                " (SessionStoreMaxSessionSize); the previous version is kept",
                ss_key_tag(&key, p), size, ctx->max_size);
         return APR_ENOSPC;
     }
     return ctx->store->ops->save(ctx->store, &key, rec,
-                                 ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed), p);
+                                 ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed),
+                                 is_new ? SS_SAVE_NEW : SS_SAVE_UPDATE, p);
 }
 
 apr_status_t ss_session_remove(const ss_session_ctx_t *ctx, const char *id)

@@ -17,7 +17,7 @@
 #include "ss_log.h"
 #include "ss_shm.h"
 
-#define SHM_MAGIC 0x53534d31u /* "SSM1" */
+#define SHM_MAGIC 0x53534d32u /* "SSM2": bump whenever shm_header_t changes */
 #define NIL 0xffffffffu
 #define SWEEP_INTERVAL apr_time_from_sec(1)
 
@@ -124,17 +124,14 @@ static apr_uint32_t bucket_of(char *base, const ss_key_t *key)
     return h & (header(base)->nbuckets - 1);
 }
 
-apr_status_t ss_shm_format(void *arena, apr_size_t size, apr_size_t max_record)
+/* The arena's layout for size bytes: bucket count, block offset and count. */
+static void layout(apr_size_t size, apr_uint32_t *nbuckets_out, apr_size_t *offset_out,
+                   apr_size_t *nblocks_out)
 {
-    char *base = arena;
-    shm_header_t *h = header(base);
     apr_size_t fixed = align8(sizeof(shm_header_t));
-    apr_uint32_t nbuckets = 16, i;
+    apr_uint32_t nbuckets = 16;
     apr_size_t nblocks, offset;
 
-    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_HEADER_LEN || max_record > 0xffffffffUL) {
-        return APR_EINVAL;
-    }
     /* About one bucket per two blocks: sessions span two blocks or more, so
      * chains stay shorter than one entry on average. */
     while ((apr_size_t)nbuckets * 2 * 2 * SS_SHM_BLOCK_SIZE <= size - fixed &&
@@ -147,9 +144,34 @@ apr_status_t ss_shm_format(void *arena, apr_size_t size, apr_size_t max_record)
     if (nblocks >= NIL) {
         nblocks = NIL - 1;
     }
-    if (blocks_for(max_record) > nblocks / 4) {
+    *nbuckets_out = nbuckets;
+    *offset_out = offset;
+    *nblocks_out = nblocks;
+}
+
+int ss_shm_fits(apr_size_t size, apr_size_t max_record)
+{
+    apr_uint32_t nbuckets;
+    apr_size_t offset, nblocks;
+
+    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_HEADER_LEN || max_record > 0xffffffffUL) {
+        return 0;
+    }
+    layout(size, &nbuckets, &offset, &nblocks);
+    return blocks_for(max_record) <= nblocks / 4;
+}
+
+apr_status_t ss_shm_format(void *arena, apr_size_t size, apr_size_t max_record)
+{
+    char *base = arena;
+    shm_header_t *h = header(base);
+    apr_uint32_t nbuckets, i;
+    apr_size_t nblocks, offset;
+
+    if (!ss_shm_fits(size, max_record)) {
         return APR_EINVAL;
     }
+    layout(size, &nbuckets, &offset, &nblocks);
 
     memset(h, 0, sizeof(*h));
     h->block_size = SS_SHM_BLOCK_SIZE;
@@ -383,8 +405,11 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     }
     e = entry(s->base, i);
     first = (unsigned char *)block(s->base, i) + sizeof(shm_entry_t);
-    if (is_dead(e, now) ||
-        ss_record_peek_times(first, e->length, &created, &accessed) != APR_SUCCESS ||
+    /* The caller's policy decides, not e->deadline: that was computed under
+     * the policy of whichever directory last wrote the record, and a stricter
+     * <Location> must not end the session for the rest of the site. The
+     * deadline only ranks records for eviction. */
+    if (ss_record_peek_times(first, e->length, &created, &accessed) != APR_SUCCESS ||
         ss_expiry_check(expiry, created, accessed, now) != SS_LIVE) {
         remove_entry(s->base, i);
         h->stats.expired++;
@@ -412,8 +437,24 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     return rv;
 }
 
+/* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
+ * entry counts as gone. */
+static apr_status_t check_mode(char *base, apr_uint32_t i, ss_save_mode_e mode, apr_time_t now)
+{
+    int live = i != NIL && !is_dead(entry(base, i), now);
+
+    if (mode == SS_SAVE_NEW && live) {
+        return APR_EEXIST;
+    }
+    if (mode == SS_SAVE_UPDATE && !live) {
+        header(base)->stats.refused_gone++;
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
-                             apr_time_t deadline, apr_pool_t *p)
+                             apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
     shm_header_t *h = header(s->base);
@@ -442,6 +483,11 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
         return APR_ENOSPC;
     }
     i = find(s->base, key);
+    rv = check_mode(s->base, i, mode, now);
+    if (rv != APR_SUCCESS) {
+        unlock(s);
+        return rv;
+    }
     if (i != NIL) {
         remove_entry(s->base, i);
     }

@@ -21,13 +21,16 @@
  * record; it must fit in a quarter of the arena. */
 apr_status_t ss_shm_format(void *base, apr_size_t size, apr_size_t max_record);
 
+/* True when an arena of size bytes can hold a record of max_record bytes
+ * (ss_shm_format accepts exactly these). */
+int ss_shm_fits(apr_size_t size, apr_size_t max_record);
+
 /* True when base holds an arena of exactly this size and record limit. */
 int ss_shm_is_formatted(const void *base, apr_size_t size, apr_size_t max_record);
 
 /* Open a store over an arena formatted by ss_shm_format. mutex guards the
  * arena and must be the same for every process and generation using it. */
-apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex,
-                         apr_pool_t *p);
+apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex, apr_pool_t *p);
 
 /* Bytes of arena one record of len bytes occupies. */
 apr_size_t ss_shm_footprint(apr_size_t len);

@@ -29,7 +29,20 @@ typedef struct {
     apr_uint64_t evicted_expired;  /* dead records reclaimed to make room */
     apr_uint64_t evicted_lru;      /* live records dropped to make room */
     apr_uint64_t refused_oversize; /* saves refused because the record was too large */
+    apr_uint64_t refused_gone;     /* updates refused because the record was gone */
+    apr_uint64_t errors;           /* operations the store failed (network backends) */
+    apr_uint64_t fast_fails;       /* of those, refused at once by an open breaker */
+    apr_uint64_t connects;         /* connections opened */
+    apr_uint64_t retries;          /* operations retried after a stale pooled connection */
 } ss_store_stats_t;
+
+/* How a save treats a record already under the key. There is no blind
+ * overwrite: a request still holding a session that another request has just
+ * removed (logout) would write it back. */
+typedef enum {
+    SS_SAVE_NEW,   /* a fresh ID: APR_EEXIST if a live record holds the key */
+    SS_SAVE_UPDATE /* an existing ID: APR_NOTFOUND, nothing written, if it is gone */
+} ss_save_mode_e;
 
 typedef struct ss_store_t ss_store_t;
 
@@ -38,9 +51,10 @@ typedef struct {
     /* APR_SUCCESS with *rec, or APR_NOTFOUND (absent, or expired and removed). */
     apr_status_t (*load)(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
                          apr_time_t now, apr_pool_t *p, ss_record_t *rec);
-    /* Replace the whole record; it lives until deadline (0: no deadline). */
+    /* Write the whole record; it lives until deadline (0: no deadline).
+     * rec->accessed is taken as the current time. */
     apr_status_t (*save)(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
-                         apr_time_t deadline, apr_pool_t *p);
+                         apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p);
     /* APR_SUCCESS whether or not the record existed. */
     apr_status_t (*remove)(ss_store_t *store, const ss_key_t *key);
     apr_status_t (*stats)(ss_store_t *store, ss_store_stats_t *stats);

@@ -11,14 +11,26 @@ TOP=$(cd "$E2E_DIR/../.." && pwd)
 HTTPD=${HTTPD:-/usr/sbin/apache2}
 MODDIR=${MODDIR:-/usr/lib/apache2/modules}
 MODULE=${MODULE:-$TOP/.libs/mod_sessstore.so}
-# A wrapper such as "valgrind --error-exitcode=99 ..." may run httpd (see scripts/test).
+# A wrapper may run httpd. VALGRIND=1 runs every httpd (parent and children)
+# under memcheck, one log per process; any error reported fails the script.
 HTTPD_WRAPPER=${HTTPD_WRAPPER:-}
 PASSED=0
 FAILED=0
+# A request that takes longer has hung (raised under VALGRIND=1).
+CURL_MAX_TIME=10
 STARTED=()
 
 WORK=$(mktemp -d /tmp/sessstore-e2e.XXXXXX)
 chmod 755 "$WORK"
+if [ -n "${VALGRIND:-}" ]; then
+    command -v valgrind >/dev/null || { echo "FATAL: VALGRIND=1 but valgrind is not installed" >&2; exit 1; }
+    # children run as nobody: the log directory must be theirs to write too
+    mkdir -p "$WORK/valgrind" && chmod 1777 "$WORK/valgrind"
+    # valgrind slows httpd tenfold: give clients and the Redis client room
+    CURL_MAX_TIME=60
+    REDIS_SLOW_OPTIONS="&connect_timeout=5000&command_timeout=5000"
+    HTTPD_WRAPPER="valgrind --quiet --error-exitcode=99 --leak-check=no --track-origins=yes --num-callers=30 --log-file=$WORK/valgrind/%p.log"
+fi
 
 die() {
     echo "FATAL: $*" >&2
@@ -53,11 +65,19 @@ expect_eq() {
 }
 
 # A TCP port nobody listens on, from a range that avoids common services.
+# Ports handed out are remembered: a port is not bound until its server
+# starts, and two calls in a row must not return the same one. They come from
+# below the kernel's ephemeral range, where no outgoing connection can take
+# one between this check and the server's bind.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+EPHEMERAL_LOW=${EPHEMERAL_LOW:-32768}
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
+        grep -qx "$p" "$WORK/ports" 2>/dev/null && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p" >>"$WORK/ports"
             echo "$p"
             return
         fi
@@ -88,7 +108,7 @@ httpd_conf() {
     local dir="$WORK/$name"
     mkdir -p "$dir/logs" "$dir/run"
     [ -d "$dir/htdocs" ] || write_site "$dir"
-    local cgi=cgid
+    local cgi=cgid m
     [ "$mpm" = prefork ] && cgi=cgi
     {
         echo "ServerRoot $dir"
@@ -98,7 +118,8 @@ httpd_conf() {
         echo "DefaultRuntimeDir $dir/run"
         echo "ErrorLog $dir/logs/error.log"
         echo "LogLevel ${LOGLEVEL:-info}"
-        echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b\" common"
+        # %P (the child's pid) last, so tests can see which process served what.
+        echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b %P\" common"
         echo "CustomLog $dir/logs/access.log common"
         for m in "mpm_$mpm" authz_core authz_user authn_core authn_file auth_form request \
             session mime dir alias env headers $cgi; do
@@ -171,13 +192,65 @@ wait_port() {
     return 1
 }
 
+# wait_for TENTHS command...: polls the command every 0.1 s until it
+# succeeds; fails after TENTHS tries.
+wait_for() {
+    local n=$1 i
+    shift
+    for ((i = 0; i < n; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Lines in NAME's error log saying a generation is up (start, graceful, restart).
+httpd_generations() {
+    local n
+    n=$(grep -c 'resuming normal operations' "$WORK/$1/logs/error.log" 2>/dev/null)
+    echo "${n:-0}"
+}
+
+httpd_alive() {
+    local pid
+    pid=$(httpd_pid "$1")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+# httpd_wait_ready NAME PORT GENERATIONS [FAILURES]: waits until the error
+# log shows at least GENERATIONS "resuming normal operations" lines, the pid
+# file names a live process and the port accepts connections. FAILURES, the
+# number of "Configuration Failed" lines before the start or signal, lets it
+# give up as soon as another one appears.
+httpd_wait_ready() {
+    local name=$1 port=$2 gen=$3 failed=${4:-}
+    [ -n "$failed" ] || failed=$(httpd_failures "$name")
+    _gen_reached() {
+        [ "$(httpd_generations "$name")" -ge "$gen" ] || [ "$(httpd_failures "$name")" -gt "$failed" ]
+    }
+    wait_for 300 _gen_reached && [ "$(httpd_failures "$name")" -eq "$failed" ] &&
+        wait_for 100 httpd_alive "$name" && wait_port "$port"
+}
+
+# Lines in NAME's error log saying the configuration failed at start-up.
+httpd_failures() {
+    local n
+    n=$(grep -c 'Configuration Failed' "$WORK/$1/logs/error.log" 2>/dev/null)
+    echo "${n:-0}"
+}
+
 # httpd_start NAME PORT
 httpd_start() {
-    local name=$1 port=$2
+    local name=$1 port=$2 gen failed
+    gen=$(($(httpd_generations "$name") + 1))
+    failed=$(httpd_failures "$name")
     $HTTPD_WRAPPER "$HTTPD" -d "$WORK/$name" -f "$WORK/$name/httpd.conf" -k start ||
         die "httpd $name failed to start: $(tail -5 "$WORK/$name/logs/error.log")"
     STARTED+=("$name")
-    wait_port "$port" || die "httpd $name does not listen on $port: $(tail -5 "$WORK/$name/logs/error.log")"
+    # The port is bound before the configuration is fully applied (and a
+    # failing post_config exits after that), so wait for the running parent.
+    httpd_wait_ready "$name" "$port" "$gen" "$failed" ||
+        die "httpd $name is not up on $port: $(tail -5 "$WORK/$name/logs/error.log")"
 }
 
 httpd_pid() {
@@ -201,9 +274,27 @@ httpd_stop() {
     kill -9 "$pid" 2>/dev/null
 }
 
+# Under VALGRIND=1: every process's log must be empty (--quiet prints only errors).
+valgrind_verdict() {
+    local f bad=0
+    for f in "$WORK"/valgrind/*.log; do
+        [ -s "$f" ] || continue
+        bad=$((bad + 1))
+        echo "# --- $f ---" >&2
+        head -60 "$f" >&2
+    done
+    if [ "$bad" -eq 0 ]; then
+        ok "valgrind: no memory errors in any httpd process"
+    else
+        not_ok "valgrind: $bad httpd process(es) reported memory errors"
+    fi
+}
+
 cleanup() {
     local name
     for name in "${STARTED[@]+"${STARTED[@]}"}"; do httpd_stop "$name"; done
+    # redis-server instances of lib_nodes.sh, when it is in use
+    if declare -F redis_cleanup >/dev/null; then redis_cleanup; fi
     if [ "$FAILED" -gt 0 ] || [ -n "${KEEP_WORK:-}" ]; then
         echo "# logs kept in $WORK" >&2
         for name in "${STARTED[@]+"${STARTED[@]}"}"; do
@@ -218,6 +309,8 @@ trap cleanup EXIT
 
 finish() {
     trap - EXIT
+    for name in "${STARTED[@]+"${STARTED[@]}"}"; do httpd_stop "$name"; done
+    [ -n "${VALGRIND:-}" ] && valgrind_verdict
     cleanup
     echo "$PASSED passed, $FAILED failed"
     [ "$FAILED" -eq 0 ]
@@ -234,7 +327,7 @@ jar() {
 get() {
     local j=$1 url=$2
     shift 2
-    curl -sS --max-time 10 -b "$(jar "$j")" -c "$(jar "$j")" -o "$WORK/last.body" \
+    curl -sS --max-time "$CURL_MAX_TIME" -b "$(jar "$j")" -c "$(jar "$j")" -o "$WORK/last.body" \
         -D "$WORK/last.headers" -w '%{http_code}' "$@" "$url" >"$WORK/last.code" 2>"$WORK/last.err"
     cat "$WORK/last.body"
 }
@@ -262,4 +355,53 @@ set_jar_sid() {
 
 last_set_cookie() {
     grep -i '^set-cookie:' "$WORK/last.headers" | tr -d '\r'
+}
+
+# The value of response header NAME in the last response ("" if absent).
+last_header() {
+    grep -i "^$1:" "$WORK/last.headers" | tail -1 | cut -d: -f2- | sed 's/^ *//' | tr -d '\r'
+}
+
+# Number of Set-Cookie headers in the last response.
+set_cookie_count() {
+    grep -ci '^set-cookie:' "$WORK/last.headers"
+}
+
+# A well-formed session ID (43 base64url characters, last one 'A') that no
+# server issued.
+random_id() {
+    printf '%sA\n' "$(head -c 48 /dev/urandom | base64 -w0 | tr '+/' '-_' | cut -c1-42)"
+}
+
+# True when NAME's error log shows a crashed child.
+log_has_crash() {
+    grep -Eq 'segfault|child pid [0-9]+ exit signal|AH00052|AH00060' "$WORK/$1/logs/error.log"
+}
+
+# run_parallel FUNC...: runs the functions at the same time, each in a
+# subshell whose $WORK is a private directory (so jars and the last.* files of
+# get/login/code do not collide; $TOP_WORK still names the real one), then
+# prints their output in order and adds their ok/not ok lines to the counts.
+# The functions must not start or stop servers, nor call die or finish.
+TOP_WORK=$WORK
+run_parallel() {
+    local f pids=() i=0 rc
+    for f in "$@"; do
+        mkdir -p "$TOP_WORK/par.$f"
+        (
+            WORK=$TOP_WORK/par.$f
+            "$f"
+            exit 0 # only an abort (e.g. an unset variable) is a failure
+        ) >"$TOP_WORK/par.$f/out" 2>&1 &
+        pids+=($!)
+    done
+    for f in "$@"; do
+        rc=0
+        wait "${pids[$i]}" || rc=$?
+        i=$((i + 1))
+        cat "$TOP_WORK/par.$f/out"
+        PASSED=$((PASSED + $(grep -c '^ok - ' "$TOP_WORK/par.$f/out")))
+        FAILED=$((FAILED + $(grep -c '^not ok - ' "$TOP_WORK/par.$f/out")))
+        [ "$rc" = 0 ] || not_ok "$f exited with status $rc"
+    done
 }

@@ -10,21 +10,7 @@
 #include <apr_strings.h>
 
 #include "ss_cookie.h"
-
-static int setup(void **state)
-{
-    apr_pool_t *p;
-
-    apr_pool_create(&p, NULL);
-    *state = p;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    apr_pool_destroy(*state);
-    return 0;
-}
+#include "unit.h"
 
 static const char *header_for(const char *attrs, const char *value, int https, apr_pool_t *p)
 {
@@ -138,17 +124,10 @@ static void test_values(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_attributes_keep_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overrides, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_removal, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_configuration, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_values, setup, teardown),
+        UNIT_POOL_TEST(test_defaults),          UNIT_POOL_TEST(test_attributes_keep_defaults),
+        UNIT_POOL_TEST(test_overrides),         UNIT_POOL_TEST(test_removal),
+        UNIT_POOL_TEST(test_bad_configuration), UNIT_POOL_TEST(test_values),
     };
-    int rc;
 
-    apr_initialize();
-    rc = cmocka_run_group_tests_name("cookie", tests, NULL, NULL);
-    apr_terminate();
-    return rc;
+    return UNIT_RUN_NAMED("cookie", tests);
 }

@@ -1,1 +1,1162 @@
-int main(void){return 0;}
+/* test_shm.c - the shared-memory backend: format, capacity, eviction, and
+ * concurrent use by several processes and threads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_atomic.h>
+#include <apr_global_mutex.h>
+#include <apr_pools.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+
+#include "ss_log.h"
+#include "ss_session.h"
+#include "ss_shm.h"
+#include "unit.h"
+
+#define SEC(n) apr_time_from_sec(n)
+#define T0 SEC(1700000000)
+#define MIB (1024 * 1024)
+
+/* The arena, its mutex and the captured log. */
+typedef unit_arena_t fixture_t;
+
+static const ss_expiry_t no_expiry = {0, 0};
+
+static int setup(void **state)
+{
+    *state = unit_arena_create("test_shm", sizeof(fixture_t));
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    unit_arena_destroy(*state);
+    return 0;
+}
+
+static void key_of(int i, ss_key_t *key)
+{
+    char name[32];
+
+    snprintf(name, sizeof(name), "test-key-%d", i);
+    assert_int_equal(ss_id_key(name, key), APR_SUCCESS);
+}
+
+/* The payload of key i at version v: self-describing, plen bytes. */
+static char *payload_of(int i, int v, apr_size_t plen, apr_pool_t *p)
+{
+    char *s = apr_palloc(p, plen + 1);
+    apr_size_t k;
+    int n = snprintf(s, plen + 1, "k%d:v%d:", i, v);
+
+    for (k = n > 0 ? (apr_size_t)n : 0; k < plen; k++) {
+        s[k] = (char)('a' + (i * 7 + v * 3 + (int)k) % 26);
+    }
+    s[plen] = '\0';
+    return s;
+}
+
+static apr_status_t save_kv(fixture_t *f, int i, int v, apr_size_t plen, apr_time_t now,
+                            apr_time_t deadline)
+{
+    ss_key_t key;
+    ss_record_t r;
+    apr_status_t rv;
+
+    key_of(i, &key);
+    r.created = now;
+    r.accessed = now;
+    r.user = "";
+    r.payload = payload_of(i, v, plen, f->p);
+    r.payload_len = plen;
+    /* These tests are about the arena, not the save modes: create the key,
+     * or update it when a live record holds it. */
+    rv = f->store->ops->save(f->store, &key, &r, deadline, SS_SAVE_NEW, f->p);
+    if (rv == APR_EEXIST) {
+        rv = f->store->ops->save(f->store, &key, &r, deadline, SS_SAVE_UPDATE, f->p);
+    }
+    return rv;
+}
+
+static apr_status_t save_i(fixture_t *f, int i, apr_size_t plen)
+{
+    return save_kv(f, i, 0, plen, T0, 0);
+}
+
+static apr_status_t load_i(fixture_t *f, int i, apr_time_t now, ss_record_t *out)
+{
+    ss_key_t key;
+
+    key_of(i, &key);
+    return f->store->ops->load(f->store, &key, &no_expiry, now, f->p, out);
+}
+
+/* Key i is present with version v of plen bytes. */
+static void assert_present(fixture_t *f, int i, int v, apr_size_t plen)
+{
+    ss_record_t out;
+
+    assert_int_equal(load_i(f, i, T0, &out), APR_SUCCESS);
+    assert_int_equal(out.payload_len, plen);
+    assert_string_equal(out.payload, payload_of(i, v, plen, f->p));
+}
+
+static void assert_absent(fixture_t *f, int i)
+{
+    ss_record_t out;
+
+    assert_int_equal(load_i(f, i, T0, &out), APR_NOTFOUND);
+}
+
+/* ---- format ------------------------------------------------------------ */
+
+static void test_format_rejects_small_arena(void **state)
+{
+    char *buf = calloc(1, SS_SHM_MIN_SIZE);
+
+    (void)state;
+    assert_non_null(buf);
+    assert_int_equal(ss_shm_format(buf, 0, 1024), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, 4096, 1024), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE - 1, 1024), APR_EINVAL);
+    /* Nothing was written by the refusals. */
+    assert_false(ss_shm_is_formatted(buf, SS_SHM_MIN_SIZE - 1, 1024));
+    assert_false(ss_shm_is_formatted(buf, SS_SHM_MIN_SIZE, 1024));
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, 1024), APR_SUCCESS);
+    assert_true(ss_shm_is_formatted(buf, SS_SHM_MIN_SIZE, 1024));
+    free(buf);
+}
+
+static void test_format_rejects_tiny_max_record(void **state)
+{
+    char *buf = calloc(1, SS_SHM_MIN_SIZE);
+
+    (void)state;
+    assert_non_null(buf);
+    /* A record cannot be shorter than its header. */
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, 0), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, SS_RECORD_HEADER_LEN - 1), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, SS_RECORD_HEADER_LEN), APR_SUCCESS);
+    free(buf);
+}
+
+static void test_format_rejects_max_record_over_quarter(void **state)
+{
+    fixture_t *f = *state;
+    const apr_size_t size = MIB;
+    char *buf = calloc(1, size);
+    apr_uint64_t nblocks;
+    apr_size_t quarter_bytes, max_ok;
+    ss_store_stats_t st;
+
+    assert_non_null(buf);
+    assert_int_equal(ss_shm_format(buf, size, size), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, size, size / 2), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, size, size / 4 + 1), APR_EINVAL);
+    assert_false(ss_shm_is_formatted(buf, size, size / 4 + 1));
+    assert_int_equal(ss_shm_format(buf, size, size / 5), APR_SUCCESS);
+
+    /* The exact boundary: the largest record whose blocks fit in a quarter
+     * of the arena's blocks. */
+    f->base = buf;
+    assert_int_equal(ss_shm_open(&f->store, buf, f->mutex, f->p), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.capacity_bytes % SS_SHM_BLOCK_SIZE, 0);
+    nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
+    quarter_bytes = (apr_size_t)(nblocks / 4) * SS_SHM_BLOCK_SIZE;
+    max_ok = quarter_bytes;
+    while (ss_shm_footprint(max_ok) > quarter_bytes) {
+        max_ok--;
+    }
+    assert_true(max_ok > size / 5);
+    assert_int_equal(ss_shm_format(buf, size, max_ok + 1), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, size, max_ok), APR_SUCCESS);
+    assert_true(ss_shm_is_formatted(buf, size, max_ok));
+    f->store = NULL;
+    free(buf);
+}
+
+static void test_is_formatted(void **state)
+{
+    fixture_t *f = *state;
+    char *buf = calloc(1, 2 * SS_SHM_MIN_SIZE);
+    ss_store_t *store = NULL;
+
+    assert_non_null(buf);
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
+    assert_int_equal(ss_shm_open(&store, buf, f->mutex, f->p), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, 2 * SS_SHM_MIN_SIZE, 4096), APR_SUCCESS);
+    assert_true(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
+    /* Another size or record limit is another arena. */
+    assert_false(ss_shm_is_formatted(buf, SS_SHM_MIN_SIZE, 4096));
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE + SS_SHM_BLOCK_SIZE, 4096));
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4095));
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 8192));
+    assert_int_equal(ss_shm_open(&store, buf, f->mutex, f->p), APR_SUCCESS);
+    assert_non_null(store);
+    /* A damaged header is not an arena. */
+    buf[0] ^= 0x5a;
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
+    assert_int_equal(ss_shm_open(&store, buf, f->mutex, f->p), APR_EINVAL);
+    free(buf);
+}
+
+static void test_reformat_empties(void **state)
+{
+    fixture_t *f = *state;
+    ss_store_stats_t st;
+    int i;
+
+    unit_arena_open(f, 256 * 1024, 8192);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(save_i(f, i, 300), APR_SUCCESS);
+    }
+    assert_int_equal(unit_stats(f->store).entries, 10);
+    assert_int_equal(ss_shm_format(f->base, f->size, 8192), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.used_bytes, 0);
+    assert_int_equal(st.saves, 0);
+    for (i = 0; i < 10; i++) {
+        assert_absent(f, i);
+    }
+}
+
+static void test_footprint(void **state)
+{
+    apr_size_t len, prev = 0;
+
+    (void)state;
+    for (len = SS_RECORD_HEADER_LEN; len < 20000; len++) {
+        apr_size_t fp = ss_shm_footprint(len);
+
+        assert_int_equal(fp % SS_SHM_BLOCK_SIZE, 0);
+        assert_true(fp >= len + sizeof(apr_uint32_t));
+        /* Overhead stays bounded: a block header per block, one entry. */
+        assert_true(fp < len + 2 * SS_SHM_BLOCK_SIZE + len / 16);
+        assert_true(fp >= prev);
+        prev = fp;
+    }
+    assert_int_equal(ss_shm_footprint(SS_RECORD_HEADER_LEN), SS_SHM_BLOCK_SIZE);
+}
+
+/* ---- capacity and eviction --------------------------------------------- */
+
+#define CAP_PLEN 200
+
+static void test_capacity_fill(void **state)
+{
+    fixture_t *f = *state;
+    const apr_size_t reclen = SS_RECORD_HEADER_LEN + CAP_PLEN; /* user "" */
+    const apr_size_t fp = ss_shm_footprint(reclen);
+    ss_store_stats_t st;
+    apr_uint64_t fit;
+    int i;
+
+    unit_arena_open(f, MIB, 16384);
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.used_bytes, 0);
+    assert_int_equal(st.saves, 0);
+    assert_int_equal(st.capacity_bytes % SS_SHM_BLOCK_SIZE, 0);
+    assert_true(st.capacity_bytes <= MIB);
+    /* The index and header take a few percent at most. */
+    assert_true(st.capacity_bytes >= MIB - MIB / 32);
+    fit = st.capacity_bytes / fp;
+
+    for (i = 0;; i++) {
+        assert_int_equal(save_i(f, i, CAP_PLEN), APR_SUCCESS);
+        st = unit_stats(f->store);
+        if (st.evicted_lru) {
+            break;
+        }
+        assert_int_equal(st.entries, (apr_uint64_t)i + 1);
+        assert_int_equal(st.used_bytes, ((apr_uint64_t)i + 1) * fp);
+        assert_true(st.used_bytes <= st.capacity_bytes);
+        assert_true(i < 100000);
+    }
+    /* The first eviction comes with the first record that does not fit. */
+    assert_int_equal((apr_uint64_t)i, fit);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_int_equal(st.evicted_expired, 0);
+    assert_int_equal(st.entries, fit);
+    assert_int_equal(st.used_bytes, fit * fp);
+    assert_int_equal(st.saves, fit + 1);
+    assert_true(st.capacity_bytes - st.used_bytes < fp);
+    assert_absent(f, 0);
+
+    /* A hundred more: a hundred more of the oldest go, one for one. */
+    for (i = (int)fit + 1; i <= (int)fit + 100; i++) {
+        assert_int_equal(save_i(f, i, CAP_PLEN), APR_SUCCESS);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 101);
+    assert_int_equal(st.entries, fit);
+    assert_int_equal(st.used_bytes, fit * fp);
+    for (i = 0; i <= 100; i++) {
+        assert_absent(f, i);
+    }
+    for (i = 101; i <= (int)fit + 100; i++) {
+        assert_present(f, i, 0, CAP_PLEN);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.hits, fit);
+    assert_int_equal(st.misses, 102);
+}
+
+/* Fill a 1 MiB arena exactly to capacity with CAP_PLEN records 0..fit-1. */
+static int fill_exactly(fixture_t *f, apr_time_t now, int dead_every, apr_time_t deadline)
+{
+    ss_store_stats_t st;
+    apr_uint64_t fit;
+    int i;
+
+    unit_arena_open(f, MIB, 16384);
+    fit = unit_stats(f->store).capacity_bytes / ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
+    for (i = 0; i < (int)fit; i++) {
+        int dies = dead_every && i % dead_every == dead_every - 1;
+
+        assert_int_equal(save_kv(f, i, 0, CAP_PLEN, now, dies ? deadline : 0), APR_SUCCESS);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, fit);
+    assert_int_equal(st.evicted_lru + st.evicted_expired, 0);
+    return (int)fit;
+}
+
+static void test_evict_lru_order(void **state)
+{
+    fixture_t *f = *state;
+    int n = fill_exactly(f, T0, 0, 0);
+    const int A = 100000, B = 100001, C = 100002;
+    ss_store_stats_t st;
+    int i;
+
+    /* Loading key 0 makes it the most recently used... */
+    assert_present(f, 0, 0, CAP_PLEN);
+    /* ...so the first save that needs room drops key 1 instead. */
+    assert_int_equal(save_i(f, A, CAP_PLEN), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_absent(f, 1);
+    assert_int_equal(save_i(f, B, CAP_PLEN), APR_SUCCESS);
+    assert_absent(f, 2);
+    /* Overwriting key 3 in place needs no room and makes it recent too. */
+    assert_int_equal(save_kv(f, 3, 1, CAP_PLEN, T0, 0), APR_SUCCESS);
+    assert_int_equal(unit_stats(f->store).evicted_lru, 2);
+    assert_int_equal(save_i(f, C, CAP_PLEN), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 3);
+    assert_int_equal(st.evicted_expired, 0);
+    assert_absent(f, 4);
+    assert_int_equal(st.entries, (apr_uint64_t)n);
+    /* Everything else is still there. */
+    assert_present(f, 0, 0, CAP_PLEN);
+    assert_present(f, 3, 1, CAP_PLEN);
+    for (i = 5; i < n; i++) {
+        assert_present(f, i, 0, CAP_PLEN);
+    }
+    assert_present(f, A, 0, CAP_PLEN);
+    assert_present(f, B, 0, CAP_PLEN);
+    assert_present(f, C, 0, CAP_PLEN);
+}
+
+static void test_evict_large_record_takes_several(void **state)
+{
+    fixture_t *f = *state;
+    int n = fill_exactly(f, T0, 0, 0);
+    const apr_size_t big = 4000;
+    const apr_size_t small_fp = ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
+    const apr_size_t big_fp = ss_shm_footprint(SS_RECORD_HEADER_LEN + big);
+    apr_uint64_t need, free_bytes;
+    ss_store_stats_t st = unit_stats(f->store);
+    int i;
+
+    free_bytes = st.capacity_bytes - st.used_bytes;
+    need = (big_fp - free_bytes + small_fp - 1) / small_fp;
+    assert_int_equal(save_i(f, 100000, big), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, need);
+    for (i = 0; i < (int)need; i++) {
+        assert_absent(f, i);
+    }
+    assert_present(f, (int)need, 0, CAP_PLEN);
+    assert_present(f, n - 1, 0, CAP_PLEN);
+    assert_present(f, 100000, 0, big);
+}
+
+static void test_evict_expired_first(void **state)
+{
+    fixture_t *f = *state;
+    /* Every 7th record dies at T0 + 10 s; the rest never do. */
+    int n = fill_exactly(f, T0, 7, T0 + SEC(10));
+    int dead = n / 7, i;
+    ss_store_stats_t st;
+
+    assert_true(dead > 10);
+    /* Still in the future: room is made the LRU way. */
+    assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(5), 0), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_int_equal(st.evicted_expired, 0);
+    assert_absent(f, 0);
+
+    /* Later than the deadline (and than the sweep throttle): a save that needs
+     * room reclaims every dead record, and no live one. */
+    assert_int_equal(save_kv(f, 100001, 0, CAP_PLEN, T0 + SEC(20), 0), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_expired, (apr_uint64_t)dead);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_int_equal(st.entries, (apr_uint64_t)(n - 1 - dead + 2));
+    for (i = 1; i < n; i++) {
+        if (i % 7 == 6) {
+            assert_absent(f, i);
+        } else {
+            assert_present(f, i, 0, CAP_PLEN);
+        }
+    }
+    assert_present(f, 100000, 0, CAP_PLEN);
+    assert_present(f, 100001, 0, CAP_PLEN);
+    assert_int_equal(unit_stats(f->store).expired, 0); /* reclaimed, not found dead by a load */
+}
+
+static void test_evict_expired_most_recent_first(void **state)
+{
+    fixture_t *f = *state;
+    int n = fill_exactly(f, T0, 0, 0), i;
+    ss_store_stats_t st;
+
+    /* The most recently used record is the dead one: it still goes first. */
+    assert_int_equal(save_kv(f, n - 1, 1, CAP_PLEN, T0, T0 + SEC(10)), APR_SUCCESS);
+    assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(60), 0), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_expired, 1);
+    assert_int_equal(st.evicted_lru, 0);
+    assert_absent(f, n - 1);
+    for (i = 0; i < n - 1; i++) {
+        assert_present(f, i, 0, CAP_PLEN);
+    }
+}
+
+static void test_evict_dead_tail_between_sweeps(void **state)
+{
+    fixture_t *f = *state;
+    /* Keys 1, 3, 5, ... die at T0 + 10 s. */
+    int n = fill_exactly(f, T0, 2, T0 + SEC(10)), i;
+    ss_store_stats_t st;
+
+    /* Just before the deadline: nothing is dead, key 0 goes the LRU way. */
+    assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(10) - 1, 0), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_int_equal(st.evicted_expired, 0);
+    /* Right after it, the oldest record is dead: reclaimed as expired, with
+     * or without a full sweep. */
+    assert_int_equal(save_kv(f, 100001, 0, CAP_PLEN, T0 + SEC(10), 0), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_true(st.evicted_expired >= 1);
+    assert_absent(f, 0);
+    assert_absent(f, 1);
+    for (i = 2; i < n; i += 2) {
+        assert_present(f, i, 0, CAP_PLEN);
+    }
+}
+
+static void test_load_dead_record(void **state)
+{
+    fixture_t *f = *state;
+    ss_record_t out;
+    ss_store_stats_t st;
+
+    unit_arena_open(f, 256 * 1024, 8192);
+    assert_int_equal(save_kv(f, 1, 0, 50, T0, T0 + SEC(10)), APR_SUCCESS);
+    /* The arena's deadline only ranks records for eviction: the caller's
+     * policy decides, and with none the record outlives it. */
+    assert_int_equal(load_i(f, 1, T0 + SEC(10), &out), APR_SUCCESS);
+    assert_int_equal(unit_stats(f->store).expired, 0);
+    /* A policy under which it is dead: gone, and removed. */
+    {
+        const ss_expiry_t idle = {SEC(10), 0};
+        ss_key_t key;
+
+        key_of(1, &key);
+        assert_int_equal(f->store->ops->load(f->store, &key, &idle, T0 + SEC(10), f->p, &out),
+                         APR_NOTFOUND);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.expired, 1);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.used_bytes, 0);
+    assert_int_equal(load_i(f, 1, T0, &out), APR_NOTFOUND);
+    assert_int_equal(unit_stats(f->store).misses, 1);
+}
+
+static void test_arena_oversize_refused(void **state)
+{
+    fixture_t *f = *state;
+    const apr_size_t max_record = 1000;
+    const apr_size_t max_plen = max_record - SS_RECORD_HEADER_LEN; /* user "" */
+    ss_store_stats_t before, after;
+    ss_key_t key;
+
+    unit_arena_open(f, 256 * 1024, max_record);
+    assert_int_equal(save_kv(f, 1, 1, 500, T0, 0), APR_SUCCESS);
+    assert_int_equal(f->log.count, 0);
+    before = unit_stats(f->store);
+    assert_int_equal(save_kv(f, 1, 2, max_plen + 1, T0, 0), APR_ENOSPC);
+    after = unit_stats(f->store);
+    assert_int_equal(after.refused_oversize, 1);
+    assert_int_equal(after.saves, before.saves);
+    assert_int_equal(after.entries, 1);
+    assert_int_equal(after.used_bytes, before.used_bytes);
+    assert_present(f, 1, 1, 500);
+    /* Logged as a warning naming the key tag and both sizes. */
+    assert_int_equal(f->log.count, 1);
+    assert_int_equal(f->log.level, SS_LOG_WARNING);
+    assert_int_equal(f->log.rv, APR_ENOSPC);
+    assert_non_null(strstr(f->log.msg, "1001"));
+    assert_non_null(strstr(f->log.msg, "1000"));
+    key_of(1, &key);
+    assert_non_null(strstr(f->log.msg, ss_key_tag(&key, f->p)));
+    /* Refused for a new key too, which then does not exist. */
+    assert_int_equal(save_kv(f, 2, 1, max_plen + 5000, T0, 0), APR_ENOSPC);
+    assert_absent(f, 2);
+    assert_int_equal(unit_stats(f->store).refused_oversize, 2);
+    /* Exactly the limit is accepted. */
+    assert_int_equal(save_kv(f, 1, 3, max_plen, T0, 0), APR_SUCCESS);
+    assert_present(f, 1, 3, max_plen);
+    assert_int_equal(unit_stats(f->store).refused_oversize, 2);
+}
+
+/* ---- block accounting -------------------------------------------------- */
+
+static apr_uint32_t lcg(apr_uint32_t *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return *s >> 8;
+}
+
+static void test_overwrite_no_leak(void **state)
+{
+    fixture_t *f = *state;
+    static const apr_size_t sizes[] = {30, 2000, 100, 5000, 0, 800, 7000, 1, 38, 39, 162, 163};
+    apr_size_t cur[200];
+    apr_uint64_t expect;
+    apr_uint32_t seed = 42;
+    ss_store_stats_t st;
+    size_t k;
+    int i, round;
+
+    unit_arena_open(f, MIB, 16384);
+    /* One key, resized up and down. */
+    for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        assert_int_equal(save_kv(f, 7, (int)k, sizes[k], T0, 0), APR_SUCCESS);
+        st = unit_stats(f->store);
+        assert_int_equal(st.entries, 1);
+        assert_int_equal(st.used_bytes, ss_shm_footprint(SS_RECORD_HEADER_LEN + sizes[k]));
+        assert_present(f, 7, (int)k, sizes[k]);
+    }
+    assert_int_equal(f->store->ops->remove(f->store, &(ss_key_t){{0}}), APR_SUCCESS);
+    {
+        ss_key_t key;
+
+        key_of(7, &key);
+        assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.used_bytes, 0);
+    assert_int_equal(st.removes, 1);
+
+    /* Many keys, many random sizes, overwritten round after round. */
+    for (round = 0; round < 6; round++) {
+        expect = 0;
+        for (i = 0; i < 200; i++) {
+            cur[i] = lcg(&seed) % 3000;
+            assert_int_equal(save_kv(f, i, round, cur[i], T0, 0), APR_SUCCESS);
+            expect += ss_shm_footprint(SS_RECORD_HEADER_LEN + cur[i]);
+        }
+        st = unit_stats(f->store);
+        assert_int_equal(st.evicted_lru, 0);
+        assert_int_equal(st.entries, 200);
+        assert_int_equal(st.used_bytes, expect);
+    }
+    for (i = 0; i < 200; i++) {
+        assert_present(f, i, 5, cur[i]);
+    }
+    for (i = 0; i < 200; i += 2) {
+        ss_key_t key;
+
+        key_of(i, &key);
+        assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
+        expect -= ss_shm_footprint(SS_RECORD_HEADER_LEN + cur[i]);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, 100);
+    assert_int_equal(st.used_bytes, expect);
+    for (i = 1; i < 200; i += 2) {
+        ss_key_t key;
+
+        key_of(i, &key);
+        assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, 0);
+    assert_int_equal(st.used_bytes, 0);
+    assert_int_equal(st.removes, 201);
+
+    /* Every block is reachable again: the arena takes one single-block record
+     * per block without evicting, and not one more. */
+    {
+        apr_uint64_t nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
+
+        assert_int_equal(ss_shm_footprint(SS_RECORD_HEADER_LEN), SS_SHM_BLOCK_SIZE);
+        for (i = 0; i < (int)nblocks; i++) {
+            assert_int_equal(save_kv(f, 1000 + i, 0, 0, T0, 0), APR_SUCCESS);
+        }
+        st = unit_stats(f->store);
+        assert_int_equal(st.evicted_lru, 0);
+        assert_int_equal(st.entries, nblocks);
+        assert_int_equal(st.used_bytes, st.capacity_bytes);
+        assert_int_equal(save_kv(f, 999, 0, 0, T0, 0), APR_SUCCESS);
+        st = unit_stats(f->store);
+        assert_int_equal(st.evicted_lru, 1);
+        assert_int_equal(st.entries, nblocks);
+        assert_absent(f, 1000);
+        assert_present(f, 999, 0, 0);
+        assert_present(f, 1001, 0, 0);
+        assert_present(f, 1000 + (int)nblocks - 1, 0, 0);
+    }
+}
+
+/* ---- concurrency ------------------------------------------------------- */
+
+#define MAX_WORKERS 8
+#define OWN_KEYS 16
+#define SHARED_KEYS 4
+#define MAX_KEYS (MAX_WORKERS * OWN_KEYS + SHARED_KEYS)
+#define MIN_PLEN 40
+#define MAX_PLEN 3000
+#define OP_STEP SEC(1)         /* fake time per operation */
+#define HAMMER_IDLE SEC(86400) /* no expiry within a run; touch every 60 s */
+
+typedef struct {
+    apr_uint64_t saves, hits, misses, removes, corrupt, errors;
+    int final_counter[OWN_KEYS]; /* -1: absent */
+    int final_len[OWN_KEYS];
+    apr_time_t final_created[OWN_KEYS];
+    apr_time_t final_accessed[OWN_KEYS];
+    apr_uint64_t own_touches; /* touches of its own keys, which it can predict */
+} worker_result_t;
+
+typedef struct {
+    ss_session_ctx_t ctx;
+    int nworkers;
+    int ops;
+    int evicting; /* arena small enough that records get evicted */
+    char ids[MAX_KEYS][SS_ID_LEN + 1];
+    worker_result_t *results;
+    volatile apr_uint32_t *go; /* the workers start together when this turns 1 */
+    /* processes */
+    apr_global_mutex_t *mutex;
+    const char *lockpath;
+    void *base;
+} hammer_t;
+
+typedef struct {
+    hammer_t *h;
+    int w;
+} thread_arg_t;
+
+static int nkeys_of(const hammer_t *h)
+{
+    return h->nworkers * OWN_KEYS + SHARED_KEYS;
+}
+
+static apr_uint32_t fnv1a(const char *s, apr_size_t n)
+{
+    apr_uint32_t v = 2166136261u;
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        v = (v ^ (unsigned char)s[i]) * 16777619u;
+    }
+    return v;
+}
+
+/* "key:writer:counter:len:" + filler + "#" + 8 hex digits of FNV-1a of all
+ * that precedes; buf holds len + 1 bytes. */
+static void make_payload(char *buf, int key, int writer, int counter, int len)
+{
+    int n = snprintf(buf, (size_t)len + 1, "%d:%d:%d:%d:", key, writer, counter, len), i;
+
+    for (i = n; i < len - 9; i++) {
+        buf[i] = (char)('a' + (key * 7 + counter * 13 + i) % 26);
+    }
+    buf[len - 9] = '#';
+    snprintf(buf + len - 8, 9, "%08x", (unsigned)fnv1a(buf, (apr_size_t)len - 9));
+}
+
+/* 0 when rec is exactly a value some worker wrote under key. */
+static int verify_payload(const hammer_t *h, const ss_record_t *rec, int key, int *writer,
+                          int *counter)
+{
+    char buf[MAX_PLEN + 1], user[32];
+    int k, w, c, len;
+
+    snprintf(user, sizeof(user), "u%d", key);
+    if (strcmp(rec->user, user) != 0) {
+        return 1;
+    }
+    if (sscanf(rec->payload, "%d:%d:%d:%d:", &k, &w, &c, &len) != 4) {
+        return 1;
+    }
+    if (k != key || w < 0 || w >= h->nworkers || c <= 0 || c > h->ops || len < MIN_PLEN ||
+        len > MAX_PLEN || (apr_size_t)len != rec->payload_len) {
+        return 1;
+    }
+    make_payload(buf, k, w, c, len);
+    if (memcmp(buf, rec->payload, (apr_size_t)len) != 0) {
+        return 1;
+    }
+    if (fnv1a(rec->payload, (apr_size_t)len - 9) !=
+        (apr_uint32_t)strtoul(rec->payload + len - 8, NULL, 16)) {
+        return 1;
+    }
+    *writer = w;
+    *counter = c;
+    return 0;
+}
+
+static apr_uint32_t xorshift(apr_uint32_t *s)
+{
+    apr_uint32_t x = *s;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *s = x;
+}
+
+/* A worker knows whether each of its own keys holds a record: it writes it
+ * as new or as an update accordingly. Finding otherwise is corruption, except
+ * for a record that an evicting arena dropped. */
+static apr_status_t write_own(const hammer_t *h, worker_result_t *res, int slot, const char *id,
+                              const ss_record_t *rec, apr_pool_t *p)
+{
+    int is_new = res->final_counter[slot] < 0;
+    apr_status_t rv = ss_session_write(&h->ctx, id, rec, is_new, p);
+
+    if (rv == APR_NOTFOUND && !is_new && h->evicting) {
+        res->final_counter[slot] = -1;
+        return ss_session_write(&h->ctx, id, rec, 1, p);
+    }
+    if (rv == APR_NOTFOUND || rv == APR_EEXIST) {
+        res->corrupt++;
+    }
+    return rv;
+}
+
+/* Nobody knows whether a shared key holds a record: update it, or create it
+ * when it is gone; another worker may create it in between, and an evicting
+ * arena drop it. */
+static apr_status_t write_shared(const ss_session_ctx_t *ctx, const char *id,
+                                 const ss_record_t *rec, apr_pool_t *p)
+{
+    apr_status_t rv = APR_NOTFOUND;
+    int is_new = 0, tries;
+
+    for (tries = 0; tries < 4; tries++) {
+        rv = ss_session_write(ctx, id, rec, is_new, p);
+        if (rv != APR_NOTFOUND && rv != APR_EEXIST) {
+            break;
+        }
+        is_new = rv == APR_NOTFOUND;
+    }
+    return rv;
+}
+
+/* Thousands of mixed operations by worker w: saves and loads on its own
+ * keys and on the shared ones, removes on its own keys. It knows exactly
+ * what its own keys must hold; a shared key may hold anything some worker
+ * wrote, but nothing else. No cmocka here: this runs in children and
+ * threads, and reports through res. */
+static void hammer_worker(const hammer_t *h, int w, apr_pool_t *pool, worker_result_t *res)
+{
+    apr_uint32_t seed = 0x9e3779b9u * (apr_uint32_t)(w + 1);
+    int counter = 0, op, j;
+    char buf[MAX_PLEN + 1], user[32];
+    apr_pool_t *iter;
+
+    memset(res, 0, sizeof(*res));
+    for (j = 0; j < OWN_KEYS; j++) {
+        res->final_counter[j] = -1;
+    }
+    if (apr_pool_create(&iter, pool) != APR_SUCCESS) {
+        res->errors++;
+        return;
+    }
+    while (!apr_atomic_read32(h->go)) {
+        apr_sleep(100);
+    }
+    for (op = 0; op < h->ops; op++) {
+        apr_time_t now = T0 + op * OP_STEP;
+        apr_uint32_t r = xorshift(&seed) % 100;
+        int own = xorshift(&seed) % 4 != 0;
+        int slot = own ? (int)(xorshift(&seed) % OWN_KEYS) : 0;
+        int key = own ? w * OWN_KEYS + slot
+                      : h->nworkers * OWN_KEYS + (int)(xorshift(&seed) % SHARED_KEYS);
+        const char *id = h->ids[key];
+        apr_status_t rv;
+
+        apr_pool_clear(iter);
+        if (r < 40) {
+            ss_record_t rec;
+            int len = MIN_PLEN + (int)(xorshift(&seed) % (MAX_PLEN - MIN_PLEN + 1));
+
+            make_payload(buf, key, w, ++counter, len);
+            snprintf(user, sizeof(user), "u%d", key);
+            rec.created = now;
+            rec.accessed = now;
+            rec.user = user;
+            rec.payload = buf;
+            rec.payload_len = (apr_size_t)len;
+            rv = own ? write_own(h, res, slot, id, &rec, iter)
+                     : write_shared(&h->ctx, id, &rec, iter);
+            if (rv != APR_SUCCESS) {
+                res->errors++;
+                continue;
+            }
+            res->saves++;
+            if (own) {
+                res->final_counter[slot] = counter;
+                res->final_len[slot] = len;
+                res->final_created[slot] = now;
+                res->final_accessed[slot] = now;
+            }
+        } else if (r < 90 || !own) {
+            ss_record_t rec;
+            int writer, c;
+
+            rv = ss_session_load(&h->ctx, id, now, iter, &rec);
+            if (rv == APR_NOTFOUND) {
+                res->misses++;
+                if (own && res->final_counter[slot] >= 0) {
+                    /* Only an eviction may take one of our records away. */
+                    if (!h->evicting) {
+                        res->corrupt++;
+                    }
+                    res->final_counter[slot] = -1;
+                }
+                continue;
+            }
+            if (rv != APR_SUCCESS) {
+                res->errors++;
+                continue;
+            }
+            res->hits++;
+            if (verify_payload(h, &rec, key, &writer, &c) != 0) {
+                res->corrupt++;
+                continue;
+            }
+            if (own) {
+                /* Nobody else loads our keys: we know when a touch is due. */
+                int due =
+                    now - res->final_accessed[slot] >= ss_expiry_touch_interval(&h->ctx.expiry);
+                apr_time_t accessed = due ? now : res->final_accessed[slot];
+
+                if (writer != w || c != res->final_counter[slot] ||
+                    (int)rec.payload_len != res->final_len[slot] ||
+                    rec.created != res->final_created[slot] || rec.accessed != accessed) {
+                    /* A stale or foreign value under one of our own keys. */
+                    res->corrupt++;
+                }
+                res->final_accessed[slot] = accessed;
+                res->own_touches += due;
+            }
+        } else {
+            if (ss_session_remove(&h->ctx, id) != APR_SUCCESS) {
+                res->errors++;
+                continue;
+            }
+            if (res->final_counter[slot] >= 0) {
+                res->removes++;
+            }
+            res->final_counter[slot] = -1;
+        }
+    }
+    apr_pool_destroy(iter);
+}
+
+static void hammer_init(fixture_t *f, hammer_t *h, int nworkers, int ops, apr_size_t arena)
+{
+    int k, j;
+
+    memset(h, 0, sizeof(*h));
+    unit_arena_open(f, arena, 8192);
+    h->ctx.store = f->store;
+    h->ctx.expiry.idle = HAMMER_IDLE;
+    h->ctx.expiry.absolute = 0;
+    h->ctx.max_size = 8192;
+    h->nworkers = nworkers;
+    h->ops = ops;
+    h->mutex = f->mutex;
+    h->lockpath = f->lockpath;
+    h->base = f->base;
+    h->evicting = arena < MIB;
+    for (k = 0; k < nkeys_of(h); k++) {
+        assert_int_equal(ss_id_generate(h->ids[k]), APR_SUCCESS);
+        for (j = 0; j < k; j++) {
+            assert_string_not_equal(h->ids[j], h->ids[k]);
+        }
+    }
+    ss_log_set(NULL, NULL);
+}
+
+/* After the workers: counters agree with what they saw, and the arena holds
+ * exactly what loading every key finds. */
+static void hammer_check(fixture_t *f, hammer_t *h)
+{
+    ss_store_stats_t st, st2;
+    apr_uint64_t saves = 0, hits = 0, misses = 0, removes = 0, touches = 0, found = 0, bytes = 0;
+    apr_time_t later = T0 + (apr_time_t)h->ops * OP_STEP + SEC(60);
+    int w, k;
+
+    for (w = 0; w < h->nworkers; w++) {
+        const worker_result_t *res = &h->results[w];
+
+        assert_int_equal(res->corrupt, 0);
+        assert_int_equal(res->errors, 0);
+        saves += res->saves;
+        hits += res->hits;
+        misses += res->misses;
+        removes += res->removes;
+        touches += res->own_touches;
+    }
+    st = unit_stats(f->store);
+    print_message("  %d workers x %d ops: %lu saves, %lu hits, %lu misses, %lu removes, "
+                  "%lu touches, %lu evicted\n",
+                  h->nworkers, h->ops, (unsigned long)st.saves, (unsigned long)st.hits,
+                  (unsigned long)st.misses, (unsigned long)st.removes, (unsigned long)st.touches,
+                  (unsigned long)st.evicted_lru);
+    assert_true(saves > (apr_uint64_t)h->nworkers * h->ops / 4);
+    assert_true(hits > (apr_uint64_t)h->nworkers * h->ops / 10);
+    assert_int_equal(st.saves, saves);
+    assert_int_equal(st.hits, hits);
+    assert_int_equal(st.misses, misses);
+    assert_int_equal(st.expired, 0);
+    assert_int_equal(st.refused_oversize, 0);
+    assert_int_equal(st.evicted_expired, 0);
+    assert_true(touches > 0);
+    assert_true(st.touches >= touches);
+    if (h->evicting) {
+        assert_true(st.evicted_lru > 0);
+        assert_true(st.removes <= removes);
+    } else {
+        assert_int_equal(st.evicted_lru, 0);
+        assert_int_equal(st.removes, removes);
+    }
+
+    for (k = 0; k < nkeys_of(h); k++) {
+        ss_record_t rec;
+        apr_status_t rv = ss_session_load(&h->ctx, h->ids[k], later, f->p, &rec);
+        int own = k < h->nworkers * OWN_KEYS, writer = -1, c = -1;
+        const worker_result_t *res = own ? &h->results[k / OWN_KEYS] : NULL;
+
+        if (rv == APR_NOTFOUND) {
+            /* Only an eviction can lose a record its owner last saved. */
+            if (own && !h->evicting) {
+                assert_int_equal(res->final_counter[k % OWN_KEYS], -1);
+            }
+            continue;
+        }
+        assert_int_equal(rv, APR_SUCCESS);
+        assert_int_equal(verify_payload(h, &rec, k, &writer, &c), 0);
+        if (own) {
+            assert_int_equal(writer, k / OWN_KEYS);
+            assert_int_equal(c, res->final_counter[k % OWN_KEYS]);
+            assert_int_equal(rec.payload_len, res->final_len[k % OWN_KEYS]);
+            assert_int_equal(rec.created, res->final_created[k % OWN_KEYS]);
+        }
+        /* Every record was last accessed over a minute before: touched now. */
+        assert_int_equal(rec.accessed, later);
+        found++;
+        bytes += ss_shm_footprint(ss_record_size(&rec));
+    }
+    st2 = unit_stats(f->store);
+    assert_true(found > 0);
+    assert_int_equal(st2.entries, found);
+    assert_int_equal(st2.used_bytes, bytes);
+    assert_int_equal(st2.hits, st.hits + found);
+    assert_int_equal(st2.misses, st.misses + (nkeys_of(h) - found));
+    assert_int_equal(st2.touches, st.touches + found);
+}
+
+static void run_processes(fixture_t *f, hammer_t *h)
+{
+    apr_proc_t procs[MAX_WORKERS];
+    apr_shm_t *results_shm;
+    int w, started = 0, bad = 0;
+
+    /* The results and the start flag live in shared memory too. */
+    assert_int_equal(
+        apr_shm_create(&results_shm, sizeof(worker_result_t) * (MAX_WORKERS + 1), NULL, f->p),
+        APR_SUCCESS);
+    h->results = apr_shm_baseaddr_get(results_shm);
+    memset(h->results, 0, sizeof(worker_result_t) * (MAX_WORKERS + 1));
+    h->go = (volatile apr_uint32_t *)&h->results[MAX_WORKERS];
+
+    for (w = 0; w < h->nworkers; w++) {
+        apr_status_t rv = apr_proc_fork(&procs[w], f->p);
+
+        if (rv == APR_INCHILD) {
+            apr_pool_t *cp;
+            apr_global_mutex_t *mutex = h->mutex;
+            worker_result_t *res = &h->results[w];
+            hammer_t mine = *h;
+            static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
+            size_t k;
+
+            /* cmocka's handlers would resume the test run inside the child:
+             * a crash must kill it, for the parent to see. */
+            for (k = 0; k < sizeof(crash_signals) / sizeof(crash_signals[0]); k++) {
+                signal(crash_signals[k], SIG_DFL);
+            }
+            if (apr_pool_create(&cp, NULL) != APR_SUCCESS ||
+                apr_global_mutex_child_init(&mutex, h->lockpath, cp) != APR_SUCCESS ||
+                ss_shm_open(&mine.ctx.store, h->base, mutex, cp) != APR_SUCCESS) {
+                _exit(3);
+            }
+            hammer_worker(&mine, w, cp, res);
+            _exit(res->corrupt ? 1 : res->errors ? 2 : 0);
+        }
+        if (rv != APR_INPARENT) {
+            break;
+        }
+        started++;
+    }
+    apr_atomic_set32(h->go, 1);
+    for (w = 0; w < started; w++) {
+        int code = -1;
+        apr_exit_why_e why = APR_PROC_SIGNAL;
+
+        if (apr_proc_wait(&procs[w], &code, &why, APR_WAIT) != APR_CHILD_DONE ||
+            why != APR_PROC_EXIT || code != 0) {
+            fprintf(stderr, "worker %d: why %d code %d\n", w, (int)why, code);
+            bad++;
+        }
+    }
+    assert_int_equal(started, h->nworkers);
+    assert_int_equal(bad, 0);
+    hammer_check(f, h);
+}
+
+static void *APR_THREAD_FUNC thread_main(apr_thread_t *t, void *data)
+{
+    thread_arg_t *arg = data;
+    apr_pool_t *tp = NULL;
+
+    if (apr_pool_create_unmanaged_ex(&tp, NULL, NULL) != APR_SUCCESS) {
+        arg->h->results[arg->w].errors++;
+    } else {
+        hammer_worker(arg->h, arg->w, tp, &arg->h->results[arg->w]);
+        apr_pool_destroy(tp);
+    }
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void run_threads(fixture_t *f, hammer_t *h)
+{
+    apr_thread_t *threads[MAX_WORKERS];
+    thread_arg_t args[MAX_WORKERS];
+    int w;
+
+    h->results = apr_pcalloc(f->p, sizeof(worker_result_t) * MAX_WORKERS);
+    h->go = apr_pcalloc(f->p, sizeof(*h->go));
+    for (w = 0; w < h->nworkers; w++) {
+        args[w].h = h;
+        args[w].w = w;
+        assert_int_equal(apr_thread_create(&threads[w], NULL, thread_main, &args[w], f->p),
+                         APR_SUCCESS);
+    }
+    apr_atomic_set32(h->go, 1);
+    for (w = 0; w < h->nworkers; w++) {
+        apr_status_t trv = APR_EGENERAL;
+
+        assert_int_equal(apr_thread_join(&trv, threads[w]), APR_SUCCESS);
+        assert_int_equal(trv, APR_SUCCESS);
+    }
+    hammer_check(f, h);
+}
+
+/* A hammer run: nworkers x ops operations on an arena of the given size. */
+static void hammer(void **state, int nworkers, int ops, apr_size_t arena,
+                   void (*run)(fixture_t *, hammer_t *))
+{
+    fixture_t *f = *state;
+    hammer_t *h = apr_palloc(f->p, sizeof(*h));
+
+    hammer_init(f, h, nworkers, ops, arena);
+    run(f, h);
+}
+
+static void test_hammer_processes(void **state)
+{
+    hammer(state, 4, 8000, 4 * MIB, run_processes);
+}
+
+static void test_hammer_processes_evicting(void **state)
+{
+    hammer(state, 4, 8000, SS_SHM_MIN_SIZE, run_processes);
+}
+
+static void test_hammer_threads(void **state)
+{
+    hammer(state, 8, 4000, 4 * MIB, run_threads);
+}
+
+static void test_hammer_threads_evicting(void **state)
+{
+    hammer(state, 8, 4000, SS_SHM_MIN_SIZE, run_threads);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        UNIT_TEST(test_format_rejects_small_arena),
+        UNIT_TEST(test_format_rejects_tiny_max_record),
+        UNIT_TEST(test_format_rejects_max_record_over_quarter),
+        UNIT_TEST(test_is_formatted),
+        UNIT_TEST(test_reformat_empties),
+        UNIT_TEST(test_footprint),
+        UNIT_TEST(test_capacity_fill),
+        UNIT_TEST(test_evict_lru_order),
+        UNIT_TEST(test_evict_large_record_takes_several),
+        UNIT_TEST(test_evict_expired_first),
+        UNIT_TEST(test_evict_expired_most_recent_first),
+        UNIT_TEST(test_evict_dead_tail_between_sweeps),
+        UNIT_TEST(test_load_dead_record),
+        UNIT_TEST(test_arena_oversize_refused),
+        UNIT_TEST(test_overwrite_no_leak),
+        UNIT_TEST(test_hammer_processes),
+        UNIT_TEST(test_hammer_processes_evicting),
+        UNIT_TEST(test_hammer_threads),
+        UNIT_TEST(test_hammer_threads_evicting),
+    };
+
+    return UNIT_RUN(tests);
+}

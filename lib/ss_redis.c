@@ -1,0 +1,340 @@
+/* ss_redis.c - the Redis store: one round trip per operation, over the
+ * connection layer (ss_redis_conn.c). */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <openssl/evp.h>
+
+#include "ss_log.h"
+#include "ss_redis.h"
+#include "ss_redis_conn.h"
+
+#define KEY_MAX (SS_REDIS_PREFIX_MAX + SS_KEY_HEX_LEN + 1)
+
+/* The load, as one script. KEYS[1] the key; ARGV: now, idle, absolute, touch
+ * interval (microseconds, decimal), then now as 8 big-endian bytes. Returns
+ * 0 (absent), 1 (expired, deleted), 2 (not a record, deleted) or {record,
+ * touched}. Lua 5.1 numbers are doubles: exact for microsecond times below
+ * 2^53 (year 2255). The offsets below are ss_record.h's, 1-based. */
+#if SS_RECORD_HEADER_LEN != 26 || SS_RECORD_ACCESSED_OFFSET != 12 || SS_RECORD_VERSION != 1
+#error "load_script hard-codes the record layout: update it"
+#endif
+static const char load_script[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return 0 end\n"
+    "local m1, m2, ver = string.byte(v, 1, 3)\n"
+    "if #v < 26 or m1 ~= 83 or m2 ~= 83 or ver ~= 1 then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 2\n"
+    "end\n"
+    "local function be64(i)\n"
+    "  local n = 0\n"
+    "  for k = i, i + 7 do n = n * 256 + string.byte(v, k) end\n"
+    "  return n\n"
+    "end\n"
+    "local now, idle = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local abs, every = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local created, accessed = be64(5), be64(13)\n"
+    "if (abs > 0 and now >= created + abs) or (idle > 0 and now >= accessed + idle) then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 1\n"
+    "end\n"
+    "if idle > 0 and now - accessed >= every then\n"
+    "  local deadline = now + idle\n"
+    "  if abs > 0 and created + abs < deadline then deadline = created + abs end\n"
+    "  redis.call('SETRANGE', KEYS[1], 12, ARGV[5])\n"
+    "  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((deadline - now) / 1000)))\n"
+    "  return {string.sub(v, 1, 12) .. ARGV[5] .. string.sub(v, 21), 1}\n"
+    "end\n"
+    "return {v, 0}\n";
+
+typedef struct {
+    ss_redis_config_t cfg;
+    const char *target;    /* for log lines, no password */
+    char sha[41];          /* SHA-1 of load_script */
+    ss_redis_conn_t *conn; /* also holds the counters: a fork resets them with the pool */
+} redis_store_t;
+
+static apr_status_t unexpected(redis_store_t *s, const char *what, const redisReply *reply)
+{
+    ss_log(SS_LOG_ERR, APR_EGENERAL, "redis session store %s: unexpected reply type %d to %s",
+           s->target, reply->type, what);
+    ss_redis_conn_lock(s->conn)->errors++;
+    ss_redis_conn_unlock(s->conn);
+    return APR_EGENERAL;
+}
+
+static void make_key(const redis_store_t *s, const ss_key_t *key, char *out)
+{
+    apr_size_t n = strlen(s->cfg.prefix);
+
+    memcpy(out, s->cfg.prefix, n);
+    ss_key_hex(key, out + n);
+}
+
+static void cmd_add(ss_redis_cmd_t *cmd, const char *arg, size_t len)
+{
+    cmd->argv[cmd->argc] = arg;
+    cmd->len[cmd->argc++] = len;
+}
+
+static void cmd_str(ss_redis_cmd_t *cmd, const char *arg)
+{
+    cmd_add(cmd, arg, strlen(arg));
+}
+
+/* The script found no live record: count why. */
+static apr_status_t load_gone(redis_store_t *s, const ss_key_t *key, const redisReply *reply,
+                              apr_pool_t *p)
+{
+    switch (reply->integer) {
+    case 0:
+        ss_redis_conn_lock(s->conn)->misses++;
+        ss_redis_conn_unlock(s->conn);
+        return APR_NOTFOUND;
+    case 2:
+        ss_log(SS_LOG_WARNING, APR_EINVAL,
+               "redis session store %s: session %s held no valid record; deleted", s->target,
+               ss_key_tag(key, p));
+        /* fall through */
+    case 1:
+        ss_redis_conn_lock(s->conn)->expired++;
+        ss_redis_conn_unlock(s->conn);
+        return APR_NOTFOUND;
+    }
+    return unexpected(s, "the load script", reply);
+}
+
+static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *expiry,
+                               apr_time_t now, const redisReply *reply, apr_pool_t *p,
+                               ss_record_t *rec)
+{
+    const redisReply *value, *touched;
+    ss_store_stats_t *st;
+    apr_status_t rv;
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        return load_gone(s, key, reply, p);
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        return unexpected(s, "the load script", reply);
+    }
+    value = reply->element[0];
+    touched = reply->element[1];
+    rv = ss_record_decode(value->str, value->len, p, rec);
+    if (rv != APR_SUCCESS) {
+        ss_log(SS_LOG_ERR, rv, "redis session store %s: session %s holds an undecodable record",
+               s->target, ss_key_tag(key, p));
+        ss_redis_conn_lock(s->conn)->errors++;
+        ss_redis_conn_unlock(s->conn);
+        return rv;
+    }
+    /* The script decided with the same rule; a disagreement would be a bug,
+     * and must not return a dead session. */
+    if (ss_expiry_check(expiry, rec->created, rec->accessed, now) != SS_LIVE) {
+        ss_redis_conn_lock(s->conn)->expired++;
+        ss_redis_conn_unlock(s->conn);
+        return APR_NOTFOUND;
+    }
+    st = ss_redis_conn_lock(s->conn);
+    st->hits++;
+    st->touches += touched->integer == 1;
+    ss_redis_conn_unlock(s->conn);
+    return APR_SUCCESS;
+}
+
+static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
+                               apr_time_t now, apr_pool_t *p, ss_record_t *rec)
+{
+    redis_store_t *s = store->impl;
+    char k[KEY_MAX], num[4][24];
+    unsigned char stamp[SS_RECORD_HEADER_LEN];
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    make_key(s, key, k);
+    apr_snprintf(num[0], sizeof(num[0]), "%" APR_TIME_T_FMT, now);
+    apr_snprintf(num[1], sizeof(num[1]), "%" APR_TIME_T_FMT, expiry->idle);
+    apr_snprintf(num[2], sizeof(num[2]), "%" APR_TIME_T_FMT, expiry->absolute);
+    apr_snprintf(num[3], sizeof(num[3]), "%" APR_TIME_T_FMT, ss_expiry_touch_interval(expiry));
+    memset(stamp, 0, sizeof(stamp));
+    ss_record_poke_accessed(stamp, now);
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.script = load_script;
+    cmd_str(&cmd, "EVALSHA");
+    cmd_str(&cmd, s->sha);
+    cmd_str(&cmd, "1");
+    cmd_str(&cmd, k);
+    cmd_str(&cmd, num[0]);
+    cmd_str(&cmd, num[1]);
+    cmd_str(&cmd, num[2]);
+    cmd_str(&cmd, num[3]);
+    cmd_add(&cmd, (const char *)stamp + SS_RECORD_ACCESSED_OFFSET, 8);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = load_reply(s, key, expiry, now, reply, p, rec);
+    freeReplyObject(reply);
+    return rv;
+}
+
+static apr_status_t redis_remove(ss_store_t *store, const ss_key_t *key)
+{
+    redis_store_t *s = store->impl;
+    char k[KEY_MAX];
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    make_key(s, key, k);
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "DEL");
+    cmd_str(&cmd, k);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        rv = unexpected(s, "DEL", reply);
+    } else if (reply->integer > 0) {
+        ss_redis_conn_lock(s->conn)->removes++;
+        ss_redis_conn_unlock(s->conn);
+    }
+    freeReplyObject(reply);
+    return rv;
+}
+
+static apr_status_t save_reply(redis_store_t *s, const redisReply *reply, ss_save_mode_e mode)
+{
+    if (reply->type == REDIS_REPLY_STATUS) {
+        ss_redis_conn_lock(s->conn)->saves++;
+        ss_redis_conn_unlock(s->conn);
+        return APR_SUCCESS;
+    }
+    if (reply->type != REDIS_REPLY_NIL) {
+        return unexpected(s, "SET", reply);
+    }
+    /* NX or XX said no. */
+    if (mode == SS_SAVE_NEW) {
+        return APR_EEXIST;
+    }
+    ss_redis_conn_lock(s->conn)->refused_gone++;
+    ss_redis_conn_unlock(s->conn);
+    return APR_NOTFOUND;
+}
+
+static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
+                               apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
+{
+    redis_store_t *s = store->impl;
+    apr_interval_time_t ttl = deadline ? deadline - rec->accessed : SS_REDIS_NO_DEADLINE_TTL;
+    char k[KEY_MAX], ms[24], *buf;
+    apr_size_t len;
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    if (ttl <= 0) {
+        return redis_remove(store, key); /* already dead: nothing to keep */
+    }
+    rv = ss_record_encode(rec, p, &buf, &len);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    make_key(s, key, k);
+    apr_snprintf(ms, sizeof(ms), "%" APR_TIME_T_FMT, (ttl + 999) / 1000);
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "SET");
+    cmd_str(&cmd, k);
+    cmd_add(&cmd, buf, len);
+    cmd_str(&cmd, "PX");
+    cmd_str(&cmd, ms);
+    cmd_str(&cmd, mode == SS_SAVE_NEW ? "NX" : "XX");
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = save_reply(s, reply, mode);
+    freeReplyObject(reply);
+    return rv;
+}
+
+static apr_status_t redis_stats(ss_store_t *store, ss_store_stats_t *stats)
+{
+    redis_store_t *s = store->impl;
+
+    *stats = *ss_redis_conn_lock(s->conn);
+    ss_redis_conn_unlock(s->conn);
+    return APR_SUCCESS;
+}
+
+static void redis_close(ss_store_t *store)
+{
+    redis_store_t *s = store->impl;
+
+    ss_redis_conn_close(s->conn);
+}
+
+static apr_status_t cleanup(void *store)
+{
+    redis_close(store);
+    return APR_SUCCESS;
+}
+
+static const ss_store_ops_t redis_ops = {"redis",      redis_load,  redis_save,
+                                         redis_remove, redis_stats, redis_close};
+
+static apr_status_t script_sha(char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0, i;
+
+    if (!EVP_Digest(load_script, strlen(load_script), md, &len, EVP_sha1(), NULL) || len != 20) {
+        return APR_EGENERAL;
+    }
+    for (i = 0; i < len; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * len] = '\0';
+    return APR_SUCCESS;
+}
+
+static const char *dup_or_null(apr_pool_t *p, const char *s)
+{
+    return s ? apr_pstrdup(p, s) : NULL;
+}
+
+apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr_pool_t *p)
+{
+    redis_store_t *s = apr_pcalloc(p, sizeof(*s));
+    apr_status_t rv;
+
+    s->cfg = *cfg;
+    s->cfg.host = dup_or_null(p, cfg->host);
+    s->cfg.path = dup_or_null(p, cfg->path);
+    s->cfg.user = dup_or_null(p, cfg->user);
+    s->cfg.password = dup_or_null(p, cfg->password);
+    s->cfg.prefix = apr_pstrdup(p, cfg->prefix);
+    if (strlen(s->cfg.prefix) > SS_REDIS_PREFIX_MAX || (!s->cfg.host == !s->cfg.path)) {
+        return APR_EINVAL;
+    }
+    s->target = ss_redis_target(&s->cfg, p);
+    rv = script_sha(s->sha);
+    if (rv == APR_SUCCESS) {
+        rv = ss_redis_conn_create(&s->conn, &s->cfg, s->target, p);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *store = apr_pcalloc(p, sizeof(**store));
+    (*store)->ops = &redis_ops;
+    (*store)->impl = s;
+    apr_pool_cleanup_register(p, *store, cleanup, apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}

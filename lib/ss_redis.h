@@ -1,0 +1,56 @@
+/* ss_redis.h - the Redis backend (hiredis): a store over one Redis server,
+ * configured by a URI (ss_redis_config.h).
+ *
+ * Oldest Redis: 5.0 (AUTH with a user needs 6.0 ACLs); tested with 7.0. A
+ * load is one EVALSHA (EVAL once after a script-cache flush), a save one SET
+ * with PX, a remove one DEL; AUTH and SELECT go once per new connection.
+ * Redis Cluster is not supported (hiredis does not follow MOVED).
+ *
+ * Expiry is judged by the caller's clock ("now", passed to the script), as
+ * in the shm backend; every httpd node sharing one Redis needs NTP. Each key
+ * also carries a PX TTL equal to the session's deadline, so Redis drops dead
+ * sessions by itself; a session with neither timeout lives SS_REDIS_NO_DEADLINE_TTL
+ * after its last save, never forever.
+ *
+ * Connections are opened lazily, in the process that uses them (none survive
+ * a fork), reused across requests and threads (one thread at a time each),
+ * and a broken one is closed, never reused; at most max_idle wait between
+ * requests (more are opened under load, then closed). After an I/O error on
+ * a pooled connection the idle ones are dropped and, unless it was a timeout,
+ * the operation is retried once on a fresh connection: a Redis restart costs
+ * no request. The host must ignore SIGPIPE (httpd does).
+ *
+ * A request waits at most about connect_timeout + command_timeout (each
+ * bounds one socket operation). After an I/O failure the breaker fails every
+ * operation at once for `breaker` ms, then lets one probe through; the first
+ * good reply closes it.
+ *
+ * Stats are per process: hits, misses, expired, saves, touches, removes,
+ * refused_gone, errors, fast_fails, connects, retries. entries, the byte
+ * counts and the evictions stay 0 (Redis's own INFO has them). */
+#ifndef SS_REDIS_H
+#define SS_REDIS_H
+
+#include "ss_redis_config.h"
+#include "ss_store.h"
+
+/* TTL of a session with neither idle nor absolute timeout: 30 days. */
+#define SS_REDIS_NO_DEADLINE_TTL apr_time_from_sec(30 * 24 * 3600)
+
+/* Open a store over cfg (copied into p). No network I/O happens here: the
+ * first operation in each process connects. Closed by ops->close or when p
+ * is destroyed.
+ *
+ * Operations return APR_SUCCESS; APR_NOTFOUND from load when the session is
+ * absent or expired, and from an SS_SAVE_UPDATE save when the record is gone;
+ * APR_EEXIST from an SS_SAVE_NEW save when the key exists. Anything else
+ * means the store is unavailable, for example APR_TIMEUP (connect or command
+ * timeout), APR_ECONNREFUSED (refused, or failed at once while the breaker is
+ * open), APR_EOF (connection lost), another errno (APR_ENOENT: no such Unix
+ * socket), APR_EGENERAL (Redis answered with an error, e.g. a wrong password,
+ * or with something unexpected). The first failure is logged at ERR, then at
+ * most one summary a minute (SS_REDIS_LOG_INTERVAL), and a NOTICE when Redis
+ * answers again. */
+apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr_pool_t *p);
+
+#endif

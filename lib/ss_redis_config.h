@@ -1,0 +1,61 @@
+/* ss_redis_config.h - the Redis backend's configuration, from one URI.
+ *
+ *   redis://[[user]:password@]host[:port][/db][?param=value&...]
+ *   unix:///path/to/redis.sock[?db=N&password=...&...]   (also redis+unix://)
+ *
+ * user, password, prefix and the socket path are percent-decoded; a password
+ * holding '@', '/', '?', '&' or '%' must be percent-encoded. Parameters:
+ *
+ *   connect_timeout  ms, 1..60000, default 300: TCP or Unix connect
+ *   command_timeout  ms, 1..60000, default 300: each socket read or write
+ *   breaker          ms, 0..60000, default 1000: after a failure, operations
+ *                    fail at once for this long (0: never fail fast)
+ *   prefix           default "sessstore:"; key = prefix + hex(ss_key_t)
+ *   db               0..2147483647, default 0 (or /db in a redis:// URI)
+ *   user, password   as in the userinfo (the only way for a Unix socket)
+ *   max_idle         0..1024, default 16: idle connections kept per process
+ *
+ * Host names are resolved at connect time by getaddrinfo(), which no timeout
+ * bounds: use an address or an /etc/hosts entry where that matters. */
+#ifndef SS_REDIS_CONFIG_H
+#define SS_REDIS_CONFIG_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+#define SS_REDIS_DEFAULT_PORT 6379
+#define SS_REDIS_DEFAULT_PREFIX "sessstore:"
+#define SS_REDIS_DEFAULT_CONNECT_TIMEOUT_MS 300
+#define SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS 300
+#define SS_REDIS_DEFAULT_BREAKER_MS 1000
+#define SS_REDIS_DEFAULT_MAX_IDLE 16
+/* Bounds the key length, so a key fits in a stack buffer. */
+#define SS_REDIS_PREFIX_MAX 100
+
+typedef struct {
+    const char *host;     /* TCP: name or address (no brackets); NULL for a Unix socket */
+    int port;             /* TCP */
+    const char *path;     /* Unix socket; NULL for TCP */
+    const char *user;     /* NULL: AUTH password alone */
+    const char *password; /* NULL: no AUTH */
+    int db;
+    const char *prefix;
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t command_timeout;
+    apr_interval_time_t breaker;
+    int max_idle;
+} ss_redis_config_t;
+
+/* Parse uri into a new *cfg. NULL on success, else a message naming the
+ * problem (never containing the password). */
+const char *ss_redis_parse(ss_redis_config_t **cfg, const char *uri, apr_pool_t *p);
+
+/* The target for logs and status pages: the URI with the password replaced
+ * by "***" and every option spelled out. */
+const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p);
+
+/* The short form, for the backend's own log lines: scheme, user, host or
+ * socket path, port and db; the password masked, no other option. */
+const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p);
+
+#endif

@@ -1,0 +1,451 @@
+/* ss_redis_conn.c - connections to Redis: a per-process LIFO of idle
+ * contexts, the circuit breaker and the rate-limited outage log, all under
+ * one thread mutex never held across network I/O. */
+#include <errno.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include "ss_log.h"
+#include "ss_redis_conn.h"
+
+#define ERR_LEN 256
+
+struct ss_redis_conn_t {
+    const ss_redis_config_t *cfg;
+    const char *target; /* for log lines, no password */
+    apr_thread_mutex_t *mutex;
+    /* Everything below is under mutex. */
+    redisContext **idle; /* LIFO: the most recently used socket is the likeliest alive */
+    int nidle;
+    pid_t pid; /* process the idle contexts belong to */
+    int closed;
+    apr_time_t breaker_until; /* 0: closed; else fail fast until then, then one probe */
+    int probing;
+    int down; /* failing since down_since; logged */
+    apr_time_t down_since, last_report;
+    apr_uint64_t failures, unreported, unreported_fast;
+    apr_status_t last_rv;
+    char last_error[ERR_LEN];
+    ss_store_stats_t stats;
+};
+
+/* A connection lent to one operation. */
+typedef struct {
+    redisContext *c;
+    int pooled;    /* taken from the idle pool, so possibly stale */
+    int timed_out; /* the last failure was a timeout */
+    int connects, retried;
+    char err[ERR_LEN]; /* why the last exchange failed */
+} lease_t;
+
+/* A log line decided under the mutex, written after it is released. */
+typedef struct {
+    int level; /* 0: none */
+    apr_status_t rv;
+    char msg[512];
+} note_t;
+
+static void note_emit(const note_t *n)
+{
+    if (n->level) {
+        ss_log(n->level, n->rv, "%s", n->msg);
+    }
+}
+
+static struct timeval to_timeval(apr_interval_time_t t)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)apr_time_sec(t);
+    tv.tv_usec = (suseconds_t)apr_time_usec(t);
+    return tv;
+}
+
+static void drop_idle_locked(ss_redis_conn_t *rc)
+{
+    while (rc->nidle) {
+        redisFree(rc->idle[--rc->nidle]);
+    }
+}
+
+/* A forked child inherits its parent's sockets and state; it starts afresh. */
+static void check_pid_locked(ss_redis_conn_t *rc)
+{
+    pid_t pid = getpid();
+
+    if (rc->pid == pid) {
+        return;
+    }
+    drop_idle_locked(rc);
+    rc->pid = pid;
+    rc->breaker_until = 0;
+    rc->probing = 0;
+    rc->down = 0;
+    memset(&rc->stats, 0, sizeof(rc->stats));
+}
+
+static void report_locked(ss_redis_conn_t *rc, apr_time_t now, note_t *note)
+{
+    note->level = SS_LOG_ERR;
+    note->rv = rc->last_rv;
+    apr_snprintf(note->msg, sizeof(note->msg),
+                 "redis session store %s still unavailable: %" APR_UINT64_T_FMT
+                 " more failed operations in the last %" APR_TIME_T_FMT " s (%" APR_UINT64_T_FMT
+                 " failed at once, breaker open); last error: %s",
+                 rc->target, rc->unreported, apr_time_sec(now - rc->last_report),
+                 rc->unreported_fast, rc->last_error);
+    rc->last_report = now;
+    rc->unreported = 0;
+    rc->unreported_fast = 0;
+}
+
+/* Count a failed operation; log the first of an outage, then summaries. */
+static void failed_locked(ss_redis_conn_t *rc, apr_status_t rv, const char *why, int fast,
+                          apr_time_t now, note_t *note)
+{
+    rc->stats.errors++;
+    rc->stats.fast_fails += fast;
+    if (!fast) {
+        rc->last_rv = rv;
+        apr_cpystrn(rc->last_error, why, sizeof(rc->last_error));
+    }
+    if (!rc->down) {
+        rc->down = 1;
+        rc->down_since = rc->last_report = now;
+        rc->failures = 1;
+        rc->unreported = rc->unreported_fast = 0;
+        note->level = SS_LOG_ERR;
+        note->rv = rv;
+        apr_snprintf(note->msg, sizeof(note->msg),
+                     "redis session store %s unavailable: %s; sessions can be neither loaded nor "
+                     "saved until it answers (further failures summarised every %" APR_TIME_T_FMT
+                     " s)",
+                     rc->target, why, apr_time_sec(SS_REDIS_LOG_INTERVAL));
+        return;
+    }
+    rc->failures++;
+    rc->unreported++;
+    rc->unreported_fast += fast;
+    if (now - rc->last_report >= SS_REDIS_LOG_INTERVAL) {
+        report_locked(rc, now, note);
+    }
+}
+
+static void recovered_locked(ss_redis_conn_t *rc, apr_time_t now, note_t *note)
+{
+    rc->breaker_until = 0;
+    rc->probing = 0;
+    if (!rc->down) {
+        return;
+    }
+    rc->down = 0;
+    note->level = SS_LOG_NOTICE;
+    note->rv = APR_SUCCESS;
+    apr_snprintf(note->msg, sizeof(note->msg),
+                 "redis session store %s answers again after %" APR_UINT64_T_FMT
+                 " failed operations over %" APR_TIME_T_FMT " ms",
+                 rc->target, rc->failures, apr_time_as_msec(now - rc->down_since));
+}
+
+/* Admit an operation (or fail it at once while the breaker is open) and hand
+ * it an idle connection if there is one. */
+static apr_status_t acquire(ss_redis_conn_t *rc, lease_t *lease)
+{
+    apr_time_t now = apr_time_now();
+    note_t note = {0};
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_thread_mutex_lock(rc->mutex);
+    check_pid_locked(rc);
+    if (rc->cfg->breaker > 0 && rc->breaker_until) {
+        if (now < rc->breaker_until || rc->probing) {
+            rv = APR_ECONNREFUSED;
+            failed_locked(rc, rv, "breaker open", 1, now, &note);
+        } else {
+            rc->probing = 1; /* this operation is the probe */
+        }
+    }
+    if (rv == APR_SUCCESS && rc->nidle) {
+        lease->c = rc->idle[--rc->nidle];
+        lease->pooled = 1;
+    }
+    apr_thread_mutex_unlock(rc->mutex);
+    note_emit(&note);
+    return rv;
+}
+
+static void release(ss_redis_conn_t *rc, lease_t *lease, apr_status_t rv)
+{
+    apr_time_t now = apr_time_now();
+    note_t note = {0};
+    int io_failed = !lease->c; /* an error reply leaves the connection usable */
+
+    apr_thread_mutex_lock(rc->mutex);
+    rc->stats.connects += lease->connects;
+    rc->stats.retries += lease->retried;
+    if (lease->c && !rc->closed && rc->pid == getpid() && rc->nidle < rc->cfg->max_idle) {
+        rc->idle[rc->nidle++] = lease->c;
+        lease->c = NULL;
+    }
+    if (rv == APR_SUCCESS) {
+        recovered_locked(rc, now, &note);
+    } else {
+        /* Only I/O failures open the breaker: an error reply came quickly
+         * over a working connection, so nothing is gained by failing fast. */
+        if (io_failed && rc->cfg->breaker > 0) {
+            rc->breaker_until = now + rc->cfg->breaker;
+        } else {
+            rc->breaker_until = 0;
+        }
+        rc->probing = 0;
+        failed_locked(rc, rv, lease->err, 0, now, &note);
+    }
+    apr_thread_mutex_unlock(rc->mutex);
+    if (lease->c) {
+        redisFree(lease->c);
+        lease->c = NULL;
+    }
+    note_emit(&note);
+}
+
+/* Redis restarted or dropped idle clients: the other idle sockets are as
+ * stale as the one that just failed. */
+static void flush_idle(ss_redis_conn_t *rc)
+{
+    apr_thread_mutex_lock(rc->mutex);
+    drop_idle_locked(rc);
+    apr_thread_mutex_unlock(rc->mutex);
+}
+
+static int is_timeout(int err)
+{
+    /* SO_RCVTIMEO/SO_SNDTIMEO expiry, or hiredis's own connect timeout. */
+    return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT;
+}
+
+/* Status for a context that failed at the I/O or protocol level; err is the
+ * errno saved right after the failing call. Frees the context. */
+static apr_status_t conn_failed(lease_t *lease, redisContext *c, int err, const char *what)
+{
+    apr_status_t rv;
+
+    lease->timed_out = c->err == REDIS_ERR_IO && is_timeout(err);
+    if (lease->timed_out) {
+        rv = APR_TIMEUP;
+    } else if (c->err == REDIS_ERR_EOF) {
+        rv = APR_EOF;
+    } else if (c->err == REDIS_ERR_IO && err) {
+        rv = APR_FROM_OS_ERROR(err);
+    } else if (c->err == REDIS_ERR_OOM) {
+        rv = APR_ENOMEM;
+    } else {
+        rv = APR_EGENERAL;
+    }
+    apr_snprintf(lease->err, sizeof(lease->err), "%s: %s", what,
+                 lease->timed_out ? "timed out" : c->errstr);
+    redisFree(c);
+    if (lease->c == c) {
+        lease->c = NULL;
+    }
+    return rv;
+}
+
+/* Note an error reply, without its final period: it goes inside a sentence. */
+static void refused(lease_t *lease, const char *what, const redisReply *reply)
+{
+    size_t n;
+
+    apr_snprintf(lease->err, sizeof(lease->err), "%s refused: %s", what, reply->str);
+    n = strlen(lease->err);
+    if (n && lease->err[n - 1] == '.') {
+        lease->err[n - 1] = '\0';
+    }
+}
+
+/* AUTH and SELECT, pipelined: one round trip per new connection. */
+static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, redisContext *c)
+{
+    const ss_redis_config_t *cfg = rc->cfg;
+    const char *argv[3];
+    char db[16];
+    int n = 0, i, err;
+    redisReply *reply = NULL;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (cfg->password) {
+        argv[0] = "AUTH";
+        argv[1] = cfg->user ? cfg->user : cfg->password;
+        argv[2] = cfg->password;
+        if (redisAppendCommandArgv(c, cfg->user ? 3 : 2, argv, NULL) != REDIS_OK) {
+            return conn_failed(lease, c, 0, "AUTH");
+        }
+        n++;
+    }
+    if (cfg->db) {
+        apr_snprintf(db, sizeof(db), "%d", cfg->db);
+        argv[0] = "SELECT";
+        argv[1] = db;
+        if (redisAppendCommandArgv(c, 2, argv, NULL) != REDIS_OK) {
+            return conn_failed(lease, c, 0, "SELECT");
+        }
+        n++;
+    }
+    for (i = 0; i < n && rv == APR_SUCCESS; i++) {
+        if (redisGetReply(c, (void **)&reply) != REDIS_OK) {
+            err = errno;
+            return conn_failed(lease, c, err, "AUTH/SELECT");
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+            refused(lease, i == 0 && cfg->password ? "AUTH" : "SELECT", reply);
+            rv = APR_EGENERAL;
+        }
+        freeReplyObject(reply);
+    }
+    if (rv != APR_SUCCESS) {
+        redisFree(c);
+    }
+    return rv;
+}
+
+static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease)
+{
+    const ss_redis_config_t *cfg = rc->cfg;
+    struct timeval tv = to_timeval(cfg->connect_timeout);
+    redisContext *c;
+    apr_status_t rv;
+    int err;
+
+    c = cfg->path ? redisConnectUnixWithTimeout(cfg->path, tv)
+                  : redisConnectWithTimeout(cfg->host, cfg->port, tv);
+    err = errno;
+    if (!c) {
+        apr_cpystrn(lease->err, "cannot allocate a redis context", sizeof(lease->err));
+        return APR_ENOMEM;
+    }
+    if (c->err) {
+        return conn_failed(lease, c, err, "connect");
+    }
+    lease->connects++;
+    if (redisSetTimeout(c, to_timeval(cfg->command_timeout)) != REDIS_OK ||
+        (!cfg->path && redisEnableKeepAlive(c) != REDIS_OK)) {
+        return conn_failed(lease, c, errno, "socket options");
+    }
+    rv = setup(rc, lease, c);
+    if (rv == APR_SUCCESS) {
+        lease->c = c;
+    }
+    return rv;
+}
+
+static redisReply *send_cmd(redisContext *c, const ss_redis_cmd_t *cmd)
+{
+    /* hiredis only reads argv; its prototype lacks the inner const. */
+    return redisCommandArgv(c, cmd->argc, (const char **)cmd->argv, cmd->len);
+}
+
+/* One command on the lease (connecting first if it has none). An I/O failure
+ * frees the connection; an error reply leaves it usable. */
+static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss_redis_cmd_t *cmd,
+                             redisReply **out)
+{
+    redisReply *reply;
+    ss_redis_cmd_t eval;
+    apr_status_t rv;
+
+    if (!lease->c) {
+        rv = connect_new(rc, lease);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    reply = send_cmd(lease->c, cmd);
+    if (reply && reply->type == REDIS_REPLY_ERROR && cmd->script &&
+        !strncmp(reply->str, "NOSCRIPT", 8)) {
+        /* Script cache empty (restart, SCRIPT FLUSH): EVAL caches it again. */
+        freeReplyObject(reply);
+        eval = *cmd;
+        eval.argv[0] = "EVAL";
+        eval.argv[1] = cmd->script;
+        eval.len[0] = 4;
+        eval.len[1] = strlen(cmd->script);
+        reply = send_cmd(lease->c, &eval);
+    }
+    if (!reply) {
+        int err = errno;
+
+        return conn_failed(lease, lease->c, err, cmd->argv[0]);
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        refused(lease, cmd->argv[0], reply);
+        freeReplyObject(reply);
+        return APR_EGENERAL;
+    }
+    *out = reply;
+    return APR_SUCCESS;
+}
+
+/* A timeout is not retried: the request would wait twice. */
+apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
+                                   redisReply **reply)
+{
+    lease_t lease;
+    apr_status_t rv;
+
+    memset(&lease, 0, sizeof(lease));
+    rv = acquire(rc, &lease);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = exchange(rc, &lease, cmd, reply);
+    if (rv != APR_SUCCESS && lease.pooled && !lease.c) {
+        flush_idle(rc);
+        if (!lease.timed_out) {
+            lease.pooled = 0;
+            lease.retried = 1;
+            rv = exchange(rc, &lease, cmd, reply);
+        }
+    }
+    release(rc, &lease, rv);
+    return rv;
+}
+
+apr_status_t ss_redis_conn_create(ss_redis_conn_t **out, const ss_redis_config_t *cfg,
+                                  const char *target, apr_pool_t *p)
+{
+    ss_redis_conn_t *rc = apr_pcalloc(p, sizeof(*rc));
+    apr_status_t rv;
+
+    rc->cfg = cfg;
+    rc->target = target;
+    rc->idle = apr_pcalloc(p, sizeof(*rc->idle) * (cfg->max_idle > 0 ? cfg->max_idle : 1));
+    rc->pid = getpid();
+    rv = apr_thread_mutex_create(&rc->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        *out = rc;
+    }
+    return rv;
+}
+
+ss_store_stats_t *ss_redis_conn_lock(ss_redis_conn_t *rc)
+{
+    apr_thread_mutex_lock(rc->mutex);
+    check_pid_locked(rc);
+    return &rc->stats;
+}
+
+void ss_redis_conn_unlock(ss_redis_conn_t *rc)
+{
+    apr_thread_mutex_unlock(rc->mutex);
+}
+
+void ss_redis_conn_close(ss_redis_conn_t *rc)
+{
+    apr_thread_mutex_lock(rc->mutex);
+    drop_idle_locked(rc);
+    rc->closed = 1;
+    apr_thread_mutex_unlock(rc->mutex);
+}

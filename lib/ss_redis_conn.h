@@ -1,0 +1,50 @@
+/* ss_redis_conn.h - connections to Redis, for the Redis store (internal).
+ *
+ * One ss_redis_conn_t per store: this process's idle hiredis contexts, the
+ * circuit breaker, the outage log and the store's counters. Connections are
+ * opened on demand, set up with AUTH and SELECT, kept for reuse, and dropped
+ * when the process turns out to be a forked child. */
+#ifndef SS_REDIS_CONN_H
+#define SS_REDIS_CONN_H
+
+#include <hiredis.h>
+
+#include "ss_redis_config.h"
+#include "ss_store.h"
+
+/* While Redis keeps failing, one summary line at most this often. */
+#define SS_REDIS_LOG_INTERVAL apr_time_from_sec(60)
+
+typedef struct ss_redis_conn_t ss_redis_conn_t;
+
+/* One command, binary-safe. */
+typedef struct {
+    int argc;
+    const char *argv[9];
+    size_t len[9];
+    const char *script; /* non-NULL: argv[1] is its SHA; sent again as EVAL on NOSCRIPT */
+} ss_redis_cmd_t;
+
+/* cfg and target (ss_redis_target) are kept, not copied: they must live as
+ * long as p. No network I/O happens here. */
+apr_status_t ss_redis_conn_create(ss_redis_conn_t **rc, const ss_redis_config_t *cfg,
+                                  const char *target, apr_pool_t *p);
+
+/* Send cmd, return its reply (free it with freeReplyObject). Fails at once
+ * while the breaker is open; retries once on a fresh connection when a pooled
+ * one turns out dead (Redis restarted). An error reply is a failure too
+ * (APR_EGENERAL). Every failure is counted and logged, every success closes
+ * the breaker. */
+apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
+                                   redisReply **reply);
+
+/* The per-process counters, with the lock held: the connection layer counts
+ * errors, fast_fails, connects and retries; the store adds its outcomes. A
+ * forked child starts from zero. Release with ss_redis_conn_unlock. */
+ss_store_stats_t *ss_redis_conn_lock(ss_redis_conn_t *rc);
+void ss_redis_conn_unlock(ss_redis_conn_t *rc);
+
+/* Close the idle connections; those in use are closed when released. */
+void ss_redis_conn_close(ss_redis_conn_t *rc);
+
+#endif

@@ -1,0 +1,406 @@
+/* ss_redis_uri.c - the Redis URI: parse it into a config, describe a config
+ * back (password masked) for logs and status pages. */
+#include <string.h>
+#include <strings.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "ss_redis_config.h"
+
+#define MS_MAX 60000
+#define MAX_IDLE_MAX 1024
+#define DB_MAX 2147483647L
+
+enum {
+    P_CONNECT_TIMEOUT,
+    P_COMMAND_TIMEOUT,
+    P_BREAKER,
+    P_PREFIX,
+    P_DB,
+    P_USER,
+    P_PASSWORD,
+    P_MAX_IDLE,
+    P_COUNT
+};
+
+static const char *const param_names[P_COUNT] = {
+    "connect_timeout", "command_timeout", "breaker", "prefix", "db", "user",
+    "password",        "max_idle"};
+
+typedef struct {
+    ss_redis_config_t *cfg;
+    apr_pool_t *p;
+    unsigned seen; /* bit per param: from the query, the path or the userinfo */
+} parse_t;
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = apr_tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode s[0..len) into *out. A %00 is refused: it would cut the
+ * string short. */
+static const char *pct_decode(const char *s, apr_size_t len, const char *what, apr_pool_t *p,
+                              const char **out)
+{
+    char *buf = apr_palloc(p, len + 1), *o = buf;
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+            continue;
+        }
+        if (i + 2 >= len || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0 ||
+            (s[i + 1] == '0' && s[i + 2] == '0')) {
+            return apr_psprintf(p, "bad percent-encoding in the %s", what);
+        }
+        *o++ = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+        i += 2;
+    }
+    *o = '\0';
+    *out = buf;
+    return NULL;
+}
+
+/* A decimal in [min, max], digits only. */
+static int parse_number(const char *s, long min, long max, long *out)
+{
+    apr_int64_t v = 0;
+
+    if (!*s || strlen(s) > 10) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_isdigit(*s)) {
+            return 0;
+        }
+        v = v * 10 + (*s - '0');
+    }
+    if (v < min || v > max) {
+        return 0;
+    }
+    *out = (long)v;
+    return 1;
+}
+
+static const char *mark_seen(parse_t *ps, int param)
+{
+    if (ps->seen & (1u << param)) {
+        return apr_psprintf(ps->p, "%s given twice", param_names[param]);
+    }
+    ps->seen |= 1u << param;
+    return NULL;
+}
+
+static const char *set_ms(parse_t *ps, int param, const char *value, long min,
+                          apr_interval_time_t *out)
+{
+    long v;
+
+    if (!parse_number(value, min, MS_MAX, &v)) {
+        return apr_psprintf(ps->p, "bad %s '%s': expected milliseconds, %ld..%d",
+                            param_names[param], value, min, MS_MAX);
+    }
+    *out = apr_time_from_msec(v);
+    return NULL;
+}
+
+static const char *set_db(parse_t *ps, const char *value)
+{
+    long v;
+
+    if (!parse_number(value, 0, DB_MAX, &v)) {
+        return apr_psprintf(ps->p, "bad db '%s': expected 0..%ld", value, DB_MAX);
+    }
+    ps->cfg->db = (int)v;
+    return NULL;
+}
+
+static const char *set_prefix(parse_t *ps, const char *value)
+{
+    if (strlen(value) > SS_REDIS_PREFIX_MAX) {
+        return apr_psprintf(ps->p, "prefix longer than %d bytes", SS_REDIS_PREFIX_MAX);
+    }
+    ps->cfg->prefix = value;
+    return NULL;
+}
+
+static const char *set_param(parse_t *ps, int param, const char *value)
+{
+    ss_redis_config_t *cfg = ps->cfg;
+    long v;
+
+    switch (param) {
+    case P_CONNECT_TIMEOUT:
+        return set_ms(ps, param, value, 1, &cfg->connect_timeout);
+    case P_COMMAND_TIMEOUT:
+        return set_ms(ps, param, value, 1, &cfg->command_timeout);
+    case P_BREAKER:
+        return set_ms(ps, param, value, 0, &cfg->breaker);
+    case P_PREFIX:
+        return set_prefix(ps, value);
+    case P_DB:
+        return set_db(ps, value);
+    case P_USER:
+        cfg->user = *value ? value : NULL;
+        return NULL;
+    case P_PASSWORD:
+        if (!*value) {
+            return "empty password";
+        }
+        cfg->password = value;
+        return NULL;
+    case P_MAX_IDLE:
+        if (!parse_number(value, 0, MAX_IDLE_MAX, &v)) {
+            return apr_psprintf(ps->p, "bad max_idle '%s': expected 0..%d", value, MAX_IDLE_MAX);
+        }
+        cfg->max_idle = (int)v;
+        return NULL;
+    }
+    return "internal error: unhandled parameter";
+}
+
+static const char *parse_pair(parse_t *ps, const char *pair)
+{
+    const char *eq = strchr(pair, '='), *value, *err;
+    char *name;
+    int i;
+
+    if (!eq) {
+        return apr_psprintf(ps->p, "parameter '%s' needs a value (name=value)", pair);
+    }
+    name = apr_pstrmemdup(ps->p, pair, eq - pair);
+    for (i = 0; i < P_COUNT && strcmp(name, param_names[i]); i++) {
+    }
+    if (i == P_COUNT) {
+        return apr_psprintf(ps->p,
+                            "unknown parameter '%s' (known: connect_timeout, command_timeout, "
+                            "breaker, prefix, db, user, password, max_idle)",
+                            name);
+    }
+    err = pct_decode(eq + 1, strlen(eq + 1), name, ps->p, &value);
+    if (!err) {
+        err = mark_seen(ps, i);
+    }
+    return err ? err : set_param(ps, i, value);
+}
+
+static const char *parse_query(parse_t *ps, const char *query)
+{
+    char *copy = apr_pstrdup(ps->p, query), *last, *pair;
+
+    for (pair = apr_strtok(copy, "&", &last); pair; pair = apr_strtok(NULL, "&", &last)) {
+        const char *err = parse_pair(ps, pair);
+        if (err) {
+            return err;
+        }
+    }
+    return NULL;
+}
+
+/* [user:]password, as redis-cli reads it: no colon means a password alone. */
+static const char *parse_userinfo(parse_t *ps, const char *s, apr_size_t len)
+{
+    const char *colon = memchr(s, ':', len), *user = NULL, *password, *err;
+    apr_size_t plen = colon ? len - (colon - s) - 1 : len;
+
+    if (colon && colon > s) {
+        err = pct_decode(s, colon - s, "user", ps->p, &user);
+        if (err) {
+            return err;
+        }
+    }
+    err = pct_decode(colon ? colon + 1 : s, plen, "password", ps->p, &password);
+    if (err) {
+        return err;
+    }
+    if (!*password) {
+        return "empty password";
+    }
+    ps->cfg->user = user;
+    ps->cfg->password = password;
+    ps->seen |= (user ? 1u << P_USER : 0) | 1u << P_PASSWORD;
+    return NULL;
+}
+
+static const char *parse_port(parse_t *ps, const char *s)
+{
+    long v;
+
+    if (!parse_number(s, 1, 65535, &v)) {
+        /* Not echoed: in "redis://user:secret" (no "@host") it is the password. */
+        return "bad port: expected 1..65535";
+    }
+    ps->cfg->port = (int)v;
+    return NULL;
+}
+
+/* host, host:port, [v6], [v6]:port */
+static const char *parse_hostport(parse_t *ps, const char *s)
+{
+    const char *colon;
+
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close == s + 1) {
+            return "bad IPv6 address: expected [address]";
+        }
+        ps->cfg->host = apr_pstrmemdup(ps->p, s + 1, close - s - 1);
+        if (!close[1]) {
+            return NULL;
+        }
+        return close[1] == ':' ? parse_port(ps, close + 2) : "unexpected text after ']'";
+    }
+    colon = strchr(s, ':');
+    if (colon && strchr(colon + 1, ':')) {
+        return "an IPv6 address must be written in brackets: redis://[::1]:6379";
+    }
+    if (colon == s || !*s) {
+        return "missing host";
+    }
+    ps->cfg->host = colon ? apr_pstrmemdup(ps->p, s, colon - s) : s;
+    return colon ? parse_port(ps, colon + 1) : NULL;
+}
+
+/* [userinfo@]host[:port][/db] */
+static const char *parse_tcp(parse_t *ps, const char *s)
+{
+    const char *slash = strchr(s, '/'), *at, *err;
+    char *authority = slash ? apr_pstrmemdup(ps->p, s, slash - s) : apr_pstrdup(ps->p, s);
+
+    at = strrchr(authority, '@');
+    if (at) {
+        err = parse_userinfo(ps, authority, at - authority);
+        if (err) {
+            return err;
+        }
+    }
+    err = parse_hostport(ps, at ? at + 1 : authority);
+    if (err || !slash || !slash[1]) {
+        return err;
+    }
+    ps->seen |= 1u << P_DB; /* the query comes later: a db there is a duplicate */
+    return set_db(ps, slash + 1);
+}
+
+static const char *parse_unix(parse_t *ps, const char *s)
+{
+    if (*s != '/') {
+        return "expected an absolute socket path: unix:///path/to/redis.sock";
+    }
+    if (!s[1]) {
+        return "missing socket path";
+    }
+    return pct_decode(s, strlen(s), "socket path", ps->p, &ps->cfg->path);
+}
+
+static void set_defaults(ss_redis_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = SS_REDIS_DEFAULT_PORT;
+    cfg->prefix = SS_REDIS_DEFAULT_PREFIX;
+    cfg->connect_timeout = apr_time_from_msec(SS_REDIS_DEFAULT_CONNECT_TIMEOUT_MS);
+    cfg->command_timeout = apr_time_from_msec(SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS);
+    cfg->breaker = apr_time_from_msec(SS_REDIS_DEFAULT_BREAKER_MS);
+    cfg->max_idle = SS_REDIS_DEFAULT_MAX_IDLE;
+}
+
+static int has_scheme(const char *uri, const char *scheme, const char **rest)
+{
+    apr_size_t n = strlen(scheme);
+
+    if (strncasecmp(uri, scheme, n)) {
+        return 0;
+    }
+    *rest = uri + n;
+    return 1;
+}
+
+const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t *p)
+{
+    parse_t ps = {apr_palloc(p, sizeof(ss_redis_config_t)), p, 0};
+    const char *rest, *query, *err;
+    char *target;
+    int is_unix;
+
+    set_defaults(ps.cfg);
+    if (has_scheme(uri, "redis://", &rest)) {
+        is_unix = 0;
+    } else if (has_scheme(uri, "unix://", &rest) || has_scheme(uri, "redis+unix://", &rest)) {
+        is_unix = 1;
+    } else if (has_scheme(uri, "rediss://", &rest)) {
+        return "rediss:// (TLS) is not supported: use a Unix socket or a TLS tunnel";
+    } else {
+        return "expected redis://[[user]:password@]host[:port][/db][?param=value&...] or "
+               "unix:///path/to/redis.sock[?param=value&...]";
+    }
+    if (strchr(rest, '#')) {
+        return "a '#' must be percent-encoded (%23)";
+    }
+    query = strchr(rest, '?');
+    target = query ? apr_pstrmemdup(p, rest, query - rest) : apr_pstrdup(p, rest);
+    err = is_unix ? parse_unix(&ps, target) : parse_tcp(&ps, target);
+    if (!err && query) {
+        err = parse_query(&ps, query + 1);
+    }
+    if (!err && ps.cfg->user && !ps.cfg->password) {
+        err = "a user needs a password";
+    }
+    if (err) {
+        return err;
+    }
+    *out = ps.cfg;
+    return NULL;
+}
+
+/* Percent-encode everything but unreserved characters and those in keep. */
+
+static const char *pct_encode(const char *s, const char *keep, apr_pool_t *p)
+{
+    char *buf = apr_palloc(p, strlen(s) * 3 + 1), *o = buf;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (apr_isalnum(c) || strchr("-._~", c) || (c && strchr(keep, c))) {
+            *o++ = (char)c;
+        } else {
+            o += apr_snprintf(o, 4, "%%%02X", c);
+        }
+    }
+    *o = '\0';
+    return buf;
+}
+
+const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
+{
+    const char *user = cfg->user ? pct_encode(cfg->user, "", p) : "";
+    const char *host = cfg->host;
+
+    if (cfg->path) {
+        return apr_psprintf(p, "unix://%s?db=%d%s%s%s", pct_encode(cfg->path, "/", p), cfg->db,
+                            cfg->user ? "&user=" : "", user, cfg->password ? "&password=***" : "");
+    }
+    if (strchr(host, ':')) {
+        host = apr_pstrcat(p, "[", host, "]", NULL);
+    }
+    return apr_psprintf(p, "redis://%s%s%s:%d/%d", user, cfg->password ? ":***@" : "", host,
+                        cfg->port, cfg->db);
+}
+
+const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p)
+{
+    return apr_psprintf(p,
+                        "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
+                        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d",
+                        ss_redis_target(cfg, p), cfg->path ? "&" : "?",
+                        apr_time_as_msec(cfg->connect_timeout),
+                        apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
+                        pct_encode(cfg->prefix, ":", p), cfg->max_idle);
+}

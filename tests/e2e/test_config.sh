@@ -1,0 +1,129 @@
+#!/bin/bash
+# test_config.sh - bad directives fail "apache2 -t" with a message naming the
+# directive; a valid configuration passes; what configtest accepts starts.
+source "$(dirname "$0")/lib.sh"
+
+P=$(free_port)
+
+# bad DIRECTIVE REGEX LINE...: a config with LINEs appended must fail the
+# configtest, and the output must name DIRECTIVE and match REGEX.
+bad() {
+    local directive=$1 re=$2 out rc
+    shift 2
+    httpd_conf cfg "$P" prefork "$@"
+    out=$(httpd_configtest cfg)
+    rc=$?
+    local what
+    what=$(printf '%s | ' "$@")
+    what=${what% | }
+    if [ "$rc" -ne 0 ] && grep -qF -- "$directive" <<<"$out" && grep -Eq -- "$re" <<<"$out"; then
+        ok "configtest rejects: $what"
+    else
+        not_ok "configtest rejects: $what (status $rc, output: $(tr '\n' ' ' <<<"$out" | cut -c1-300))"
+    fi
+}
+
+# good LINE...: the configtest passes.
+good() {
+    local out rc what
+    httpd_conf cfg "$P" prefork "$@"
+    out=$(httpd_configtest cfg)
+    rc=$?
+    what=$(printf '%s | ' "$@")
+    what=${what% | }
+    if [ "$rc" -eq 0 ] && grep -q 'Syntax OK' <<<"$out"; then
+        ok "configtest accepts: ${what:-the base configuration}"
+    else
+        not_ok "configtest accepts: ${what:-the base configuration} (status $rc, output: $(tr '\n' ' ' <<<"$out" | cut -c1-300))"
+    fi
+}
+
+# ---- timeouts ----
+bad SessionStoreIdleTimeout "not a number of seconds" "SessionStoreIdleTimeout -1"
+bad SessionStoreIdleTimeout "not a number of seconds" "SessionStoreIdleTimeout abc"
+bad SessionStoreIdleTimeout "not a number of seconds" "SessionStoreIdleTimeout 99999999999"
+bad SessionStoreIdleTimeout "not a number of seconds" "SessionStoreIdleTimeout 10s"
+bad SessionStoreIdleTimeout "" "SessionStoreIdleTimeout"
+bad SessionStoreAbsoluteTimeout "not a number of seconds" "SessionStoreAbsoluteTimeout x"
+bad SessionStoreAbsoluteTimeout "not a number of seconds" \
+    "<Location /private>" "SessionStoreAbsoluteTimeout 1.5" "</Location>"
+
+# ---- sizes ----
+bad SessionStoreShmSize "not a size" "SessionStoreShmSize 1K"
+bad SessionStoreShmSize "not a size" "SessionStoreShmSize 10Q"
+bad SessionStoreShmSize "not a size" "SessionStoreShmSize -1M"
+bad SessionStoreShmSize "not a size" "SessionStoreShmSize 99999G"
+bad SessionStoreShmSize "VirtualHost" \
+    "<VirtualHost 127.0.0.1:$P>" "SessionStoreShmSize 1M" "</VirtualHost>"
+bad SessionStoreShmSize "not allowed" "<Location /x>" "SessionStoreShmSize 1M" "</Location>"
+bad SessionStoreMaxSessionSize "not a size" "SessionStoreMaxSessionSize 10"
+bad SessionStoreMaxSessionSize "not a size" "SessionStoreMaxSessionSize 2M"
+bad SessionStoreMaxSessionSize "not a size" "SessionStoreMaxSessionSize 1K5"
+# These two only fail in check_config (the sizes come from different
+# directives): -t must run it too.
+bad SessionStoreMaxSessionSize "does not fit SessionStoreShmSize" \
+    "SessionStoreMaxSessionSize 1M" "SessionStoreShmSize 1M"
+bad SessionStoreMaxSessionSize "does not fit SessionStoreShmSize" "SessionStoreShmSize 64K"
+bad SessionStoreMaxSessionSize "does not fit SessionStoreShmSize" \
+    "SessionStoreShmSize 1M" "<VirtualHost 127.0.0.1:$P>" "SessionStoreMaxSessionSize 1M" "</VirtualHost>"
+
+# ---- backend ----
+bad SessionStoreBackend "unknown backend 'bogus'" "SessionStoreBackend bogus"
+bad SessionStoreBackend "TLS) is not supported" "SessionStoreBackend rediss://127.0.0.1:6380"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1:0"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/x"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/0?connect_timeout=0"
+bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend unix://"
+bad SessionStoreOutage "neither 'unavailable' nor 'nosession'" "SessionStoreOutage maybe"
+
+# ---- cookie ----
+bad SessionStoreCookieName "needs a cookie name" "SessionStoreCookieName"
+bad SessionStoreCookieName "not a valid cookie name" "SessionStoreCookieName a;b"
+bad SessionStoreCookieName "not a valid cookie name" "SessionStoreCookieName a=b"
+bad SessionStoreCookieName "unknown cookie attribute 'Foo'" "SessionStoreCookieName sid Foo=bar"
+bad SessionStoreCookieName "unknown cookie attribute" "SessionStoreCookieName sid Bogus"
+bad SessionStoreCookieName "SameSite must be" "SessionStoreCookieName sid SameSite=Weird"
+bad SessionStoreCookieName "SameSite=None needs the Secure" "SessionStoreCookieName sid SameSite=None"
+bad SessionStoreCookieName "SameSite=None needs the Secure" "SessionStoreCookieName sid SameSite=None; !Secure"
+bad SessionStoreCookieName "Path must start with '/'" "SessionStoreCookieName sid Path=relative"
+bad SessionStoreCookieName "empty or invalid value" "SessionStoreCookieName sid Path="
+bad SessionStoreCookieName "Max-Age must be a number" "SessionStoreCookieName sid Max-Age=soon"
+
+# ---- valid ----
+good
+good "SessionStoreBackend shm" \
+    "SessionStoreCookieName sid Path=/; SameSite=Strict; Secure; Domain=example.org; Max-Age=3600" \
+    "SessionStoreIdleTimeout 0" "SessionStoreAbsoluteTimeout 315360000" \
+    "SessionStoreShmSize 1m" "SessionStoreMaxSessionSize 64K" \
+    "<Location /private>" "SessionStoreCookieName psid SameSite=None; Secure; !HttpOnly; Partitioned" \
+    "SessionStoreIdleTimeout 60" "</Location>" \
+    "<VirtualHost 127.0.0.1:$P>" "SessionStoreMaxSessionSize 256" "SessionStoreBackend shm" "</VirtualHost>"
+
+# ---- what configtest accepts must start ----
+# The arena's own layout (header, hash buckets) leaves less than the full
+# SessionStoreShmSize for records; configtest must apply the same limit as
+# the server does at start-up. Sizes around the 64K arena's limit:
+for max in 15000 15564 15565 15700 15812 16000; do
+    httpd_conf fit "$P" prefork "SessionStoreShmSize 64K" "SessionStoreMaxSessionSize $max"
+    out=$(httpd_configtest fit)
+    if [ $? -ne 0 ]; then
+        check "64K arena, max $max: configtest refuses it, naming the directive" \
+            grep -q 'SessionStoreMaxSessionSize' <<<"$out"
+        continue
+    fi
+    gen=$(($(httpd_generations fit) + 1))
+    failed=$(httpd_failures fit)
+    if "$HTTPD" -d "$WORK/fit" -f "$WORK/fit/httpd.conf" -k start &&
+        httpd_wait_ready fit "$P" "$gen" "$failed"; then
+        ok "64K arena, max $max: configtest passes and the server starts"
+        STARTED+=(fit)
+        get x "http://127.0.0.1:$P/public/" >/dev/null
+        expect_eq "64K arena, max $max: ... and serves" 200 "$(code)"
+        httpd_stop fit
+    else
+        not_ok "64K arena, max $max: configtest passes but the server does not start: $(grep -E 'crit|emerg' "$WORK/fit/logs/error.log" | tail -2)"
+        httpd_stop fit
+    fi
+done
+
+finish

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Redis connection options against a real redis-server: an ACL user with a
+# key-pattern restriction, a non-zero db, a key prefix, the Unix socket, a
+# wrong password; the password never reaches the logs.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_nodes.sh"
+
+RP=$(free_port)
+redis_start redis "$RP" --requirepass adminpw \
+    --user sessuser on '>s3cret' '~app1:*' '~app2:*' '+@all'
+export REDISCLI_AUTH=adminpw
+SOCK="$WORK/redis/redis.sock"
+
+PT=$(free_port)
+PU=$(free_port)
+PW=$(free_port)
+SLOW=${REDIS_SLOW_OPTIONS:-}
+httpd_conf tcp "$PT" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:$SLOW"
+httpd_conf unix "$PU" event \
+    "SessionStoreBackend unix://$SOCK?db=5&prefix=app2:&user=sessuser&password=s3cret$SLOW"
+httpd_conf wrong "$PW" event "SessionStoreBackend redis://sessuser:WrongPass1@127.0.0.1:$RP/0?prefix=x:$SLOW"
+httpd_start tcp "$PT"
+httpd_start unix "$PU"
+httpd_start wrong "$PW"
+
+# --- ACL user over TCP, db 3, prefix app1:
+login t "http://127.0.0.1:$PT" alice secret >/dev/null
+get t "http://127.0.0.1:$PT/private/" >/dev/null
+expect_eq "ACL user over TCP: login holds" 200 "$(code)"
+keys=$(redis_cli redis -n 3 --scan --pattern 'app1:*')
+expect_eq "the session is one key in db 3 under the prefix" 1 "$(echo "$keys" | grep -c .)"
+check "the key is the prefix and 64 hex digits (a hash, not the ID)" \
+    bash -c "echo '$keys' | grep -qE '^app1:[0-9a-f]{64}$'"
+check "the key does not contain the session ID" bash -c "! echo '$keys' | grep -qF '$(jar_sid t)'"
+expect_eq "db 0 holds nothing" 0 "$(redis_cli redis -n 0 dbsize)"
+ttl=$(redis_cli redis -n 3 pttl "$keys")
+check "the key has a TTL (${ttl} ms, idle timeout 1800 s)" test "$ttl" -gt 0 -a "$ttl" -le 1800000
+
+# --- Unix socket, db 5, prefix app2:, credentials as parameters
+login u "http://127.0.0.1:$PU" bob hunter2 >/dev/null
+get u "http://127.0.0.1:$PU/private/cgi/session.cgi" >/dev/null
+expect_eq "Unix socket: login holds" 200 "$(code)"
+expect_eq "the session is in db 5 under app2:" 1 "$(redis_cli redis -n 5 --scan --pattern 'app2:*' | grep -c .)"
+
+# --- the session of one application is not the session of another
+set_jar_sid x "$(jar_sid t)"
+get x "http://127.0.0.1:$PU/private/" >/dev/null
+expect_eq "an ID from the app1 namespace is unknown in app2's" 302 "$(code)"
+
+# --- a wrong password: the store is unavailable, never "no session but fine"
+set_jar_sid w "$(jar_sid t)"
+get w "http://127.0.0.1:$PW/private/" >/dev/null
+expect_eq "wrong password: a request with a session gets 503" 503 "$(code)"
+check "wrong password: the failure is logged" grep -q 'sessstore:error' "$WORK/wrong/logs/error.log"
+
+for n in tcp unix wrong; do
+    check "$n: no password in the error log" \
+        bash -c "! grep -qE 's3cret|WrongPass1|adminpw' '$WORK/$n/logs/error.log'"
+done
+check "the store's description in the log hides the password" \
+    grep -q 'redis://sessuser:\*\*\*@127.0.0.1' "$WORK/tcp/logs/error.log"
+
+# --- bad URIs fail configtest with the directive's name, without the password
+httpd_conf bad "$(free_port)" event "SessionStoreBackend redis://u:Hush9@127.0.0.1:99999/0"
+out=$(httpd_configtest bad)
+check "configtest rejects a bad port, naming the directive" bash -c "echo '$out' | grep -q SessionStoreBackend"
+check "... and does not print the password" bash -c "! echo '$out' | grep -q Hush9"
+httpd_conf bad2 "$(free_port)" event "SessionStoreBackend redis://127.0.0.1/0?colour=blue"
+out=$(httpd_configtest bad2)
+check "configtest rejects an unknown option, naming it" bash -c "echo '$out' | grep -q 'colour'"
+
+redis_cleanup
+finish

@@ -1,0 +1,1215 @@
+/* test_redis.c - the Redis backend against real redis-server processes.
+ *
+ * Each server is started here on a free loopback port (and a Unix socket in a
+ * temporary directory), without persistence, and killed at the end. A missing
+ * redis-server fails the run: this backend must not go untested silently.
+ * REDIS_SERVER overrides the binary; TEST_REDIS_VERBOSE=1 prints the log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <hiredis.h>
+
+#include "ss_log.h"
+#include "ss_redis.h"
+#include "ss_session.h"
+#include "unit.h"
+
+#define DEFAULT_REDIS_SERVER "/usr/bin/redis-server"
+#define SEC apr_time_from_sec(1)
+#define MS apr_time_from_msec(1)
+#define THREADS 8
+#define THREAD_ROUNDS 200
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char dir[64];
+    char sock[128];
+    const char *password; /* for the admin connection */
+} server_t;
+
+static struct {
+    const char *binary;
+    server_t main;
+    server_t own;     /* a test's private server, killed by the teardown */
+    apr_pool_t *root; /* the group's: the log mutex */
+    apr_pool_t *pool; /* the test's */
+    apr_thread_mutex_t *log_mutex;
+    int log_count[8];
+    char last_log[1024];
+} g;
+
+/* ---- log capture ---- */
+
+static void capture(void *baton, int level, apr_status_t rv, const char *msg)
+{
+    (void)baton;
+    apr_thread_mutex_lock(g.log_mutex);
+    if (level >= 0 && level < 8) {
+        g.log_count[level]++;
+    }
+    apr_cpystrn(g.last_log, msg, sizeof(g.last_log));
+    apr_thread_mutex_unlock(g.log_mutex);
+    if (getenv("TEST_REDIS_VERBOSE")) {
+        fprintf(stderr, "log[%d] (%d) %s\n", level, rv, msg);
+    }
+}
+
+static int logged(int level)
+{
+    int n;
+
+    apr_thread_mutex_lock(g.log_mutex);
+    n = g.log_count[level];
+    apr_thread_mutex_unlock(g.log_mutex);
+    return n;
+}
+
+/* ---- redis-server processes ---- */
+
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+        !getsockname(fd, (struct sockaddr *)&a, &len)) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
+static redisContext *admin_connect(const server_t *srv)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", srv->port, tv);
+
+    if (c && !c->err && srv->password) {
+        freeReplyObject(redisCommand(c, "AUTH %s", srv->password));
+    }
+    return c;
+}
+
+static int wait_ready(const server_t *srv)
+{
+    int i;
+
+    for (i = 0; i < 500; i++) {
+        redisContext *c = admin_connect(srv);
+        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+
+        if (c) {
+            redisFree(c);
+        }
+        if (r) {
+            freeReplyObject(r);
+            return 0;
+        }
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* Start redis-server on srv->port (picking one if 0), keeping srv->dir. */
+static int server_start(server_t *srv, const char *const *extra)
+{
+    char port[16];
+    const char *argv[32];
+    int n = 0;
+
+    if (!srv->port) {
+        srv->port = free_port();
+    }
+    if (!srv->dir[0]) {
+        strcpy(srv->dir, "/tmp/test_redis.XXXXXX");
+        if (!mkdtemp(srv->dir)) {
+            return -1;
+        }
+        snprintf(srv->sock, sizeof(srv->sock), "%s/redis.sock", srv->dir);
+    }
+    snprintf(port, sizeof(port), "%d", srv->port);
+    argv[n++] = g.binary;
+    argv[n++] = "--port";
+    argv[n++] = port;
+    argv[n++] = "--bind";
+    argv[n++] = "127.0.0.1";
+    argv[n++] = "--save";
+    argv[n++] = "";
+    argv[n++] = "--appendonly";
+    argv[n++] = "no";
+    argv[n++] = "--unixsocket";
+    argv[n++] = srv->sock;
+    argv[n++] = "--unixsocketperm";
+    argv[n++] = "700";
+    argv[n++] = "--dir";
+    argv[n++] = srv->dir;
+    while (extra && *extra && n < 30) {
+        argv[n++] = *extra++;
+    }
+    argv[n] = NULL;
+    srv->pid = fork();
+    if (srv->pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+
+        /* Die with the test, even when it crashes before its teardown. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(g.binary, (char *const *)argv);
+        _exit(127);
+    }
+    if (srv->pid < 0 || wait_ready(srv)) {
+        fprintf(stderr, "redis-server %s did not start on port %d\n", g.binary, srv->port);
+        return -1;
+    }
+    return 0;
+}
+
+static void server_kill(server_t *srv)
+{
+    if (srv->pid > 0) {
+        kill(srv->pid, SIGKILL);
+        waitpid(srv->pid, NULL, 0);
+        srv->pid = 0;
+    }
+}
+
+static void server_destroy(server_t *srv)
+{
+    server_kill(srv);
+    if (srv->dir[0]) {
+        unlink(srv->sock);
+        rmdir(srv->dir);
+    }
+    memset(srv, 0, sizeof(*srv));
+}
+
+static long long admin_integer(const server_t *srv, const char *fmt, ...)
+{
+    redisContext *c = admin_connect(srv);
+    redisReply *r;
+    long long v = -1;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        v = r->integer;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+static void admin_ok(const server_t *srv, const char *fmt, ...)
+{
+    redisContext *c = admin_connect(srv);
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) {
+        fail_msg("admin command failed: %s", r->str);
+    }
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Bytes of a string value in [from, to], or NULL. */
+static char *admin_range(const server_t *srv, const char *key, int from, int to, size_t *len)
+{
+    redisContext *c = admin_connect(srv);
+    redisReply *r = redisCommand(c, "GETRANGE %s %d %d", key, from, to);
+    char *out = NULL;
+
+    if (r && r->type == REDIS_REPLY_STRING) {
+        out = apr_pmemdup(g.pool, r->str, r->len);
+        *len = r->len;
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return out;
+}
+
+/* "calls=" of one command in INFO commandstats; 0 when never called. */
+static long long calls_of(const server_t *srv, const char *command)
+{
+    redisContext *c = admin_connect(srv);
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    char needle[64];
+    const char *at;
+    long long v = 0;
+
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
+    if (r && r->type == REDIS_REPLY_STRING && (at = strstr(r->str, needle))) {
+        v = atoll(at + strlen(needle));
+    }
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* ---- store helpers ---- */
+
+static ss_store_t *open_uri(const char *uri)
+{
+    ss_redis_config_t *cfg = NULL;
+    ss_store_t *store = NULL;
+    const char *err = ss_redis_parse(&cfg, uri, g.pool);
+
+    if (err) {
+        fail_msg("%s: %s", uri, err);
+    }
+    assert_int_equal(ss_redis_open(&store, cfg, g.pool), APR_SUCCESS);
+    return store;
+}
+
+static ss_store_t *open_server(const server_t *srv, const char *params)
+{
+    return open_uri(apr_psprintf(g.pool, "redis://127.0.0.1:%d%s", srv->port, params));
+}
+
+static ss_key_t test_key(int n)
+{
+    ss_key_t key;
+    int i;
+
+    for (i = 0; i < SS_KEY_BYTES; i++) {
+        key.bytes[i] = (unsigned char)(n * 31 + i * 7);
+    }
+    return key;
+}
+
+static const char *redis_key(const char *prefix, const ss_key_t *key)
+{
+    char hex[SS_KEY_HEX_LEN + 1];
+
+    ss_key_hex(key, hex);
+    return apr_pstrcat(g.pool, prefix, hex, NULL);
+}
+
+static ss_record_t record(const char *payload, apr_time_t created, apr_time_t accessed)
+{
+    ss_record_t rec = {created, accessed, "alice", payload, strlen(payload)};
+
+    return rec;
+}
+
+static apr_status_t save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
+                         const ss_expiry_t *e, ss_save_mode_e mode)
+{
+    return store->ops->save(store, key, rec, ss_expiry_deadline(e, rec->created, rec->accessed),
+                            mode, g.pool);
+}
+
+static apr_status_t load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *e,
+                         apr_time_t now, ss_record_t *rec)
+{
+    return store->ops->load(store, key, e, now, g.pool, rec);
+}
+
+static int is_store_failure(apr_status_t rv)
+{
+    return rv != APR_SUCCESS && rv != APR_NOTFOUND;
+}
+
+/* ---- fixtures ---- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (apr_pool_create(&g.root, NULL) != APR_SUCCESS ||
+        apr_thread_mutex_create(&g.log_mutex, APR_THREAD_MUTEX_DEFAULT, g.root) != APR_SUCCESS) {
+        return -1;
+    }
+    ss_log_set(capture, NULL);
+    g.binary = getenv("REDIS_SERVER") ? getenv("REDIS_SERVER") : DEFAULT_REDIS_SERVER;
+    if (access(g.binary, X_OK)) {
+        fprintf(stderr,
+                "FAIL: %s not found or not executable: install the Debian package "
+                "redis-server (or set REDIS_SERVER); the Redis backend cannot be tested\n",
+                g.binary);
+        return -1;
+    }
+    return server_start(&g.main, NULL);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    server_destroy(&g.main);
+    apr_pool_destroy(g.root);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    apr_pool_create(&g.pool, NULL);
+    memset(g.log_count, 0, sizeof(g.log_count));
+    g.last_log[0] = '\0';
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g.own.pid) {
+        kill(g.own.pid, SIGCONT);
+    }
+    server_destroy(&g.own);
+    apr_pool_destroy(g.pool);
+    g.pool = NULL;
+    return 0;
+}
+
+/* ---- URI parsing ---- */
+
+static ss_redis_config_t *parse_ok(const char *uri)
+{
+    ss_redis_config_t *cfg = NULL;
+    const char *err = ss_redis_parse(&cfg, uri, g.pool);
+
+    if (err) {
+        fail_msg("%s: unexpected error: %s", uri, err);
+    }
+    return cfg;
+}
+
+static void test_parse_defaults(void **state)
+{
+    ss_redis_config_t *cfg = parse_ok("redis://localhost");
+
+    (void)state;
+    assert_string_equal(cfg->host, "localhost");
+    assert_null(cfg->path);
+    assert_int_equal(cfg->port, 6379);
+    assert_int_equal(cfg->db, 0);
+    assert_null(cfg->user);
+    assert_null(cfg->password);
+    assert_string_equal(cfg->prefix, "sessstore:");
+    assert_true(cfg->connect_timeout == 300 * MS);
+    assert_true(cfg->command_timeout == 300 * MS);
+    assert_true(cfg->breaker == 1000 * MS);
+    assert_int_equal(cfg->max_idle, 16);
+}
+
+static void test_parse_forms(void **state)
+{
+    ss_redis_config_t *cfg;
+
+    (void)state;
+    cfg = parse_ok("redis://:p%40ss%2Fw%3a@10.0.0.1:6380/2?connect_timeout=50&command_timeout=75"
+                   "&prefix=app%3As%26:&breaker=0&max_idle=4");
+    assert_string_equal(cfg->password, "p@ss/w:");
+    assert_null(cfg->user);
+    assert_string_equal(cfg->host, "10.0.0.1");
+    assert_int_equal(cfg->port, 6380);
+    assert_int_equal(cfg->db, 2);
+    assert_true(cfg->connect_timeout == 50 * MS);
+    assert_true(cfg->command_timeout == 75 * MS);
+    assert_string_equal(cfg->prefix, "app:s&:");
+    assert_true(cfg->breaker == 0);
+    assert_int_equal(cfg->max_idle, 4);
+
+    cfg = parse_ok("redis://al%69ce:s%3Acr%25t@@[::1]:7000");
+    assert_string_equal(cfg->user, "alice");
+    assert_string_equal(cfg->password, "s:cr%t@");
+    assert_string_equal(cfg->host, "::1");
+    assert_int_equal(cfg->port, 7000);
+
+    cfg = parse_ok("redis://secret@cache.example/");
+    assert_null(cfg->user);
+    assert_string_equal(cfg->password, "secret");
+    assert_int_equal(cfg->db, 0);
+
+    cfg = parse_ok("unix:///run/redis/redis%20a.sock?db=3&password=x%26y&user=bob");
+    assert_null(cfg->host);
+    assert_string_equal(cfg->path, "/run/redis/redis a.sock");
+    assert_int_equal(cfg->db, 3);
+    assert_string_equal(cfg->password, "x&y");
+    assert_string_equal(cfg->user, "bob");
+
+    cfg = parse_ok("redis+unix:///tmp/r.sock");
+    assert_string_equal(cfg->path, "/tmp/r.sock");
+
+    cfg = parse_ok("REDIS://h?db=5&prefix=");
+    assert_int_equal(cfg->db, 5);
+    assert_string_equal(cfg->prefix, "");
+}
+
+static void test_parse_errors(void **state)
+{
+    static const struct {
+        const char *uri, *error;
+    } cases[] = {
+        {"http://h", "expected redis://"},
+        {"rediss://h", "TLS"},
+        {"redis://", "missing host"},
+        {"redis://:6379", "missing host"},
+        {"redis://h:0", "bad port"},
+        {"redis://h:65536", "bad port"},
+        {"redis://h:6a", "bad port"},
+        {"redis://h:", "bad port"},
+        {"redis://alice:s3cret", "bad port"},
+        {"redis://h/x", "bad db"},
+        {"redis://h/-1", "bad db"},
+        {"redis://h/99999999999", "bad db"},
+        {"redis://h/1?db=2", "db given twice"},
+        {"redis://h?connect_timeout=0", "bad connect_timeout"},
+        {"redis://h?connect_timeout=60001", "bad connect_timeout"},
+        {"redis://h?command_timeout=", "bad command_timeout"},
+        {"redis://h?command_timeout=1.5", "bad command_timeout"},
+        {"redis://h?breaker=-1", "bad breaker"},
+        {"redis://h?max_idle=2000", "bad max_idle"},
+        {"redis://h?timeout=5", "unknown parameter 'timeout'"},
+        {"redis://h?prefix", "needs a value"},
+        {"redis://h?prefix=a&prefix=b", "prefix given twice"},
+        {"redis://h?prefix=%zz", "bad percent-encoding in the prefix"},
+        {"redis://:@h", "empty password"},
+        {"redis://:s3cret%zz@h", "bad percent-encoding in the password"},
+        {"redis://:s3cret%00@h", "bad percent-encoding in the password"},
+        {"redis://:s3cret@h?password=s3cret", "password given twice"},
+        {"redis://h?user=bob", "a user needs a password"},
+        {"redis://::1", "brackets"},
+        {"redis://[::1", "IPv6"},
+        {"redis://[::1]x", "after ']'"},
+        {"redis://h#s3cret", "'#'"},
+        {"unix://relative/path", "absolute"},
+        {"unix://", "absolute"},
+        {"unix:///", "missing socket path"},
+    };
+    char long_prefix[200];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ss_redis_config_t *cfg = NULL;
+        const char *err = ss_redis_parse(&cfg, cases[i].uri, g.pool);
+
+        if (!err || !strstr(err, cases[i].error)) {
+            fail_msg("%s: expected an error with \"%s\", got %s", cases[i].uri, cases[i].error,
+                     err ? err : "success");
+        }
+        assert_null(strstr(err, "s3cret"));
+        assert_null(cfg);
+    }
+    memset(long_prefix, 'x', sizeof(long_prefix) - 1);
+    long_prefix[sizeof(long_prefix) - 1] = '\0';
+    assert_non_null(
+        strstr(ss_redis_parse(&(ss_redis_config_t *){NULL},
+                              apr_pstrcat(g.pool, "redis://h?prefix=", long_prefix, NULL), g.pool),
+               "prefix longer"));
+}
+
+static void test_describe_hides_the_password(void **state)
+{
+    ss_redis_config_t *cfg = parse_ok("redis://alice:s3cret@h:6380/1?prefix=a%26b:");
+    const char *d = ss_redis_describe(cfg, g.pool);
+
+    (void)state;
+    assert_null(strstr(d, "s3cret"));
+    assert_non_null(strstr(d, "redis://alice:***@h:6380/1?"));
+    assert_non_null(strstr(d, "prefix=a%26b:"));
+    assert_non_null(strstr(d, "connect_timeout=300&command_timeout=300&breaker=1000"));
+    /* What describe prints parses back to the same target. */
+    cfg = parse_ok(d);
+    assert_string_equal(cfg->prefix, "a&b:");
+    assert_int_equal(cfg->port, 6380);
+
+    cfg = parse_ok("unix:///tmp/r.sock?password=s3cret&db=2");
+    d = ss_redis_describe(cfg, g.pool);
+    assert_null(strstr(d, "s3cret"));
+    assert_non_null(strstr(d, "unix:///tmp/r.sock?db=2&password=***&"));
+
+    d = ss_redis_describe(parse_ok("redis://[::1]"), g.pool);
+    assert_non_null(strstr(d, "redis://[::1]:6379/0?"));
+}
+
+/* ---- storing ---- */
+
+static void test_round_trip(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {600 * SEC, 3600 * SEC};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("k=v&x=\xc3\xa9", now - 5 * SEC, now - SEC), out;
+    ss_key_t key = test_key(1);
+    ss_store_stats_t st;
+
+    (void)state;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, rec.payload);
+    assert_int_equal(out.payload_len, rec.payload_len);
+    assert_string_equal(out.user, "alice");
+    assert_true(out.created == rec.created);
+    assert_true(out.accessed == rec.accessed); /* 1 s ago: no touch due yet */
+
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS); /* absent: still fine */
+    st = unit_stats(store);
+    assert_int_equal(st.saves, 1);
+    assert_int_equal(st.hits, 1);
+    assert_int_equal(st.misses, 1);
+    assert_int_equal(st.removes, 1);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(logged(SS_LOG_ERR), 0);
+}
+
+static void test_keys_and_ttls(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?prefix=t:ttl:");
+    ss_expiry_t idle_only = {600 * SEC, 0}, abs_only = {0, 90 * SEC}, none = {0, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now, now);
+    ss_key_t k1 = test_key(2), k2 = test_key(3), k3 = test_key(4);
+    long long pttl;
+
+    (void)state;
+    assert_int_equal(save(store, &k1, &rec, &idle_only, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &k2, &rec, &abs_only, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &k3, &rec, &none, SS_SAVE_NEW), APR_SUCCESS);
+
+    /* The key is the prefix and the hex of ss_key_t, nothing else. */
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("t:ttl:", &k1)), 1);
+    assert_int_equal(admin_integer(&g.main, "STRLEN %s", redis_key("t:ttl:", &k1)),
+                     SS_RECORD_HEADER_LEN + 5 + 3);
+
+    pttl = admin_integer(&g.main, "PTTL %s", redis_key("t:ttl:", &k1));
+    assert_true(pttl > 590000 && pttl <= 600000);
+    pttl = admin_integer(&g.main, "PTTL %s", redis_key("t:ttl:", &k2));
+    assert_true(pttl > 80000 && pttl <= 90000);
+    /* Neither timeout: still a TTL, the documented cap. */
+    pttl = admin_integer(&g.main, "PTTL %s", redis_key("t:ttl:", &k3));
+    assert_true(pttl > apr_time_as_msec(SS_REDIS_NO_DEADLINE_TTL) - 10000 &&
+                pttl <= apr_time_as_msec(SS_REDIS_NO_DEADLINE_TTL));
+
+    /* A record already past its absolute lifetime is not written, and its
+     * key goes. */
+    rec.created = now - 100 * SEC;
+    assert_int_equal(save(store, &k2, &rec, &abs_only, SS_SAVE_UPDATE), APR_SUCCESS);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("t:ttl:", &k2)), 0);
+}
+
+static void test_expired_records_are_deleted(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t idle = {2 * SEC, 0}, absolute = {0, 5 * SEC};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now, now), out;
+    ss_key_t k1 = test_key(5), k2 = test_key(6), k3 = test_key(7);
+    ss_store_stats_t st;
+
+    (void)state;
+    assert_int_equal(save(store, &k1, &rec, &idle, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &k2, &rec, &absolute, SS_SAVE_NEW), APR_SUCCESS);
+    /* The loads' clock is ahead of Redis's TTLs: the script itself must judge. */
+    assert_int_equal(load(store, &k1, &idle, now + 2 * SEC, &out), APR_NOTFOUND);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k1)), 0);
+    assert_int_equal(load(store, &k2, &absolute, now + 4 * SEC, &out), APR_SUCCESS);
+    assert_int_equal(load(store, &k2, &absolute, now + 5 * SEC, &out), APR_NOTFOUND);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k2)), 0);
+
+    /* Garbage under our key is no session, and is removed. */
+    admin_ok(&g.main, "SET %s %s", redis_key("sessstore:", &k3), "not a record");
+    assert_int_equal(load(store, &k3, &idle, now, &out), APR_NOTFOUND);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k3)), 0);
+    assert_int_equal(logged(SS_LOG_WARNING), 1);
+
+    st = unit_stats(store);
+    assert_int_equal(st.expired, 3);
+    assert_int_equal(st.hits, 1);
+}
+
+static apr_time_t stored_accessed(const char *key)
+{
+    size_t len = 0;
+    const unsigned char *b = (const unsigned char *)admin_range(&g.main, key, 12, 19, &len);
+    apr_uint64_t v = 0;
+    int i;
+
+    assert_non_null(b);
+    assert_int_equal(len, 8);
+    for (i = 0; i < 8; i++) {
+        v = v << 8 | b[i];
+    }
+    return (apr_time_t)v;
+}
+
+static void test_touch_only_when_due(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0}, capped = {100 * SEC, 65 * SEC}; /* touch every 10 s */
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now - 50 * SEC, now - 50 * SEC), out;
+    ss_key_t key = test_key(8);
+    const char *k = redis_key("sessstore:", &key);
+    long long pttl;
+
+    (void)state;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    /* The save counts as an access at rec.accessed: a full idle TTL. Shorten
+     * it as if time had passed on Redis's clock, to see a touch renew it. */
+    pttl = admin_integer(&g.main, "PTTL %s", k);
+    assert_true(pttl > 95000 && pttl <= 100000);
+    assert_int_equal(admin_integer(&g.main, "PEXPIRE %s 30000", k), 1);
+
+    /* 5 s after the last access: not due, nothing written. */
+    assert_int_equal(load(store, &key, &e, now - 45 * SEC, &out), APR_SUCCESS);
+    assert_true(out.accessed == now - 50 * SEC);
+    assert_true(stored_accessed(k) == now - 50 * SEC);
+    assert_true(admin_integer(&g.main, "PTTL %s", k) <= 30000);
+    assert_int_equal(unit_stats(store).touches, 0);
+
+    /* 50 s after: due. The timestamp is rewritten in place, the TTL renewed. */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_true(out.accessed == now);
+    assert_true(stored_accessed(k) == now);
+    pttl = admin_integer(&g.main, "PTTL %s", k);
+    assert_true(pttl > 95000 && pttl <= 100000);
+    assert_int_equal(unit_stats(store).touches, 1);
+    assert_string_equal(out.payload, "a=1");
+
+    /* With an absolute limit nearer than the idle one, the TTL stops there. */
+    assert_int_equal(load(store, &key, &capped, now + 11 * SEC, &out), APR_SUCCESS);
+    pttl = admin_integer(&g.main, "PTTL %s", k);
+    assert_true(pttl > 3000 && pttl <= 4000);
+}
+
+static void test_one_round_trip_each(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now - 20 * SEC, now - 20 * SEC), out;
+    ss_key_t key = test_key(9);
+    long long evalsha, eval, set, del;
+
+    (void)state;
+    assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND); /* connect, cache script */
+    evalsha = calls_of(&g.main, "evalsha");
+    eval = calls_of(&g.main, "eval");
+    set = calls_of(&g.main, "set");
+    del = calls_of(&g.main, "del");
+
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(calls_of(&g.main, "set"), set + 1);
+    assert_int_equal(calls_of(&g.main, "evalsha"), evalsha);
+
+    /* A load with a touch: still one EVALSHA (the GET, SETRANGE and PEXPIRE
+     * run inside it). */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_int_equal(unit_stats(store).touches, 1);
+    assert_int_equal(calls_of(&g.main, "evalsha"), evalsha + 1);
+    assert_int_equal(calls_of(&g.main, "eval"), eval);
+    assert_int_equal(calls_of(&g.main, "set"), set + 1);
+
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
+    assert_int_equal(calls_of(&g.main, "del"), del + 1);
+    assert_int_equal(calls_of(&g.main, "evalsha"), evalsha + 1);
+    /* All on the one pooled connection. */
+    assert_int_equal(unit_stats(store).connects, 1);
+
+    /* After a script-cache flush, the first load falls back to EVAL once. */
+    admin_ok(&g.main, "SCRIPT FLUSH");
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_int_equal(calls_of(&g.main, "eval"), eval + 1);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_int_equal(calls_of(&g.main, "eval"), eval + 1);
+    assert_int_equal(unit_stats(store).errors, 0);
+}
+
+static void test_save_modes(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now, now), out;
+    ss_key_t key = test_key(10);
+
+    (void)state;
+    /* An update of an unknown ID writes nothing. */
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_NOTFOUND);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &key)), 0);
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_EEXIST);
+    rec.payload = "a=2";
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=2");
+    /* Logout elsewhere, then a late save of the old state: not resurrected. */
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_NOTFOUND);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(unit_stats(store).refused_gone, 2);
+    /* A removed key is free again for a new session. */
+    rec.payload = "a=3";
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=3");
+}
+
+static void test_session_api_over_redis(void **state)
+{
+    ss_session_ctx_t ctx = {open_server(&g.main, ""), {60 * SEC, 0}, 4096};
+    char id[SS_ID_LEN + 1];
+    ss_record_t rec, out;
+    apr_time_t now = apr_time_now();
+    ss_key_t key;
+
+    (void)state;
+    assert_int_equal(ss_id_generate(id), APR_SUCCESS);
+    rec = record("a=1", now, now);
+    assert_int_equal(ss_session_write(&ctx, id, &rec, 1, g.pool), APR_SUCCESS);
+    assert_int_equal(ss_session_load(&ctx, id, now, g.pool, &out), APR_SUCCESS);
+    /* The session ID itself is nowhere in Redis: only its hash is the key. */
+    assert_int_equal(ss_id_key(id, &key), APR_SUCCESS);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &key)), 1);
+    assert_int_equal(admin_integer(&g.main, "EXISTS sessstore:%s", id), 0);
+    assert_int_equal(ss_session_remove(&ctx, id), APR_SUCCESS);
+    assert_int_equal(ss_session_write(&ctx, id, &rec, 0, g.pool), APR_NOTFOUND);
+}
+
+/* ---- connecting ---- */
+
+static void save_and_load(ss_store_t *store, int n)
+{
+    ss_expiry_t e = {60 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("x=y", now, now), out;
+    ss_key_t key = test_key(n);
+
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "x=y");
+}
+
+static void test_auth(void **state)
+{
+    static const char *const extra[] = {"--requirepass", "s3cret", NULL};
+    ss_store_t *store;
+    ss_key_t key = test_key(11), acl_key = test_key(12);
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_record_t out;
+
+    (void)state;
+    assert_int_equal(server_start(&g.own, extra), 0);
+    g.own.password = "s3cret";
+    /* The least a user needs (the admin guide's ACL), on our prefix only. */
+    admin_ok(&g.own, "ACL SETUSER web on >w@nder ~sessstore:* -@all +get +set +del +setrange "
+                     "+pexpire +eval +evalsha +select");
+
+    save_and_load(open_uri(apr_psprintf(g.pool, "redis://:s3cret@127.0.0.1:%d", g.own.port)), 11);
+    store = open_uri(apr_psprintf(g.pool, "redis://web:w%%40nder@127.0.0.1:%d/1", g.own.port));
+    save_and_load(store, 12);
+    assert_int_equal(store->ops->remove(store, &acl_key), APR_SUCCESS);
+    assert_int_equal(unit_stats(store).removes, 1);
+    save_and_load(open_uri(apr_psprintf(g.pool, "unix://%s?password=s3cret", g.own.sock)), 13);
+
+    /* Wrong password and no password: a store failure, logged, never NOTFOUND. */
+    store = open_uri(apr_psprintf(g.pool, "redis://:b4dpass@127.0.0.1:%d?breaker=0", g.own.port));
+    assert_true(is_store_failure(load(store, &key, &e, apr_time_now(), &out)));
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_non_null(strstr(g.last_log, "AUTH refused"));
+    assert_null(strstr(g.last_log, "b4dpass"));
+    store = open_server(&g.own, "?breaker=0");
+    assert_true(is_store_failure(load(store, &key, &e, apr_time_now(), &out)));
+    assert_non_null(strstr(g.last_log, "NOAUTH"));
+}
+
+static void test_select_db(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "/3");
+    ss_key_t key = test_key(14);
+    const char *k = redis_key("sessstore:", &key);
+    redisContext *c;
+    redisReply *r;
+
+    (void)state;
+    save_and_load(store, 14);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", k), 0); /* db 0 */
+    c = admin_connect(&g.main);
+    freeReplyObject(redisCommand(c, "SELECT 3"));
+    r = redisCommand(c, "EXISTS %s", k);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_unix_socket(void **state)
+{
+    ss_store_t *store = open_uri(apr_psprintf(g.pool, "unix://%s?db=1", g.main.sock));
+
+    (void)state;
+    save_and_load(store, 15);
+    assert_int_equal(unit_stats(store).connects, 1);
+}
+
+/* ---- outages ---- */
+
+typedef struct {
+    ss_store_t *store;
+    apr_status_t rv;
+} probe_t;
+
+/* Threads here return rather than call apr_thread_exit: pthread_exit leaves
+ * ASan's stack poisoning behind and makes it report a false overflow. */
+static void *APR_THREAD_FUNC probe(apr_thread_t *t, void *arg)
+{
+    probe_t *pr = arg;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(16);
+    ss_record_t out;
+    apr_pool_t *p;
+
+    (void)t;
+    apr_pool_create(&p, NULL);
+    pr->rv = pr->store->ops->load(pr->store, &key, &e, apr_time_now(), p, &out);
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+/* One load now: its status in *rv; how long it took. */
+static apr_time_t timed_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *e,
+                             apr_status_t *rv)
+{
+    ss_record_t out;
+    apr_time_t t0 = apr_time_now();
+
+    *rv = load(store, key, e, t0, &out);
+    return apr_time_now() - t0;
+}
+
+static int is_success(apr_status_t rv)
+{
+    return rv == APR_SUCCESS;
+}
+
+static int is_answer(apr_status_t rv)
+{
+    return !is_store_failure(rv);
+}
+
+/* Loads every 20 ms until done(status), for 3 s at the most: the last status
+ * in *rv; when it started. */
+static apr_time_t load_until(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *e,
+                             int (*done)(apr_status_t), apr_status_t *rv)
+{
+    ss_record_t out;
+    apr_time_t t0 = apr_time_now();
+
+    while (!done(*rv = load(store, key, e, apr_time_now(), &out)) &&
+           apr_time_now() - t0 < 3 * SEC) {
+        usleep(20000);
+    }
+    return t0;
+}
+
+static void test_hung_server_times_out(void **state)
+{
+    apr_thread_t *prober;
+    apr_status_t trv;
+    probe_t pr;
+    ss_store_t *store;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(16);
+    apr_time_t t0, elapsed, worst = 0;
+    apr_status_t rv;
+    ss_store_stats_t st;
+    int i;
+
+    (void)state;
+    assert_int_equal(server_start(&g.own, NULL), 0);
+    store = open_server(&g.own, "?connect_timeout=200&command_timeout=200&breaker=1000");
+    save_and_load(store, 16);
+
+    kill(g.own.pid, SIGSTOP);
+    elapsed = timed_load(store, &key, &e, &rv);
+    assert_int_equal(rv, APR_TIMEUP);
+    print_message("hung server, command timeout 200 ms: failed after %" APR_TIME_T_FMT " us\n",
+                  elapsed);
+    assert_true(elapsed >= 190 * MS && elapsed < 400 * MS + 100 * MS);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+    st = unit_stats(store);
+
+    /* Within the breaker window: at once, without touching the network. */
+    for (i = 0; i < 20; i++) {
+        elapsed = timed_load(store, &key, &e, &rv);
+        worst = elapsed > worst ? elapsed : worst;
+        assert_int_equal(rv, APR_ECONNREFUSED);
+    }
+    print_message("breaker open: slowest of 20 fast failures %" APR_TIME_T_FMT " us\n", worst);
+    assert_true(worst < 5 * MS);
+    assert_int_equal(unit_stats(store).connects, st.connects);
+    assert_int_equal(unit_stats(store).fast_fails, 20);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+
+    /* After the window, one probe goes out; the others still fail at once. */
+    usleep(1000000);
+    pr.store = store;
+    pr.rv = APR_SUCCESS;
+    assert_int_equal(apr_thread_create(&prober, NULL, probe, &pr, g.pool), APR_SUCCESS);
+    usleep(50000);
+    elapsed = timed_load(store, &key, &e, &rv);
+    assert_int_equal(rv, APR_ECONNREFUSED);
+    assert_true(elapsed < 5 * MS);
+    apr_thread_join(&trv, prober);
+    assert_int_equal(pr.rv, APR_TIMEUP);
+    assert_int_equal(unit_stats(store).connects, st.connects + 1);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+
+    kill(g.own.pid, SIGCONT);
+    t0 = load_until(store, &key, &e, is_success, &rv);
+    assert_int_equal(rv, APR_SUCCESS);
+    print_message("hung server resumed: answering again after %" APR_TIME_T_FMT " ms (breaker "
+                  "1000 ms)\n",
+                  apr_time_as_msec(apr_time_now() - t0));
+    assert_true(apr_time_now() - t0 < 1500 * MS);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(logged(SS_LOG_NOTICE), 1);
+}
+
+/* A listener whose accept queue is full drops new SYNs: connects hang. */
+static void test_connect_timeout(void **state)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), fds[4], i;
+    ss_store_t *store;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(18);
+    apr_time_t elapsed;
+    apr_status_t rv;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    for (i = 0; i < 4; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(fds[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(50000);
+    store = open_uri(
+        apr_psprintf(g.pool, "redis://127.0.0.1:%d?connect_timeout=100", ntohs(a.sin_port)));
+    elapsed = timed_load(store, &key, &e, &rv);
+    for (i = 0; i < 4; i++) {
+        close(fds[i]);
+    }
+    close(lfd);
+    assert_int_equal(rv, APR_TIMEUP);
+    print_message("connect timeout 100 ms: failed after %" APR_TIME_T_FMT " us\n", elapsed);
+    assert_true(elapsed >= 95 * MS && elapsed < 200 * MS);
+    assert_int_equal(unit_stats(store).connects, 0);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+}
+
+static void test_outage_and_recovery(void **state)
+{
+    ss_store_t *store;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(17);
+    ss_record_t rec;
+    apr_time_t t0, elapsed, worst = 0;
+    apr_status_t rv;
+    int i, port;
+
+    (void)state;
+    assert_int_equal(server_start(&g.own, NULL), 0);
+    store = open_server(&g.own, "?connect_timeout=200&command_timeout=200&breaker=500");
+    save_and_load(store, 17);
+
+    port = g.own.port;
+    server_kill(&g.own);
+    /* Stale pooled socket, then a refused connect, then the breaker: 30
+     * operations over ~0.6 s, none slow, one log line. */
+    for (i = 0; i < 30; i++) {
+        elapsed = timed_load(store, &key, &e, &rv);
+        worst = elapsed > worst ? elapsed : worst;
+        assert_true(is_store_failure(rv));
+        usleep(20000);
+    }
+    print_message("server killed: slowest of 30 failed loads %" APR_TIME_T_FMT " us\n", worst);
+    assert_true(worst < 400 * MS + 100 * MS);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_true(unit_stats(store).fast_fails > 20);
+    rec = record("a=1", apr_time_now(), apr_time_now());
+    assert_true(is_store_failure(save(store, &key, &rec, &e, SS_SAVE_NEW)));
+    assert_true(is_store_failure(store->ops->remove(store, &key)));
+
+    g.own.port = port;
+    assert_int_equal(server_start(&g.own, NULL), 0);
+    t0 = load_until(store, &key, &e, is_answer, &rv);
+    assert_int_equal(rv, APR_NOTFOUND); /* answering again; nothing was persisted */
+    print_message("server restarted: answering again after %" APR_TIME_T_FMT " ms (breaker "
+                  "500 ms)\n",
+                  apr_time_as_msec(apr_time_now() - t0));
+    assert_true(apr_time_now() - t0 < 1 * SEC);
+    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(logged(SS_LOG_NOTICE), 1);
+    save_and_load(store, 17);
+}
+
+typedef struct {
+    ss_store_t *store;
+    int n;
+    int failures;
+    apr_pool_t *pool;
+} worker_t;
+
+static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *arg)
+{
+    worker_t *w = arg;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(100 + w->n);
+    char payload[64];
+    int i;
+
+    (void)t;
+    for (i = 0; i < THREAD_ROUNDS; i++) {
+        apr_time_t now = apr_time_now();
+        ss_record_t rec = {now, now, "", payload, 0}, out;
+
+        rec.payload_len = (apr_size_t)snprintf(payload, sizeof(payload), "t=%d&i=%d", w->n, i);
+        if (w->store->ops->save(w->store, &key, &rec, now + e.idle,
+                                i ? SS_SAVE_UPDATE : SS_SAVE_NEW, w->pool) != APR_SUCCESS ||
+            w->store->ops->load(w->store, &key, &e, now, w->pool, &out) != APR_SUCCESS ||
+            strcmp(out.payload, payload)) {
+            w->failures++;
+        }
+        apr_pool_clear(w->pool);
+    }
+    return NULL;
+}
+
+static void run_workers(ss_store_t *store)
+{
+    apr_thread_t *threads[THREADS];
+    worker_t workers[THREADS];
+    apr_status_t trv;
+    int i;
+
+    for (i = 0; i < THREADS; i++) {
+        workers[i].store = store;
+        workers[i].n = i;
+        workers[i].failures = 0;
+        apr_pool_create(&workers[i].pool, g.pool);
+    }
+    for (i = 0; i < THREADS; i++) {
+        assert_int_equal(apr_thread_create(&threads[i], NULL, worker, &workers[i], g.pool),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < THREADS; i++) {
+        apr_thread_join(&trv, threads[i]);
+        assert_int_equal(workers[i].failures, 0);
+    }
+}
+
+static void test_threads(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?prefix=t:threads:");
+    ss_store_stats_t st;
+
+    (void)state;
+    run_workers(store);
+    st = unit_stats(store);
+    assert_int_equal(st.hits, THREADS * THREAD_ROUNDS);
+    assert_int_equal(st.saves, THREADS * THREAD_ROUNDS);
+    assert_int_equal(st.errors, 0);
+    assert_true(st.connects >= 1 && st.connects <= THREADS);
+    assert_int_equal(logged(SS_LOG_ERR), 0);
+}
+
+/* After a Redis restart every pooled socket is dead; users must not notice. */
+static void test_restart_behind_pooled_connections(void **state)
+{
+    ss_store_t *store;
+    ss_store_stats_t before, after;
+    int i, port;
+
+    (void)state;
+    assert_int_equal(server_start(&g.own, NULL), 0);
+    store = open_server(&g.own, "?prefix=t:threads:");
+    run_workers(store); /* leaves several idle connections */
+    before = unit_stats(store);
+
+    port = g.own.port;
+    server_kill(&g.own);
+    g.own.port = port;
+    assert_int_equal(server_start(&g.own, NULL), 0);
+    for (i = 0; i < 10; i++) {
+        save_and_load(store, 200 + i);
+    }
+    after = unit_stats(store);
+    assert_int_equal(after.errors, 0);
+    assert_int_equal(after.retries - before.retries, 1); /* the rest of the pool was flushed */
+    assert_int_equal(after.connects - before.connects, 1);
+    assert_int_equal(logged(SS_LOG_ERR), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        UNIT_TEST(test_parse_defaults),
+        UNIT_TEST(test_parse_forms),
+        UNIT_TEST(test_parse_errors),
+        UNIT_TEST(test_describe_hides_the_password),
+        UNIT_TEST(test_round_trip),
+        UNIT_TEST(test_keys_and_ttls),
+        UNIT_TEST(test_expired_records_are_deleted),
+        UNIT_TEST(test_touch_only_when_due),
+        UNIT_TEST(test_one_round_trip_each),
+        UNIT_TEST(test_save_modes),
+        UNIT_TEST(test_session_api_over_redis),
+        UNIT_TEST(test_auth),
+        UNIT_TEST(test_select_db),
+        UNIT_TEST(test_unix_socket),
+        UNIT_TEST(test_hung_server_times_out),
+        UNIT_TEST(test_connect_timeout),
+        UNIT_TEST(test_outage_and_recovery),
+        UNIT_TEST(test_threads),
+        UNIT_TEST(test_restart_behind_pooled_connections),
+    };
+
+    /* A write to a socket Redis closed must be an error, not a death. */
+    signal(SIGPIPE, SIG_IGN);
+    return unit_run("tests", tests, UNIT_COUNT(tests), group_setup, group_teardown);
+}

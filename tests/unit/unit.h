@@ -1,0 +1,179 @@
+/* unit.h - what the cmocka unit tests share: running a group under APR, the
+ * pool fixture, log capture, and a shared-memory arena with its global mutex.
+ *
+ * Header-only (the tests are built from one source file each): every function
+ * is static inline, so that a test that does not use one compiles it out
+ * without an unused-function warning. */
+#ifndef UNIT_H
+#define UNIT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_global_mutex.h>
+#include <apr_pools.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+
+#include "ss_log.h"
+#include "ss_shm.h"
+#include "ss_store.h"
+
+/* ---- running ----------------------------------------------------------- */
+
+/* A test with the setup and teardown of its own file. */
+#define UNIT_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+/* A test whose state is a fresh APR pool (unit_pool_setup). */
+#define UNIT_POOL_TEST(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, unit_pool_teardown)
+
+/* The body of main(): the group, named as cmocka_run_group_tests names it,
+ * between apr_initialize and apr_terminate. */
+#define UNIT_RUN(tests) UNIT_RUN_NAMED(#tests, tests)
+#define UNIT_RUN_NAMED(name, tests) unit_run(name, tests, UNIT_COUNT(tests), NULL, NULL)
+
+/* The number of elements of an array. */
+#define UNIT_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Runs the n tests as one group under APR; the number that failed, or 1 when
+ * APR does not start. */
+static inline int unit_run(const char *name, const struct CMUnitTest *tests, size_t n,
+                           CMFixtureFunction group_setup, CMFixtureFunction group_teardown)
+{
+    int failed;
+
+    if (apr_initialize() != APR_SUCCESS) {
+        return 1;
+    }
+    failed = _cmocka_run_group_tests(name, tests, n, group_setup, group_teardown);
+    apr_terminate();
+    return failed;
+}
+
+/* ---- the pool fixture -------------------------------------------------- */
+
+static inline int unit_pool_setup(void **state)
+{
+    apr_pool_t *p;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static inline int unit_pool_teardown(void **state)
+{
+    apr_pool_destroy(*state);
+    return 0;
+}
+
+/* ---- log capture ------------------------------------------------------- */
+
+/* The last message logged, and how many there were. */
+typedef struct {
+    int count;
+    int level;
+    apr_status_t rv;
+    char msg[2048];
+} unit_log_t;
+
+/* An ss_log_set callback; baton is a unit_log_t. */
+static inline void unit_capture_log(void *baton, int level, apr_status_t rv, const char *msg)
+{
+    unit_log_t *cap = baton;
+
+    cap->count++;
+    cap->level = level;
+    cap->rv = rv;
+    apr_cpystrn(cap->msg, msg, sizeof(cap->msg));
+}
+
+/* ---- stores ------------------------------------------------------------ */
+
+/* The store's counters; a field it does not fill reads 0xee bytes. */
+static inline ss_store_stats_t unit_stats(ss_store_t *store)
+{
+    ss_store_stats_t st;
+
+    memset(&st, 0xee, sizeof(st));
+    assert_int_equal(store->ops->stats(store, &st), APR_SUCCESS);
+    return st;
+}
+
+/* ---- the shared-memory arena fixture ----------------------------------- */
+
+/* A pool, a global mutex on a lock file of its own in the temp directory, the
+ * log captured into log, and (after unit_arena_open) an arena at base, of
+ * size bytes, opened as store. */
+typedef struct {
+    apr_pool_t *p;
+    apr_global_mutex_t *mutex;
+    const char *lockpath;
+    void *base;
+    apr_size_t size;
+    ss_store_t *store;
+    unit_log_t log;
+} unit_arena_t;
+
+/* A zeroed fixture of fixture_size bytes, allocated from its own pool, that
+ * begins with a unit_arena_t (set up as above, with no arena yet); the lock
+ * file is named after name. NULL when something fails. */
+static inline void *unit_arena_create(const char *name, apr_size_t fixture_size)
+{
+    static int lock_serial;
+    apr_pool_t *p;
+    unit_arena_t *a;
+    const char *tmp;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return NULL;
+    }
+    a = apr_pcalloc(p, fixture_size);
+    a->p = p;
+    if (apr_temp_dir_get(&tmp, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    a->lockpath = apr_psprintf(p, "%s/%s.%ld.%d.lock", tmp, name, (long)getpid(), ++lock_serial);
+    if (apr_global_mutex_create(&a->mutex, a->lockpath, APR_LOCK_DEFAULT, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    ss_log_set(unit_capture_log, &a->log);
+    return a;
+}
+
+/* A fresh anonymous shared arena, formatted and opened as a->store. */
+static inline void unit_arena_open(unit_arena_t *a, apr_size_t size, apr_size_t max_record)
+{
+    apr_shm_t *shm;
+
+    assert_int_equal(apr_shm_create(&shm, size, NULL, a->p), APR_SUCCESS);
+    a->base = apr_shm_baseaddr_get(shm);
+    a->size = size;
+    assert_int_equal(ss_shm_format(a->base, size, max_record), APR_SUCCESS);
+    assert_true(ss_shm_is_formatted(a->base, size, max_record));
+    assert_int_equal(ss_shm_open(&a->store, a->base, a->mutex, a->p), APR_SUCCESS);
+}
+
+/* Undoes unit_arena_create (and unit_arena_open), the pool last. */
+static inline void unit_arena_destroy(unit_arena_t *a)
+{
+    ss_log_set(NULL, NULL);
+    if (a->store) {
+        a->store->ops->close(a->store);
+    }
+    apr_global_mutex_destroy(a->mutex);
+    apr_file_remove(a->lockpath, a->p);
+    apr_pool_destroy(a->p);
+}
+
+#endif /* UNIT_H */
