@@ -238,23 +238,26 @@ class Redis:
         this driver's INFO. Commands run by a Lua script count in
         commandstats too, so those are "commands executed", not round trips."""
         text = self.command("INFO", "all")
-        reads = 0
+        reads = conns = 0
         cmds = {}
         for line in text.splitlines():
             if line.startswith("total_reads_processed:"):
                 reads = int(line.split(":")[1])
+            elif line.startswith("total_connections_received:"):
+                conns = int(line.split(":")[1])
             elif line.startswith("cmdstat_"):
                 name, _, rest = line[len("cmdstat_"):].partition(":")
                 fields = dict(kv.split("=") for kv in rest.split(","))
                 if name != "info":
                     cmds[name] = int(fields["calls"])
-        return {"reads": reads, "cmds": cmds}
+        return {"reads": reads, "conns": conns, "cmds": cmds}
 
     def calibrate(self):
         """Reads that two snapshots themselves cause (their connections)."""
         a = self.snapshot()
         b = self.snapshot()
         self.own_reads = b["reads"] - a["reads"]
+        self.own_conns = b["conns"] - a["conns"]
 
 
 def stats_delta(before, after):
@@ -381,6 +384,22 @@ def children_of(pid):
     return [int(x) for x in out.stdout.split()]
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
+
+
 def memory_of(pid):
     """(RSS, PSS) in KiB of one process."""
     rss = pss = 0
@@ -410,7 +429,10 @@ def run_cell(v, cell, args, redis):
         argv.append("-s")
     p = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
-    before = redis.snapshot() if redis and "redis" in v.needs else None
+    httpd_pids = [v.proc.pid] + children_of(v.proc.pid)
+    uses_redis = redis and "redis" in v.needs
+    cpu0 = cpu_seconds(httpd_pids), cpu_seconds([redis.proc.pid]) if uses_redis else 0
+    before = redis.snapshot() if uses_redis else None
     if line.strip() != "ready":
         stop(p)
         return {"ok": False, "error": line.strip() or "loadgen failed in warm-up"}
@@ -418,15 +440,21 @@ def run_cell(v, cell, args, redis):
     p.stdin.flush()
     out = p.stdout.readline()
     after = redis.snapshot() if before is not None else None
+    cpu1 = cpu_seconds(httpd_pids), cpu_seconds([redis.proc.pid]) if uses_redis else 0
     p.wait()
     _children.remove(p)
     try:
         res = json.loads(out)
     except ValueError:
         return {"ok": False, "error": "loadgen printed " + out.strip()[:100]}
+    if res.get("measured_total"):
+        res["httpd_cpu_us"] = (cpu1[0] - cpu0[0]) * 1e6 / res["measured_total"]
+        if uses_redis:
+            res["redis_cpu_us"] = (cpu1[1] - cpu0[1]) * 1e6 / res["measured_total"]
     if before is not None:
         res["redis_cmds"] = stats_delta(before["cmds"], after["cmds"])
         res["redis_reads"] = after["reads"] - before["reads"] - redis.own_reads
+        res["redis_connects"] = after["conns"] - before["conns"] - redis.own_conns
     return res
 
 
@@ -471,11 +499,18 @@ def paired_ratio(results, a, b, cell):
 
 
 def redis_per_request(results, name, cell):
-    """Redis round trips per HTTP request (socket reads on the server)."""
+    """Redis round trips per HTTP request: socket reads on the server, less
+    one per connection opened (its close is a read too)."""
     vals = []
     for r in results.get((name, cell), []):
         if r.get("ok") and "redis_reads" in r and r.get("measured_total"):
-            vals.append(r["redis_reads"] / r["measured_total"])
+            vals.append((r["redis_reads"] - r.get("redis_connects", 0)) / r["measured_total"])
+    return median(vals)
+
+
+def redis_connects(results, name, cell):
+    vals = [r["redis_connects"] / r["measured_total"] for r in results.get((name, cell), [])
+            if r.get("ok") and "redis_connects" in r and r.get("measured_total")]
     return median(vals)
 
 
@@ -595,24 +630,26 @@ def report(variants, results, micro, args, meta):
     out.append("")
     out.append(f"Medians of {args.reps} repetitions at 64 connections and "
                f"{args.reps_other} elsewhere, {args.duration} s each after a {args.warmup} s "
-               f"warm-up; ratios are medians of side-by-side ratios. Payload: the counter"
+               f"warm-up; ratios are medians of side-by-side ratios. CPU: httpd's (+ redis-server's) "
+               f"user + system time per request. Redis RT: round trips (server socket reads less "
+               f"one per connection opened). Payload: the counter"
                f"{' + %d bytes' % args.payload if args.payload else ' only'}.")
     out.append("")
     out.append("| workload | conns | variant | req/s | p50 ms | p99 ms | × none | × cookie "
-               "| Redis RT/req | notes |")
-    out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+               "| CPU µs/req | Redis RT/req | notes |")
+    out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for cell in CELLS:
         wl, cn = cell_name(cell)
         for n in names:
             v = by[n]
             if v.unavailable:
-                out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | {v.unavailable} |")
+                out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | – | {v.unavailable} |")
                 continue
             rs = [r for r in results.get((n, cell), []) if r.get("ok")]
             fails = [r for r in results.get((n, cell), []) if not r.get("ok")]
             if not rs:
                 err = fails[0].get("error") if fails else "not measured"
-                out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | {err} |")
+                out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | – | {err} |")
                 continue
             rps = median([r["rps"] for r in rs])
             p50 = median([r["p50_us"] for r in rs]) / 1000
@@ -620,6 +657,10 @@ def report(variants, results, micro, args, meta):
             xnone = paired_ratio(results, n, "none", cell) if n != "none" else 1.0
             xcookie = paired_ratio(results, n, "cookie", cell) if n != "cookie" else 1.0
             rt = redis_per_request(results, n, cell) if "redis" in v.needs else None
+            cpu = median([r.get("httpd_cpu_us") for r in rs])
+            rcpu = median([r.get("redis_cpu_us") for r in rs])
+            cpu_s = fmt(cpu, ".0f") + (f" + {rcpu:.0f}" if rcpu is not None else "")
+            conn = redis_connects(results, n, cell) if "redis" in v.needs else None
             notes = []
             bad = {k: sum(r.get(k, 0) for r in rs) for k in
                    ("errors", "non200", "anomalies", "resets", "nosession")}
@@ -635,10 +676,12 @@ def report(variants, results, micro, args, meta):
                 notes.append(f"errors {bad['errors'] + bad['non200']}")
             if bad["nosession"] and v.cookie:
                 notes.append("probe saw no session!")
+            if conn:
+                notes.append(f"Redis connects/req {conn:.3f}")
             if fails:
                 notes.append(f"{len(fails)} runs failed")
             out.append(f"| {wl} | {cn} | {v.label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | "
-                       f"{fmt(xnone, '.2f')} | {fmt(xcookie, '.2f')} | "
+                       f"{fmt(xnone, '.2f')} | {fmt(xcookie, '.2f')} | {cpu_s} | "
                        f"{fmt(rt, '.2f') if 'redis' in v.needs else ''} | {'; '.join(notes)} |")
     out.append("")
 
