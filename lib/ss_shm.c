@@ -12,6 +12,8 @@
  * available once enough others are freed. */
 #include <string.h>
 
+#include <apr_thread_mutex.h>
+
 #include "ss_log.h"
 #include "ss_shm.h"
 
@@ -53,6 +55,16 @@ typedef struct {
 typedef struct {
     char *base;
     apr_global_mutex_t *mutex;
+#if APR_HAS_THREADS
+    /* This process's threads queue here before they take the global mutex.
+     * APR's default global mutex on Linux is a robust, priority-inheritance
+     * pthread mutex shared by all threads of all processes: PI hands the lock
+     * over in FIFO order through the kernel, so with more contending threads
+     * than cores every operation waits for a context switch (a convoy). A
+     * plain process-local mutex in front leaves the global one at most one
+     * waiter per process. */
+    apr_thread_mutex_t *local;
+#endif
 } shm_store_t;
 
 static apr_size_t align8(apr_size_t n)
@@ -342,12 +354,31 @@ static void copy_out(char *base, apr_uint32_t i, char *dst, apr_size_t len)
 
 static apr_status_t lock(shm_store_t *s)
 {
-    apr_status_t rv = apr_global_mutex_lock(s->mutex);
+    apr_status_t rv;
 
+#if APR_HAS_THREADS
+    rv = apr_thread_mutex_lock(s->local);
     if (rv != APR_SUCCESS) {
+        ss_log(SS_LOG_ERR, rv, "shm store: cannot take the process's mutex");
+        return rv;
+    }
+#endif
+    rv = apr_global_mutex_lock(s->mutex);
+    if (rv != APR_SUCCESS) {
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(s->local);
+#endif
         ss_log(SS_LOG_ERR, rv, "shm store: cannot take the mutex");
     }
     return rv;
+}
+
+static void unlock(shm_store_t *s)
+{
+    apr_global_mutex_unlock(s->mutex);
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(s->local);
+#endif
 }
 
 static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
@@ -369,7 +400,7 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     i = find(s->base, key);
     if (i == NIL) {
         h->stats.misses++;
-        apr_global_mutex_unlock(s->mutex);
+        unlock(s);
         return APR_NOTFOUND;
     }
     e = entry(s->base, i);
@@ -382,7 +413,7 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
         ss_expiry_check(expiry, created, accessed, now) != SS_LIVE) {
         remove_entry(s->base, i);
         h->stats.expired++;
-        apr_global_mutex_unlock(s->mutex);
+        unlock(s);
         return APR_NOTFOUND;
     }
     if (ss_expiry_touch_due(expiry, accessed, now)) {
@@ -396,7 +427,7 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     buf = apr_palloc(p, len);
     copy_out(s->base, i, buf, len);
     h->stats.hits++;
-    apr_global_mutex_unlock(s->mutex);
+    unlock(s);
 
     rv = ss_record_decode(buf, len, p, rec);
     if (rv != APR_SUCCESS) {
@@ -444,7 +475,7 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     }
     if (len > h->max_record) {
         h->stats.refused_oversize++;
-        apr_global_mutex_unlock(s->mutex);
+        unlock(s);
         ss_log(SS_LOG_WARNING, APR_ENOSPC,
                "shm store: session %s not saved: %" APR_SIZE_T_FMT
                " bytes exceed the arena's record limit of %u; the previous version is kept",
@@ -454,7 +485,7 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     i = find(s->base, key);
     rv = check_mode(s->base, i, mode, now);
     if (rv != APR_SUCCESS) {
-        apr_global_mutex_unlock(s->mutex);
+        unlock(s);
         return rv;
     }
     if (i != NIL) {
@@ -473,7 +504,7 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     lru_push_head(s->base, i);
     h->entries++;
     h->stats.saves++;
-    apr_global_mutex_unlock(s->mutex);
+    unlock(s);
     return APR_SUCCESS;
 }
 
@@ -491,7 +522,7 @@ static apr_status_t shm_remove(ss_store_t *store, const ss_key_t *key)
         remove_entry(s->base, i);
         header(s->base)->stats.removes++;
     }
-    apr_global_mutex_unlock(s->mutex);
+    unlock(s);
     return APR_SUCCESS;
 }
 
@@ -508,7 +539,7 @@ static apr_status_t shm_stats(ss_store_t *store, ss_store_stats_t *stats)
     stats->entries = h->entries;
     stats->capacity_bytes = (apr_uint64_t)h->nblocks * SS_SHM_BLOCK_SIZE;
     stats->used_bytes = (apr_uint64_t)(h->nblocks - h->free_count) * SS_SHM_BLOCK_SIZE;
-    apr_global_mutex_unlock(s->mutex);
+    unlock(s);
     return APR_SUCCESS;
 }
 
@@ -530,6 +561,15 @@ apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mut
     s = apr_pcalloc(p, sizeof(*s));
     s->base = base;
     s->mutex = mutex;
+#if APR_HAS_THREADS
+    {
+        apr_status_t rv = apr_thread_mutex_create(&s->local, APR_THREAD_MUTEX_DEFAULT, p);
+
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+#endif
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &shm_ops;
     (*store)->impl = s;

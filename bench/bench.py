@@ -1,0 +1,1015 @@
+#!/usr/bin/env python3
+"""bench.py - the benchmark's driver; run it through bench/run.
+
+Starts one httpd (Debian's apache2, event MPM, KeepAlive On) per variant, all
+at once on free loopback ports, identical but for the session lines, all with
+the probe handler (tests/probe/mod_sessprobe.c); starts redis-server (TCP and
+a Unix socket) when a variant needs it; drives them with bench/loadgen,
+interleaving variants and repeating; runs bench/microbench and
+redis-benchmark; stops everything; prints Markdown tables and, last, one
+"summary:" line.
+
+Measurements are ratios taken side by side: in every repetition of a cell
+(workload x connections) all variants run back to back, in an order that
+alternates between repetitions, and a ratio is the median over repetitions of
+the ratio within one repetition. Absolute numbers depend on the machine and
+on whatever else runs on it; the ratios much less.
+
+To add a variant, add one Variant(...) to VARIANTS: its httpd config lines,
+the modules it loads, and what it needs started.
+"""
+import argparse
+import ctypes
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BENCH_BUILD", os.path.join(TOP, "build", "normal"))
+HTTPD = os.environ.get("HTTPD", "/usr/sbin/apache2")
+MODDIR = os.environ.get("MODDIR", "/usr/lib/apache2/modules")
+MODULE = os.path.join(BUILD, ".libs", "mod_sessstore.so")
+PROBE = os.path.join(BUILD, "tests", "probe", ".libs", "mod_sessprobe.so")
+LOADGEN = os.path.join(BUILD, "bench", "loadgen")
+MICROBENCH = os.path.join(BUILD, "bench", "microbench")
+APU_DBD_DIR = "/usr/lib/x86_64-linux-gnu/apr-util-1"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- variants
+
+
+class Variant:
+    """One way of keeping sessions. Config lines may use {work}, {dir},
+    {redis_port}, {redis_sock}, {pg_port}: they are filled in per run."""
+
+    def __init__(self, name, label, modules=(), server=(), location=(), cookie=None,
+                 needs=(), sessstore=False, optional=False, module=None):
+        self.name = name
+        self.label = label
+        self.modules = list(modules)    # httpd modules besides the common ones
+        self.server = list(server)      # server-wide lines
+        self.location = list(location)  # lines inside <Location /probe>
+        self.cookie = cookie            # cookie name the client follows
+        self.needs = set(needs)         # "redis", "sqlite", "pgsql"
+        self.sessstore = sessstore      # loads mod_sessstore
+        self.optional = optional        # only with its command-line switch
+        self.module = module            # another mod_sessstore.so (--baseline-module)
+        self.unavailable = None         # reason, when it cannot run here
+        self.port = None
+        self.dir = None
+        self.proc = None
+
+
+DBD_SQL = [
+    'DBDPrepareSQL "select value from session where key = %s and '
+    '(expiry = 0 or expiry > %lld)" selectsession',
+    'DBDPrepareSQL "delete from session where key = %s" deletesession',
+    'DBDPrepareSQL "insert into session (value, expiry, key) values (%s, %lld, %s)" '
+    'insertsession',
+    'DBDPrepareSQL "update session set value = %s, expiry = %lld, key = %s where key = %s" '
+    'updatesession',
+]
+SESSSTORE_LOCATION = ["Session On", "SessionStoreCookieName session"]
+
+VARIANTS = [
+    Variant("none", "no session (upper bound)"),
+    Variant("cookie", "mod_session_cookie", modules=["session", "session_cookie"],
+            location=["Session On", "SessionCookieName session path=/"], cookie="session"),
+    Variant("dbd", "mod_session_dbd, SQLite", modules=["session", "dbd", "session_dbd"],
+            server=["DBDriver sqlite3", "DBDParams {dir}/db/sessions.db"] + DBD_SQL,
+            location=["Session On", "SessionDBDCookieName session path=/"], cookie="session",
+            needs=["sqlite"]),
+    Variant("pgsql", "mod_session_dbd, PostgreSQL", modules=["session", "dbd", "session_dbd"],
+            server=["DBDriver pgsql",
+                    "DBDParams \"host=127.0.0.1 port={pg_port} dbname=bench user=bench\""]
+            + DBD_SQL,
+            location=["Session On", "SessionDBDCookieName session path=/"], cookie="session",
+            needs=["pgsql"], optional=True),
+    Variant("shm", "mod_sessstore, shm", modules=["session"], sessstore=True,
+            server=["SessionStoreBackend shm"], location=SESSSTORE_LOCATION, cookie="session"),
+    Variant("redis", "mod_sessstore, Redis TCP", modules=["session"], sessstore=True,
+            server=["SessionStoreBackend redis://127.0.0.1:{redis_port}/0?prefix=bench:"],
+            location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
+    Variant("redis-unix", "mod_sessstore, Redis Unix socket", modules=["session"],
+            sessstore=True, server=["SessionStoreBackend unix://{redis_sock}?db=0"],
+            location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
+]
+
+# Cells: (workload, connections, shared session). The last is the contention case.
+CELLS = [("ro", 1, False), ("ro", 16, False), ("ro", 64, False),
+         ("rw", 1, False), ("rw", 16, False), ("rw", 64, False), ("rw", 64, True)]
+KEY_CELLS = {("ro", 64, False), ("rw", 64, False)}  # the summary's: more repetitions
+
+
+# ---------------------------------------------------------------- processes
+
+_children = []
+
+
+def _pdeathsig():
+    # If this driver dies even by SIGKILL, the kernel stops what it started.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def spawn(argv, **kw):
+    p = subprocess.Popen(argv, preexec_fn=_pdeathsig, **kw)
+    _children.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, timeout=10):
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if p in _children:
+        _children.remove(p)
+
+
+def stop_all():
+    for p in reversed(list(_children)):
+        stop(p)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, what, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} does not listen on port {port}")
+
+
+def http_get(port, path, cookie=None):
+    """One request on its own connection: (status, headers, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    if cookie:
+        req += f"Cookie: {cookie}\r\n"
+    s.sendall((req + "\r\n").encode())
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    return status, lines[1:], body.decode("latin-1")
+
+
+# ---------------------------------------------------------------- Redis
+
+
+class Redis:
+    def __init__(self, work):
+        self.port = free_port()
+        self.sock = os.path.join(work, "redis", "redis.sock")
+        os.makedirs(os.path.dirname(self.sock), exist_ok=True)
+        os.chmod(os.path.dirname(self.sock), 0o755)
+        self.proc = spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                           "--unixsocket", self.sock, "--unixsocketperm", "777",
+                           "--save", "", "--appendonly", "no", "--daemonize", "no",
+                           "--dir", os.path.dirname(self.sock),
+                           "--logfile", os.path.join(os.path.dirname(self.sock), "redis.log")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "redis-server")
+        self.calibrate()
+
+    def command(self, *args):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        msg = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+        s.sendall(msg.encode())
+        data = b""
+        while True:
+            data += s.recv(1 << 20)
+            if data.startswith(b"$"):
+                n, _, rest = data[1:].partition(b"\r\n")
+                if int(n) < 0 or len(rest) >= int(n) + 2:
+                    break
+            elif data.endswith(b"\r\n"):
+                break
+        s.close()
+        if data.startswith(b"$"):
+            n, _, rest = data[1:].partition(b"\r\n")
+            return rest[:int(n)].decode() if int(n) >= 0 else None
+        return data.decode().strip()
+
+    def snapshot(self):
+        """Counters around a measurement: total_reads_processed (socket reads
+        of client requests: one per round trip, however many commands a
+        pipeline or MULTI carries) and the calls of each command, leaving out
+        this driver's INFO. Commands run by a Lua script count in
+        commandstats too, so those are "commands executed", not round trips."""
+        text = self.command("INFO", "all")
+        reads = conns = 0
+        cmds = {}
+        for line in text.splitlines():
+            if line.startswith("total_reads_processed:"):
+                reads = int(line.split(":")[1])
+            elif line.startswith("total_connections_received:"):
+                conns = int(line.split(":")[1])
+            elif line.startswith("cmdstat_"):
+                name, _, rest = line[len("cmdstat_"):].partition(":")
+                fields = dict(kv.split("=") for kv in rest.split(","))
+                if name != "info":
+                    cmds[name] = int(fields["calls"])
+        return {"reads": reads, "conns": conns, "cmds": cmds}
+
+    def calibrate(self):
+        """Reads that two snapshots themselves cause (their connections)."""
+        a = self.snapshot()
+        b = self.snapshot()
+        self.own_reads = b["reads"] - a["reads"]
+        self.own_conns = b["conns"] - a["conns"]
+
+
+def stats_delta(before, after):
+    return {k: after.get(k, 0) - before.get(k, 0)
+            for k in set(before) | set(after) if after.get(k, 0) - before.get(k, 0)}
+
+
+# ---------------------------------------------------------------- httpd
+
+
+def httpd_conf(v, work, ctx):
+    d = v.dir
+    user = ["User nobody", "Group nogroup"] if os.getuid() == 0 else []
+    mods = ["mpm_event", "authz_core"] + v.modules
+    lines = [
+        f"ServerRoot {d}",
+        "ServerName 127.0.0.1",
+        f"Listen 127.0.0.1:{v.port}",
+        f"PidFile {d}/run/httpd.pid",
+        f"DefaultRuntimeDir {d}/run",
+        f"ErrorLog {d}/error.log",
+        "LogLevel warn",
+    ]
+    lines += [f"LoadModule {m}_module {MODDIR}/mod_{m}.so" for m in mods]
+    if v.sessstore:
+        lines.append(f"LoadModule sessstore_module {v.module or MODULE}")
+    lines.append(f"LoadModule sessprobe_module {PROBE}")
+    lines += user + [
+        # Event MPM, 2 processes x 64 threads: 64 connections never wait for a
+        # thread, and the shm store is shared by processes as in production.
+        "ServerLimit 2",
+        "StartServers 2",
+        "ThreadLimit 64",
+        "ThreadsPerChild 64",
+        "MaxRequestWorkers 128",
+        "MinSpareThreads 1",
+        "MaxSpareThreads 128",
+        "MaxConnectionsPerChild 0",
+        "KeepAlive On",
+        "MaxKeepAliveRequests 0",
+        "KeepAliveTimeout 60",
+        "Timeout 30",
+        f"DocumentRoot {d}/htdocs",
+    ]
+    lines += [l.format(**ctx, dir=d) for l in v.server]
+    lines.append("<Location /probe>")
+    lines.append("    SetHandler sessprobe")
+    lines += ["    " + l.format(**ctx, dir=d) for l in v.location]
+    lines.append("</Location>")
+    return "\n".join(lines) + "\n"
+
+
+def setup_variant(v, work, ctx):
+    v.dir = os.path.join(work, v.name)
+    for sub in ("run", "htdocs", "db"):
+        os.makedirs(os.path.join(v.dir, sub), exist_ok=True)
+    os.chmod(v.dir, 0o755)
+    if "sqlite" in v.needs:
+        db = os.path.join(v.dir, "db", "sessions.db")
+        # WAL: readers do not block the writer, the kindest SQLite mode for
+        # concurrent requests (the default rollback journal is slower still).
+        subprocess.run(["sqlite3", db, "PRAGMA journal_mode=WAL; CREATE TABLE session "
+                        "(key TEXT PRIMARY KEY, value TEXT, expiry INTEGER);"],
+                       check=True, stdout=subprocess.DEVNULL)
+        if os.getuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for f in [os.path.join(v.dir, "db")] + [os.path.join(v.dir, "db", x)
+                                                    for x in os.listdir(os.path.join(v.dir, "db"))]:
+                os.chown(f, nobody.pw_uid, nobody.pw_gid)
+    v.port = free_port()
+    conf = os.path.join(v.dir, "httpd.conf")
+    with open(conf, "w") as f:
+        f.write(httpd_conf(v, work, ctx))
+    t = subprocess.run([HTTPD, "-d", v.dir, "-f", conf, "-t"], capture_output=True, text=True)
+    if t.returncode != 0:
+        out = (t.stderr + t.stdout).strip().splitlines()
+        msg = next((l for l in out if "not available" in l),
+                   next((l for l in out if "rror" in l), out[0] if out else ""))
+        if v.sessstore and "redis" in v.needs and "not available" in msg:
+            v.unavailable = "backend not built"
+        else:
+            v.unavailable = "configtest failed: " + msg.strip()[:120]
+        return
+    v.proc = spawn([HTTPD, "-d", v.dir, "-f", conf, "-DFOREGROUND"],
+                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(v.dir, "stderr.log"), "w"))
+    wait_port(v.port, v.proc, f"httpd ({v.name})")
+    # Smoke test: a write creates a session, the next one sees it.
+    status, headers, body = http_get(v.port, "/probe?w=1")
+    if status != 200:
+        raise RuntimeError(f"{v.name}: probe answered {status}: see {v.dir}/error.log")
+    if v.cookie:
+        cookie = next((h.split(":", 1)[1].strip().split(";")[0] for h in headers
+                       if h.lower().startswith("set-cookie:")
+                       and h.split(":", 1)[1].strip().startswith(v.cookie + "=")), None)
+        status, _, body2 = http_get(v.port, "/probe?w=1", cookie)
+        if body.strip() != "0" or body2.strip() != "1":
+            raise RuntimeError(f"{v.name}: session not kept ({body.strip()!r}, {body2.strip()!r});"
+                               f" see {v.dir}/error.log")
+    elif body.strip() != "none":
+        raise RuntimeError(f"{v.name}: expected no session, probe said {body.strip()!r}")
+
+
+def scan_error_log(v):
+    """(child crashes, error-or-worse lines, first such line) in a variant's error log."""
+    crashes = errors = 0
+    first = None
+    try:
+        with open(os.path.join(v.dir, "error.log"), errors="replace") as f:
+            for line in f:
+                if "exit signal" in line:
+                    crashes += 1
+                elif any(f":{lvl}]" in line for lvl in ("error", "crit", "alert", "emerg")):
+                    errors += 1
+                else:
+                    continue
+                first = first or line.strip()
+    except OSError:
+        pass
+    return crashes, errors, first
+
+
+def children_of(pid):
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLK_TCK
+
+
+def memory_of(pid):
+    """(RSS, PSS) in KiB of one process."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def run_cell(v, cell, args, redis):
+    workload, conns, shared = cell
+    path = "/probe?w=1" if workload == "rw" else "/probe"
+    if args.payload:
+        path += ("&" if "?" in path else "?") + f"pad={args.payload}"
+    argv = [LOADGEN, "-p", str(v.port), "-u", path, "-c", str(conns), "-d", str(args.duration),
+            "-w", str(args.warmup), "-n", v.cookie or "session", "-m", workload, "-b"]
+    if shared:
+        argv.append("-s")
+    p = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    httpd_pids = [v.proc.pid] + children_of(v.proc.pid)
+    uses_redis = redis and "redis" in v.needs
+    cpu0 = cpu_seconds(httpd_pids), cpu_seconds([redis.proc.pid]) if uses_redis else 0
+    before = redis.snapshot() if uses_redis else None
+    if line.strip() != "ready":
+        stop(p)
+        return {"ok": False, "error": line.strip() or "loadgen failed in warm-up"}
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    out = p.stdout.readline()
+    after = redis.snapshot() if before is not None else None
+    cpu1 = cpu_seconds(httpd_pids), cpu_seconds([redis.proc.pid]) if uses_redis else 0
+    p.wait()
+    _children.remove(p)
+    try:
+        res = json.loads(out)
+    except ValueError:
+        return {"ok": False, "error": "loadgen printed " + out.strip()[:100]}
+    if res.get("measured_total"):
+        res["httpd_cpu_us"] = (cpu1[0] - cpu0[0]) * 1e6 / res["measured_total"]
+        if uses_redis:
+            res["redis_cpu_us"] = (cpu1[1] - cpu0[1]) * 1e6 / res["measured_total"]
+    if before is not None:
+        res["redis_cmds"] = stats_delta(before["cmds"], after["cmds"])
+        res["redis_reads"] = after["reads"] - before["reads"] - redis.own_reads
+        res["redis_connects"] = after["conns"] - before["conns"] - redis.own_conns
+    return res
+
+
+def measure_all(variants, args, redis):
+    results = {}  # (variant, cell) -> [result per repetition]
+    live = [v for v in variants if not v.unavailable]
+    plan = []
+    for rep in range(args.reps):
+        for ci, cell in enumerate(CELLS):
+            if rep >= (args.reps if cell in KEY_CELLS else args.reps_other):
+                continue
+            order = live if (rep + ci) % 2 == 0 else list(reversed(live))
+            plan.append((rep, cell, order))
+    total = sum(len(o) for _, _, o in plan)
+    done = 0
+    t0 = time.time()
+    for rep, cell, order in plan:
+        for v in order:
+            res = run_cell(v, cell, args, redis)
+            res["rep"] = rep
+            results.setdefault((v.name, cell), []).append(res)
+            done += 1
+            if not res.get("ok"):
+                log(f"  {v.name} {cell}: {res.get('error')}")
+        log(f"  [{done}/{total}, {time.time() - t0:.0f} s] rep {rep + 1} "
+            f"{cell[0]} x{cell[1]}{' shared' if cell[2] else ''}: " +
+            ", ".join(f"{v.name} {results[(v.name, cell)][-1].get('rps', 0):.0f}/s"
+                      for v in order))
+    return results
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def paired_ratio(results, a, b, cell):
+    """Median over repetitions of rps(a) / rps(b) within the same repetition."""
+    ra = {r["rep"]: r["rps"] for r in results.get((a, cell), []) if r.get("ok")}
+    rb = {r["rep"]: r["rps"] for r in results.get((b, cell), []) if r.get("ok")}
+    return median([ra[k] / rb[k] for k in ra if k in rb and rb[k] > 0])
+
+
+def redis_per_request(results, name, cell):
+    """Redis round trips per HTTP request: socket reads on the server, less
+    one per connection opened (its close is a read too)."""
+    vals = []
+    for r in results.get((name, cell), []):
+        if r.get("ok") and "redis_reads" in r and r.get("measured_total"):
+            vals.append((r["redis_reads"] - r.get("redis_connects", 0)) / r["measured_total"])
+    return median(vals)
+
+
+def redis_connects(results, name, cell):
+    vals = [r["redis_connects"] / r["measured_total"] for r in results.get((name, cell), [])
+            if r.get("ok") and "redis_connects" in r and r.get("measured_total")]
+    return median(vals)
+
+
+def redis_breakdown(results, name, cell):
+    per = {}
+    for r in results.get((name, cell), []):
+        if r.get("ok") and "redis_cmds" in r and r.get("measured_total"):
+            for k, n in r["redis_cmds"].items():
+                per.setdefault(k, []).append(n / r["measured_total"])
+    return {k: median(v) for k, v in per.items()}
+
+
+# ---------------------------------------------------------------- instruction counts
+
+
+def callgrind_total(v, workload, requests, cgdir):
+    """Instructions counted inside ap_run_process_connection of httpd -X
+    under callgrind while one connection makes 1 + requests requests."""
+    out = os.path.join(cgdir, f"{v.name}.{workload}.{requests}.out")
+    open(out, "w").close()
+    os.chmod(out, 0o666)
+    if os.getuid() == 0:  # httpd writes it after switching to nobody
+        nobody = pwd.getpwnam("nobody")
+        os.chown(out, nobody.pw_uid, nobody.pw_gid)
+    p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               "--collect-atstart=no", "--toggle-collect=ap_run_process_connection",
+               HTTPD, "-X", "-d", v.dir, "-f", os.path.join(v.dir, "httpd.conf")],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(v.port, p, f"httpd ({v.name}) under callgrind", timeout=60)
+        lg = subprocess.run([LOADGEN, "-p", str(v.port), "-u",
+                             "/probe?w=1" if workload == "rw" else "/probe", "-c", "1",
+                             "-d", "120", "-w", "0", "-r", str(requests),
+                             "-n", v.cookie or "session", "-m", workload],
+                            capture_output=True, text=True, timeout=180)
+        res = json.loads(lg.stdout)
+    finally:
+        stop(p)
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]), res["measured_total"]
+    raise RuntimeError("no totals in " + out)
+
+
+def callgrind_costs(variants, args, work):
+    """User-space instructions per request of each variant, from httpd -X
+    under callgrind: the difference between a short and a long run divided by
+    the difference in requests, so one-time costs (the first session, library
+    initialisation) drop out. Deterministic, unlike requests/s on a busy
+    machine; the kernel's share (syscalls, loopback) is not in it."""
+    costs = {}
+    cgdir = os.path.join(work, "callgrind")
+    os.makedirs(cgdir, exist_ok=True)
+    os.chmod(cgdir, 0o777)
+    short = max(args.callgrind // 10, 20)
+    for v in variants:
+        if v.unavailable or not v.dir:
+            continue
+        for workload in ("ro", "rw"):
+            try:
+                t1, n1 = callgrind_total(v, workload, short, cgdir)
+                t2, n2 = callgrind_total(v, workload, short + args.callgrind, cgdir)
+            except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as e:
+                log(f"  callgrind {v.name} {workload}: {e}")
+                continue
+            if n2 > n1:
+                costs[(v.name, workload)] = (t2 - t1) / (n2 - n1)
+        log(f"  callgrind {v.name}: " + ", ".join(
+            f"{w} {costs[(v.name, w)]:.0f} instructions/request"
+            for w in ("ro", "rw") if (v.name, w) in costs))
+    return costs
+
+
+# ---------------------------------------------------------------- micro-benchmarks
+
+
+def run_microbench(args, redis):
+    argv = [MICROBENCH] + (["-q"] if args.quick else [])
+    if redis:
+        argv += ["-r", f"redis://127.0.0.1:{redis.port}/0?prefix=microbench:"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        log("microbench failed: " + out.stderr.strip()[-300:])
+    res = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    if redis:
+        n = "20000" if args.quick else "100000"
+        rb = subprocess.run(["redis-benchmark", "-p", str(redis.port), "-c", "1", "-t", "get,set",
+                             "-n", n, "-d", "226", "--csv"], capture_output=True, text=True,
+                            timeout=300)
+        for line in rb.stdout.splitlines():
+            cells = [c.strip('"') for c in line.split(",")]
+            if cells and cells[0] in ("GET", "SET"):
+                res.append({"bench": "redis-benchmark", "op": cells[0].lower(),
+                            "connections": 1, "ops_per_s": float(cells[1])})
+    return res
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(x, spec):
+    return "n/a" if x is None else format(x, spec)
+
+
+def cell_name(cell):
+    w, c, shared = cell
+    return f"{'read-only' if w == 'ro' else 'read+write'}", f"{c}{' (one shared session)' if shared else ''}"
+
+
+def report(variants, results, micro, args, meta):
+    out = []
+    names = [v.name for v in variants]
+    by = {v.name: v for v in variants}
+    out.append(f"### HTTP: {meta['httpd']}, event MPM 2 x 64 threads, KeepAlive On; "
+               f"{meta['machine']}")
+    out.append("")
+    out.append(f"Medians of {args.reps} repetitions at 64 connections and "
+               f"{args.reps_other} elsewhere, {args.duration} s each after a {args.warmup} s "
+               f"warm-up; ratios are medians of side-by-side ratios. CPU: httpd's (+ redis-server's) "
+               f"user + system time per request. Redis RT: round trips (server socket reads less "
+               f"one per connection opened). Payload: the counter"
+               f"{' + %d bytes' % args.payload if args.payload else ' only'}.")
+    out.append("")
+    out.append("| workload | conns | variant | req/s | p50 ms | p99 ms | × none | × cookie "
+               "| CPU µs/req | Redis RT/req | notes |")
+    out.append("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for cell in CELLS:
+        wl, cn = cell_name(cell)
+        for n in names:
+            v = by[n]
+            if v.unavailable:
+                out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | – | {v.unavailable} |")
+                continue
+            rs = [r for r in results.get((n, cell), []) if r.get("ok")]
+            fails = [r for r in results.get((n, cell), []) if not r.get("ok")]
+            if not rs:
+                err = fails[0].get("error") if fails else "not measured"
+                out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | – | {err} |")
+                continue
+            rps = median([r["rps"] for r in rs])
+            p50 = median([r["p50_us"] for r in rs]) / 1000
+            p99 = median([r["p99_us"] for r in rs]) / 1000
+            xnone = paired_ratio(results, n, "none", cell) if n != "none" else 1.0
+            xcookie = paired_ratio(results, n, "cookie", cell) if n != "cookie" else 1.0
+            rt = redis_per_request(results, n, cell) if "redis" in v.needs else None
+            cpu = median([r.get("httpd_cpu_us") for r in rs])
+            rcpu = median([r.get("redis_cpu_us") for r in rs])
+            cpu_s = fmt(cpu, ".0f") + (f" + {rcpu:.0f}" if rcpu is not None else "")
+            conn = redis_connects(results, n, cell) if "redis" in v.needs else None
+            notes = []
+            bad = {k: sum(r.get(k, 0) for r in rs) for k in
+                   ("errors", "non200", "anomalies", "resets", "nosession")}
+            total = sum(r["measured_total"] for r in rs)
+            if cell[2] and cell[0] == "rw" and v.cookie:
+                lost = sum(r.get("lost_updates", 0) for r in rs)
+                notes.append(f"lost updates {100.0 * lost / max(total, 1):.0f}%")
+            if bad["resets"] and v.cookie:
+                notes.append(f"sessions lost {bad['resets']}")
+            if bad["anomalies"] and not cell[2]:
+                notes.append(f"wrong values {bad['anomalies']}")
+            if bad["errors"] or bad["non200"]:
+                notes.append(f"errors {bad['errors'] + bad['non200']}")
+            if bad["nosession"] and v.cookie:
+                notes.append("probe saw no session!")
+            if conn:
+                notes.append(f"Redis connects/req {conn:.3f}")
+            if fails:
+                notes.append(f"{len(fails)} runs failed")
+            out.append(f"| {wl} | {cn} | {v.label} | {rps:.0f} | {p50:.2f} | {p99:.2f} | "
+                       f"{fmt(xnone, '.2f')} | {fmt(xcookie, '.2f')} | {cpu_s} | "
+                       f"{fmt(rt, '.2f') if 'redis' in v.needs else ''} | {'; '.join(notes)} |")
+    out.append("")
+
+    out.append("| variant | httpd RSS after the run (MiB, sum of children) | PSS (MiB) "
+               "| Redis round trips per load | per save | error.log: crashes, errors |")
+    out.append("| --- | ---: | ---: | ---: | ---: | --- |")
+    rtt = {}
+    for n in names:
+        v = by[n]
+        if v.unavailable:
+            out.append(f"| {v.label} | – | – | – | – | |")
+            continue
+        per_load = per_save = None
+        if "redis" in v.needs:
+            per_load = redis_per_request(results, n, ("ro", 64, False))
+            rw = redis_per_request(results, n, ("rw", 64, False))
+            per_save = rw - per_load if rw is not None and per_load is not None else None
+            rtt[n] = (per_load, per_save, redis_breakdown(results, n, ("ro", 64, False)),
+                      redis_breakdown(results, n, ("rw", 64, False)))
+        rss, pss = meta["memory"].get(n, (0, 0))
+        crashes, errors, _ = meta["log"].get(n, (0, 0, None))
+        out.append(f"| {v.label} | {rss / 1024:.1f} | {pss / 1024:.1f} | "
+                   f"{fmt(per_load, '.2f') if 'redis' in v.needs else ''} | "
+                   f"{fmt(per_save, '.2f') if 'redis' in v.needs else ''} | "
+                   f"{crashes}, {errors} |")
+    out.append("")
+    for n, (_, _, bl, bs) in rtt.items():
+        out.append(f"Redis commands executed per request (INFO commandstats; a script's own "
+                   f"commands included), {n}: read-only "
+                   + (", ".join(f"{k} {x:.2f}" for k, x in sorted(bl.items())) or "none")
+                   + "; read+write "
+                   + (", ".join(f"{k} {x:.2f}" for k, x in sorted(bs.items())) or "none") + ".")
+    if rtt:
+        out.append("")
+
+    if meta.get("callgrind"):
+        cg = meta["callgrind"]
+        out.append(f"User-space instructions per request (callgrind, httpd -X, one connection, "
+                   f"marginal cost over {args.callgrind} requests; deterministic, the kernel's "
+                   f"share not counted):")
+        out.append("")
+        out.append("| variant | read-only | × cookie | read+write | × cookie |")
+        out.append("| --- | ---: | ---: | ---: | ---: |")
+        for n in names:
+            if by[n].unavailable:
+                continue
+            ro, rw = cg.get((n, "ro")), cg.get((n, "rw"))
+            cro, crw = cg.get(("cookie", "ro")), cg.get(("cookie", "rw"))
+            out.append(f"| {by[n].label} | {fmt(ro, '.0f')} | "
+                       f"{fmt(ro / cro if ro and cro else None, '.2f')} | {fmt(rw, '.0f')} | "
+                       f"{fmt(rw / crw if rw and crw else None, '.2f')} |")
+        out.append("")
+
+    # Micro-benchmarks.
+    shm = {(m["op"], m["procs"], m["threads"]): m for m in micro if m.get("bench") == "shm"}
+    cap = next((m for m in micro if m.get("bench") == "capacity"), None)
+    rlib = {m["op"]: m["ops_per_s"] for m in micro if m.get("bench") == "redis" and "op" in m}
+    rbench = {m["op"]: m["ops_per_s"] for m in micro if m.get("bench") == "redis-benchmark"}
+    out.append("### Library (bench/microbench, no httpd)")
+    out.append("")
+    out.append("| shm store | load ops/s | save ops/s |")
+    out.append("| --- | ---: | ---: |")
+    for procs, threads in [(1, 1), (1, 2), (1, 8), (1, 64), (2, 1), (8, 1), (2, 32)]:
+        lo, sa = shm.get(("load", procs, threads)), shm.get(("save", procs, threads))
+        what = f"{threads} thread{'s' if threads > 1 else ''}" if procs == 1 else \
+            f"{procs} processes x {threads} thread{'s' if threads > 1 else ''}"
+        out.append(f"| {what} | {fmt(lo and lo['ops_per_s'], '.0f')} | "
+                   f"{fmt(sa and sa['ops_per_s'], '.0f')} |")
+    out.append("")
+    if cap:
+        out.append(f"shm capacity: a {cap['arena_bytes'] // (1 << 20)} MiB arena holds "
+                   f"{cap['sessions']} sessions of {cap['payload']} bytes "
+                   f"({cap['record']}-byte records) before the first eviction: "
+                   f"{cap['arena_bytes_per_session']:.0f} bytes of shared memory per session, "
+                   f"{cap['arena_bytes_per_session'] - cap['payload']:.0f} beyond the payload "
+                   f"(each record takes {cap['footprint']} bytes of blocks).")
+        out.append("")
+    if rlib:
+        out.append("| Redis, one connection | library ops/s | redis-benchmark -c 1 ops/s | ratio |")
+        out.append("| --- | ---: | ---: | ---: |")
+        for lop, bop in (("load", "get"), ("save", "set")):
+            a, b = rlib.get(lop), rbench.get(bop)
+            out.append(f"| {lop} vs {bop.upper()} | {fmt(a, '.0f')} | {fmt(b, '.0f')} | "
+                       f"{fmt(a / b if a and b else None, '.2f')} |")
+    else:
+        why = next((m.get("why") for m in micro if m.get("bench") == "redis"), "not run")
+        out.append(f"Redis library micro-benchmark: n/a ({why}); redis-benchmark -c 1: "
+                   + (", ".join(f"{k.upper()} {x:.0f}/s" for k, x in sorted(rbench.items()))
+                      or "not run") + ".")
+    out.append("")
+
+    # Targets.
+    key = ("rw", 64, False)
+    shm_cookie = paired_ratio(results, "shm", "cookie", key)
+    redis_cookie = paired_ratio(results, "redis", "cookie", key)
+    redis_dbd = paired_ratio(results, "redis", "dbd", key)
+    per_load, per_save = (rtt.get("redis") or (None, None, None, None))[:2]
+    overhead = cap["arena_bytes_per_session"] - cap["payload"] if cap else None
+
+    def ops(op, procs, threads):
+        m = shm.get((op, procs, threads))
+        return m["ops_per_s"] if m else None
+
+    def div(a, b):
+        return a / b if a is not None and b else None
+
+    scale = {op: div(ops(op, 1, 64), ops(op, 1, 8)) for op in ("load", "save")}
+    lib_ratio = {lop: div(rlib.get(lop), rbench.get(bop)) for lop, bop in
+                 (("load", "get"), ("save", "set"))}
+
+    def verdict(x, ok):
+        return "n/a" if x is None else ("met" if ok(x) else "missed")
+
+    targets = [
+        ("shm ≥ 0.97 × cookie req/s (read+write, 64 conns)", fmt(shm_cookie, ".3f"),
+         verdict(shm_cookie, lambda x: x >= 0.97)),
+        ("Redis ≥ 0.90 × cookie", fmt(redis_cookie, ".3f"), verdict(redis_cookie, lambda x: x >= 0.9)),
+        ("Redis ≥ 3 × dbd/SQLite", fmt(redis_dbd, ".2f"), verdict(redis_dbd, lambda x: x >= 3)),
+        ("exactly 1 Redis round trip per load", fmt(per_load, ".2f"),
+         verdict(per_load, lambda x: abs(x - 1) < 0.01)),
+        ("≤ 1 Redis round trip per save", fmt(per_save, ".2f"), verdict(per_save, lambda x: x <= 1.01)),
+        ("library Redis load ≥ 0.9 × redis-benchmark GET (1 conn)", fmt(lib_ratio["load"], ".2f"),
+         verdict(lib_ratio["load"], lambda x: x >= 0.9)),
+        ("library Redis save ≥ 0.9 × redis-benchmark SET (1 conn)", fmt(lib_ratio["save"], ".2f"),
+         verdict(lib_ratio["save"], lambda x: x >= 0.9)),
+        ("shm ≤ 64 bytes per session beyond a 200-byte payload", fmt(overhead, ".0f"),
+         verdict(overhead, lambda x: x <= 64)),
+        ("shm load ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["load"], ".2f"),
+         verdict(scale["load"], lambda x: x >= 0.8)),
+        ("shm save ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["save"], ".2f"),
+         verdict(scale["save"], lambda x: x >= 0.8)),
+    ]
+    out.append("### Targets (reported, not asserted)")
+    out.append("")
+    out.append("| target | measured | |")
+    out.append("| --- | ---: | --- |")
+    for t, m, ok in targets:
+        out.append(f"| {t} | {m} | {ok} |")
+    out.append("")
+    out.append(f"summary: shm/cookie={fmt(shm_cookie, '.3f')} redis/cookie={fmt(redis_cookie, '.3f')} "
+               f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
+               f"redis_rtt_per_save={fmt(per_save, '.2f')}")
+    return "\n".join(out)
+
+
+def machine_description():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB, Linux {os.uname().release}, " \
+           f"load average {load:.2f} at the start"
+
+
+def httpd_version():
+    out = subprocess.run([HTTPD, "-v"], capture_output=True, text=True).stdout
+    return out.splitlines()[0].split(":", 1)[1].strip() if out else "httpd"
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description="mod_sessstore benchmark (see docs/performance.md)")
+    ap.add_argument("--quick", action="store_true", help="under 2 minutes: fewer, shorter runs")
+    ap.add_argument("--pgsql", action="store_true", help="add mod_session_dbd with PostgreSQL")
+    ap.add_argument("--variants", help="comma-separated subset of: " +
+                    ",".join(v.name for v in VARIANTS))
+    ap.add_argument("--duration", type=float, help="seconds per measurement")
+    ap.add_argument("--warmup", type=float, help="seconds of warm-up per measurement")
+    ap.add_argument("--reps", type=int, help="repetitions at 64 connections")
+    ap.add_argument("--reps-other", type=int, help="repetitions of the other cells")
+    ap.add_argument("--payload", type=int, default=0, help="extra bytes stored in each session")
+    ap.add_argument("--baseline-module", metavar="SO",
+                    help="add variant shm-baseline: the shm variant with another "
+                         "mod_sessstore.so (A/B of a change, side by side)")
+    ap.add_argument("--cells", help="comma-separated subset of cells, e.g. rw64,ro64,rw64s "
+                    "(s: one shared session)")
+    ap.add_argument("--no-micro", action="store_true", help="skip the library micro-benchmarks")
+    ap.add_argument("--callgrind", type=int, metavar="N",
+                    help="instructions per request under callgrind, N requests per variant and "
+                         "workload (default: 600 in the full run; 0 = off, as with --quick)")
+    ap.add_argument("--json", help="also write every raw result to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = ap.parse_args()
+    quick = dict(duration=0.6, warmup=0.2, reps=3, reps_other=1, callgrind=0)
+    full = dict(duration=1.5, warmup=0.4, reps=5, reps_other=3, callgrind=600)
+    for k, x in (quick if args.quick else full).items():
+        if getattr(args, k) is None:
+            setattr(args, k, x)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    for f in (MODULE, PROBE, LOADGEN, MICROBENCH):
+        if not os.path.exists(f):
+            sys.exit(f"bench: {f} is missing: run bench/run, which builds it")
+
+    if args.cells:
+        global CELLS
+        wanted = args.cells.split(",")
+        CELLS = [c for c in CELLS if f"{c[0]}{c[1]}{'s' if c[2] else ''}" in wanted]
+    variants = [v for v in VARIANTS if not v.optional or (v.name == "pgsql" and args.pgsql)]
+    if args.baseline_module:
+        base = next(v for v in VARIANTS if v.name == "shm")
+        variants.insert(variants.index(base) + 1, Variant(
+            "shm-baseline", "mod_sessstore, shm (baseline .so)", modules=base.modules,
+            sessstore=True, server=base.server, location=base.location, cookie=base.cookie,
+            module=os.path.abspath(args.baseline_module)))
+    if args.variants:
+        wanted = args.variants.split(",")
+        variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
+                    or v.name == "shm-baseline"]
+    work = tempfile.mkdtemp(prefix="sessstore-bench.")
+    os.chmod(work, 0o755)
+    meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
+    t_start = time.time()
+    redis = None
+    pg = None
+    try:
+        ctx = {"work": work, "redis_port": 0, "redis_sock": "", "pg_port": 0}
+        if any("redis" in v.needs for v in variants):
+            if shutil.which("redis-server"):
+                redis = Redis(work)
+                ctx.update(redis_port=redis.port, redis_sock=redis.sock)
+            else:
+                for v in variants:
+                    if "redis" in v.needs:
+                        v.unavailable = "redis-server not installed"
+        for v in variants:
+            if "sqlite" in v.needs and not (shutil.which("sqlite3") and os.path.exists(
+                    os.path.join(APU_DBD_DIR, "apr_dbd_sqlite3-1.so"))):
+                v.unavailable = "sqlite3 or libaprutil1-dbd-sqlite3 missing"
+            if "pgsql" in v.needs:
+                try:
+                    pg = start_postgres(work)
+                    ctx["pg_port"] = pg.port
+                except Exception as e:  # optional variant: report, carry on
+                    v.unavailable = f"PostgreSQL: {e}"
+        log(f"bench: work directory {work}")
+        for v in variants:
+            if not v.unavailable:
+                setup_variant(v, work, ctx)
+            log(f"  {v.name}: " + (v.unavailable or f"httpd on port {v.port}"))
+
+        results = measure_all(variants, args, redis)
+        for v in variants:
+            if v.proc:
+                kids = children_of(v.proc.pid)
+                mems = [memory_of(k) for k in kids]
+                meta["memory"][v.name] = (sum(m[0] for m in mems), sum(m[1] for m in mems))
+        for v in variants:
+            if v.proc:
+                stop(v.proc)
+                meta["log"][v.name] = scan_error_log(v)
+                if meta["log"][v.name][2]:
+                    log(f"  {v.name} error.log: {meta['log'][v.name][2][:300]}")
+        if args.callgrind and shutil.which("valgrind"):
+            meta["callgrind"] = callgrind_costs(variants, args, work)
+        micro = [] if args.no_micro else run_microbench(args, redis)
+    finally:
+        stop_all()
+        if pg:
+            pg.stop()
+        if args.keep:
+            log(f"bench: logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            meta_json = dict(meta, callgrind={f"{k[0]}/{k[1]}": x for k, x in
+                                              meta.get("callgrind", {}).items()})
+            json.dump({"meta": meta_json, "micro": micro,
+                       "results": [{"variant": k[0], "cell": list(k[1]), "runs": r}
+                                   for k, r in results.items()]}, f, indent=1)
+    log(f"bench: done in {time.time() - t_start:.0f} s")
+    print(report(variants, results, micro, args, meta))
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster on a free loopback port (--pgsql)."""
+
+    def __init__(self, work):
+        bins = sorted(d for d in os.listdir("/usr/lib/postgresql")) if os.path.isdir(
+            "/usr/lib/postgresql") else []
+        if not bins:
+            raise RuntimeError("postgresql not installed")
+        self.bin = os.path.join("/usr/lib/postgresql", bins[-1], "bin")
+        self.dir = os.path.join(work, "pg")
+        self.port = free_port()
+        os.makedirs(self.dir)
+        self.user = "postgres" if os.getuid() == 0 else None
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self._run([os.path.join(self.bin, "initdb"), "-D", self.dir + "/data", "-A", "trust",
+                   "-U", "bench"])
+        self.proc = spawn(self._argv([os.path.join(self.bin, "postgres"), "-D",
+                                      self.dir + "/data", "-p", str(self.port), "-k", self.dir,
+                                      "-c", "listen_addresses=127.0.0.1"]),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "postgres")
+        time.sleep(0.5)
+        self._run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "bench", "-d",
+                   "postgres", "-c", "CREATE DATABASE bench"])
+        self._run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "bench", "-d", "bench",
+                   "-c", "CREATE TABLE session (key TEXT PRIMARY KEY, value TEXT, expiry BIGINT)"])
+
+    def _argv(self, argv):
+        return ["runuser", "-u", self.user, "--"] + argv if self.user else argv
+
+    def _run(self, argv):
+        subprocess.run(self._argv(argv), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+
+    def stop(self):
+        stop(self.proc, signal.SIGINT)
+
+
+def start_postgres(work):
+    return Postgres(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,537 @@
+/* microbench.c - micro-benchmarks of lib/ without httpd (bench/run runs it).
+ *
+ *   microbench [-q] [-r REDIS_URI]
+ *
+ * shm: load and save operations per second on one arena, with 1, 2, 8 and 64
+ *      threads in one process, and with several processes (2 x 1, 8 x 1, and
+ *      2 x 32 threads: httpd's shape). The arena and its mutex are set up as
+ *      the module does (anonymous apr_shm, APR_LOCK_DEFAULT global mutex).
+ *      Every operation uses its own key out of 256 per worker, a 200-byte
+ *      payload, apr_time_now() as the clock and a pool cleared per operation,
+ *      like a request. Configurations are interleaved and repeated; the median
+ *      is printed.
+ * capacity: a 16 MiB arena (the SessionStoreShmSize default) filled with
+ *      200-byte sessions until the first eviction: bytes per session.
+ * redis: with -r URI, load and save per second through the library's Redis
+ *      backend on one connection (bench/run sets it up next to
+ *      redis-benchmark -c 1).
+ *
+ * Output: one JSON object per line, for bench/bench.py. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_global_mutex.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+
+#include "ss_id.h"
+#include "ss_shm.h"
+#include "ss_store.h"
+
+#include "ss_redis.h"
+
+/* Saves as the module makes them: a fresh key is NEW, a known one UPDATE. */
+#define STORE_SAVE_NEW(s, k, r, d, p) (s)->ops->save((s), (k), (r), (d), SS_SAVE_NEW, (p))
+#define STORE_SAVE(s, k, r, d, p) (s)->ops->save((s), (k), (r), (d), SS_SAVE_UPDATE, (p))
+
+#define KEYS_PER_WORKER 256
+#define PAYLOAD_LEN 200
+#define ARENA_SIZE (64 * 1024 * 1024)
+#define CAPACITY_ARENA_SIZE (16 * 1024 * 1024)
+#define MAX_RECORD (16 * 1024)
+#define MAX_WORKERS 64
+#define MAX_REPS 9
+
+typedef enum { OP_LOAD, OP_SAVE } op_e;
+
+/* Shared between processes: start/stop flags and per-worker counts. */
+typedef struct {
+    volatile int go;
+    volatile int stop;
+    volatile apr_uint64_t ops[MAX_WORKERS];
+    volatile apr_uint64_t failures[MAX_WORKERS];
+} control_t;
+
+typedef struct {
+    ss_store_t *store;
+    control_t *ctl;
+    int worker;
+    op_e op;
+} worker_arg_t;
+
+static char payload[PAYLOAD_LEN + 1];
+static apr_lockmech_e lock_mech = APR_LOCK_DEFAULT;
+static const char *lock_name = "default";
+static char lock_file[64];
+static const ss_expiry_t expiry = {APR_USEC_PER_SEC * 1800, APR_USEC_PER_SEC * 28800};
+static apr_time_t created;
+
+static void die(const char *what, apr_status_t rv)
+{
+    char buf[256];
+
+    fprintf(stderr, "microbench: %s: %s\n", what, apr_strerror(rv, buf, sizeof(buf)));
+    exit(1);
+}
+
+/* Key number k of worker w: SHA-256 of a fixed, distinct ID-like string. */
+static void worker_key(int w, int k, ss_key_t *key)
+{
+    char id[64];
+
+    snprintf(id, sizeof(id), "bench-%04d-%06d-xxxxxxxxxxxxxxxxxxxxxxxxxx", w, k);
+    ss_id_key(id, key);
+}
+
+static void make_record(ss_record_t *rec, apr_time_t now)
+{
+    rec->created = created;
+    rec->accessed = now;
+    rec->user = "";
+    rec->payload = payload;
+    rec->payload_len = PAYLOAD_LEN;
+}
+
+static void prefill(ss_store_t *store, int workers, apr_pool_t *p)
+{
+    int w, k;
+
+    for (w = 0; w < workers; w++) {
+        for (k = 0; k < KEYS_PER_WORKER; k++) {
+            ss_key_t key;
+            ss_record_t rec;
+            apr_time_t now = apr_time_now();
+            apr_status_t rv;
+
+            worker_key(w, k, &key);
+            make_record(&rec, now);
+            rv = STORE_SAVE_NEW(store, &key, &rec, ss_expiry_deadline(&expiry, created, now), p);
+            if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+                die("prefill save", rv);
+            }
+        }
+    }
+}
+
+static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
+{
+    worker_arg_t *a = data;
+    ss_key_t keys[KEYS_PER_WORKER];
+    apr_pool_t *p;
+    apr_uint64_t n = 0, failed = 0;
+    int k;
+
+    (void)thread;
+    apr_pool_create(&p, NULL);
+    for (k = 0; k < KEYS_PER_WORKER; k++) {
+        worker_key(a->worker, k, &keys[k]);
+    }
+    while (!a->ctl->go) {
+        /* spin until every worker is ready */
+    }
+    for (k = 0; !a->ctl->stop; k = (k + 1) % KEYS_PER_WORKER) {
+        apr_time_t now = apr_time_now();
+        ss_record_t rec;
+        apr_status_t rv;
+
+        if (a->op == OP_LOAD) {
+            rv = a->store->ops->load(a->store, &keys[k], &expiry, now, p, &rec);
+        } else {
+            make_record(&rec, now);
+            rv = STORE_SAVE(a->store, &keys[k], &rec, ss_expiry_deadline(&expiry, created, now), p);
+        }
+        if (rv != APR_SUCCESS) {
+            failed++;
+        }
+        n++;
+        apr_pool_clear(p);
+    }
+    a->ctl->ops[a->worker] = n;
+    a->ctl->failures[a->worker] = failed;
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+/* Run threads workers numbered from first in this process until ctl->stop. */
+static void run_threads(ss_store_t *store, control_t *ctl, int first, int threads, op_e op,
+                        apr_pool_t *pool)
+{
+    apr_thread_t *tids[MAX_WORKERS];
+    worker_arg_t args[MAX_WORKERS];
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < threads; i++) {
+        args[i].store = store;
+        args[i].ctl = ctl;
+        args[i].worker = first + i;
+        args[i].op = op;
+        rv = apr_thread_create(&tids[i], NULL, worker_main, &args[i], pool);
+        if (rv != APR_SUCCESS) {
+            die("apr_thread_create", rv);
+        }
+    }
+    for (i = 0; i < threads; i++) {
+        apr_thread_join(&rv, tids[i]);
+    }
+}
+
+/* One measurement: procs processes of threads threads each. Returns ops/s. */
+static double measure(ss_store_t *store, apr_global_mutex_t *mutex, control_t *ctl, int procs,
+                      int threads, op_e op, double seconds, apr_pool_t *pool)
+{
+    apr_uint64_t total = 0, failed = 0;
+    apr_time_t t0, t1;
+    pid_t pids[MAX_WORKERS];
+    int i;
+
+    memset((void *)ctl, 0, sizeof(*ctl));
+    if (procs == 1) {
+        /* Threads in this process; the main thread keeps time. */
+        worker_arg_t args[MAX_WORKERS];
+        apr_thread_t *tids[MAX_WORKERS];
+        apr_status_t rv;
+
+        for (i = 0; i < threads; i++) {
+            args[i].store = store;
+            args[i].ctl = ctl;
+            args[i].worker = i;
+            args[i].op = op;
+            rv = apr_thread_create(&tids[i], NULL, worker_main, &args[i], pool);
+            if (rv != APR_SUCCESS) {
+                die("apr_thread_create", rv);
+            }
+        }
+        apr_sleep(apr_time_from_msec(20));
+        t0 = apr_time_now();
+        ctl->go = 1;
+        apr_sleep((apr_interval_time_t)(seconds * APR_USEC_PER_SEC));
+        ctl->stop = 1;
+        t1 = apr_time_now();
+        for (i = 0; i < threads; i++) {
+            apr_thread_join(&rv, tids[i]);
+        }
+    } else {
+        for (i = 0; i < procs; i++) {
+            pids[i] = fork();
+            if (pids[i] < 0) {
+                perror("fork");
+                exit(1);
+            }
+            if (pids[i] == 0) {
+                apr_pool_t *cp;
+
+                apr_pool_create(&cp, NULL);
+                apr_global_mutex_child_init(&mutex, lock_file, cp);
+                run_threads(store, ctl, i * threads, threads, op, cp);
+                _exit(0);
+            }
+        }
+        apr_sleep(apr_time_from_msec(50));
+        t0 = apr_time_now();
+        ctl->go = 1;
+        apr_sleep((apr_interval_time_t)(seconds * APR_USEC_PER_SEC));
+        ctl->stop = 1;
+        t1 = apr_time_now();
+        for (i = 0; i < procs; i++) {
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    for (i = 0; i < procs * threads; i++) {
+        total += ctl->ops[i];
+        failed += ctl->failures[i];
+    }
+    if (failed) {
+        fprintf(stderr, "microbench: %llu of %llu operations failed\n", (unsigned long long)failed,
+                (unsigned long long)total);
+    }
+    return (double)total / ((double)(t1 - t0) / APR_USEC_PER_SEC);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* -1 everywhere: the full matrix; else one configuration (for profiling). */
+static struct {
+    int procs, threads, op;
+    double seconds;
+} only = {-1, -1, -1, -1};
+
+static void bench_shm(int quick, apr_pool_t *pool)
+{
+    static const struct {
+        int procs, threads;
+    } shapes[] = {{1, 1}, {1, 2}, {1, 8}, {1, 64}, {2, 1}, {8, 1}, {2, 32}};
+    const int nshapes = sizeof(shapes) / sizeof(shapes[0]);
+    const int reps = quick ? 3 : 5;
+    const double seconds = quick ? 0.2 : 0.5;
+    double results[2][sizeof(shapes) / sizeof(shapes[0])][MAX_REPS];
+    apr_shm_t *shm;
+    apr_global_mutex_t *mutex;
+    ss_store_t *store;
+    control_t *ctl;
+    apr_status_t rv;
+    int r, s, o;
+
+    rv = apr_shm_create(&shm, ARENA_SIZE, NULL, pool);
+    if (rv != APR_SUCCESS) {
+        die("apr_shm_create", rv);
+    }
+    rv = apr_global_mutex_create(&mutex, lock_file, lock_mech, pool);
+    if (rv != APR_SUCCESS) {
+        die("apr_global_mutex_create", rv);
+    }
+    rv = ss_shm_format(apr_shm_baseaddr_get(shm), ARENA_SIZE, MAX_RECORD);
+    if (rv == APR_SUCCESS) {
+        rv = ss_shm_open(&store, apr_shm_baseaddr_get(shm), mutex, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        die("ss_shm_format/open", rv);
+    }
+    ctl = mmap(NULL, sizeof(*ctl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (ctl == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    prefill(store, MAX_WORKERS, pool);
+
+    if (only.procs > 0) {
+        double ops =
+            measure(store, mutex, ctl, only.procs, only.threads, (op_e)only.op, only.seconds, pool);
+
+        printf("{\"bench\":\"shm\",\"lock\":\"%s\",\"op\":\"%s\",\"procs\":%d,"
+               "\"threads\":%d,\"ops_per_s\":%.0f,\"reps\":1}\n",
+               lock_name, only.op == OP_LOAD ? "load" : "save", only.procs, only.threads, ops);
+        return;
+    }
+    /* Interleave: every repetition runs every configuration once. */
+    for (r = 0; r < reps; r++) {
+        for (s = 0; s < nshapes; s++) {
+            for (o = 0; o < 2; o++) {
+                int si = (r % 2) ? nshapes - 1 - s : s; /* alternate the order */
+
+                results[o][si][r] = measure(store, mutex, ctl, shapes[si].procs, shapes[si].threads,
+                                            (op_e)o, seconds, pool);
+            }
+        }
+    }
+    for (s = 0; s < nshapes; s++) {
+        for (o = 0; o < 2; o++) {
+            qsort(results[o][s], (size_t)reps, sizeof(double), cmp_double);
+            printf("{\"bench\":\"shm\",\"lock\":\"%s\",\"op\":\"%s\",\"procs\":%d,"
+                   "\"threads\":%d,\"ops_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,\"reps\":%d}\n",
+                   lock_name, o == OP_LOAD ? "load" : "save", shapes[s].procs, shapes[s].threads,
+                   results[o][s][reps / 2], results[o][s][0], results[o][s][reps - 1], reps);
+        }
+    }
+    fflush(stdout);
+}
+
+static void bench_capacity(apr_pool_t *pool)
+{
+    char *arena = apr_palloc(pool, CAPACITY_ARENA_SIZE);
+    apr_global_mutex_t *mutex;
+    ss_store_stats_t stats;
+    ss_store_t *store;
+    apr_uint64_t entries = 0, used = 0, capacity = 0;
+    apr_status_t rv;
+    int k;
+
+    rv = apr_global_mutex_create(&mutex, NULL, APR_LOCK_DEFAULT, pool);
+    if (rv != APR_SUCCESS) {
+        die("apr_global_mutex_create", rv);
+    }
+    rv = ss_shm_format(arena, CAPACITY_ARENA_SIZE, MAX_RECORD);
+    if (rv == APR_SUCCESS) {
+        rv = ss_shm_open(&store, arena, mutex, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        die("ss_shm_format/open", rv);
+    }
+    for (k = 0;; k++) {
+        apr_pool_t *p;
+        ss_key_t key;
+        ss_record_t rec;
+        apr_time_t now = apr_time_now();
+
+        apr_pool_create(&p, pool);
+        worker_key(MAX_WORKERS + 1, k, &key);
+        make_record(&rec, now);
+        rv = STORE_SAVE_NEW(store, &key, &rec, ss_expiry_deadline(&expiry, created, now), p);
+        apr_pool_destroy(p);
+        if (rv != APR_SUCCESS) {
+            die("capacity save", rv);
+        }
+        store->ops->stats(store, &stats);
+        if (stats.evicted_lru || stats.evicted_expired) {
+            break;
+        }
+        entries = stats.entries;
+        used = stats.used_bytes;
+        capacity = stats.capacity_bytes;
+    }
+    printf("{\"bench\":\"capacity\",\"arena_bytes\":%d,\"record_capacity_bytes\":%llu,"
+           "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
+           "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
+           "\"footprint\":%lu}\n",
+           CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN,
+           SS_RECORD_HEADER_LEN + PAYLOAD_LEN, (unsigned long long)entries,
+           (unsigned long long)used, (double)CAPACITY_ARENA_SIZE / (double)entries,
+           (double)used / (double)entries,
+           (unsigned long)ss_shm_footprint(SS_RECORD_HEADER_LEN + PAYLOAD_LEN));
+    fflush(stdout);
+}
+
+static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
+{
+    ss_redis_config_t *cfg;
+    ss_store_t *store;
+    const char *err;
+    apr_status_t rv;
+    const double seconds = quick ? 0.5 : 2.0;
+    int o;
+
+    err = ss_redis_parse(&cfg, uri, pool);
+    if (err) {
+        fprintf(stderr, "microbench: %s\n", err);
+        exit(1);
+    }
+    rv = ss_redis_open(&store, cfg, pool);
+    if (rv != APR_SUCCESS) {
+        die("ss_redis_open", rv);
+    }
+    prefill(store, 1, pool);
+    for (o = 0; o < 2; o++) {
+        ss_key_t keys[KEYS_PER_WORKER];
+        apr_pool_t *p;
+        apr_uint64_t n = 0, failed = 0;
+        apr_time_t t0, t1, end;
+        int k;
+
+        for (k = 0; k < KEYS_PER_WORKER; k++) {
+            worker_key(0, k, &keys[k]);
+        }
+        apr_pool_create(&p, pool);
+        t0 = apr_time_now();
+        end = t0 + (apr_interval_time_t)(seconds * APR_USEC_PER_SEC);
+        for (k = 0;; k = (k + 1) % KEYS_PER_WORKER) {
+            apr_time_t now = apr_time_now();
+            ss_record_t rec;
+
+            if (now >= end) {
+                t1 = now;
+                break;
+            }
+            if (o == OP_LOAD) {
+                rv = store->ops->load(store, &keys[k], &expiry, now, p, &rec);
+            } else {
+                make_record(&rec, now);
+                rv =
+                    STORE_SAVE(store, &keys[k], &rec, ss_expiry_deadline(&expiry, created, now), p);
+            }
+            failed += rv != APR_SUCCESS;
+            n++;
+            apr_pool_clear(p);
+        }
+        printf("{\"bench\":\"redis\",\"op\":\"%s\",\"connections\":1,\"ops_per_s\":%.0f,"
+               "\"failures\":%llu}\n",
+               o == OP_LOAD ? "load" : "save", (double)n / ((double)(t1 - t0) / APR_USEC_PER_SEC),
+               (unsigned long long)failed);
+        apr_pool_destroy(p);
+    }
+    store->ops->close(store);
+    fflush(stdout);
+}
+
+/* The mechanisms httpd's Mutex directive offers for the shm mutex. */
+static int set_lock(const char *name)
+{
+    static const struct {
+        const char *name;
+        apr_lockmech_e mech;
+    } mechs[] = {{"default", APR_LOCK_DEFAULT}, {"pthread", APR_LOCK_PROC_PTHREAD},
+                 {"sysvsem", APR_LOCK_SYSVSEM}, {"posixsem", APR_LOCK_POSIXSEM},
+                 {"fcntl", APR_LOCK_FCNTL},     {"flock", APR_LOCK_FLOCK}};
+    size_t i;
+
+    for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
+        if (!strcmp(name, mechs[i].name)) {
+            lock_mech = mechs[i].mech;
+            lock_name = mechs[i].name;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    apr_pool_t *pool;
+    const char *redis_uri = NULL;
+    int quick = 0, ch;
+
+    while ((ch = getopt(argc, argv, "ql:r:s:")) != -1) {
+        switch (ch) {
+        case 's': {
+            char opname[8];
+
+            if (sscanf(optarg, "%dx%d:%7[a-z]:%lf", &only.procs, &only.threads, opname,
+                       &only.seconds) != 4 ||
+                only.procs < 1 || only.threads < 1 || only.procs * only.threads > MAX_WORKERS ||
+                (strcmp(opname, "load") && strcmp(opname, "save"))) {
+                fprintf(stderr, "microbench: -s PROCSxTHREADS:load|save:SECONDS\n");
+                return 2;
+            }
+            only.op = strcmp(opname, "load") ? OP_SAVE : OP_LOAD;
+            break;
+        }
+        case 'q':
+            quick = 1;
+            break;
+        case 'l':
+            if (set_lock(optarg)) {
+                fprintf(stderr, "microbench: unknown lock mechanism %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'r':
+            redis_uri = optarg;
+            break;
+        default:
+            fprintf(stderr, "usage: microbench [-q] [-l LOCK] [-r REDIS_URI] "
+                            "[-s PROCSxTHREADS:load|save:SECONDS]\n");
+            return 2;
+        }
+    }
+    apr_initialize();
+    atexit(apr_terminate);
+    apr_pool_create(&pool, NULL);
+    memset(payload, 'x', PAYLOAD_LEN);
+    snprintf(lock_file, sizeof(lock_file), "/tmp/sessstore-microbench.%ld.lock", (long)getpid());
+    created = apr_time_now();
+
+    if (only.procs < 0) {
+        bench_capacity(pool);
+    }
+    bench_shm(quick, pool);
+    unlink(lock_file);
+    if (only.procs > 0) {
+        return 0;
+    }
+    if (redis_uri) {
+        bench_redis(redis_uri, quick, pool);
+    } else {
+        printf("{\"bench\":\"redis\",\"available\":false,\"why\":\"no -r URI\"}\n");
+    }
+    return 0;
+}
