@@ -13,7 +13,8 @@
  *   prefix           default "sessstore:"; key = prefix + hex(ss_key_t)
  *   db               0..2147483647, default 0 (or /db in a redis:// URI)
  *   user, password   as in the userinfo (the only way for a Unix socket)
- *   max_idle         0..1024, default 16: idle connections kept per process
+ *   max_idle         0..1024, default 64: idle connections kept per process
+ *                    (at least ThreadsPerChild, or busy threads reconnect)
  *
  * Host names are resolved at connect time by getaddrinfo(), which no timeout
  * bounds: use an address or an /etc/hosts entry where that matters. */
@@ -28,7 +29,7 @@
 #define SS_REDIS_DEFAULT_CONNECT_TIMEOUT_MS 300
 #define SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS 300
 #define SS_REDIS_DEFAULT_BREAKER_MS 1000
-#define SS_REDIS_DEFAULT_MAX_IDLE 16
+#define SS_REDIS_DEFAULT_MAX_IDLE 64
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
 

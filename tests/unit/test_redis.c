@@ -422,7 +422,8 @@ static void test_parse_defaults(void **state)
     assert_true(cfg->connect_timeout == 300 * MS);
     assert_true(cfg->command_timeout == 300 * MS);
     assert_true(cfg->breaker == 1000 * MS);
-    assert_int_equal(cfg->max_idle, 16);
+    assert_int_equal(cfg->max_idle, SS_REDIS_DEFAULT_MAX_IDLE);
+    assert_int_equal(SS_REDIS_DEFAULT_MAX_IDLE, 64);
 }
 
 static void test_parse_forms(void **state)
