@@ -100,6 +100,27 @@ write_site() {
     chmod -R a+rX "$dir"
 }
 
+# server_lines DIR PORT LOGLEVEL MODULE...: the lines every instance starts
+# with: where it lives, where it listens, its logs, its modules, its user.
+server_lines() {
+    local dir=$1 port=$2 level=$3 m
+    shift 3
+    echo "ServerRoot $dir"
+    echo "ServerName 127.0.0.1"
+    echo "Listen 127.0.0.1:$port"
+    echo "PidFile $dir/run/httpd.pid"
+    echo "DefaultRuntimeDir $dir/run"
+    echo "ErrorLog $dir/logs/error.log"
+    echo "LogLevel $level"
+    for m in "$@"; do
+        echo "LoadModule ${m}_module $MODDIR/mod_$m.so"
+    done
+    if [ "$(id -u)" = 0 ]; then
+        echo "User nobody"
+        echo "Group nogroup"
+    fi
+}
+
 # httpd_conf NAME PORT MPM [extra directives...]: a complete config for one
 # instance in $WORK/NAME. Extra arguments are appended as lines.
 httpd_conf() {
@@ -108,28 +129,15 @@ httpd_conf() {
     local dir="$WORK/$name"
     mkdir -p "$dir/logs" "$dir/run"
     [ -d "$dir/htdocs" ] || write_site "$dir"
-    local cgi=cgid m
+    local cgi=cgid
     [ "$mpm" = prefork ] && cgi=cgi
     {
-        echo "ServerRoot $dir"
-        echo "ServerName 127.0.0.1"
-        echo "Listen 127.0.0.1:$port"
-        echo "PidFile $dir/run/httpd.pid"
-        echo "DefaultRuntimeDir $dir/run"
-        echo "ErrorLog $dir/logs/error.log"
-        echo "LogLevel ${LOGLEVEL:-info}"
+        server_lines "$dir" "$port" "${LOGLEVEL:-info}" "mpm_$mpm" authz_core authz_user \
+            authn_core authn_file auth_form request session mime dir alias env headers $cgi
         # %P (the child's pid) last, so tests can see which process served what.
         echo "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b %P\" common"
         echo "CustomLog $dir/logs/access.log common"
-        for m in "mpm_$mpm" authz_core authz_user authn_core authn_file auth_form request \
-            session mime dir alias env headers $cgi; do
-            echo "LoadModule ${m}_module $MODDIR/mod_$m.so"
-        done
         echo "LoadModule sessstore_module $MODULE"
-        if [ "$(id -u)" = 0 ]; then
-            echo "User nobody"
-            echo "Group nogroup"
-        fi
         [ "$cgi" = cgid ] && echo "ScriptSock $dir/run/cgid.sock"
         echo "TypesConfig /etc/mime.types"
         echo "DocumentRoot $dir/htdocs"

@@ -61,21 +61,8 @@ balancer_conf() {
     local dir="$WORK/$name" i=0 p
     mkdir -p "$dir/logs" "$dir/run"
     {
-        echo "ServerRoot $dir"
-        echo "ServerName 127.0.0.1"
-        echo "Listen 127.0.0.1:$port"
-        echo "PidFile $dir/run/httpd.pid"
-        echo "DefaultRuntimeDir $dir/run"
-        echo "ErrorLog $dir/logs/error.log"
-        echo "LogLevel warn"
-        for m in mpm_event authz_core proxy proxy_http proxy_balancer lbmethod_byrequests \
-            slotmem_shm headers; do
-            echo "LoadModule ${m}_module $MODDIR/mod_$m.so"
-        done
-        if [ "$(id -u)" = 0 ]; then
-            echo "User nobody"
-            echo "Group nogroup"
-        fi
+        server_lines "$dir" "$port" warn mpm_event authz_core proxy proxy_http proxy_balancer \
+            lbmethod_byrequests slotmem_shm headers
         echo "<Proxy balancer://nodes>"
         for p in "$@"; do
             i=$((i + 1))
