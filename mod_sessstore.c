@@ -510,7 +510,7 @@ static void session_ctx(request_rec *r, const dir_conf *d, ss_session_ctx_t *ctx
     ctx->store = c->store;
     ctx->expiry.idle = d->idle;
     ctx->expiry.absolute = d->absolute;
-    ctx->max_size = c->max_size ? c->max_size : DEFAULT_MAX_SESSION_SIZE;
+    ctx->max_size = max_size_of(r->server);
 }
 
 typedef struct {

@@ -4,18 +4,24 @@
 #include "ss_log.h"
 #include "ss_session.h"
 
+/* The store key of a well-formed ID; APR_EINVAL for anything else, before
+ * any hashing or store access. */
+static apr_status_t key_of(const char *id, ss_key_t *key)
+{
+    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
+        return APR_EINVAL;
+    }
+    return ss_id_key(id, key);
+}
+
 apr_status_t ss_session_load(const ss_session_ctx_t *ctx, const char *id, apr_time_t now,
                              apr_pool_t *p, ss_record_t *rec)
 {
     ss_key_t key;
-    apr_status_t rv;
+    apr_status_t rv = key_of(id, &key);
 
-    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
-        return APR_NOTFOUND;
-    }
-    rv = ss_id_key(id, &key);
     if (rv != APR_SUCCESS) {
-        return rv;
+        return rv == APR_EINVAL ? APR_NOTFOUND : rv;
     }
     rv = ctx->store->ops->load(ctx->store, &key, &ctx->expiry, now, p, rec);
     if (rv != APR_SUCCESS) {
@@ -35,12 +41,8 @@ apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const
 {
     ss_key_t key;
     apr_size_t size = ss_record_size(rec);
-    apr_status_t rv;
+    apr_status_t rv = key_of(id, &key);
 
-    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
-        return APR_EINVAL;
-    }
-    rv = ss_id_key(id, &key);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -60,14 +62,10 @@ apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const
 apr_status_t ss_session_remove(const ss_session_ctx_t *ctx, const char *id)
 {
     ss_key_t key;
-    apr_status_t rv;
+    apr_status_t rv = key_of(id, &key);
 
-    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
-        return APR_SUCCESS;
-    }
-    rv = ss_id_key(id, &key);
     if (rv != APR_SUCCESS) {
-        return rv;
+        return rv == APR_EINVAL ? APR_SUCCESS : rv; /* nothing stored under it */
     }
     return ctx->store->ops->remove(ctx->store, &key);
 }
