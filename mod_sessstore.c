@@ -36,14 +36,15 @@ APLOG_USE_MODULE(sessstore);
 #define MIN_MAX_SESSION_SIZE 256
 #define MAX_MAX_SESSION_SIZE (1024 * 1024)
 #define MAX_TIMEOUT (10L * 365 * 24 * 3600)
-#define MAX_COOKIE_CANDIDATES 4
 #define FORM_LOGOUT_HANDLER "form-logout-handler" /* mod_auth_form */
+#define REFUSE_FILTER "SESSSTORE_REFUSE"
 
 typedef struct {
-    const char *backend;      /* "shm" or "redis"; NULL: inherit, then shm */
-    ss_redis_config_t *redis; /* with "redis" */
+    const char *backend;      /* the SessionStoreBackend value; NULL: inherit, then shm */
+    ss_redis_config_t *redis; /* parsed from it; NULL for shm */
     apr_size_t max_size;
-    ss_store_t *store; /* opened in post_config */
+    ss_expiry_t retention; /* the most lenient timeouts of this server's locations */
+    ss_store_t *store;     /* opened in post_config */
 } server_conf;
 
 /* What a request sees while the store cannot be reached. */
@@ -68,20 +69,17 @@ typedef struct {
     apr_size_t max_record;
 } shm_retained_t;
 
-/* What a request knows about its session, kept on the main request. */
+/* A request's session: the library's view and mod_session's, kept on the
+ * request that began the chain of subrequests and internal redirects. */
 typedef struct {
+    ss_session_t sess;
     session_rec *z;
-    const char *id;      /* ID of the record loaded, NULL when none */
-    const char *user;    /* owner recorded with it */
-    const char *payload; /* payload as loaded, to skip unchanged saves */
-    apr_time_t created;
-    int cookie_seen;  /* the browser sent our cookie, valid or not */
-    int store_failed; /* the store could not answer: nothing may be written */
-} req_state_t;
+} req_session_t;
 
 static apr_size_t shm_size = DEFAULT_SHM_SIZE;
 static int shm_size_set;
 static shm_retained_t *shm_retained;
+static apr_array_header_t *open_stores; /* ss_store_t *, each once */
 
 /* ---- logging seam ---- */
 
@@ -97,6 +95,8 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     server_conf *c = apr_pcalloc(p, sizeof(*c));
 
     (void)s;
+    c->retention.idle = apr_time_from_sec(DEFAULT_IDLE_TIMEOUT);
+    c->retention.absolute = apr_time_from_sec(DEFAULT_ABSOLUTE_TIMEOUT);
     return c;
 }
 
@@ -107,6 +107,9 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->backend = add->backend ? add->backend : base->backend;
     c->redis = add->backend ? add->redis : base->redis;
     c->max_size = add->max_size ? add->max_size : base->max_size;
+    /* A virtual host also serves the main server's <Location>s. */
+    c->retention = add->retention;
+    ss_expiry_widen(&c->retention, &base->retention);
     return c;
 }
 
@@ -141,6 +144,7 @@ static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
     (void)dummy;
     if (!strcasecmp(arg, "shm")) {
         c->backend = "shm";
+        c->redis = NULL;
         return NULL;
     }
     if (strstr(arg, "://")) {
@@ -150,13 +154,13 @@ static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
         if (err) {
             return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
         }
-        c->backend = "redis";
+        c->backend = arg;
         return NULL;
     }
+    /* Not even its beginning is repeated: a mistyped URI holds a password. */
     return apr_psprintf(cmd->pool,
-                        "%s: unknown backend '%s' (expected 'shm', 'redis://...' or "
-                        "'unix://...')",
-                        cmd->cmd->name, arg);
+                        "%s: unknown backend (expected 'shm', 'redis://...' or 'unix://...')",
+                        cmd->cmd->name);
 }
 
 static const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args)
@@ -209,20 +213,44 @@ static const char *set_outage(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+/* The store keeps a record as long as the most lenient timeout of the
+ * server could still accept it. .htaccess timeouts are read per request,
+ * when the server's configuration is fixed: session_ctx widens for them. */
+static void widen_retention(cmd_parms *cmd, const ss_expiry_t *e)
+{
+    server_conf *sc = ap_get_module_config(cmd->server->module_config, &sessstore_module);
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
+        ss_expiry_widen(&sc->retention, e);
+    }
+}
+
 static const char *set_idle(cmd_parms *cmd, void *dconf, const char *arg)
 {
     dir_conf *c = dconf;
+    ss_expiry_t e = {0, 1};
+    const char *err = parse_timeout(cmd, arg, &c->idle);
 
     c->idle_set = 1;
-    return parse_timeout(cmd, arg, &c->idle);
+    e.idle = c->idle;
+    if (!err) {
+        widen_retention(cmd, &e);
+    }
+    return err;
 }
 
 static const char *set_absolute(cmd_parms *cmd, void *dconf, const char *arg)
 {
     dir_conf *c = dconf;
+    ss_expiry_t e = {1, 0};
+    const char *err = parse_timeout(cmd, arg, &c->absolute);
 
     c->absolute_set = 1;
-    return parse_timeout(cmd, arg, &c->absolute);
+    e.absolute = c->absolute;
+    if (!err) {
+        widen_retention(cmd, &e);
+    }
+    return err;
 }
 
 /* A byte count with an optional K, M or G suffix, within [min, max]. */
@@ -306,11 +334,11 @@ static const command_rec sessstore_cmds[] = {
 
 /* ---- start-up ---- */
 
-static const char *backend_of(server_rec *s)
+static int uses_shm(server_rec *s)
 {
     server_conf *c = ap_get_module_config(s->module_config, &sessstore_module);
 
-    return c->backend ? c->backend : "shm";
+    return !c->redis;
 }
 
 static apr_size_t max_size_of(server_rec *s)
@@ -327,7 +355,7 @@ static apr_size_t shm_max_record(server_rec *main_server)
     server_rec *s;
 
     for (s = main_server; s; s = s->next) {
-        if (!strcmp(backend_of(s), "shm") && max_size_of(s) > max) {
+        if (uses_shm(s) && max_size_of(s) > max) {
             max = max_size_of(s);
         }
     }
@@ -411,30 +439,48 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
     return APR_SUCCESS;
 }
 
-/* One store per distinct Redis configuration: virtual hosts that inherit
- * the main server's SessionStoreBackend share its connections. */
-static apr_status_t redis_store_for(ss_redis_config_t *cfg, server_rec *main_server, server_rec *s,
-                                    apr_pool_t *pconf, ss_store_t **store)
+static void store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pconf)
 {
+    apr_pool_t *ptemp;
+
+    APR_ARRAY_PUSH(open_stores, ss_store_t *) = store;
+    apr_pool_create(&ptemp, pconf);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s",
+                 store->ops->describe(store, ptemp));
+    apr_pool_destroy(ptemp);
+}
+
+/* One store per distinct SessionStoreBackend value: virtual hosts naming the
+ * same Redis share its connections. */
+static apr_status_t redis_store_for(server_rec *main_server, server_rec *s, apr_pool_t *pconf)
+{
+    server_conf *c = ap_get_module_config(s->module_config, &sessstore_module);
     server_rec *vs;
     apr_status_t rv;
 
     for (vs = main_server; vs != s; vs = vs->next) {
-        server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
+        server_conf *o = ap_get_module_config(vs->module_config, &sessstore_module);
 
-        if (c->redis == cfg && c->store) {
-            *store = c->store;
+        if (o->redis && o->store && !strcmp(o->backend, c->backend)) {
+            c->store = o->store;
             return APR_SUCCESS;
         }
     }
-    rv = ss_redis_open(store, cfg, pconf);
+    rv = ss_redis_open(&c->store, c->redis, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "cannot set up the Redis session store %s",
-                     ss_redis_describe(cfg, pconf));
+                     ss_redis_describe(c->redis, pconf));
         return rv;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "Redis session store: %s",
-                 ss_redis_describe(cfg, pconf));
+    store_opened(c->store, s, pconf);
+    /* Say now, not on a user's request, that it cannot be reached. */
+    rv = c->store->ops->ping(c->store);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "SessionStoreBackend %s does not answer at start-up; requests that need "
+                     "a session get 503 (SessionStoreOutage) until it does",
+                     ss_redis_describe(c->redis, pconf));
+    }
     return APR_SUCCESS;
 }
 
@@ -451,6 +497,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         return OK;
     }
     ss_log_set(log_from_lib, s);
+    open_stores = apr_array_make(pconf, 4, sizeof(ss_store_t *));
     if (max_record) {
         rv = shm_attach(s, max_record);
         if (rv == APR_SUCCESS) {
@@ -462,16 +509,14 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
                          "cannot set up the shared-memory session store");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        store_opened(shm_store, s, pconf);
     }
     for (vs = s; vs; vs = vs->next) {
         server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
 
-        if (strcmp(backend_of(vs), "redis")) {
+        if (!c->redis) {
             c->store = shm_store;
-            continue;
-        }
-        rv = redis_store_for(c->redis, s, vs, pconf, &c->store);
-        if (rv != APR_SUCCESS) {
+        } else if (redis_store_for(s, vs, pconf) != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -480,25 +525,28 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 
 static void child_init(apr_pool_t *p, server_rec *s)
 {
-    apr_status_t rv;
+    int i;
 
-    if (!shm_retained || !shm_retained->mutex) {
-        return;
-    }
-    rv = apr_global_mutex_child_init(&shm_retained->mutex,
-                                     apr_global_mutex_lockfile(shm_retained->mutex), p);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "cannot attach the shared-memory session store's mutex in this child");
+    for (i = 0; i < open_stores->nelts; i++) {
+        ss_store_t *store = APR_ARRAY_IDX(open_stores, i, ss_store_t *);
+        apr_status_t rv = store->ops->child_init(store, p);
+
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         "cannot attach the session store %s in this child",
+                         store->ops->describe(store, p));
+        }
     }
 }
 
 /* ---- requests ---- */
 
-static request_rec *main_request(request_rec *r)
+/* The request that began this one's chain of subrequests and internal
+ * redirects (ErrorDocument, mod_rewrite): one session per client request. */
+static request_rec *first_request(request_rec *r)
 {
-    while (r->main) {
-        r = r->main;
+    while (r->main || r->prev) {
+        r = r->main ? r->main : r->prev;
     }
     return r;
 }
@@ -506,11 +554,17 @@ static request_rec *main_request(request_rec *r)
 static void session_ctx(request_rec *r, const dir_conf *d, ss_session_ctx_t *ctx)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
+    session_dir_conf *sd = ap_get_module_config(r->per_dir_config, &session_module);
+    ss_expiry_t maxage = {0, 0};
 
     ctx->store = c->store;
     ctx->expiry.idle = d->idle;
     ctx->expiry.absolute = d->absolute;
+    ctx->retention = c->retention;
+    ss_expiry_widen(&ctx->retention, &ctx->expiry); /* an .htaccess timeout */
     ctx->max_size = max_size_of(r->server);
+    maxage.idle = apr_time_from_sec(sd ? sd->maxage : 0);
+    ctx->expiry_slack = ss_expiry_touch_interval(&maxage);
 }
 
 typedef struct {
@@ -527,81 +581,69 @@ static int scan_cookie_header(void *baton, const char *key, const char *value)
     return 1;
 }
 
-/* Try each cookie of our name (several paths can each send one) and keep
- * the first that names a live session. */
-static void load_from_cookies(request_rec *r, const dir_conf *d, req_state_t *st)
+static session_rec *empty_session(apr_pool_t *p)
 {
-    cookie_scan_t scan = {d->cookie.name, apr_array_make(r->pool, 2, sizeof(const char *))};
-    ss_session_ctx_t ctx;
-    int i, malformed = 0, unknown = 0;
+    session_rec *z = apr_pcalloc(p, sizeof(*z));
 
-    apr_table_do(scan_cookie_header, &scan, r->headers_in, "Cookie", NULL);
-    if (!scan.values->nelts) {
-        return;
-    }
-    st->cookie_seen = 1;
-    session_ctx(r, d, &ctx);
-    for (i = 0; i < scan.values->nelts && i < MAX_COOKIE_CANDIDATES; i++) {
-        const char *id = APR_ARRAY_IDX(scan.values, i, const char *);
-        ss_record_t rec;
-        apr_status_t rv;
-
-        if (!ss_id_is_valid(id, strlen(id))) {
-            malformed++;
-            continue;
-        }
-        rv = ss_session_load(&ctx, id, apr_time_now(), r->pool, &rec);
-        if (rv == APR_SUCCESS) {
-            st->id = id;
-            st->user = rec.user;
-            st->payload = rec.payload;
-            st->created = rec.created;
-            st->z->encoded = rec.payload;
-            return;
-        }
-        if (rv == APR_NOTFOUND) {
-            unknown++;
-            continue;
-        }
-        /* The library logs the outage once; here, per request, only at debug. */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "session store (%s) unavailable on load",
-                      ctx.store->ops->name);
-        st->store_failed = 1;
-        return;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                  "cookie %s: %d malformed and %d unknown or expired session ID(s) ignored; a new "
-                  "session will get a new ID",
-                  d->cookie.name, malformed, unknown);
+    z->pool = p;
+    z->entries = apr_table_make(p, 10);
+    return z;
 }
 
-/* The session of this request, loaded once and kept on the main request:
- * mod_session calls the load hook many times per request and does not cache. */
-static req_state_t *request_state(request_rec *r, const dir_conf *d)
+/* The session of this request, loaded once: mod_session calls the load hook
+ * many times per request and does not cache. */
+static req_session_t *request_session(request_rec *r, const dir_conf *d)
 {
-    request_rec *m = main_request(r);
-    req_state_t *st = ap_get_module_config(m->request_config, &sessstore_module);
+    request_rec *first = first_request(r);
+    req_session_t *rs = ap_get_module_config(first->request_config, &sessstore_module);
+    cookie_scan_t scan = {d->cookie.name, apr_array_make(r->pool, 2, sizeof(const char *))};
+    ss_session_ctx_t ctx;
 
-    if (st) {
-        return st;
+    if (rs) {
+        return rs;
     }
-    st = apr_pcalloc(m->pool, sizeof(*st));
-    st->z = apr_pcalloc(m->pool, sizeof(session_rec));
-    st->z->pool = m->pool;
-    st->z->entries = apr_table_make(m->pool, 10);
-    load_from_cookies(m, d, st);
-    ap_set_module_config(m->request_config, &sessstore_module, st);
-    return st;
+    rs = apr_pcalloc(first->pool, sizeof(*rs));
+    rs->z = empty_session(first->pool);
+    apr_table_do(scan_cookie_header, &scan, first->headers_in, "Cookie", NULL);
+    session_ctx(first, d, &ctx);
+    ss_session_load(&ctx, scan.values, apr_time_now(), first->pool, &rs->sess);
+    if (rs->sess.state == SS_SESSION_LOADED) {
+        rs->z->encoded = rs->sess.payload;
+    } else if (rs->sess.state == SS_SESSION_STORE_DOWN) {
+        /* The library logs the outage once; here, per request, only at debug. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rs->sess.store_rv, first,
+                      "session store (%s) unavailable on load", ctx.store->ops->name);
+    } else if (rs->sess.malformed || rs->sess.unknown) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, first,
+                      "cookie %s: %d malformed and %d unknown or expired session ID(s) ignored; "
+                      "a new session will get a new ID",
+                      d->cookie.name, rs->sess.malformed, rs->sess.unknown);
+    }
+    ap_set_module_config(first->request_config, &sessstore_module, rs);
+    return rs;
 }
 
 static apr_status_t sessstore_load(request_rec *r, session_rec **z)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+    req_session_t *rs;
 
     if (!d->cookie.name) {
         return DECLINED;
     }
-    *z = request_state(r, d)->z;
+    rs = request_session(r, d);
+    /* Once the user is known, another user's session is not handed out. */
+    if (ss_session_claim(&rs->sess, r->user)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "session of another user not handed out; %s starts a new one", r->user);
+        rs->z = empty_session(rs->z->pool);
+    }
+    /* mod_session's own SessionMaxAge has ended it: hand out a fresh rec,
+     * not the expired one (PR 56052, where a new session got lost). */
+    if (rs->z->expiry && rs->z->expiry < apr_time_now()) {
+        rs->z = empty_session(rs->z->pool);
+    }
+    *z = rs->z;
     return OK;
 }
 
@@ -613,13 +655,11 @@ static int refuse_during_outage(request_rec *r)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
     session_dir_conf *sd = ap_get_module_config(r->per_dir_config, &session_module);
-    req_state_t *st;
 
     if (r->main || !d->cookie.name || !sd || !sd->enabled || d->outage == OUTAGE_NOSESSION) {
         return DECLINED;
     }
-    st = request_state(r, d);
-    if (!st->store_failed) {
+    if (request_session(r, d)->sess.state != SS_SESSION_STORE_DOWN) {
         return DECLINED;
     }
     apr_table_setn(r->err_headers_out, "Retry-After", "2");
@@ -648,141 +688,115 @@ static int session_is_empty(const session_rec *z)
     return !found;
 }
 
-static int request_is_https(request_rec *r)
+static int is_logout(request_rec *r)
 {
-    return !strcmp(ap_http_scheme(r), "https");
-}
-
-static void send_cookie(request_rec *r, const dir_conf *d, const char *id)
-{
-    /* err_headers_out: the cookie must go out on error and redirect responses
-     * too (a login usually answers with a redirect). */
-    apr_table_addn(r->err_headers_out, "Set-Cookie",
-                   ss_cookie_header(&d->cookie, id, request_is_https(r), r->pool));
-}
-
-/* Store rec under a fresh ID, into *id. */
-static apr_status_t write_new(request_rec *r, const ss_session_ctx_t *ctx, const ss_record_t *rec,
-                              const char **id)
-{
-    char fresh[SS_ID_LEN + 1];
-    apr_status_t rv;
-    int tries;
-
-    /* A collision of 256-bit random IDs means a broken random source; one
-     * retry, then give up rather than overwrite someone's session. */
-    for (tries = 0; tries < 2; tries++) {
-        rv = ss_id_generate(fresh);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot generate a session ID");
-            return rv;
-        }
-        rv = ss_session_write(ctx, fresh, rec, 1, r->pool);
-        if (rv != APR_EEXIST) {
-            break;
-        }
-    }
-    *id = apr_pstrdup(main_request(r)->pool, fresh);
-    return rv;
+    return r->handler && !strcmp(r->handler, FORM_LOGOUT_HANDLER);
 }
 
 static apr_status_t sessstore_save(request_rec *r, session_rec *z)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
-    request_rec *m = main_request(r);
-    req_state_t *st;
+    request_rec *first = first_request(r);
+    req_session_t *rs;
     ss_session_ctx_t ctx;
-    ss_record_t rec;
-    const char *user, *id = NULL;
-    int new_id, logout;
-    apr_status_t rv;
+    int logout;
 
     if (!d->cookie.name) {
         return DECLINED;
     }
-    st = ap_get_module_config(m->request_config, &sessstore_module);
-    if (!st) {
+    rs = ap_get_module_config(first->request_config, &sessstore_module);
+    if (!rs) {
         return DECLINED;
     }
-    if (st->store_failed) {
-        /* Whatever the browser holds may still be valid: writing a new
-         * session now would replace its cookie. */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "session store was unavailable: session not saved");
-        return OK;
-    }
     session_ctx(r, d, &ctx);
-    user = m->user ? m->user : "";
-
-    if (session_is_empty(z)) {
-        if (st->id) {
-            ss_session_remove(&ctx, st->id);
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session emptied: record deleted");
-        }
-        if (st->cookie_seen) {
-            send_cookie(r, d, NULL);
-        }
-        st->id = NULL;
-        st->cookie_seen = 0;
+    logout = is_logout(r) || is_logout(first);
+    ss_session_commit(&ctx, &rs->sess, r->user ? r->user : first->user,
+                      session_is_empty(z) ? NULL : (z->encoded ? z->encoded : ""), logout,
+                      apr_time_now(), first->pool);
+    switch (rs->sess.outcome) {
+    case SS_COMMIT_FAILED:
+        /* refuse_failed_commit turns the response into an error. */
+        ap_log_rerror(APLOG_MARK, logout ? APLOG_WARNING : APLOG_INFO, rs->sess.rv, r,
+                      "session store (%s): %s not saved; the request fails", ctx.store->ops->name,
+                      logout ? "logout" : "session change");
         return OK;
-    }
-
-    /* A new ID when there is no live session, when the owner changes (login,
-     * or another user) and at logout: never adopt an ID, never keep a
-     * pre-login ID after login, never let a logged-out cookie come back. */
-    logout = r->handler && !strcmp(r->handler, FORM_LOGOUT_HANDLER);
-    if (logout) {
-        user = "";
-    }
-    new_id = !st->id || logout || (*user && strcmp(user, st->user));
-    if (!new_id && st->payload && z->encoded && !strcmp(st->payload, z->encoded)) {
-        return OK; /* unchanged: the load already touched it */
-    }
-    rec.created = new_id ? apr_time_now() : st->created;
-    rec.accessed = apr_time_now();
-    rec.user = *user || logout ? user : (st->id ? st->user : "");
-    rec.payload = z->encoded ? z->encoded : "";
-    rec.payload_len = strlen(rec.payload);
-
-    if (new_id) {
-        rv = write_new(r, &ctx, &rec, &id);
-    } else {
-        id = st->id;
-        rv = ss_session_write(&ctx, id, &rec, 0, r->pool);
-    }
-    if (rv == APR_NOTFOUND) {
-        /* Removed meanwhile by another request (a logout on another node)
-         * or expired: writing it back would resurrect it. */
+    case SS_COMMIT_GONE:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "session ended while this request ran: its changes are dropped");
-        st->id = NULL;
-        return OK;
+        break;
+    case SS_COMMIT_ENDED:
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session ended: record deleted");
+        break;
+    default:
+        break;
     }
-    if (rv != APR_SUCCESS) {
-        /* The library logs oversize and store outages itself, rate-limited. */
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "session store (%s): session not saved",
-                      ctx.store->ops->name);
-        return OK;
+    if (rs->sess.cookie) {
+        /* err_headers_out: the cookie must go out on error and redirect
+         * responses too (a login usually answers with a redirect). */
+        apr_table_addn(r->err_headers_out, "Set-Cookie",
+                       ss_cookie_header(&d->cookie, *rs->sess.cookie ? rs->sess.cookie : NULL,
+                                        !strcmp(ap_http_scheme(r), "https"), r->pool));
     }
-    if (new_id) {
-        if (st->id) {
-            ss_session_remove(&ctx, st->id);
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "session %s: new session ID issued, old record deleted",
-                          logout ? "logged out" : "owner changed");
-        }
-        send_cookie(r, d, id);
-    }
-    st->id = id;
-    st->user = rec.user;
-    st->payload = rec.payload;
-    st->created = rec.created;
     return OK;
 }
 
+/* After mod_session's filter has saved the session: a change that could not
+ * be saved must not be answered as a success (a login redirect without its
+ * cookie, a logout whose old cookie still works). The response becomes 503
+ * (500 for a session over SessionStoreMaxSessionSize) and its body is
+ * dropped. Headers have not been sent yet: this runs before the protocol
+ * filters. */
+static apr_status_t refuse_failed_commit(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    req_session_t *rs;
+    apr_bucket_brigade *out;
+    const char *body;
+    int status;
+
+    if (f->ctx) {
+        apr_brigade_cleanup(bb); /* the rest of the original body */
+        return APR_SUCCESS;
+    }
+    rs = ap_get_module_config(first_request(r)->request_config, &sessstore_module);
+    if (!rs || rs->sess.outcome != SS_COMMIT_FAILED) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    f->ctx = f;
+    status = rs->sess.rv == APR_ENOSPC ? HTTP_INTERNAL_SERVER_ERROR : HTTP_SERVICE_UNAVAILABLE;
+    apr_brigade_cleanup(bb);
+    apr_table_clear(r->headers_out);
+    apr_table_unset(r->err_headers_out, "Location");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "2");
+    }
+    r->status = status;
+    r->status_line = NULL;
+    r->content_encoding = NULL;
+    ap_set_content_type(r, "text/plain; charset=us-ascii");
+    body = status == HTTP_SERVICE_UNAVAILABLE
+               ? "The session could not be saved. Please try again shortly.\n"
+               : "The session could not be saved: it is too large.\n";
+    out = apr_brigade_create(r->pool, f->c->bucket_alloc);
+    apr_brigade_puts(out, NULL, NULL, body);
+    APR_BRIGADE_INSERT_TAIL(out, apr_bucket_eos_create(f->c->bucket_alloc));
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    return ap_pass_brigade(f->next, out);
+}
+
+static void insert_refuse_filter(request_rec *r)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+
+    if (!r->main && d->cookie.name) {
+        ap_add_output_filter(REFUSE_FILTER, NULL, r, r->connection);
+    }
+}
+
 /* SetHandler sessstore-status: the store's counters as "name: value" lines,
- * for monitoring. Shows the backend without its password. Counters of the
- * shm store cover the whole host; Redis counters cover this httpd process. */
+ * for monitoring. Shows the backend without its password. */
 static int status_handler(request_rec *r)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
@@ -805,8 +819,8 @@ static int status_handler(request_rec *r)
     ap_set_content_type(r, "text/plain; charset=us-ascii");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     ap_rprintf(r, "backend: %s\n",
-               c->redis ? ss_redis_describe(c->redis, r->pool) : c->store->ops->name);
-    ap_rprintf(r, "scope: %s\n", c->redis ? "this httpd process" : "all httpd processes");
+               ap_escape_logitem(r->pool, c->store->ops->describe(c->store, r->pool)));
+    ap_rprintf(r, "scope: %s\n", c->store->ops->stats_scope);
 #define STAT(field) ap_rprintf(r, #field ": %" APR_UINT64_T_FMT "\n", st.field)
     STAT(entries);
     STAT(capacity_bytes);
@@ -821,6 +835,8 @@ static int status_handler(request_rec *r)
     STAT(evicted_lru);
     STAT(refused_oversize);
     STAT(refused_gone);
+    STAT(malformed);
+    STAT(newer_format);
     STAT(errors);
     STAT(fast_fails);
     STAT(connects);
@@ -839,6 +855,10 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_header_parser(refuse_during_outage, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_session_load(sessstore_load, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_session_save(sessstore_save, NULL, NULL, APR_HOOK_MIDDLE);
+    /* After MOD_SESSION_OUT (AP_FTYPE_CONTENT_SET), before the headers go. */
+    ap_register_output_filter(REFUSE_FILTER, refuse_failed_commit, NULL, AP_FTYPE_CONTENT_SET + 1);
+    ap_hook_insert_filter(insert_refuse_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(insert_refuse_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

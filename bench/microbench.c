@@ -141,7 +141,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
         apr_status_t rv;
 
         if (a->op == OP_LOAD) {
-            rv = a->store->ops->load(a->store, &keys[k], &expiry, now, p, &rec);
+            rv = a->store->ops->load(a->store, &keys[k], &expiry, &expiry, now, p, &rec);
         } else {
             make_record(&rec, now);
             rv = STORE_SAVE(a->store, &keys[k], &rec, ss_expiry_deadline(&expiry, created, now), p);
@@ -433,7 +433,7 @@ static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
                 break;
             }
             if (o == OP_LOAD) {
-                rv = store->ops->load(store, &keys[k], &expiry, now, p, &rec);
+                rv = store->ops->load(store, &keys[k], &expiry, &expiry, now, p, &rec);
             } else {
                 make_record(&rec, now);
                 rv =

@@ -24,6 +24,11 @@ typedef enum { SS_LIVE = 0, SS_EXPIRED_IDLE, SS_EXPIRED_ABSOLUTE } ss_expiry_sta
 ss_expiry_state_e ss_expiry_check(const ss_expiry_t *e, apr_time_t created, apr_time_t accessed,
                                   apr_time_t now);
 
+/* Widen keep to also accept whatever e accepts: each timeout becomes the
+ * longer of the two (0, off, is the longest). keep then holds the most
+ * lenient timeouts of a server, which is how long a store keeps a record. */
+void ss_expiry_widen(ss_expiry_t *keep, const ss_expiry_t *e);
+
 /* The moment the session dies, 0 when neither timeout is set. */
 apr_time_t ss_expiry_deadline(const ss_expiry_t *e, apr_time_t created, apr_time_t accessed);
 

@@ -75,9 +75,11 @@ apr_status_t ss_record_encode(const ss_record_t *rec, apr_pool_t *p, char **buf,
 apr_status_t ss_record_peek_times(const unsigned char *buf, apr_size_t len, apr_time_t *created,
                                   apr_time_t *accessed)
 {
-    if (len < SS_RECORD_HEADER_LEN || buf[0] != 'S' || buf[1] != 'S' ||
-        buf[2] != SS_RECORD_VERSION) {
+    if (len < SS_RECORD_HEADER_LEN || buf[0] != 'S' || buf[1] != 'S' || buf[2] == 0) {
         return APR_EINVAL;
+    }
+    if (buf[2] > SS_RECORD_VERSION) {
+        return APR_ENOTIMPL; /* written by a newer node: not ours to judge */
     }
     *created = get_time(buf + 4);
     *accessed = get_time(buf + SS_RECORD_ACCESSED_OFFSET);
@@ -94,8 +96,16 @@ apr_status_t ss_record_decode(const char *buf, apr_size_t len, apr_pool_t *p, ss
     const unsigned char *in = (const unsigned char *)buf;
     apr_size_t user_len, payload_len;
 
-    if (!buf || ss_record_peek_times(in, len, &rec->created, &rec->accessed) != APR_SUCCESS ||
-        in[3] != 0) {
+    apr_status_t rv;
+
+    if (!buf) {
+        return APR_EINVAL;
+    }
+    rv = ss_record_peek_times(in, len, &rec->created, &rec->accessed);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (in[3] != 0) {
         return APR_EINVAL;
     }
     user_len = get_u16(in + 20);

@@ -38,11 +38,14 @@ apr_size_t ss_record_size(const ss_record_t *rec);
 /* Encode rec into a pool buffer. APR_EINVAL when the user is too long. */
 apr_status_t ss_record_encode(const ss_record_t *rec, apr_pool_t *p, char **buf, apr_size_t *len);
 
-/* Decode buf into *rec (strings copied into p). APR_EINVAL on any mismatch. */
+/* Decode buf into *rec (strings copied into p). APR_ENOTIMPL for a
+ * well-formed header of a newer version (a rolling upgrade: another node
+ * reads it), APR_EINVAL on any other mismatch. */
 apr_status_t ss_record_decode(const char *buf, apr_size_t len, apr_pool_t *p, ss_record_t *rec);
 
 /* Read the two timestamps without decoding the rest (for backends that check
- * expiry before copying a record out). APR_EINVAL when buf is not a record. */
+ * expiry before copying a record out). APR_EINVAL when buf is not a record,
+ * APR_ENOTIMPL when it is one of a newer version. */
 apr_status_t ss_record_peek_times(const unsigned char *buf, apr_size_t len, apr_time_t *created,
                                   apr_time_t *accessed);
 

@@ -11,40 +11,60 @@
 
 #define KEY_MAX (SS_REDIS_PREFIX_MAX + SS_KEY_HEX_LEN + 1)
 
-/* The load, as one script. KEYS[1] the key; ARGV: now, idle, absolute, touch
- * interval (microseconds, decimal), then now as 8 big-endian bytes. Returns
- * 0 (absent), 1 (expired, deleted), 2 (not a record, deleted) or {record,
- * touched}. Lua 5.1 numbers are doubles: exact for microsecond times below
- * 2^53 (year 2255). The offsets below are ss_record.h's, 1-based. */
+/* The load, as one script. KEYS[1] the key; ARGV[1] now (microseconds,
+ * decimal), ARGV[2] now as 8 big-endian bytes, ARGV[3] six decimal numbers
+ * separated by spaces: idle, absolute and touch interval of the judging
+ * location, idle and absolute of the keeping (most lenient) timeouts, all in
+ * microseconds, and the TTL in milliseconds of a record that keeps no
+ * deadline (few arguments: Redis refuses long commands before AUTH, and the
+ * error would then be less clear). Returns 0 (absent), 1 (expired
+ * everywhere, deleted), 2 (malformed, deleted), 3 (expired for this
+ * location, kept), 4 (newer format, kept) or {record, touched}. Lua 5.1
+ * numbers are doubles: exact for microsecond times below 2^53 (year 2255).
+ * The offsets below are ss_record.h's, 1-based. */
 #if SS_RECORD_HEADER_LEN != 26 || SS_RECORD_ACCESSED_OFFSET != 12 || SS_RECORD_VERSION != 1
 #error "load_script hard-codes the record layout: update it"
 #endif
 static const char load_script[] =
     "local v = redis.call('GET', KEYS[1])\n"
     "if not v then return 0 end\n"
-    "local m1, m2, ver = string.byte(v, 1, 3)\n"
-    "if #v < 26 or m1 ~= 83 or m2 ~= 83 or ver ~= 1 then\n"
+    "local m1, m2, ver, flags = string.byte(v, 1, 4)\n"
+    "if #v < 26 or m1 ~= 83 or m2 ~= 83 or ver == 0 then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  return 2\n"
     "end\n"
-    "local function be64(i)\n"
-    "  local n = 0\n"
-    "  for k = i, i + 7 do n = n * 256 + string.byte(v, k) end\n"
-    "  return n\n"
+    "if ver > 1 then return 4 end\n"
+    "local function be(i, n)\n"
+    "  local x = 0\n"
+    "  for k = i, i + n - 1 do x = x * 256 + string.byte(v, k) end\n"
+    "  return x\n"
     "end\n"
-    "local now, idle = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local abs, every = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local created, accessed = be64(5), be64(13)\n"
-    "if (abs > 0 and now >= created + abs) or (idle > 0 and now >= accessed + idle) then\n"
+    "if flags ~= 0 or #v ~= 26 + be(21, 2) + be(23, 4) then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  return 2\n"
+    "end\n"
+    "local now, created, accessed = tonumber(ARGV[1]), be(5, 8), be(13, 8)\n"
+    "local n = {}\n"
+    "for x in string.gmatch(ARGV[3], '%d+') do n[#n + 1] = tonumber(x) end\n"
+    "local idle, abs, every, kidle, kabs, ms = n[1], n[2], n[3], n[4], n[5], n[6]\n"
+    "local function dead(idle, abs)\n"
+    "  return (abs > 0 and now >= created + abs) or (idle > 0 and now >= accessed + idle)\n"
+    "end\n"
+    "if dead(kidle, kabs) then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  return 1\n"
     "end\n"
+    "if dead(idle, abs) then return 3 end\n"
     "if idle > 0 and now - accessed >= every then\n"
-    "  local deadline = now + idle\n"
-    "  if abs > 0 and created + abs < deadline then deadline = created + abs end\n"
-    "  redis.call('SETRANGE', KEYS[1], 12, ARGV[5])\n"
-    "  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil((deadline - now) / 1000)))\n"
-    "  return {string.sub(v, 1, 12) .. ARGV[5] .. string.sub(v, 21), 1}\n"
+    "  local deadline = 0\n"
+    "  if kidle > 0 then deadline = now + kidle end\n"
+    "  if kabs > 0 and (deadline == 0 or created + kabs < deadline) then\n"
+    "    deadline = created + kabs\n"
+    "  end\n"
+    "  if deadline > 0 then ms = math.ceil((deadline - now) / 1000) end\n"
+    "  redis.call('SETRANGE', KEYS[1], 12, ARGV[2])\n"
+    "  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', ms))\n"
+    "  return {string.sub(v, 1, 12) .. ARGV[2] .. string.sub(v, 21), 1}\n"
     "end\n"
     "return {v, 0}\n";
 
@@ -83,29 +103,69 @@ static void cmd_str(ss_redis_cmd_t *cmd, const char *arg)
     cmd_add(cmd, arg, strlen(arg));
 }
 
-/* The script found no live record: count why. */
+/* Add one to a counter of this process. */
+#define COUNT(s, field)                                                                            \
+    do {                                                                                           \
+        ss_redis_conn_lock((s)->conn)->field++;                                                    \
+        ss_redis_conn_unlock((s)->conn);                                                           \
+    } while (0)
+
+static void malformed(redis_store_t *s, const ss_key_t *key, apr_pool_t *p)
+{
+    COUNT(s, malformed);
+    ss_log(SS_LOG_WARNING, APR_EINVAL,
+           "redis session store %s: session %s held a malformed record; removed", s->target,
+           ss_key_tag(key, p));
+}
+
+/* DEL the key: *deleted tells whether it existed. */
+static apr_status_t del_key(redis_store_t *s, const ss_key_t *key, int *deleted)
+{
+    char k[KEY_MAX];
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    make_key(s, key, k);
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "DEL");
+    cmd_str(&cmd, k);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        rv = unexpected(s, "DEL", reply);
+    } else {
+        *deleted = reply->integer > 0;
+    }
+    freeReplyObject(reply);
+    return rv;
+}
+
+/* The script found no record this location may use: count why. */
 static apr_status_t load_gone(redis_store_t *s, const ss_key_t *key, const redisReply *reply,
                               apr_pool_t *p)
 {
     switch (reply->integer) {
     case 0:
-        ss_redis_conn_lock(s->conn)->misses++;
-        ss_redis_conn_unlock(s->conn);
+        COUNT(s, misses);
+        return APR_NOTFOUND;
+    case 1:
+    case 3:
+        COUNT(s, expired);
         return APR_NOTFOUND;
     case 2:
-        ss_log(SS_LOG_WARNING, APR_EINVAL,
-               "redis session store %s: session %s held no valid record; deleted", s->target,
-               ss_key_tag(key, p));
-        /* fall through */
-    case 1:
-        ss_redis_conn_lock(s->conn)->expired++;
-        ss_redis_conn_unlock(s->conn);
+        malformed(s, key, p);
+        return APR_NOTFOUND;
+    case 4:
+        COUNT(s, newer_format);
         return APR_NOTFOUND;
     }
     return unexpected(s, "the load script", reply);
 }
 
-static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *expiry,
+static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
                                apr_time_t now, const redisReply *reply, apr_pool_t *p,
                                ss_record_t *rec)
 {
@@ -125,17 +185,17 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     touched = reply->element[1];
     rv = ss_record_decode(value->str, value->len, p, rec);
     if (rv != APR_SUCCESS) {
-        ss_log(SS_LOG_ERR, rv, "redis session store %s: session %s holds an undecodable record",
-               s->target, ss_key_tag(key, p));
-        ss_redis_conn_lock(s->conn)->errors++;
-        ss_redis_conn_unlock(s->conn);
-        return rv;
+        /* What the script cannot see, such as a NUL inside a string. */
+        int deleted;
+
+        del_key(s, key, &deleted);
+        malformed(s, key, p);
+        return APR_NOTFOUND;
     }
     /* The script decided with the same rule; a disagreement would be a bug,
      * and must not return a dead session. */
-    if (ss_expiry_check(expiry, rec->created, rec->accessed, now) != SS_LIVE) {
-        ss_redis_conn_lock(s->conn)->expired++;
-        ss_redis_conn_unlock(s->conn);
+    if (ss_expiry_check(judge, rec->created, rec->accessed, now) != SS_LIVE) {
+        COUNT(s, expired);
         return APR_NOTFOUND;
     }
     st = ss_redis_conn_lock(s->conn);
@@ -145,21 +205,24 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     return APR_SUCCESS;
 }
 
-static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
-                               apr_time_t now, apr_pool_t *p, ss_record_t *rec)
+static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
+                               const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
+                               ss_record_t *rec)
 {
     redis_store_t *s = store->impl;
-    char k[KEY_MAX], num[4][24];
+    char k[KEY_MAX], now_s[24], limits[6 * 24];
     unsigned char stamp[SS_RECORD_HEADER_LEN];
     ss_redis_cmd_t cmd;
     redisReply *reply = NULL;
     apr_status_t rv;
 
     make_key(s, key, k);
-    apr_snprintf(num[0], sizeof(num[0]), "%" APR_TIME_T_FMT, now);
-    apr_snprintf(num[1], sizeof(num[1]), "%" APR_TIME_T_FMT, expiry->idle);
-    apr_snprintf(num[2], sizeof(num[2]), "%" APR_TIME_T_FMT, expiry->absolute);
-    apr_snprintf(num[3], sizeof(num[3]), "%" APR_TIME_T_FMT, ss_expiry_touch_interval(expiry));
+    apr_snprintf(now_s, sizeof(now_s), "%" APR_TIME_T_FMT, now);
+    apr_snprintf(limits, sizeof(limits),
+                 "%" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT
+                 " %" APR_TIME_T_FMT " %" APR_TIME_T_FMT,
+                 judge->idle, judge->absolute, ss_expiry_touch_interval(judge), keep->idle,
+                 keep->absolute, SS_REDIS_NO_DEADLINE_TTL / 1000);
     memset(stamp, 0, sizeof(stamp));
     ss_record_poke_accessed(stamp, now);
     memset(&cmd, 0, sizeof(cmd));
@@ -168,16 +231,14 @@ static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_
     cmd_str(&cmd, s->sha);
     cmd_str(&cmd, "1");
     cmd_str(&cmd, k);
-    cmd_str(&cmd, num[0]);
-    cmd_str(&cmd, num[1]);
-    cmd_str(&cmd, num[2]);
-    cmd_str(&cmd, num[3]);
+    cmd_str(&cmd, now_s);
     cmd_add(&cmd, (const char *)stamp + SS_RECORD_ACCESSED_OFFSET, 8);
+    cmd_str(&cmd, limits);
     rv = ss_redis_conn_command(s->conn, &cmd, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = load_reply(s, key, expiry, now, reply, p, rec);
+    rv = load_reply(s, key, judge, now, reply, p, rec);
     freeReplyObject(reply);
     return rv;
 }
@@ -185,26 +246,12 @@ static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_
 static apr_status_t redis_remove(ss_store_t *store, const ss_key_t *key)
 {
     redis_store_t *s = store->impl;
-    char k[KEY_MAX];
-    ss_redis_cmd_t cmd;
-    redisReply *reply = NULL;
-    apr_status_t rv;
+    int deleted = 0;
+    apr_status_t rv = del_key(s, key, &deleted);
 
-    make_key(s, key, k);
-    memset(&cmd, 0, sizeof(cmd));
-    cmd_str(&cmd, "DEL");
-    cmd_str(&cmd, k);
-    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
-    if (rv != APR_SUCCESS) {
-        return rv;
+    if (deleted) {
+        COUNT(s, removes);
     }
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        rv = unexpected(s, "DEL", reply);
-    } else if (reply->integer > 0) {
-        ss_redis_conn_lock(s->conn)->removes++;
-        ss_redis_conn_unlock(s->conn);
-    }
-    freeReplyObject(reply);
     return rv;
 }
 
@@ -228,7 +275,8 @@ static apr_status_t save_reply(redis_store_t *s, const redisReply *reply, ss_sav
 }
 
 static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
-                               apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
+                               apr_time_t deadline, ss_save_mode_e mode, apr_size_t limit,
+                               apr_pool_t *p)
 {
     redis_store_t *s = store->impl;
     apr_interval_time_t ttl = deadline ? deadline - rec->accessed : SS_REDIS_NO_DEADLINE_TTL;
@@ -244,6 +292,10 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
     rv = ss_record_encode(rec, p, &buf, &len);
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (len > limit) {
+        COUNT(s, refused_oversize); /* the caller logs it, rate-limited */
+        return APR_ENOSPC;
     }
     make_key(s, key, k);
     apr_snprintf(ms, sizeof(ms), "%" APR_TIME_T_FMT, (ttl + 999) / 1000);
@@ -285,8 +337,44 @@ static apr_status_t cleanup(void *store)
     return APR_SUCCESS;
 }
 
-static const ss_store_ops_t redis_ops = {"redis",      redis_load,  redis_save,
-                                         redis_remove, redis_stats, redis_close};
+static const char *redis_describe(ss_store_t *store, apr_pool_t *p)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_describe(&s->cfg, p);
+}
+
+static apr_status_t redis_ping(ss_store_t *store)
+{
+    redis_store_t *s = store->impl;
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "PING");
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type != REDIS_REPLY_STATUS) {
+        rv = unexpected(s, "PING", reply);
+    }
+    freeReplyObject(reply);
+    return rv;
+}
+
+static apr_status_t redis_child_init(ss_store_t *store, apr_pool_t *p)
+{
+    /* Connections are opened by the process that uses them. */
+    (void)store;
+    (void)p;
+    return APR_SUCCESS;
+}
+
+static const ss_store_ops_t redis_ops = {
+    "redis",     "this httpd process", redis_load, redis_save,       redis_remove,
+    redis_stats, redis_describe,       redis_ping, redis_child_init, redis_close};
 
 static apr_status_t script_sha(char *out)
 {

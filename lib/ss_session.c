@@ -1,71 +1,289 @@
-/* ss_session.c - session operations by ID, over any store. */
+/* ss_session.c - one request's session, and the policy that governs it. */
 #include <string.h>
+
+#include <apr_strings.h>
 
 #include "ss_log.h"
 #include "ss_session.h"
 
-/* The store key of a well-formed ID; APR_EINVAL for anything else, before
- * any hashing or store access. */
-static apr_status_t key_of(const char *id, ss_key_t *key)
+#define EXPIRY_ENTRY "expiry="
+#define OVERSIZE_LOG_INTERVAL apr_time_from_sec(60)
+
+void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cookies, apr_time_t now,
+                     apr_pool_t *p, ss_session_t *sess)
 {
-    if (!ss_id_is_valid(id, id ? strlen(id) : 0)) {
-        return APR_EINVAL;
+    int i, tried = 0;
+
+    memset(sess, 0, sizeof(*sess));
+    sess->owner = "";
+    if (!cookies || !cookies->nelts) {
+        return;
     }
-    return ss_id_key(id, key);
+    sess->cookie_seen = 1;
+    for (i = 0; i < cookies->nelts && tried < SS_SESSION_MAX_CANDIDATES; i++) {
+        const char *id = APR_ARRAY_IDX(cookies, i, const char *);
+        ss_record_t rec = {0, 0, NULL, NULL, 0};
+        apr_status_t rv;
+
+        if (!ss_id_is_valid(id, strlen(id))) {
+            sess->malformed++;
+            continue;
+        }
+        tried++;
+        rv = ss_id_key(id, &sess->key);
+        if (rv == APR_SUCCESS) {
+            rv = ctx->store->ops->load(ctx->store, &sess->key, &ctx->expiry, &ctx->retention, now,
+                                       p, &rec);
+        }
+        /* The backend judged too; judging the decoded timestamps here keeps a
+         * backend bug or a clock step from ever handing out a dead session. */
+        if (rv == APR_SUCCESS &&
+            ss_expiry_check(&ctx->expiry, rec.created, rec.accessed, now) != SS_LIVE) {
+            rv = APR_NOTFOUND;
+        }
+        if (rv == APR_SUCCESS) {
+            sess->state = SS_SESSION_LOADED;
+            sess->id = id;
+            sess->owner = rec.user;
+            sess->created = rec.created;
+            sess->payload = rec.payload;
+            return;
+        }
+        if (rv != APR_NOTFOUND) {
+            sess->state = SS_SESSION_STORE_DOWN;
+            sess->store_rv = rv;
+            return;
+        }
+        sess->unknown++;
+    }
 }
 
-apr_status_t ss_session_load(const ss_session_ctx_t *ctx, const char *id, apr_time_t now,
-                             apr_pool_t *p, ss_record_t *rec)
+int ss_session_claim(ss_session_t *sess, const char *user)
 {
-    ss_key_t key;
-    apr_status_t rv = key_of(id, &key);
+    if (sess->state != SS_SESSION_LOADED || !user || !*user || !*sess->owner ||
+        !strcmp(user, sess->owner)) {
+        return 0;
+    }
+    /* Another named user's session: never handed out, ended at commit. */
+    sess->ended_id = sess->id;
+    sess->id = NULL;
+    sess->owner = "";
+    sess->payload = NULL;
+    sess->state = SS_SESSION_NONE;
+    return 1;
+}
 
-    if (rv != APR_SUCCESS) {
-        return rv == APR_EINVAL ? APR_NOTFOUND : rv;
+/* The previous part of a payload up to its next pair that is not
+ * mod_session's expiry entry; the expiry's value, when passed, into *expiry. */
+static const char *skip_expiry(const char *s, apr_int64_t *expiry)
+{
+    while (!strncmp(s, EXPIRY_ENTRY, sizeof(EXPIRY_ENTRY) - 1)) {
+        *expiry = apr_atoi64(s + sizeof(EXPIRY_ENTRY) - 1);
+        s += strcspn(s, "&");
+        s += *s == '&';
     }
-    rv = ctx->store->ops->load(ctx->store, &key, &ctx->expiry, now, p, rec);
-    if (rv != APR_SUCCESS) {
-        return rv;
+    return s;
+}
+
+int ss_session_payload_same(const char *a, const char *b, apr_interval_time_t slack)
+{
+    apr_int64_t ea = 0, eb = 0, diff;
+
+    for (;;) {
+        apr_size_t la, lb;
+
+        a = skip_expiry(a, &ea);
+        b = skip_expiry(b, &eb);
+        if (!*a || !*b) {
+            break;
+        }
+        la = strcspn(a, "&");
+        lb = strcspn(b, "&");
+        if (la != lb || memcmp(a, b, la)) {
+            return 0;
+        }
+        a += la + (a[la] == '&');
+        b += lb + (b[lb] == '&');
     }
-    /* The backend checked too; checking the decoded timestamps here keeps a
-     * backend bug or a clock step from ever returning a dead session. */
-    if (ss_expiry_check(&ctx->expiry, rec->created, rec->accessed, now) != SS_LIVE) {
-        ctx->store->ops->remove(ctx->store, &key);
-        return APR_NOTFOUND;
+    if (*a || *b) {
+        return 0;
     }
+    diff = ea > eb ? ea - eb : eb - ea;
+    return diff == 0 || diff < slack;
+}
+
+/* One line a minute at most: a page that always writes too much would
+ * otherwise log on every request. */
+static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, apr_time_t now)
+{
+    static apr_time_t next_line;
+    static unsigned long suppressed;
+
+    if (now < next_line) {
+        suppressed++;
+        return;
+    }
+    ss_log(SS_LOG_WARNING, APR_ENOSPC,
+           "session not saved: %" APR_SIZE_T_FMT " bytes exceed the limit of %" APR_SIZE_T_FMT
+           " (SessionStoreMaxSessionSize); the previous version is kept (%lu more such "
+           "refusals since the last line)",
+           ss_record_size(rec), ctx->max_size, suppressed);
+    next_line = now + OVERSIZE_LOG_INTERVAL;
+    suppressed = 0;
+}
+
+static apr_status_t failed(const ss_session_ctx_t *ctx, ss_session_t *sess, apr_status_t rv,
+                           const ss_record_t *rec, apr_time_t now)
+{
+    if (rv == APR_ENOSPC && rec) {
+        log_oversize(ctx, rec, now);
+    }
+    sess->outcome = SS_COMMIT_FAILED;
+    sess->rv = rv;
+    sess->cookie = NULL;
+    return rv;
+}
+
+static apr_status_t save(const ss_session_ctx_t *ctx, const ss_key_t *key, const ss_record_t *rec,
+                         ss_save_mode_e mode, apr_pool_t *p)
+{
+    apr_time_t deadline = ss_expiry_deadline(&ctx->retention, rec->created, rec->accessed);
+
+    return ctx->store->ops->save(ctx->store, key, rec, deadline, mode, ctx->max_size, p);
+}
+
+/* Store rec under a fresh ID, into sess->id and sess->key. */
+static apr_status_t write_new(const ss_session_ctx_t *ctx, ss_session_t *sess,
+                              const ss_record_t *rec, apr_pool_t *p)
+{
+    char fresh[SS_ID_LEN + 1];
+    ss_key_t key;
+    apr_status_t rv = APR_EGENERAL;
+    int tries;
+
+    /* A collision of 256-bit random IDs means a broken random source; one
+     * retry, then give up rather than overwrite someone's session. */
+    for (tries = 0; tries < 2; tries++) {
+        rv = ss_id_generate(fresh);
+        if (rv == APR_SUCCESS) {
+            rv = ss_id_key(fresh, &key);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = save(ctx, &key, rec, SS_SAVE_NEW, p);
+        }
+        if (rv != APR_EEXIST) {
+            break;
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        sess->id = apr_pstrdup(p, fresh);
+        sess->key = key;
+    }
+    return rv;
+}
+
+/* Logout, or nothing left in the session: delete the record and clear the
+ * cookie. A failed delete fails the commit: the old cookie still works. */
+static apr_status_t end_session(const ss_session_ctx_t *ctx, ss_session_t *sess, apr_time_t now)
+{
+    if (sess->id || sess->ended_id) {
+        apr_status_t rv = ctx->store->ops->remove(ctx->store, &sess->key);
+
+        if (rv != APR_SUCCESS) {
+            return failed(ctx, sess, rv, NULL, now);
+        }
+    }
+    sess->outcome = sess->id || sess->ended_id ? SS_COMMIT_ENDED : SS_COMMIT_UNCHANGED;
+    sess->cookie = sess->cookie_seen ? "" : NULL;
+    sess->id = sess->ended_id = NULL;
+    sess->payload = NULL;
     return APR_SUCCESS;
 }
 
-apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                              int is_new, apr_pool_t *p)
+/* A new ID for rec. The old record goes once the new one is stored; if it
+ * cannot be deleted, the new one is withdrawn and the commit fails, so an
+ * old ID never outlives a rotation that was reported done. */
+static apr_status_t rotate(const ss_session_ctx_t *ctx, ss_session_t *sess, const ss_record_t *rec,
+                           apr_time_t now, apr_pool_t *p)
 {
-    ss_key_t key;
-    apr_size_t size = ss_record_size(rec);
-    apr_status_t rv = key_of(id, &key);
+    int had_old = sess->id || sess->ended_id;
+    ss_key_t old = sess->key;
+    apr_status_t rv = write_new(ctx, sess, rec, p);
 
     if (rv != APR_SUCCESS) {
-        return rv;
+        sess->key = old;
+        return failed(ctx, sess, rv, rec, now);
     }
-    if (size > ctx->max_size) {
-        ss_log(SS_LOG_WARNING, APR_ENOSPC,
-               "session %s not saved: %" APR_SIZE_T_FMT
-               " bytes exceed the limit of %" APR_SIZE_T_FMT
-               " (SessionStoreMaxSessionSize); the previous version is kept",
-               ss_key_tag(&key, p), size, ctx->max_size);
-        return APR_ENOSPC;
+    if (had_old) {
+        rv = ctx->store->ops->remove(ctx->store, &old);
+        if (rv != APR_SUCCESS) {
+            ctx->store->ops->remove(ctx->store, &sess->key);
+            sess->id = NULL;
+            sess->key = old;
+            return failed(ctx, sess, rv, NULL, now);
+        }
     }
-    return ctx->store->ops->save(ctx->store, &key, rec,
-                                 ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed),
-                                 is_new ? SS_SAVE_NEW : SS_SAVE_UPDATE, p);
+    sess->ended_id = NULL;
+    sess->outcome = SS_COMMIT_WRITTEN;
+    sess->cookie = sess->id;
+    return APR_SUCCESS;
 }
 
-apr_status_t ss_session_remove(const ss_session_ctx_t *ctx, const char *id)
+apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
+                               const char *payload, int logout, apr_time_t now, apr_pool_t *p)
 {
-    ss_key_t key;
-    apr_status_t rv = key_of(id, &key);
+    const char *u = user ? user : "";
+    ss_record_t rec;
+    apr_status_t rv;
 
-    if (rv != APR_SUCCESS) {
-        return rv == APR_EINVAL ? APR_SUCCESS : rv; /* nothing stored under it */
+    sess->rv = APR_SUCCESS;
+    sess->cookie = NULL;
+    if (sess->state == SS_SESSION_STORE_DOWN) {
+        /* The session may well exist: a change now would replace it. */
+        if (payload || logout) {
+            return failed(ctx, sess, sess->store_rv, NULL, now);
+        }
+        sess->outcome = SS_COMMIT_UNCHANGED;
+        return APR_SUCCESS;
     }
-    return ctx->store->ops->remove(ctx->store, &key);
+    ss_session_claim(sess, u);
+    if (logout || !payload) {
+        return end_session(ctx, sess, now);
+    }
+    rec.accessed = now;
+    rec.payload = payload;
+    rec.payload_len = strlen(payload);
+    if (!sess->id || (*u && strcmp(u, sess->owner))) {
+        /* A new session, or an anonymous one logging in: a new ID. */
+        rec.created = now;
+        rec.user = u;
+        rv = rotate(ctx, sess, &rec, now, p);
+        if (rv == APR_SUCCESS) {
+            sess->owner = u;
+            sess->created = now;
+            sess->payload = payload;
+        }
+        return rv;
+    }
+    if (sess->payload && ss_session_payload_same(sess->payload, payload, ctx->expiry_slack)) {
+        sess->outcome = SS_COMMIT_UNCHANGED; /* the load already touched it */
+        return APR_SUCCESS;
+    }
+    rec.created = sess->created;
+    rec.user = sess->owner;
+    rv = save(ctx, &sess->key, &rec, SS_SAVE_UPDATE, p);
+    if (rv == APR_NOTFOUND) {
+        /* Ended meanwhile (a logout elsewhere) or expired: writing it back
+         * would bring it back. */
+        sess->outcome = SS_COMMIT_GONE;
+        sess->cookie = "";
+        sess->id = NULL;
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return failed(ctx, sess, rv, &rec, now);
+    }
+    sess->outcome = SS_COMMIT_WRITTEN;
+    sess->payload = payload;
+    return APR_SUCCESS;
 }

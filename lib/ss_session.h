@@ -1,37 +1,107 @@
-/* ss_session.h - session operations by ID, over any store.
+/* ss_session.h - one request's session, and the policy that governs it.
  *
- * This is what the module calls: it validates the ID, derives the key,
- * applies the size limit and computes the record's deadline. */
+ * The host (the module) carries a request to two calls: ss_session_load with
+ * the cookie values the browser sent, and ss_session_commit with what the
+ * application left in the session. Between them, ss_session_claim tells the
+ * session who the request's user is, as soon as that is known. This file
+ * decides everything else:
+ *
+ * - Which cookie: the first well-formed value that names a live session.
+ *   Malformed values are skipped without counting against the limit of
+ *   SS_SESSION_MAX_CANDIDATES store lookups, so planted junk cookies cannot
+ *   hide the real one. An ID the store does not know is never adopted.
+ * - Owner change: a session recorded for one named user is never handed to
+ *   another. ss_session_claim drops it (the new user starts empty) and the
+ *   commit deletes its record.
+ * - A new ID whenever the owner changes (an anonymous session that logs in
+ *   keeps its data under a new ID: a cart survives the login), and for every
+ *   session the store did not hand out.
+ * - Logout ends the session: the record is deleted and the browser keeps no
+ *   session data, whatever else the application left in it. So does a
+ *   session emptied by the application.
+ * - Deletes come first and fail closed: when the old record cannot be
+ *   deleted, nothing new is written and the commit fails, so a browser is
+ *   never told it logged out while its old cookie still works.
+ * - A save is skipped when nothing but mod_session's own "expiry" entry moved,
+ *   and that by less than the expiry slack.
+ * - A change that cannot be saved (store down, session too large) is a
+ *   failed commit: the host must not answer as if it had worked.
+ * - Expiry: the request's location judges (ctx->expiry); the store keeps a
+ *   record as long as the server's most lenient timeouts (ctx->retention)
+ *   could still accept it. */
 #ifndef SS_SESSION_H
 #define SS_SESSION_H
+
+#include <apr_tables.h>
 
 #include "ss_expiry.h"
 #include "ss_id.h"
 #include "ss_record.h"
 #include "ss_store.h"
 
+/* Store lookups per request: several cookie paths can each send one ID. */
+#define SS_SESSION_MAX_CANDIDATES 4
+
 typedef struct {
     ss_store_t *store;
-    ss_expiry_t expiry;
-    apr_size_t max_size; /* encoded record limit in bytes */
+    ss_expiry_t expiry;    /* this location's timeouts: they judge every load */
+    ss_expiry_t retention; /* the server's most lenient ones: the store keeps a record this long */
+    apr_size_t max_size;   /* encoded record limit in bytes */
+    /* How far mod_session's "expiry" entry (SessionMaxAge) may move before an
+     * otherwise unchanged session is written again; 0 when it is not used. */
+    apr_interval_time_t expiry_slack;
 } ss_session_ctx_t;
 
-/* APR_SUCCESS with *rec; APR_NOTFOUND for a malformed, unknown or expired ID;
- * anything else is a store failure. */
-apr_status_t ss_session_load(const ss_session_ctx_t *ctx, const char *id, apr_time_t now,
-                             apr_pool_t *p, ss_record_t *rec);
+typedef enum {
+    SS_SESSION_NONE,      /* no live session: the application starts empty */
+    SS_SESSION_LOADED,    /* a live session, as the store handed it out */
+    SS_SESSION_STORE_DOWN /* the store could not answer: nothing may be written */
+} ss_session_state_e;
 
-/* Store rec under id, as a new session (is_new: a freshly generated ID) or
- * as an update of the session loaded under id. APR_ENOSPC when the record
- * exceeds max_size: nothing is written and the previous version stays.
- * APR_NOTFOUND for an update when the record is gone (removed by a logout or
- * expired meanwhile): nothing is written, so a removed session never comes
- * back; the caller should drop the ID. APR_EEXIST for a new ID already in use.
- * APR_EINVAL for a malformed ID (nothing is written). Anything else is a
- * store failure. rec->accessed is taken as now. */
-apr_status_t ss_session_write(const ss_session_ctx_t *ctx, const char *id, const ss_record_t *rec,
-                              int is_new, apr_pool_t *p);
+typedef enum {
+    SS_COMMIT_UNCHANGED, /* nothing to write */
+    SS_COMMIT_WRITTEN,   /* stored under id */
+    SS_COMMIT_ENDED,     /* the session was ended: record deleted */
+    SS_COMMIT_GONE,      /* ended meanwhile by another request: the changes are dropped */
+    SS_COMMIT_FAILED     /* not saved: rv says why; the response must not claim success */
+} ss_commit_e;
 
-apr_status_t ss_session_remove(const ss_session_ctx_t *ctx, const char *id);
+typedef struct {
+    ss_session_state_e state;
+    apr_status_t store_rv;  /* with SS_SESSION_STORE_DOWN: the store's error */
+    const char *id;         /* the live session's ID, NULL when none */
+    ss_key_t key;           /* the store key of id, derived once */
+    const char *owner;      /* "" when anonymous */
+    apr_time_t created;     /* with id */
+    const char *payload;    /* as loaded; NULL when none */
+    const char *ended_id;   /* a session this request ended: deleted at commit */
+    int cookie_seen;        /* the browser sent our cookie, valid or not */
+    int malformed, unknown; /* cookie values skipped at load */
+    /* Set by ss_session_commit. */
+    ss_commit_e outcome;
+    apr_status_t rv;    /* with SS_COMMIT_FAILED */
+    const char *cookie; /* Set-Cookie to send: a new ID, "" to clear, NULL none */
+} ss_session_t;
+
+/* Find the session among the cookie values (const char *) the browser sent.
+ * Never fails: the outcome is in sess->state. */
+void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cookies, apr_time_t now,
+                     apr_pool_t *p, ss_session_t *sess);
+
+/* The request's user is now known (NULL or "" when it is not). Returns 1
+ * when the loaded session belonged to another named user and was dropped:
+ * the host must hand the application an empty session instead. */
+int ss_session_claim(ss_session_t *sess, const char *user);
+
+/* Decide and carry out the save. payload: what the application left, NULL
+ * when the session holds no data; logout: the request is a logout. Sets
+ * sess->outcome, rv and cookie; returns sess->rv. */
+apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
+                               const char *payload, int logout, apr_time_t now, apr_pool_t *p);
+
+/* Whether two mod_session payloads hold the same data, ignoring an "expiry"
+ * entry that moved by less than slack (microseconds; its value is in
+ * microseconds too). */
+int ss_session_payload_same(const char *a, const char *b, apr_interval_time_t slack);
 
 #endif

@@ -12,6 +12,7 @@
  * available once enough others are freed. */
 #include <string.h>
 
+#include <apr_strings.h>
 #include <apr_thread_mutex.h>
 
 #include "ss_log.h"
@@ -381,17 +382,41 @@ static void unlock(shm_store_t *s)
 #endif
 }
 
-static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
-                             apr_time_t now, apr_pool_t *p, ss_record_t *rec)
+/* Decode entry i, under the lock. A record that does not decode is removed
+ * (a miss, counted and logged); one of a newer format is left for the nodes
+ * that read it. */
+static apr_status_t decode_entry(char *base, apr_uint32_t i, const ss_key_t *key, apr_pool_t *p,
+                                 ss_record_t *rec)
+{
+    shm_header_t *h = header(base);
+    apr_size_t len = entry(base, i)->length;
+    char *buf = apr_palloc(p, len ? len : 1);
+    apr_status_t rv;
+
+    copy_out(base, i, buf, len);
+    rv = ss_record_decode(buf, len, p, rec);
+    if (rv == APR_ENOTIMPL) {
+        h->stats.newer_format++;
+        return APR_NOTFOUND;
+    }
+    if (rv != APR_SUCCESS) {
+        remove_entry(base, i);
+        h->stats.malformed++;
+        ss_log(SS_LOG_WARNING, rv, "shm store: session %s held a malformed record; removed",
+               ss_key_tag(key, p));
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
+                             const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
+                             ss_record_t *rec)
 {
     shm_store_t *s = store->impl;
     shm_header_t *h = header(s->base);
-    apr_time_t created, accessed;
     apr_uint32_t i;
     shm_entry_t *e;
-    unsigned char *first;
-    char *buf = NULL;
-    apr_size_t len = 0;
     apr_status_t rv = lock(s);
 
     if (rv != APR_SUCCESS) {
@@ -403,38 +428,34 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
         unlock(s);
         return APR_NOTFOUND;
     }
+    rv = decode_entry(s->base, i, key, p, rec);
+    if (rv != APR_SUCCESS) {
+        unlock(s);
+        return rv;
+    }
     e = entry(s->base, i);
-    first = (unsigned char *)block(s->base, i) + sizeof(shm_entry_t);
-    /* The caller's policy decides, not e->deadline: that was computed under
-     * the policy of whichever directory last wrote the record, and a stricter
-     * <Location> must not end the session for the rest of the site. The
-     * deadline only ranks records for eviction. */
-    if (ss_record_peek_times(first, e->length, &created, &accessed) != APR_SUCCESS ||
-        ss_expiry_check(expiry, created, accessed, now) != SS_LIVE) {
-        remove_entry(s->base, i);
+    if (ss_expiry_check(keep, rec->created, rec->accessed, now) != SS_LIVE) {
+        remove_entry(s->base, i); /* dead for every location */
         h->stats.expired++;
         unlock(s);
         return APR_NOTFOUND;
     }
-    if (ss_expiry_touch_due(expiry, accessed, now)) {
-        ss_record_poke_accessed(first, now);
-        e->deadline = ss_expiry_deadline(expiry, created, now);
+    if (ss_expiry_check(judge, rec->created, rec->accessed, now) != SS_LIVE) {
+        h->stats.expired++; /* dead here only: kept for the lenient locations */
+        unlock(s);
+        return APR_NOTFOUND;
+    }
+    if (ss_expiry_touch_due(judge, rec->accessed, now)) {
+        ss_record_poke_accessed((unsigned char *)block(s->base, i) + sizeof(shm_entry_t), now);
+        rec->accessed = now;
+        e->deadline = ss_expiry_deadline(keep, rec->created, now);
         h->stats.touches++;
     }
     lru_unlink(s->base, i);
     lru_push_head(s->base, i);
-    len = e->length;
-    buf = apr_palloc(p, len);
-    copy_out(s->base, i, buf, len);
     h->stats.hits++;
     unlock(s);
-
-    rv = ss_record_decode(buf, len, p, rec);
-    if (rv != APR_SUCCESS) {
-        ss_log(SS_LOG_ERR, rv, "shm store: session %s holds an undecodable record",
-               ss_key_tag(key, p));
-    }
-    return rv;
+    return APR_SUCCESS;
 }
 
 /* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
@@ -454,7 +475,8 @@ static apr_status_t check_mode(char *base, apr_uint32_t i, ss_save_mode_e mode, 
 }
 
 static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
-                             apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
+                             apr_time_t deadline, ss_save_mode_e mode, apr_size_t limit,
+                             apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
     shm_header_t *h = header(s->base);
@@ -473,13 +495,9 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (len > h->max_record) {
-        h->stats.refused_oversize++;
+    if (len > limit || len > h->max_record) {
+        h->stats.refused_oversize++; /* the caller logs it, rate-limited */
         unlock(s);
-        ss_log(SS_LOG_WARNING, APR_ENOSPC,
-               "shm store: session %s not saved: %" APR_SIZE_T_FMT
-               " bytes exceed the arena's record limit of %u; the previous version is kept",
-               ss_key_tag(key, p), len, h->max_record);
         return APR_ENOSPC;
     }
     i = find(s->base, key);
@@ -543,13 +561,38 @@ static apr_status_t shm_stats(ss_store_t *store, ss_store_stats_t *stats)
     return APR_SUCCESS;
 }
 
+static const char *shm_describe(ss_store_t *store, apr_pool_t *p)
+{
+    shm_store_t *s = store->impl;
+
+    return apr_psprintf(p, "shm (%" APR_UINT64_T_FMT " bytes, sessions up to %u bytes)",
+                        header(s->base)->size, header(s->base)->max_record);
+}
+
+static apr_status_t shm_ping(ss_store_t *store)
+{
+    (void)store;
+    return APR_SUCCESS; /* memory of this host: nothing to reach */
+}
+
+static apr_status_t shm_child_init(ss_store_t *store, apr_pool_t *p)
+{
+    shm_store_t *s = store->impl;
+
+    return apr_global_mutex_child_init(&s->mutex, apr_global_mutex_lockfile(s->mutex), p);
+}
+
 static void shm_close(ss_store_t *store)
 {
     /* The arena and the mutex belong to the host; nothing to release. */
     (void)store;
 }
 
-static const ss_store_ops_t shm_ops = {"shm", shm_load, shm_save, shm_remove, shm_stats, shm_close};
+static const ss_store_ops_t shm_ops = {"shm",          "all httpd processes on this host",
+                                       shm_load,       shm_save,
+                                       shm_remove,     shm_stats,
+                                       shm_describe,   shm_ping,
+                                       shm_child_init, shm_close};
 
 apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex, apr_pool_t *p)
 {

@@ -4,7 +4,17 @@
  * ID. load() is one atomic step: fetch, check expiry against the record's own
  * timestamps, remove the record if it is dead, and touch it if a touch is due
  * (for Redis that makes a load one round trip). Records are copied into the
- * caller's pool; nothing returned points into the backend's memory. */
+ * caller's pool; nothing returned points into the backend's memory.
+ *
+ * Two sets of timeouts reach a backend. `judge` is the requesting location's:
+ * it decides whether this load may use the record. `keep` is the most lenient
+ * set of the server: the store keeps a record (its deadline, its TTL) as long
+ * as some location could still accept it, so a strict <Location> never ends
+ * a session for the rest of the site, and both backends agree.
+ *
+ * A record that does not decode is a miss: it is removed, logged and counted
+ * (malformed). A well-formed record of a newer format version (written by an
+ * upgraded node during a rolling upgrade) is a miss that stays (newer_format). */
 #ifndef SS_STORE_H
 #define SS_STORE_H
 
@@ -30,6 +40,8 @@ typedef struct {
     apr_uint64_t evicted_lru;      /* live records dropped to make room */
     apr_uint64_t refused_oversize; /* saves refused because the record was too large */
     apr_uint64_t refused_gone;     /* updates refused because the record was gone */
+    apr_uint64_t malformed;        /* records that did not decode, removed */
+    apr_uint64_t newer_format;     /* records of a newer format version, left alone */
     apr_uint64_t errors;           /* operations the store failed (network backends) */
     apr_uint64_t fast_fails;       /* of those, refused at once by an open breaker */
     apr_uint64_t connects;         /* connections opened */
@@ -48,16 +60,28 @@ typedef struct ss_store_t ss_store_t;
 
 typedef struct {
     const char *name;
-    /* APR_SUCCESS with *rec, or APR_NOTFOUND (absent, or expired and removed). */
-    apr_status_t (*load)(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *expiry,
-                         apr_time_t now, apr_pool_t *p, ss_record_t *rec);
+    /* Whose counters stats() returns: "all httpd processes on this host" or
+     * "this httpd process". */
+    const char *stats_scope;
+    /* APR_SUCCESS with *rec, or APR_NOTFOUND (absent, expired for judge,
+     * malformed, or of a newer format). */
+    apr_status_t (*load)(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
+                         const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p, ss_record_t *rec);
     /* Write the whole record; it lives until deadline (0: no deadline).
-     * rec->accessed is taken as the current time. */
+     * rec->accessed is taken as the current time. APR_ENOSPC (counted as
+     * refused_oversize, nothing written) when the encoded record exceeds
+     * limit bytes. */
     apr_status_t (*save)(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
-                         apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p);
+                         apr_time_t deadline, ss_save_mode_e mode, apr_size_t limit, apr_pool_t *p);
     /* APR_SUCCESS whether or not the record existed. */
     apr_status_t (*remove)(ss_store_t *store, const ss_key_t *key);
     apr_status_t (*stats)(ss_store_t *store, ss_store_stats_t *stats);
+    /* The backend for logs and status pages, never with a password. */
+    const char *(*describe)(ss_store_t *store, apr_pool_t *p);
+    /* Start-up check in the parent: APR_SUCCESS when the store answers. */
+    apr_status_t (*ping)(ss_store_t *store);
+    /* In each new child process, before its first request. */
+    apr_status_t (*child_init)(ss_store_t *store, apr_pool_t *p);
     void (*close)(ss_store_t *store);
 } ss_store_ops_t;
 

@@ -68,7 +68,11 @@ bad SessionStoreMaxSessionSize "does not fit SessionStoreShmSize" \
     "SessionStoreShmSize 1M" "<VirtualHost 127.0.0.1:$P>" "SessionStoreMaxSessionSize 1M" "</VirtualHost>"
 
 # ---- backend ----
-bad SessionStoreBackend "unknown backend 'bogus'" "SessionStoreBackend bogus"
+bad SessionStoreBackend "unknown backend" "SessionStoreBackend bogus"
+# A mistyped URI may hold a password: no part of it is repeated.
+bad SessionStoreBackend "unknown backend" "SessionStoreBackend redis:/u:Sekr3tPw@h"
+httpd_conf cfg "$P" prefork "SessionStoreBackend redis:/u:Sekr3tPw@h"
+check "... and its value is not echoed" eval '! httpd_configtest cfg 2>&1 | grep -q Sekr3tPw'
 bad SessionStoreBackend "TLS) is not supported" "SessionStoreBackend rediss://127.0.0.1:6380"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1:0"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/x"

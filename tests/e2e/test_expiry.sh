@@ -118,7 +118,9 @@ client_I() {
     expect_eq "I: idle for $(secs "$LE" "$START") s (> 2): /private/ redirects" 302 "$CODE"
     expect_eq "I: ... to the login page" /login.html "$(last_header Location)"
     tget I "$A/private/cgi/session.cgi"
-    expect_eq "I: ... and the session is gone for /private/cgi too" 302 "$CODE"
+    # One rule on every backend: each location judges by its own timeouts, and
+    # the store keeps the session while a more lenient one still accepts it.
+    expect_eq "I: ... while /private/cgi (idle off) still serves it" 200 "$CODE"
 }
 
 # L: idles for 2.6 s, then asks where idle expiry is off (absolute 4).
@@ -145,7 +147,7 @@ client_ABS() {
     expect_eq "ABS: count.cgi $(secs "$LE" "$START") s after login, past the absolute 4 s despite activity" \
         302 "$CODE"
     tget ABS "$A/private/"
-    expect_eq "ABS: the session is gone for the rest of the site too" 302 "$CODE"
+    expect_eq "ABS: the rest of the site (no absolute limit) still serves it" 200 "$CODE"
 }
 
 # S (server s): the strict place once, then the lenient rest of the site.

@@ -72,7 +72,12 @@ get u "$A/private2/" >/dev/null
 expect_eq "Redis down, SessionStoreOutage nosession: not let in, sent to the login page" 302 "$(code)"
 get anon "$A/private/" >/dev/null
 expect_eq "Redis down: a request without a session is sent to log in" 302 "$(code)"
-expect_eq "Redis down: a login cannot be completed, and is not faked" 302 "$(login n "$A" alice secret)"
+# The login cannot be saved: 503 with Retry-After, not a success redirect
+# without a cookie that lands the user back on the login page.
+expect_eq "Redis down: a login cannot be completed, and says so" 503 "$(login n "$A" alice secret)"
+expect_eq "... with Retry-After" 2 "$(last_header Retry-After)"
+expect_eq "... no redirect" "" "$(last_header Location)"
+expect_eq "... no cookie" 0 "$(set_cookie_count)"
 get n "$A/private/" >/dev/null
 check "Redis down: ... the next request is still not authenticated" test "$(code)" != 200
 

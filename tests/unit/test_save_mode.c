@@ -74,15 +74,16 @@ static void test_new_refuses_a_live_key(void **state)
     ss_key_t key;
 
     test_key(&key, 1);
-    assert_int_equal(
-        f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60), SS_SAVE_NEW, f->pool),
-        APR_SUCCESS);
-    rec.payload = "a=2";
-    assert_int_equal(
-        f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60), SS_SAVE_NEW, f->pool),
-        APR_EEXIST);
-    assert_int_equal(f->store->ops->load(f->store, &key, &f->ctx.expiry, T0, f->pool, &out),
+    assert_int_equal(f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60),
+                                         SS_SAVE_NEW, UNIT_NO_LIMIT, f->pool),
                      APR_SUCCESS);
+    rec.payload = "a=2";
+    assert_int_equal(f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60),
+                                         SS_SAVE_NEW, UNIT_NO_LIMIT, f->pool),
+                     APR_EEXIST);
+    assert_int_equal(
+        f->store->ops->load(f->store, &key, &f->ctx.expiry, &f->ctx.expiry, T0, f->pool, &out),
+        APR_SUCCESS);
     assert_string_equal(out.payload, "a=1");
 }
 
@@ -95,10 +96,11 @@ static void test_update_of_a_missing_key_writes_nothing(void **state)
 
     test_key(&key, 2);
     assert_int_equal(f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60),
-                                         SS_SAVE_UPDATE, f->pool),
+                                         SS_SAVE_UPDATE, UNIT_NO_LIMIT, f->pool),
                      APR_NOTFOUND);
-    assert_int_equal(f->store->ops->load(f->store, &key, &f->ctx.expiry, T0, f->pool, &out),
-                     APR_NOTFOUND);
+    assert_int_equal(
+        f->store->ops->load(f->store, &key, &f->ctx.expiry, &f->ctx.expiry, T0, f->pool, &out),
+        APR_NOTFOUND);
     assert_int_equal(f->store->ops->stats(f->store, &stats), APR_SUCCESS);
     assert_int_equal(stats.refused_gone, 1);
     assert_int_equal(stats.saves, 0);
@@ -111,12 +113,12 @@ static void test_update_of_a_dead_key_is_refused(void **state)
     ss_key_t key;
 
     test_key(&key, 3);
-    assert_int_equal(
-        f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60), SS_SAVE_NEW, f->pool),
-        APR_SUCCESS);
+    assert_int_equal(f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(60),
+                                         SS_SAVE_NEW, UNIT_NO_LIMIT, f->pool),
+                     APR_SUCCESS);
     rec.accessed = T0 + apr_time_from_sec(61); /* past the deadline */
     assert_int_equal(f->store->ops->save(f->store, &key, &rec, T0 + apr_time_from_sec(121),
-                                         SS_SAVE_UPDATE, f->pool),
+                                         SS_SAVE_UPDATE, UNIT_NO_LIMIT, f->pool),
                      APR_NOTFOUND);
 }
 
@@ -130,17 +132,17 @@ static void test_session_write_does_not_resurrect(void **state)
 
     assert_int_equal(ss_id_generate(id), APR_SUCCESS);
     rec = record("a=1", T0);
-    assert_int_equal(ss_session_write(&f->ctx, id, &rec, 1, f->pool), APR_SUCCESS);
+    assert_int_equal(unit_id_write(&f->ctx, id, &rec, 1, f->pool), APR_SUCCESS);
     rec.payload = "a=2";
     rec.payload_len = 3;
-    assert_int_equal(ss_session_write(&f->ctx, id, &rec, 0, f->pool), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0, f->pool, &out), APR_SUCCESS);
+    assert_int_equal(unit_id_write(&f->ctx, id, &rec, 0, f->pool), APR_SUCCESS);
+    assert_int_equal(unit_id_load(&f->ctx, id, T0, f->pool, &out), APR_SUCCESS);
     assert_string_equal(out.payload, "a=2");
 
-    assert_int_equal(ss_session_remove(&f->ctx, id), APR_SUCCESS); /* A: logout */
+    assert_int_equal(unit_id_remove(&f->ctx, id), APR_SUCCESS); /* A: logout */
     rec.payload = "a=3";
-    assert_int_equal(ss_session_write(&f->ctx, id, &rec, 0, f->pool), APR_NOTFOUND); /* B */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0, f->pool, &out), APR_NOTFOUND);
+    assert_int_equal(unit_id_write(&f->ctx, id, &rec, 0, f->pool), APR_NOTFOUND); /* B */
+    assert_int_equal(unit_id_load(&f->ctx, id, T0, f->pool, &out), APR_NOTFOUND);
 }
 
 int main(void)

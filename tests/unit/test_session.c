@@ -1,544 +1,752 @@
-/* test_session.c - session operations by ID over a real shared-memory store.
+/* test_session.c - the session policy (ss_session) over both real backends.
  *
- * The shm store is wrapped in a counting store, so that the tests can tell
- * whether the session layer called the backend at all (and with what). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <string.h>
-#include <unistd.h>
-#include <cmocka.h>
-
-#include <apr_file_io.h>
-#include <apr_general.h>
-#include <apr_global_mutex.h>
-#include <apr_pools.h>
-#include <apr_shm.h>
-#include <apr_strings.h>
-
-#include "ss_log.h"
-#include "ss_session.h"
-#include "ss_shm.h"
+ * Every test runs twice: over a shared-memory arena and over a real
+ * redis-server. The store is wrapped in a fault wrapper that can make one
+ * kind of operation fail (a refused delete, a store outage, an ID collision);
+ * everything else reaches the real backend. */
 #include "unit.h"
+#include "unit_redis.h"
+
+#include "ss_redis.h"
+#include "ss_session.h"
 
 #define SEC(n) apr_time_from_sec(n)
-#define T0 SEC(1700000000)
 #define ARENA_SIZE (256 * 1024)
 #define ARENA_MAX_RECORD (16 * 1024)
 
 typedef struct {
     ss_store_t *inner;
-    int loads, saves, removes;
-    apr_time_t last_deadline;
-    int ignore_expiry; /* simulate a backend that forgets to check expiry */
-} counting_t;
+    apr_status_t fail_load, fail_save, fail_remove; /* 0: pass through */
+    int eexist;                                     /* answer EEXIST to this many new saves */
+    int saves, removes;
+} faulty_t;
 
-typedef struct {
-    unit_arena_t shm; /* first: the arena, its mutex and the captured log */
-    ss_store_t store; /* the counting wrapper around shm.store */
-    counting_t counts;
+static struct {
+    int redis; /* this group's backend */
+    const char *binary;
+    server_t server;
+    unit_arena_t *arena;
+    apr_pool_t *p;
+    ss_store_t *backend;
+    ss_store_t store; /* the fault wrapper around backend */
+    faulty_t faults;
     ss_session_ctx_t ctx;
-} fixture_t;
+    unit_log_t log;
+    apr_time_t now;
+} g;
 
-static apr_status_t c_load(ss_store_t *s, const ss_key_t *key, const ss_expiry_t *expiry,
-                           apr_time_t now, apr_pool_t *p, ss_record_t *rec)
+/* ---- the fault wrapper ---- */
+
+static apr_status_t f_load(ss_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
+                           const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p, ss_record_t *rec)
 {
-    counting_t *c = s->impl;
-    static const ss_expiry_t none = {0, 0};
+    faulty_t *f = s->impl;
 
-    c->loads++;
-    return c->inner->ops->load(c->inner, key, c->ignore_expiry ? &none : expiry, now, p, rec);
+    if (f->fail_load) {
+        return f->fail_load;
+    }
+    return f->inner->ops->load(f->inner, key, judge, keep, now, p, rec);
 }
 
-static apr_status_t c_save(ss_store_t *s, const ss_key_t *key, const ss_record_t *rec,
-                           apr_time_t deadline, ss_save_mode_e mode, apr_pool_t *p)
+static apr_status_t f_save(ss_store_t *s, const ss_key_t *key, const ss_record_t *rec,
+                           apr_time_t deadline, ss_save_mode_e mode, apr_size_t limit,
+                           apr_pool_t *p)
 {
-    counting_t *c = s->impl;
+    faulty_t *f = s->impl;
 
-    c->saves++;
-    c->last_deadline = deadline;
-    return c->inner->ops->save(c->inner, key, rec, c->ignore_expiry ? 0 : deadline, mode, p);
+    f->saves++;
+    if (f->fail_save) {
+        return f->fail_save;
+    }
+    if (mode == SS_SAVE_NEW && f->eexist > 0) {
+        f->eexist--;
+        return APR_EEXIST;
+    }
+    return f->inner->ops->save(f->inner, key, rec, deadline, mode, limit, p);
 }
 
-static apr_status_t c_remove(ss_store_t *s, const ss_key_t *key)
+static apr_status_t f_remove(ss_store_t *s, const ss_key_t *key)
 {
-    counting_t *c = s->impl;
+    faulty_t *f = s->impl;
 
-    c->removes++;
-    return c->inner->ops->remove(c->inner, key);
+    f->removes++;
+    if (f->fail_remove) {
+        return f->fail_remove;
+    }
+    return f->inner->ops->remove(f->inner, key);
 }
 
-static apr_status_t c_stats(ss_store_t *s, ss_store_stats_t *stats)
+static apr_status_t f_stats(ss_store_t *s, ss_store_stats_t *st)
 {
-    counting_t *c = s->impl;
+    faulty_t *f = s->impl;
 
-    return c->inner->ops->stats(c->inner, stats);
+    return f->inner->ops->stats(f->inner, st);
 }
 
-static void c_close(ss_store_t *s)
+static const char *f_describe(ss_store_t *s, apr_pool_t *p)
 {
-    counting_t *c = s->impl;
+    faulty_t *f = s->impl;
 
-    c->inner->ops->close(c->inner);
+    return f->inner->ops->describe(f->inner, p);
 }
 
-static const ss_store_ops_t counting_ops = {"counting", c_load, c_save, c_remove, c_stats, c_close};
+static apr_status_t f_ping(ss_store_t *s)
+{
+    (void)s;
+    return APR_SUCCESS;
+}
+
+static apr_status_t f_child_init(ss_store_t *s, apr_pool_t *p)
+{
+    (void)s;
+    (void)p;
+    return APR_SUCCESS;
+}
+
+static void f_close(ss_store_t *s)
+{
+    (void)s;
+}
+
+static const ss_store_ops_t faulty_ops = {"faulty", "test",     f_load, f_save,       f_remove,
+                                          f_stats,  f_describe, f_ping, f_child_init, f_close};
+
+/* ---- fixtures ---- */
+
+static int group_setup_shm(void **state)
+{
+    (void)state;
+    g.redis = 0;
+    return 0;
+}
+
+static int group_setup_redis(void **state)
+{
+    (void)state;
+    g.redis = 1;
+    g.binary = unit_redis_binary();
+    return g.binary ? server_start(&g.server, g.binary, NULL) : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (g.redis) {
+        server_destroy(&g.server);
+    }
+    return 0;
+}
+
+static void admin_flush(void)
+{
+    redisContext *c = admin_connect(&g.server);
+
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+    redisFree(c);
+}
 
 static int setup(void **state)
 {
-    fixture_t *f = unit_arena_create("test_session", sizeof(fixture_t));
-
-    if (!f) {
+    (void)state;
+    g.arena = unit_arena_create("test_session", sizeof(unit_arena_t));
+    if (!g.arena) {
         return -1;
     }
-    unit_arena_open(&f->shm, ARENA_SIZE, ARENA_MAX_RECORD);
-    f->counts.inner = f->shm.store;
-    f->store.ops = &counting_ops;
-    f->store.impl = &f->counts;
-    f->ctx.store = &f->store;
-    f->ctx.expiry.idle = SEC(1800);
-    f->ctx.expiry.absolute = SEC(8 * 3600);
-    f->ctx.max_size = 4096;
-    *state = f;
+    g.p = g.arena->p;
+    if (g.redis) {
+        ss_redis_config_t *cfg;
+
+        admin_flush();
+        if (ss_redis_parse(&cfg, apr_psprintf(g.p, "redis://127.0.0.1:%d", g.server.port), g.p) ||
+            ss_redis_open(&g.backend, cfg, g.p) != APR_SUCCESS) {
+            return -1;
+        }
+    } else {
+        unit_arena_open(g.arena, ARENA_SIZE, ARENA_MAX_RECORD);
+        g.backend = g.arena->store;
+    }
+    memset(&g.faults, 0, sizeof(g.faults));
+    g.faults.inner = g.backend;
+    g.store.ops = &faulty_ops;
+    g.store.impl = &g.faults;
+    memset(&g.ctx, 0, sizeof(g.ctx));
+    g.ctx.store = &g.store;
+    g.ctx.expiry.idle = SEC(1800);
+    g.ctx.expiry.absolute = SEC(28800);
+    g.ctx.retention = g.ctx.expiry;
+    g.ctx.max_size = 4096;
+    g.now = apr_time_now();
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-
-    /* Closing the counting wrapper only closes shm.store. */
-    unit_arena_destroy(&f->shm);
+    (void)state;
+    unit_arena_destroy(g.arena); /* closes the Redis store with its pool */
     return 0;
 }
 
-static ss_record_t make(apr_time_t created, apr_time_t accessed, const char *user,
-                        const char *payload)
+/* ---- helpers ---- */
+
+static apr_array_header_t *cookies(int n, ...)
 {
-    ss_record_t r;
+    apr_array_header_t *a = apr_array_make(g.p, n, sizeof(const char *));
+    va_list ap;
+    int i;
 
-    r.created = created;
-    r.accessed = accessed;
-    r.user = user;
-    r.payload = payload;
-    r.payload_len = strlen(payload);
-    return r;
-}
-
-static void new_id(char *id)
-{
-    assert_int_equal(ss_id_generate(id), APR_SUCCESS);
-    assert_true(ss_id_is_valid(id, strlen(id)));
-}
-
-/* A new session under a fresh ID: rec, written as new. */
-static void new_session(fixture_t *f, char *id, const ss_record_t *rec)
-{
-    new_id(id);
-    assert_int_equal(ss_session_write(&f->ctx, id, rec, 1, f->shm.p), APR_SUCCESS);
-}
-
-static void assert_record(const ss_record_t *got, const ss_record_t *want)
-{
-    assert_int_equal(got->created, want->created);
-    assert_int_equal(got->accessed, want->accessed);
-    assert_string_equal(got->user, want->user);
-    assert_int_equal(got->payload_len, want->payload_len);
-    assert_memory_equal(got->payload, want->payload, want->payload_len);
-    assert_int_equal(got->payload[got->payload_len], '\0');
-}
-
-static void test_round_trip(void **state)
-{
-    fixture_t *f = *state;
-    char a[SS_ID_LEN + 1], b[SS_ID_LEN + 1];
-    ss_record_t ra = make(T0, T0, "alice", "a=1&b=2");
-    ss_record_t rb = make(T0 - SEC(7), T0, "", "anonymous=yes");
-    ss_record_t out;
-    ss_store_stats_t st;
-
-    new_session(f, a, &ra);
-    new_session(f, b, &rb);
-    assert_int_equal(f->counts.saves, 2);
-
-    memset(&out, 0, sizeof(out));
-    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
-    assert_record(&out, &ra);
-    memset(&out, 0, sizeof(out));
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
-    assert_record(&out, &rb);
-
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.entries, 2);
-    assert_int_equal(st.saves, 2);
-    assert_int_equal(st.hits, 2);
-    assert_int_equal(st.misses, 0);
-    assert_int_equal(st.touches, 0);
-}
-
-static void test_save_overwrites(void **state)
-{
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t v1 = make(T0, T0, "alice", "v=1");
-    ss_record_t v2 = make(T0, T0 + SEC(2), "alice", "v=2&more=data");
-    ss_record_t out;
-
-    new_session(f, id, &v1);
-    assert_int_equal(ss_session_write(&f->ctx, id, &v2, 0, f->shm.p), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3), f->shm.p, &out), APR_SUCCESS);
-    assert_record(&out, &v2);
-    assert_int_equal(unit_stats(f->shm.store).entries, 1);
-}
-
-static void test_save_passes_deadline(void **state)
-{
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0 + SEC(3600), "u", "x");
-
-    /* idle end (accessed + 30 min) comes before absolute end (created + 8 h) */
-    new_session(f, id, &r);
-    assert_int_equal(f->counts.last_deadline, T0 + SEC(3600 + 1800));
-    /* absolute end first (a fresh ID: the first record is dead by now) */
-    r.accessed = T0 + SEC(8 * 3600 - 60);
-    new_session(f, id, &r);
-    assert_int_equal(f->counts.last_deadline, T0 + SEC(8 * 3600));
-    /* no expiry at all: no deadline, and the record lives on */
-    f->ctx.expiry.idle = 0;
-    f->ctx.expiry.absolute = 0;
-    new_session(f, id, &r);
-    assert_int_equal(f->counts.last_deadline, 0);
-    {
-        ss_record_t out;
-
-        assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10 * 365 * 86400LL), f->shm.p, &out),
-                         APR_SUCCESS);
-        assert_record(&out, &r);
+    va_start(ap, n);
+    for (i = 0; i < n; i++) {
+        APR_ARRAY_PUSH(a, const char *) = va_arg(ap, const char *);
     }
+    va_end(ap);
+    return a;
 }
 
-static void test_malformed_ids(void **state)
+static ss_session_t load_id(const ss_session_ctx_t *ctx, const char *id, apr_time_t now)
 {
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_store_stats_t before, after;
-    const char *bad[12];
-    char plus[SS_ID_LEN + 1], last[SS_ID_LEN + 1], shortid[SS_ID_LEN];
-    size_t i, nbad = 0;
+    ss_session_t s;
 
-    new_session(f, id, &r);
+    ss_session_load(ctx, id ? cookies(1, id) : NULL, now, g.p, &s);
+    return s;
+}
 
-    memcpy(plus, id, sizeof(plus));
-    plus[7] = '+';
-    memcpy(last, id, sizeof(last));
-    last[SS_ID_LEN - 1] = 'B';
-    memcpy(shortid, id, SS_ID_LEN - 1);
-    shortid[SS_ID_LEN - 1] = '\0';
-    bad[nbad++] = NULL;
-    bad[nbad++] = "";
-    bad[nbad++] = "short";
-    bad[nbad++] = shortid;
-    bad[nbad++] = apr_pstrcat(f->shm.p, id, "A", NULL);
-    bad[nbad++] = apr_pstrcat(f->shm.p, id, "\n", NULL);
-    bad[nbad++] = apr_pstrcat(f->shm.p, " ", shortid, NULL);
-    bad[nbad++] = plus;
-    bad[nbad++] = last;
-    bad[nbad++] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-    bad[nbad++] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/";
+/* A session stored for owner with payload; its ID. */
+static const char *stored(const char *owner, const char *payload)
+{
+    ss_session_t s = load_id(&g.ctx, NULL, g.now);
 
-    before = unit_stats(f->shm.store);
-    for (i = 0; i < nbad; i++) {
-        ss_record_t out;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, owner, payload, 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_non_null(s.cookie);
+    assert_true(ss_id_is_valid(s.cookie, strlen(s.cookie)));
+    return s.cookie;
+}
 
-        assert_int_equal(ss_session_load(&f->ctx, bad[i], T0 + SEC(1), f->shm.p, &out),
-                         APR_NOTFOUND);
-        /* Removing a malformed ID is a quiet no-op. */
-        assert_int_equal(ss_session_remove(&f->ctx, bad[i]), APR_SUCCESS);
-        /* Writing one is refused, new or not. */
-        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 1, f->shm.p), APR_EINVAL);
-        assert_int_equal(ss_session_write(&f->ctx, bad[i], &r, 0, f->shm.p), APR_EINVAL);
+static int is_live(const char *id)
+{
+    return load_id(&g.ctx, id, g.now).state == SS_SESSION_LOADED;
+}
+
+static apr_uint64_t live_records(void)
+{
+    if (g.redis) {
+        redisContext *c = admin_connect(&g.server);
+        redisReply *r = redisCommand(c, "DBSIZE");
+        apr_uint64_t n = r && r->type == REDIS_REPLY_INTEGER ? (apr_uint64_t)r->integer : 999;
+
+        freeReplyObject(r);
+        redisFree(c);
+        return n;
     }
-    after = unit_stats(f->shm.store);
-    /* The store was never asked. */
-    assert_int_equal(f->counts.loads, 0);
-    assert_int_equal(f->counts.saves, 1);
-    assert_int_equal(f->counts.removes, 0);
-    assert_int_equal(after.misses, before.misses);
-    assert_int_equal(after.hits, before.hits);
-    assert_int_equal(after.removes, before.removes);
-    assert_int_equal(after.entries, 1);
-    assert_memory_equal(&after, &before, sizeof(after));
+    return unit_stats(g.backend).entries;
+}
 
-    /* The real one is still there. */
-    {
-        ss_record_t out;
+/* ---- new, unchanged, changed ---- */
 
-        assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
-        assert_record(&out, &r);
-        assert_int_equal(f->counts.loads, 1);
+static void test_new_session_gets_a_new_id(void **state)
+{
+    const char *id;
+    ss_session_t s;
+
+    (void)state;
+    s = load_id(&g.ctx, NULL, g.now);
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_false(s.cookie_seen);
+    /* Nothing to keep: no record, no cookie. */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, NULL, NULL, 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
+    assert_null(s.cookie);
+    assert_int_equal(g.faults.saves, 0);
+
+    id = stored("", "cart=1");
+    s = load_id(&g.ctx, id, g.now);
+    assert_int_equal(s.state, SS_SESSION_LOADED);
+    assert_string_equal(s.id, id);
+    assert_string_equal(s.owner, "");
+    assert_string_equal(s.payload, "cart=1");
+    assert_int_equal(live_records(), 1);
+}
+
+static void test_unchanged_is_not_written(void **state)
+{
+    const char *id = stored("alice", "a=1&b=2");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+    int saves = g.faults.saves;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1&b=2", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
+    assert_null(s.cookie);
+    assert_int_equal(g.faults.saves, saves);
+}
+
+static void test_changed_is_written_under_the_same_id(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now + SEC(1), g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_null(s.cookie); /* same ID: no Set-Cookie */
+    s = load_id(&g.ctx, id, g.now + SEC(2));
+    assert_string_equal(s.payload, "a=2");
+    assert_string_equal(s.owner, "alice");
+}
+
+/* Defect 6: SessionMaxAge's expiry entry alone does not make a write. */
+static void test_expiry_entry_within_slack_is_not_a_change(void **state)
+{
+    const char *id = stored("alice", "a=1&expiry=1000000000");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+    int saves = g.faults.saves;
+
+    (void)state;
+    g.ctx.expiry_slack = SEC(3);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1&expiry=1002000000", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
+    assert_int_equal(g.faults.saves, saves);
+    /* Moved by more than the slack: written, so mod_session's own expiry
+     * never falls behind. */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1&expiry=1004000000", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_int_equal(g.faults.saves, saves + 1);
+}
+
+static void test_payload_same(void **state)
+{
+    (void)state;
+    assert_true(ss_session_payload_same("a=1&b=2", "a=1&b=2", 0));
+    assert_false(ss_session_payload_same("a=1&b=2", "a=1&b=3", 0));
+    assert_false(ss_session_payload_same("a=1&b=2", "a=1", SEC(60)));
+    assert_false(ss_session_payload_same("a=1", "a=1&b=2", SEC(60)));
+    assert_true(ss_session_payload_same("a=1&expiry=5", "a=1&expiry=5", 0));
+    assert_false(ss_session_payload_same("a=1&expiry=5", "a=1&expiry=6", 0));
+    assert_true(ss_session_payload_same("expiry=5&a=1", "a=1&expiry=9", 10));
+    assert_false(ss_session_payload_same("a=1&expiry=5", "a=1&expiry=15", 10));
+    assert_true(ss_session_payload_same("a=1", "a=1&expiry=5", 10));
+    assert_false(ss_session_payload_same("expiryx=1", "expiryx=2", SEC(60)));
+    assert_true(ss_session_payload_same("", "", 0));
+}
+
+/* ---- owner change, login, logout ---- */
+
+/* Defect 1: a new named owner never sees the previous owner's data. */
+static void test_owner_change_starts_empty(void **state)
+{
+    const char *id = stored("alice", "user=alice&cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_claim(&s, NULL), 0);
+    assert_int_equal(ss_session_claim(&s, "alice"), 0);
+    assert_string_equal(s.payload, "user=alice&cart=3");
+    assert_int_equal(ss_session_claim(&s, "bob"), 1);
+    assert_null(s.payload);
+    assert_null(s.id);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "bob", "user=bob", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_string_not_equal(s.cookie, id);
+    assert_false(is_live(id)); /* alice's record is deleted */
+    s = load_id(&g.ctx, s.cookie, g.now);
+    assert_string_equal(s.owner, "bob");
+    assert_string_equal(s.payload, "user=bob");
+    assert_int_equal(live_records(), 1);
+}
+
+/* The commit applies the same rule when the host never claimed. */
+static void test_owner_change_at_commit(void **state)
+{
+    const char *id = stored("alice", "user=alice&cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "bob", "user=bob", 0, g.now, g.p), APR_SUCCESS);
+    assert_string_not_equal(s.cookie, id);
+    assert_false(is_live(id));
+    assert_string_equal(load_id(&g.ctx, s.cookie, g.now).owner, "bob");
+}
+
+/* Anonymous -> logged in: the data stays (a cart survives the login), the ID
+ * does not (no session fixation). */
+static void test_login_keeps_data_under_a_new_id(void **state)
+{
+    const char *id = stored("", "cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_claim(&s, "alice"), 0);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3&user=alice", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_string_not_equal(s.cookie, id);
+    assert_false(is_live(id));
+    s = load_id(&g.ctx, s.cookie, g.now);
+    assert_string_equal(s.payload, "cart=3&user=alice");
+    assert_string_equal(s.owner, "alice");
+    assert_int_equal(live_records(), 1);
+}
+
+/* Defect 2: logout ends the session, whatever the application left. */
+static void test_logout_ends_the_session(void **state)
+{
+    const char *id = stored("alice", "user=alice&cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+    int saves = g.faults.saves;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3", 1, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_ENDED);
+    assert_string_equal(s.cookie, ""); /* cleared in the browser */
+    assert_false(is_live(id));
+    assert_int_equal(g.faults.saves, saves); /* no anonymous copy */
+    assert_int_equal(live_records(), 0);
+}
+
+static void test_emptied_session_ends(void **state)
+{
+    const char *id = stored("", "cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, NULL, NULL, 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_ENDED);
+    assert_string_equal(s.cookie, "");
+    assert_false(is_live(id));
+}
+
+/* Defect 3: a logout whose delete fails is a failure, and nothing else is
+ * written. */
+static void test_logout_fails_closed(void **state)
+{
+    const char *id = stored("alice", "user=alice&cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+    int saves = g.faults.saves;
+
+    (void)state;
+    g.faults.fail_remove = APR_TIMEUP;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3", 1, g.now, g.p), APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_null(s.cookie);
+    assert_int_equal(g.faults.saves, saves);
+    g.faults.fail_remove = 0;
+    assert_true(is_live(id)); /* so the response must not say "logged out" */
+}
+
+/* A rotation whose old record cannot be deleted withdraws the new one. */
+static void test_rotation_fails_closed(void **state)
+{
+    const char *id = stored("", "cart=3");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    g.faults.fail_remove = APR_TIMEUP;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3&user=alice", 0, g.now, g.p),
+                     APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_null(s.cookie);
+    g.faults.fail_remove = 0;
+    /* The withdrawal went through the same failing remove: the new record may
+     * stay, unreachable (no cookie named it); the old one still works. */
+    assert_true(is_live(id));
+}
+
+/* ---- store failures ---- */
+
+static void test_store_down_at_load(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s;
+
+    (void)state;
+    g.faults.fail_load = APR_TIMEUP;
+    s = load_id(&g.ctx, id, g.now);
+    assert_int_equal(s.state, SS_SESSION_STORE_DOWN);
+    assert_int_equal(s.store_rv, APR_TIMEUP);
+    /* Nothing changed: nothing to do. */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, NULL, NULL, 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
+    assert_null(s.cookie);
+    /* Defect 7: a change (a login) that cannot be saved is a failure. */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_null(s.cookie);
+    g.faults.fail_load = 0;
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "a=1");
+}
+
+static void test_failed_save_is_a_failure(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s = load_id(&g.ctx, id, g.now), n = load_id(&g.ctx, NULL, g.now);
+
+    (void)state;
+    g.faults.fail_save = APR_ECONNREFUSED;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p),
+                     APR_ECONNREFUSED);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_int_equal(ss_session_commit(&g.ctx, &n, "bob", "a=1", 0, g.now, g.p), APR_ECONNREFUSED);
+    assert_int_equal(n.outcome, SS_COMMIT_FAILED);
+    assert_null(n.cookie); /* no cookie for a session that does not exist */
+}
+
+static void test_oversize_is_refused_and_counted(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+    char *big = apr_palloc(g.p, 5000);
+
+    (void)state;
+    memset(big, 'x', 4999);
+    big[4999] = '\0';
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", big, 0, g.now, g.p), APR_ENOSPC);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_int_equal(unit_stats(g.backend).refused_oversize, 1);
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "a=1"); /* previous kept */
+    /* One log line, then silence for a while (rate-limited). */
+    g.arena->log.count = 0;
+    s = load_id(&g.ctx, id, g.now);
+    ss_session_commit(&g.ctx, &s, "alice", big, 0, g.now, g.p);
+    assert_int_equal(unit_stats(g.backend).refused_oversize, 2);
+    assert_int_equal(g.arena->log.count, 0);
+}
+
+static void test_collision_retries_once(void **state)
+{
+    ss_session_t s = load_id(&g.ctx, NULL, g.now);
+
+    (void)state;
+    g.faults.eexist = 1;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "", "a=1", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_true(is_live(s.cookie));
+    s = load_id(&g.ctx, NULL, g.now);
+    g.faults.eexist = 2;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "", "a=1", 0, g.now, g.p), APR_EEXIST);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_null(s.cookie);
+}
+
+/* Logged out elsewhere while this request ran: its changes never bring the
+ * session back. */
+static void test_session_gone_meanwhile(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=1", 1, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_GONE);
+    assert_string_equal(s.cookie, "");
+    assert_false(is_live(id));
+    assert_int_equal(live_records(), 0);
+}
+
+/* ---- cookies ---- */
+
+/* Defect 10: junk cookies do not use up the lookups. */
+static void test_malformed_cookies_do_not_count(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s;
+    char unknown[5][SS_ID_LEN + 1];
+    int i;
+
+    (void)state;
+    ss_session_load(&g.ctx, cookies(9, "x", "", "yy", "../..", "%00", "a b", "1", "2", id), g.now,
+                    g.p, &s);
+    assert_int_equal(s.state, SS_SESSION_LOADED);
+    assert_int_equal(s.malformed, 8);
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(ss_id_generate(unknown[i]), APR_SUCCESS);
     }
+    /* Well-formed unknown IDs each cost a lookup: at most four are tried. */
+    ss_session_load(&g.ctx,
+                    cookies(6, unknown[0], unknown[1], unknown[2], unknown[3], unknown[4], id),
+                    g.now, g.p, &s);
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_int_equal(s.unknown, SS_SESSION_MAX_CANDIDATES);
+    assert_true(s.cookie_seen);
+    ss_session_load(&g.ctx, cookies(3, unknown[0], unknown[1], id), g.now, g.p, &s);
+    assert_int_equal(s.state, SS_SESSION_LOADED);
+    assert_int_equal(s.unknown, 2);
 }
 
-static void test_unknown_id(void **state)
+/* An ID the store does not know is never adopted: a new one is issued. */
+static void test_unknown_id_is_not_adopted(void **state)
 {
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1], other[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
-    ss_store_stats_t st;
+    char forged[SS_ID_LEN + 1];
+    ss_session_t s;
 
-    new_session(f, id, &r);
-    new_id(other);
-    assert_int_equal(ss_session_load(&f->ctx, other, T0 + SEC(1), f->shm.p, &out), APR_NOTFOUND);
-    assert_int_equal(f->counts.loads, 1);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.misses, 1);
-    assert_int_equal(st.hits, 0);
-    assert_int_equal(st.entries, 1);
+    (void)state;
+    assert_int_equal(ss_id_generate(forged), APR_SUCCESS);
+    s = load_id(&g.ctx, forged, g.now);
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "", "a=1", 0, g.now, g.p), APR_SUCCESS);
+    assert_string_not_equal(s.cookie, forged);
+    assert_false(is_live(forged));
 }
 
-static void test_expired_idle(void **state)
-{
-    fixture_t *f = *state;
-    char a[SS_ID_LEN + 1], b[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
-    ss_store_stats_t st;
+/* ---- expiry ---- */
 
-    new_session(f, a, &r);
-    new_session(f, b, &r);
-    /* One microsecond before the idle deadline: alive. */
-    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1800) - 1, f->shm.p, &out), APR_SUCCESS);
-    /* At the deadline: gone, and removed. */
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1800), f->shm.p, &out), APR_NOTFOUND);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.expired, 1);
-    assert_int_equal(st.entries, 1);
-    /* Even with a clock from before the deadline, it stays gone. */
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->shm.p, &out), APR_NOTFOUND);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.misses, 1);
-    assert_int_equal(st.expired, 1);
+/* Defect 4: one rule on both backends. The location judges its loads; the
+ * store keeps the record as long as the most lenient location could still
+ * accept it, so a strict location neither ends nor blocks it elsewhere. */
+static void test_per_location_expiry(void **state)
+{
+    ss_session_ctx_t strict = g.ctx;
+    const char *id;
+    ss_session_t s;
+
+    (void)state;
+    strict.expiry.idle = SEC(60);
+    g.ctx.retention.idle = SEC(1800); /* the server's most lenient */
+    strict.retention = g.ctx.retention;
+    id = stored("alice", "a=1");
+
+    s = load_id(&strict, id, g.now + SEC(120));
+    assert_int_equal(s.state, SS_SESSION_NONE); /* idle for this location */
+    s = load_id(&g.ctx, id, g.now + SEC(120));
+    assert_int_equal(s.state, SS_SESSION_LOADED); /* still live elsewhere */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now + SEC(120), g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN); /* not silently dropped */
+    /* A strict location's writes keep it as long as the lenient one would. */
+    s = load_id(&strict, id, g.now + SEC(150));
+    assert_int_equal(s.state, SS_SESSION_LOADED);
+    assert_int_equal(ss_session_commit(&strict, &s, "alice", "a=3", 0, g.now + SEC(150), g.p),
+                     APR_SUCCESS);
+    assert_int_equal(load_id(&g.ctx, id, g.now + SEC(1500)).state, SS_SESSION_LOADED);
+    /* Dead for every location: gone from the store. */
+    assert_int_equal(load_id(&g.ctx, id, g.now + SEC(1500) + SEC(1800)).state, SS_SESSION_NONE);
+    assert_int_equal(live_records(), 0);
 }
 
-static void test_expired_absolute(void **state)
+static void test_retention_widens(void **state)
 {
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
-    ss_store_stats_t st;
+    ss_expiry_t keep = {SEC(60), SEC(600)}, lenient = {SEC(1800), 0}, strict = {SEC(10), SEC(20)};
 
-    f->ctx.expiry.absolute = SEC(3600);
-    new_session(f, id, &r);
-    /* Kept busy, so idle never fires. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1200), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0 + SEC(1200));
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2400), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0 + SEC(2400));
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3600) - 1, f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.created, T0);
-    /* The hard limit, however fresh the last access. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3600), f->shm.p, &out), APR_NOTFOUND);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.expired, 1);
-    assert_int_equal(st.entries, 0);
-    assert_int_equal(st.used_bytes, 0);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(3000), f->shm.p, &out), APR_NOTFOUND);
+    (void)state;
+    ss_expiry_widen(&keep, &strict);
+    assert_true(keep.idle == SEC(60) && keep.absolute == SEC(600));
+    ss_expiry_widen(&keep, &lenient);
+    assert_true(keep.idle == SEC(1800) && keep.absolute == 0); /* 0: off is the longest */
 }
 
-static void test_touch_only_when_due(void **state)
+/* ---- records that are not ours to read ---- */
+
+/* The stored bytes of the only record, to corrupt in place: in Redis by
+ * GET/SET, in the arena by finding the unique payload. */
+static void corrupt(const char *payload, int offset_from_start, unsigned char value)
 {
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
+    if (g.redis) {
+        redisContext *c = admin_connect(&g.server);
+        redisReply *keys = redisCommand(c, "KEYS *"), *v;
+        char *buf;
 
-    f->ctx.expiry.idle = SEC(100); /* touch throttle: 10 s */
-    f->ctx.expiry.absolute = 0;
-    new_session(f, id, &r);
+        assert_int_equal(keys->elements, 1);
+        v = redisCommand(c, "GET %s", keys->element[0]->str);
+        buf = apr_pmemdup(g.p, v->str, v->len);
+        buf[offset_from_start] = (char)value;
+        freeReplyObject(
+            redisCommand(c, "SET %s %b KEEPTTL", keys->element[0]->str, buf, (size_t)v->len));
+        freeReplyObject(v);
+        freeReplyObject(keys);
+        redisFree(c);
+    } else {
+        char *base = g.arena->base, *at = NULL, *end = base + g.arena->size;
+        apr_size_t n = strlen(payload);
 
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(5), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10) - 1, f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0);
-    assert_int_equal(unit_stats(f->shm.store).touches, 0);
-
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(10), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0 + SEC(10));
-    assert_int_equal(out.created, T0);
-    assert_string_equal(out.payload, "a=1");
-    assert_int_equal(unit_stats(f->shm.store).touches, 1);
-
-    /* The touch was stored: the next load sees it and is not due. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(15), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0 + SEC(10));
-    assert_int_equal(unit_stats(f->shm.store).touches, 1);
-
-    /* The deadline moved from T0 + 100 s to T0 + 110 s. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(105), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0 + SEC(105));
-    assert_int_equal(unit_stats(f->shm.store).touches, 2);
-    /* ...and now to T0 + 205 s. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(205), f->shm.p, &out), APR_NOTFOUND);
-    assert_int_equal(unit_stats(f->shm.store).expired, 1);
-}
-
-static void test_touch_moves_shm_deadline(void **state)
-{
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
-
-    /* A new save over an entry past its arena deadline goes ahead (the entry
-     * counts as gone); refused before it. That shows where the touch moved the
-     * deadline: from T0 + 100 s to T0 + 150 s. */
-    f->ctx.expiry.idle = SEC(100);
-    f->ctx.expiry.absolute = 0;
-    new_session(f, id, &r);
-    assert_int_equal(f->counts.last_deadline, T0 + SEC(100));
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(50), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(out.accessed, T0 + SEC(50));
-    r.accessed = T0 + SEC(149);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->shm.p), APR_EEXIST);
-    r.accessed = T0 + SEC(150);
-    assert_int_equal(ss_session_write(&f->ctx, id, &r, 1, f->shm.p), APR_SUCCESS);
-}
-
-static void test_session_rechecks_expiry(void **state)
-{
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
-
-    /* A backend that ignores expiry still never yields a dead session. */
-    f->counts.ignore_expiry = 1;
-    new_session(f, id, &r);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(60), f->shm.p, &out), APR_SUCCESS);
-    assert_int_equal(f->counts.removes, 0);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(1800), f->shm.p, &out), APR_NOTFOUND);
-    /* ...and it is removed. */
-    assert_int_equal(f->counts.removes, 1);
-    assert_int_equal(unit_stats(f->shm.store).entries, 0);
-}
-
-static void test_oversize(void **state)
-{
-    fixture_t *f = *state;
-    char id[SS_ID_LEN + 1];
-    ss_record_t v1 = make(T0, T0, "alice", "v=1");
-    ss_record_t big, exact, out;
-    char *payload;
-    apr_size_t limit = 512, plen;
-    ss_store_stats_t before, after;
-    ss_key_t key;
-
-    f->ctx.max_size = limit;
-    new_session(f, id, &v1);
-    assert_int_equal(f->counts.saves, 1);
-    assert_int_equal(f->shm.log.count, 0);
-
-    /* One byte over the limit. */
-    plen = limit + 1 - SS_RECORD_HEADER_LEN - strlen("alice");
-    payload = apr_palloc(f->shm.p, plen + 1);
-    memset(payload, 'x', plen);
-    payload[plen] = '\0';
-    big = make(T0, T0 + SEC(1), "alice", payload);
-    assert_int_equal(ss_record_size(&big), limit + 1);
-    before = unit_stats(f->shm.store);
-    assert_int_equal(ss_session_write(&f->ctx, id, &big, 0, f->shm.p), APR_ENOSPC);
-    after = unit_stats(f->shm.store);
-    assert_int_equal(f->counts.saves, 1); /* never reached the store */
-    assert_memory_equal(&after, &before, sizeof(after));
-
-    /* The previous version is intact. */
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->shm.p, &out), APR_SUCCESS);
-    assert_record(&out, &v1);
-
-    /* The warning: level, status, size and limit, the key tag but not the ID. */
-    assert_int_equal(f->shm.log.count, 1);
-    assert_int_equal(f->shm.log.level, SS_LOG_WARNING);
-    assert_int_equal(f->shm.log.rv, APR_ENOSPC);
-    assert_non_null(strstr(f->shm.log.msg, "513"));
-    assert_non_null(strstr(f->shm.log.msg, "512"));
-    assert_int_equal(ss_id_key(id, &key), APR_SUCCESS);
-    assert_non_null(strstr(f->shm.log.msg, ss_key_tag(&key, f->shm.p)));
-    assert_null(strstr(f->shm.log.msg, id));
-    {
-        /* Not even a recognisable piece of it. */
-        char piece[9];
-        int i;
-
-        for (i = 0; i + 8 <= SS_ID_LEN; i++) {
-            memcpy(piece, id + i, 8);
-            piece[8] = '\0';
-            assert_null(strstr(f->shm.log.msg, piece));
+        for (char *q = base; q + n <= end; q++) {
+            if (!memcmp(q, payload, n)) {
+                at = q;
+                break;
+            }
         }
+        assert_non_null(at);
+        /* The record begins with its 26-byte header, then the user. */
+        at -= SS_RECORD_HEADER_LEN + strlen("alice");
+        assert_true(at[0] == 'S' && at[1] == 'S');
+        at[offset_from_start] = (char)value;
     }
-
-    /* Exactly at the limit is fine. */
-    exact = big;
-    exact.payload_len = plen - 1;
-    payload[plen - 1] = '\0';
-    assert_int_equal(ss_record_size(&exact), limit);
-    assert_int_equal(ss_session_write(&f->ctx, id, &exact, 0, f->shm.p), APR_SUCCESS);
-    assert_int_equal(ss_session_load(&f->ctx, id, T0 + SEC(2), f->shm.p, &out), APR_SUCCESS);
-    assert_record(&out, &exact);
-    assert_int_equal(f->shm.log.count, 1);
 }
 
-static void test_remove(void **state)
+/* Defect 11: a malformed record is a miss, removed and counted; the request
+ * goes on as a new session. */
+static void test_malformed_record_is_removed(void **state)
 {
-    fixture_t *f = *state;
-    char a[SS_ID_LEN + 1], b[SS_ID_LEN + 1];
-    ss_record_t r = make(T0, T0, "alice", "a=1");
-    ss_record_t out;
-    ss_store_stats_t st;
+    const char *id = stored("alice", "unique-payload-1");
 
-    new_session(f, a, &r);
-    new_session(f, b, &r);
-    assert_int_equal(ss_session_remove(&f->ctx, a), APR_SUCCESS);
-    assert_int_equal(f->counts.removes, 1);
-    assert_int_equal(ss_session_load(&f->ctx, a, T0 + SEC(1), f->shm.p, &out), APR_NOTFOUND);
-    /* The other one is untouched. */
-    assert_int_equal(ss_session_load(&f->ctx, b, T0 + SEC(1), f->shm.p, &out), APR_SUCCESS);
-    assert_record(&out, &r);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.removes, 1);
-    assert_int_equal(st.entries, 1);
-    /* Removing again, or an unknown ID, succeeds and changes nothing. */
-    assert_int_equal(ss_session_remove(&f->ctx, a), APR_SUCCESS);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.removes, 1);
-    assert_int_equal(st.entries, 1);
-    assert_int_equal(ss_session_remove(&f->ctx, b), APR_SUCCESS);
-    st = unit_stats(f->shm.store);
-    assert_int_equal(st.removes, 2);
-    assert_int_equal(st.entries, 0);
-    assert_int_equal(st.used_bytes, 0);
+    (void)state;
+    corrupt("unique-payload-1", 25, 99); /* payload length low byte */
+    assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
+    assert_int_equal(unit_stats(g.backend).malformed, 1);
+    assert_int_equal(live_records(), 0);
 }
+
+/* A record of a newer format (a rolling upgrade) is a miss left in place. */
+static void test_newer_record_is_left_alone(void **state)
+{
+    const char *id = stored("alice", "unique-payload-2");
+
+    (void)state;
+    corrupt("unique-payload-2", 2, SS_RECORD_VERSION + 1);
+    assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
+    assert_int_equal(unit_stats(g.backend).newer_format, 1);
+    assert_int_equal(live_records(), 1);
+}
+
+/* A forged creation time near the end of time does not wrap around. */
+static void test_forged_times_do_not_overflow(void **state)
+{
+    ss_expiry_t e = {SEC(60), SEC(600)};
+    apr_time_t huge = (apr_time_t)0x7fffffffffffff00LL;
+
+    (void)state;
+    assert_int_equal(ss_expiry_check(&e, huge, huge, g.now), SS_LIVE);
+    assert_true(ss_expiry_deadline(&e, huge, huge) > 0);
+}
+
+#define POLICY_TESTS(name)                                                                         \
+    const struct CMUnitTest name[] = {                                                             \
+        UNIT_TEST(test_new_session_gets_a_new_id),                                                 \
+        UNIT_TEST(test_unchanged_is_not_written),                                                  \
+        UNIT_TEST(test_changed_is_written_under_the_same_id),                                      \
+        UNIT_TEST(test_expiry_entry_within_slack_is_not_a_change),                                 \
+        UNIT_TEST(test_payload_same),                                                              \
+        UNIT_TEST(test_owner_change_starts_empty),                                                 \
+        UNIT_TEST(test_owner_change_at_commit),                                                    \
+        UNIT_TEST(test_login_keeps_data_under_a_new_id),                                           \
+        UNIT_TEST(test_logout_ends_the_session),                                                   \
+        UNIT_TEST(test_emptied_session_ends),                                                      \
+        UNIT_TEST(test_logout_fails_closed),                                                       \
+        UNIT_TEST(test_rotation_fails_closed),                                                     \
+        UNIT_TEST(test_store_down_at_load),                                                        \
+        UNIT_TEST(test_failed_save_is_a_failure),                                                  \
+        UNIT_TEST(test_oversize_is_refused_and_counted),                                           \
+        UNIT_TEST(test_collision_retries_once),                                                    \
+        UNIT_TEST(test_session_gone_meanwhile),                                                    \
+        UNIT_TEST(test_malformed_cookies_do_not_count),                                            \
+        UNIT_TEST(test_unknown_id_is_not_adopted),                                                 \
+        UNIT_TEST(test_per_location_expiry),                                                       \
+        UNIT_TEST(test_retention_widens),                                                          \
+        UNIT_TEST(test_malformed_record_is_removed),                                               \
+        UNIT_TEST(test_newer_record_is_left_alone),                                                \
+        UNIT_TEST(test_forged_times_do_not_overflow),                                              \
+    }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_round_trip),
-        UNIT_TEST(test_save_overwrites),
-        UNIT_TEST(test_save_passes_deadline),
-        UNIT_TEST(test_malformed_ids),
-        UNIT_TEST(test_unknown_id),
-        UNIT_TEST(test_expired_idle),
-        UNIT_TEST(test_expired_absolute),
-        UNIT_TEST(test_touch_only_when_due),
-        UNIT_TEST(test_touch_moves_shm_deadline),
-        UNIT_TEST(test_session_rechecks_expiry),
-        UNIT_TEST(test_oversize),
-        UNIT_TEST(test_remove),
-    };
+    POLICY_TESTS(shm);
+    POLICY_TESTS(redis);
+    int failed;
 
-    return UNIT_RUN(tests);
+    failed = unit_run("policy over shm", shm, UNIT_COUNT(shm), group_setup_shm, group_teardown);
+    failed +=
+        unit_run("policy over redis", redis, UNIT_COUNT(redis), group_setup_redis, group_teardown);
+    return failed;
 }

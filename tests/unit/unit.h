@@ -24,6 +24,7 @@
 #include <apr_strings.h>
 
 #include "ss_log.h"
+#include "ss_session.h"
 #include "ss_shm.h"
 #include "ss_store.h"
 
@@ -108,6 +109,55 @@ static inline ss_store_stats_t unit_stats(ss_store_t *store)
     memset(&st, 0xee, sizeof(st));
     assert_int_equal(store->ops->stats(store, &st), APR_SUCCESS);
     return st;
+}
+
+/* No record size limit, for tests about something else. */
+#define UNIT_NO_LIMIT ((apr_size_t)-1)
+
+/* By-ID operations straight on ctx->store, for the tests of a backend: the
+ * key of a well-formed ID, ctx->expiry as both the judging and the keeping
+ * timeouts, ctx->max_size as the limit. */
+static inline apr_status_t unit_id_key(const char *id, ss_key_t *key)
+{
+    if (!ss_id_is_valid(id, strlen(id))) {
+        return APR_EINVAL;
+    }
+    return ss_id_key(id, key);
+}
+
+static inline apr_status_t unit_id_write(const ss_session_ctx_t *ctx, const char *id,
+                                         const ss_record_t *rec, int is_new, apr_pool_t *p)
+{
+    ss_key_t key;
+    apr_status_t rv = unit_id_key(id, &key);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return ctx->store->ops->save(ctx->store, &key, rec,
+                                 ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed),
+                                 is_new ? SS_SAVE_NEW : SS_SAVE_UPDATE, ctx->max_size, p);
+}
+
+static inline apr_status_t unit_id_load(const ss_session_ctx_t *ctx, const char *id, apr_time_t now,
+                                        apr_pool_t *p, ss_record_t *rec)
+{
+    ss_key_t key;
+
+    if (unit_id_key(id, &key) != APR_SUCCESS) {
+        return APR_NOTFOUND;
+    }
+    return ctx->store->ops->load(ctx->store, &key, &ctx->expiry, &ctx->expiry, now, p, rec);
+}
+
+static inline apr_status_t unit_id_remove(const ss_session_ctx_t *ctx, const char *id)
+{
+    ss_key_t key;
+
+    if (unit_id_key(id, &key) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    return ctx->store->ops->remove(ctx->store, &key);
 }
 
 /* ---- the shared-memory arena fixture ----------------------------------- */
