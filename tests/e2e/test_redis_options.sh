@@ -67,6 +67,24 @@ check "status page: names the Redis target without the password" \
 check "status page: counts this process's saves" grep -qE '^saves: [0-9]+' <<<"$STATUS"
 check "status page: never the password" bash -c "! grep -q s3cret <<<'$STATUS'"
 
+# --- a logout whose delete Redis refuses fails closed (here: DEL not granted)
+T=http://127.0.0.1:$PT
+login lo "$T" alice secret >/dev/null
+LO=$(jar_sid lo)
+redis_cli redis ACL SETUSER sessuser -del >/dev/null
+get lo "$T/logout" >/dev/null
+expect_eq "logout refused by Redis: the request fails" 503 "$(code)"
+expect_eq "... with no redirect to the logged-out page" "" "$(last_header Location)"
+expect_eq "... and the cookie is not cleared" 0 "$(set_cookie_count)"
+set_jar_sid again "$LO"
+get again "$T/private/" >/dev/null
+expect_eq "... since the old cookie still works" 200 "$(code)"
+redis_cli redis ACL SETUSER sessuser +del >/dev/null
+get lo "$T/logout" >/dev/null
+expect_eq "DEL granted again: the logout goes through" 307 "$(code)"
+get again "$T/private/" >/dev/null
+expect_eq "... and the old cookie is refused" 302 "$(code)"
+
 # --- bad URIs fail configtest with the directive's name, without the password
 httpd_conf bad "$(free_port)" event "SessionStoreBackend redis://u:Hush9@127.0.0.1:99999/0"
 out=$(httpd_configtest bad)
