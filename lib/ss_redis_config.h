@@ -15,6 +15,9 @@
  *   user, password   as in the userinfo (the only way for a Unix socket)
  *   max_idle         0..1024, default 64: idle connections kept per process
  *                    (at least ThreadsPerChild, or busy threads reconnect)
+ *   max_age          s, 0..86400, default 300: a connection this old is
+ *                    closed instead of reused (0: no limit), so that every
+ *                    connection eventually follows a DNS or VIP change
  *
  * Host names are resolved at connect time by getaddrinfo(), which no timeout
  * bounds: use an address or an /etc/hosts entry where that matters. */
@@ -30,6 +33,7 @@
 #define SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS 300
 #define SS_REDIS_DEFAULT_BREAKER_MS 1000
 #define SS_REDIS_DEFAULT_MAX_IDLE 64
+#define SS_REDIS_DEFAULT_MAX_AGE_S 300
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
 
@@ -45,6 +49,7 @@ typedef struct {
     apr_interval_time_t command_timeout;
     apr_interval_time_t breaker;
     int max_idle;
+    apr_interval_time_t max_age; /* 0: no limit */
 } ss_redis_config_t;
 
 /* Parse uri into a new *cfg. NULL on success, else a message naming the

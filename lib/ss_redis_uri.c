@@ -10,6 +10,7 @@
 
 #define MS_MAX 60000
 #define MAX_IDLE_MAX 1024
+#define MAX_AGE_MAX 86400
 #define DB_MAX 2147483647L
 
 enum {
@@ -21,12 +22,13 @@ enum {
     P_USER,
     P_PASSWORD,
     P_MAX_IDLE,
+    P_MAX_AGE,
     P_COUNT
 };
 
 static const char *const param_names[P_COUNT] = {
     "connect_timeout", "command_timeout", "breaker", "prefix", "db", "user",
-    "password",        "max_idle"};
+    "password",        "max_idle",        "max_age"};
 
 typedef struct {
     ss_redis_config_t *cfg;
@@ -162,6 +164,13 @@ static const char *set_param(parse_t *ps, int param, const char *value)
         }
         cfg->max_idle = (int)v;
         return NULL;
+    case P_MAX_AGE:
+        if (!parse_number(value, 0, MAX_AGE_MAX, &v)) {
+            return apr_psprintf(ps->p, "bad max_age '%s': expected seconds, 0..%d", value,
+                                MAX_AGE_MAX);
+        }
+        cfg->max_age = apr_time_from_sec(v);
+        return NULL;
     }
     return "internal error: unhandled parameter";
 }
@@ -181,7 +190,7 @@ static const char *parse_pair(parse_t *ps, const char *pair)
     if (i == P_COUNT) {
         return apr_psprintf(ps->p,
                             "unknown parameter '%s' (known: connect_timeout, command_timeout, "
-                            "breaker, prefix, db, user, password, max_idle)",
+                            "breaker, prefix, db, user, password, max_idle, max_age)",
                             name);
     }
     err = pct_decode(eq + 1, strlen(eq + 1), name, ps->p, &value);
@@ -309,6 +318,7 @@ static void set_defaults(ss_redis_config_t *cfg)
     cfg->command_timeout = apr_time_from_msec(SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS);
     cfg->breaker = apr_time_from_msec(SS_REDIS_DEFAULT_BREAKER_MS);
     cfg->max_idle = SS_REDIS_DEFAULT_MAX_IDLE;
+    cfg->max_age = apr_time_from_sec(SS_REDIS_DEFAULT_MAX_AGE_S);
 }
 
 static int has_scheme(const char *uri, const char *scheme, const char **rest)
@@ -396,11 +406,11 @@ const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
 
 const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p)
 {
-    return apr_psprintf(p,
-                        "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
-                        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d",
-                        ss_redis_target(cfg, p), cfg->path ? "&" : "?",
-                        apr_time_as_msec(cfg->connect_timeout),
-                        apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
-                        pct_encode(cfg->prefix, ":", p), cfg->max_idle);
+    return apr_psprintf(
+        p,
+        "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
+        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d&max_age=%" APR_TIME_T_FMT,
+        ss_redis_target(cfg, p), cfg->path ? "&" : "?", apr_time_as_msec(cfg->connect_timeout),
+        apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
+        pct_encode(cfg->prefix, ":", p), cfg->max_idle, apr_time_sec(cfg->max_age));
 }
