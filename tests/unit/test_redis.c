@@ -1,4 +1,5 @@
-/* test_redis.c - the Redis backend against real redis-server processes.
+/* test_redis.c - the Redis backend against real redis-server processes (the
+ * URI: test_redis_uri.c).
  *
  * Each server is started here on a free loopback port (and a Unix socket in a
  * temporary directory), without persistence, and killed at the end. A missing
@@ -551,174 +552,6 @@ static int teardown(void **state)
     apr_pool_destroy(g.pool);
     g.pool = NULL;
     return 0;
-}
-
-/* ---- URI parsing ---- */
-
-static ss_redis_config_t *parse_ok(const char *uri)
-{
-    ss_redis_config_t *cfg = NULL;
-    const char *err = ss_redis_parse(&cfg, uri, g.pool);
-
-    if (err) {
-        fail_msg("%s: unexpected error: %s", uri, err);
-    }
-    return cfg;
-}
-
-static void test_parse_defaults(void **state)
-{
-    ss_redis_config_t *cfg = parse_ok("redis://localhost");
-
-    (void)state;
-    assert_string_equal(cfg->host, "localhost");
-    assert_null(cfg->path);
-    assert_int_equal(cfg->port, 6379);
-    assert_int_equal(cfg->db, 0);
-    assert_null(cfg->user);
-    assert_null(cfg->password);
-    assert_string_equal(cfg->prefix, "sessstore:");
-    assert_true(cfg->connect_timeout == 300 * MS);
-    assert_true(cfg->command_timeout == 300 * MS);
-    assert_true(cfg->breaker == 1000 * MS);
-    assert_int_equal(cfg->max_idle, SS_REDIS_DEFAULT_MAX_IDLE);
-    assert_int_equal(SS_REDIS_DEFAULT_MAX_IDLE, 64);
-    assert_true(cfg->max_age == 300 * SEC);
-}
-
-static void test_parse_forms(void **state)
-{
-    ss_redis_config_t *cfg;
-
-    (void)state;
-    cfg = parse_ok("redis://:p%40ss%2Fw%3a@10.0.0.1:6380/2?connect_timeout=50&command_timeout=75"
-                   "&prefix=app%3As%26:&breaker=0&max_idle=4&max_age=0");
-    assert_string_equal(cfg->password, "p@ss/w:");
-    assert_null(cfg->user);
-    assert_string_equal(cfg->host, "10.0.0.1");
-    assert_int_equal(cfg->port, 6380);
-    assert_int_equal(cfg->db, 2);
-    assert_true(cfg->connect_timeout == 50 * MS);
-    assert_true(cfg->command_timeout == 75 * MS);
-    assert_string_equal(cfg->prefix, "app:s&:");
-    assert_true(cfg->breaker == 0);
-    assert_int_equal(cfg->max_idle, 4);
-    assert_true(cfg->max_age == 0);
-
-    cfg = parse_ok("redis://al%69ce:s%3Acr%25t@@[::1]:7000");
-    assert_string_equal(cfg->user, "alice");
-    assert_string_equal(cfg->password, "s:cr%t@");
-    assert_string_equal(cfg->host, "::1");
-    assert_int_equal(cfg->port, 7000);
-
-    cfg = parse_ok("redis://secret@cache.example/");
-    assert_null(cfg->user);
-    assert_string_equal(cfg->password, "secret");
-    assert_int_equal(cfg->db, 0);
-
-    cfg = parse_ok("unix:///run/redis/redis%20a.sock?db=3&password=x%26y&user=bob");
-    assert_null(cfg->host);
-    assert_string_equal(cfg->path, "/run/redis/redis a.sock");
-    assert_int_equal(cfg->db, 3);
-    assert_string_equal(cfg->password, "x&y");
-    assert_string_equal(cfg->user, "bob");
-
-    cfg = parse_ok("redis+unix:///tmp/r.sock");
-    assert_string_equal(cfg->path, "/tmp/r.sock");
-
-    cfg = parse_ok("REDIS://h?db=5&prefix=");
-    assert_int_equal(cfg->db, 5);
-    assert_string_equal(cfg->prefix, "");
-}
-
-static void test_parse_errors(void **state)
-{
-    static const struct {
-        const char *uri, *error;
-    } cases[] = {
-        {"http://h", "expected redis://"},
-        {"rediss://h", "TLS"},
-        {"redis://", "missing host"},
-        {"redis://:6379", "missing host"},
-        {"redis://h:0", "bad port"},
-        {"redis://h:65536", "bad port"},
-        {"redis://h:6a", "bad port"},
-        {"redis://h:", "bad port"},
-        {"redis://alice:s3cret", "bad port"},
-        {"redis://h/x", "bad db"},
-        {"redis://h/-1", "bad db"},
-        {"redis://h/99999999999", "bad db"},
-        {"redis://h/1?db=2", "db given twice"},
-        {"redis://h?connect_timeout=0", "bad connect_timeout"},
-        {"redis://h?connect_timeout=60001", "bad connect_timeout"},
-        {"redis://h?command_timeout=", "bad command_timeout"},
-        {"redis://h?command_timeout=1.5", "bad command_timeout"},
-        {"redis://h?breaker=-1", "bad breaker"},
-        {"redis://h?max_idle=2000", "bad max_idle"},
-        {"redis://h?max_age=86401", "bad max_age"},
-        {"redis://h?max_age=-1", "bad max_age"},
-        {"redis://h?timeout=5", "unknown parameter 'timeout'"},
-        {"redis://h?prefix", "needs a value"},
-        {"redis://h?prefix=a&prefix=b", "prefix given twice"},
-        {"redis://h?prefix=%zz", "bad percent-encoding in the prefix"},
-        {"redis://:@h", "empty password"},
-        {"redis://:s3cret%zz@h", "bad percent-encoding in the password"},
-        {"redis://:s3cret%00@h", "bad percent-encoding in the password"},
-        {"redis://:s3cret@h?password=s3cret", "password given twice"},
-        {"redis://h?user=bob", "a user needs a password"},
-        {"redis://::1", "brackets"},
-        {"redis://[::1", "IPv6"},
-        {"redis://[::1]x", "after ']'"},
-        {"redis://h#s3cret", "'#'"},
-        {"unix://relative/path", "absolute"},
-        {"unix://", "absolute"},
-        {"unix:///", "missing socket path"},
-    };
-    char long_prefix[200];
-    size_t i;
-
-    (void)state;
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ss_redis_config_t *cfg = NULL;
-        const char *err = ss_redis_parse(&cfg, cases[i].uri, g.pool);
-
-        if (!err || !strstr(err, cases[i].error)) {
-            fail_msg("%s: expected an error with \"%s\", got %s", cases[i].uri, cases[i].error,
-                     err ? err : "success");
-        }
-        assert_null(strstr(err, "s3cret"));
-        assert_null(cfg);
-    }
-    memset(long_prefix, 'x', sizeof(long_prefix) - 1);
-    long_prefix[sizeof(long_prefix) - 1] = '\0';
-    assert_non_null(
-        strstr(ss_redis_parse(&(ss_redis_config_t *){NULL},
-                              apr_pstrcat(g.pool, "redis://h?prefix=", long_prefix, NULL), g.pool),
-               "prefix longer"));
-}
-
-static void test_describe_hides_the_password(void **state)
-{
-    ss_redis_config_t *cfg = parse_ok("redis://alice:s3cret@h:6380/1?prefix=a%26b:");
-    const char *d = ss_redis_describe(cfg, g.pool);
-
-    (void)state;
-    assert_null(strstr(d, "s3cret"));
-    assert_non_null(strstr(d, "redis://alice:***@h:6380/1?"));
-    assert_non_null(strstr(d, "prefix=a%26b:"));
-    assert_non_null(strstr(d, "connect_timeout=300&command_timeout=300&breaker=1000"));
-    /* What describe prints parses back to the same target. */
-    cfg = parse_ok(d);
-    assert_string_equal(cfg->prefix, "a&b:");
-    assert_int_equal(cfg->port, 6380);
-
-    cfg = parse_ok("unix:///tmp/r.sock?password=s3cret&db=2");
-    d = ss_redis_describe(cfg, g.pool);
-    assert_null(strstr(d, "s3cret"));
-    assert_non_null(strstr(d, "unix:///tmp/r.sock?db=2&password=***&"));
-
-    d = ss_redis_describe(parse_ok("redis://[::1]"), g.pool);
-    assert_non_null(strstr(d, "redis://[::1]:6379/0?"));
 }
 
 /* ---- storing ---- */
@@ -1468,10 +1301,6 @@ static void test_max_age(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_parse_defaults),
-        UNIT_TEST(test_parse_forms),
-        UNIT_TEST(test_parse_errors),
-        UNIT_TEST(test_describe_hides_the_password),
         UNIT_TEST(test_round_trip),
         UNIT_TEST(test_keys_and_ttls),
         UNIT_TEST(test_expired_records_are_deleted),
