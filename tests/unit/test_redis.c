@@ -1252,7 +1252,9 @@ static void test_error_replies(void **state)
         {"$3\r\nabc\r\n", 1},
         /* Errors that say nothing about the node. */
         {"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n", 0},
-        {"-ERR max number of clients reached\r\n", 0},
+        {"-ERR Error running script (call to f_0): @user_script:3: Script attempted to access "
+         "nonexistent global variable 'x'\r\n",
+         0},
         {"-NOPERM this user has no permissions to run the 'evalsha' command\r\n", 0},
     };
     ss_expiry_t e = {60 * SEC, 0};
