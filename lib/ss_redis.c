@@ -77,10 +77,13 @@ typedef struct {
 
 static apr_status_t unexpected(redis_store_t *s, const char *what, const redisReply *reply)
 {
-    ss_log(SS_LOG_ERR, APR_EGENERAL, "redis session store %s: unexpected reply type %d to %s",
+    ss_log(SS_LOG_ERR, APR_EGENERAL,
+           "redis session store %s: unexpected reply type %d to %s; closing this "
+           "process's connections",
            s->target, reply->type, what);
     ss_redis_conn_lock(s->conn)->errors++;
     ss_redis_conn_unlock(s->conn);
+    ss_redis_conn_discard(s->conn);
     return APR_EGENERAL;
 }
 

@@ -13,12 +13,16 @@
  * after its last save, never forever.
  *
  * Connections are opened lazily, in the process that uses them (none survive
- * a fork), reused across requests and threads (one thread at a time each),
- * and a broken one is closed, never reused; at most max_idle wait between
- * requests (more are opened under load, then closed). After an I/O error on
- * a pooled connection the idle ones are dropped and, unless it was a timeout,
- * the operation is retried once on a fresh connection: a Redis restart costs
- * no request. The host must ignore SIGPIPE (httpd does).
+ * a fork), reused across requests and threads (one thread at a time each)
+ * for at most max_age; at most max_idle wait between requests (more are
+ * opened under load, then closed). A connection is closed, never reused,
+ * after an I/O error, a reply of the wrong type for the command sent, or an
+ * error reply saying the node cannot serve us (READONLY, LOADING,
+ * MASTERDOWN); other error replies (WRONGTYPE, NOPERM...) keep it. After an
+ * I/O error or such an error reply on a pooled connection the idle ones are
+ * dropped and, unless it was a timeout, the operation is retried once on a
+ * fresh connection: a Redis restart, or a failover behind the same address,
+ * costs no request. The host must ignore SIGPIPE (httpd does).
  *
  * A request waits at most about connect_timeout + command_timeout (each
  * bounds one socket operation). After an I/O failure the breaker fails every

@@ -4,7 +4,10 @@
  *   unix:///path/to/redis.sock[?db=N&password=...&...]   (also redis+unix://)
  *
  * user, password, prefix and the socket path are percent-decoded; a password
- * holding '@', '/', '?', '&' or '%' must be percent-encoded. Parameters:
+ * holding '@', '/', '?', '&', '#' or '%' must be percent-encoded, and an '@'
+ * after the host (a password whose '/' or '?' was not) is refused. The host
+ * is a DNS name (letters, digits, '-', '_'), a dotted-quad IPv4 address, or
+ * an IPv6 address in brackets ([fe80::1%25eth0] with a zone). Parameters:
  *
  *   connect_timeout  ms, 1..60000, default 300: TCP or Unix connect
  *   command_timeout  ms, 1..60000, default 300: each socket read or write
@@ -15,6 +18,9 @@
  *   user, password   as in the userinfo (the only way for a Unix socket)
  *   max_idle         0..1024, default 64: idle connections kept per process
  *                    (at least ThreadsPerChild, or busy threads reconnect)
+ *   max_age          s, 0..86400, default 300: a connection this old is
+ *                    closed instead of reused (0: no limit), so that every
+ *                    connection eventually follows a DNS or VIP change
  *
  * Host names are resolved at connect time by getaddrinfo(), which no timeout
  * bounds: use an address or an /etc/hosts entry where that matters. */
@@ -30,6 +36,7 @@
 #define SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS 300
 #define SS_REDIS_DEFAULT_BREAKER_MS 1000
 #define SS_REDIS_DEFAULT_MAX_IDLE 64
+#define SS_REDIS_DEFAULT_MAX_AGE_S 300
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
 
@@ -45,14 +52,18 @@ typedef struct {
     apr_interval_time_t command_timeout;
     apr_interval_time_t breaker;
     int max_idle;
+    apr_interval_time_t max_age; /* 0: no limit */
 } ss_redis_config_t;
 
 /* Parse uri into a new *cfg. NULL on success, else a message naming the
- * problem (never containing the password). */
+ * problem and where it is. It never contains the password: when the URI may
+ * hold one (an '@', a password= parameter) it quotes no part of the URI;
+ * otherwise it quotes a bad value, escaped and cut short, never the host. */
 const char *ss_redis_parse(ss_redis_config_t **cfg, const char *uri, apr_pool_t *p);
 
 /* The target for logs and status pages: the URI with the password replaced
- * by "***" and every option spelled out. */
+ * by "***" and every option spelled out. With the password put back
+ * (percent-encoded) for "***", it parses to the same configuration. */
 const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p);
 
 /* The short form, for the backend's own log lines: scheme, user, host or

@@ -14,14 +14,21 @@
 
 #define ERR_LEN 256
 
+/* An idle connection, and when it was opened (for max_age). */
+typedef struct {
+    redisContext *c;
+    apr_time_t born;
+} idle_t;
+
 struct ss_redis_conn_t {
     const ss_redis_config_t *cfg;
     const char *target; /* for log lines, no password */
     apr_thread_mutex_t *mutex;
     /* Everything below is under mutex. */
-    redisContext **idle; /* LIFO: the most recently used socket is the likeliest alive */
+    idle_t *idle; /* LIFO: the most recently used socket is the likeliest alive */
     int nidle;
-    pid_t pid; /* process the idle contexts belong to */
+    unsigned gen; /* ss_redis_conn_discard: connections lent out before it are not pooled again */
+    pid_t pid;    /* process the idle contexts belong to */
     int closed;
     apr_time_t breaker_until; /* 0: closed; else fail fast until then, then one probe */
     int probing;
@@ -36,8 +43,11 @@ struct ss_redis_conn_t {
 /* A connection lent to one operation. */
 typedef struct {
     redisContext *c;
-    int pooled;    /* taken from the idle pool, so possibly stale */
-    int timed_out; /* the last failure was a timeout */
+    apr_time_t born; /* when c was opened */
+    unsigned gen;    /* rc->gen when lent */
+    int pooled;      /* taken from the idle pool, so possibly stale */
+    int timed_out;   /* the last failure was a timeout */
+    int refused;     /* the last failure was an error reply, not an I/O error */
     int connects, retried;
     char err[ERR_LEN]; /* why the last exchange failed */
 } lease_t;
@@ -68,7 +78,7 @@ static struct timeval to_timeval(apr_interval_time_t t)
 static void drop_idle_locked(ss_redis_conn_t *rc)
 {
     while (rc->nidle) {
-        redisFree(rc->idle[--rc->nidle]);
+        redisFree(rc->idle[--rc->nidle].c);
     }
 }
 
@@ -151,6 +161,12 @@ static void recovered_locked(ss_redis_conn_t *rc, apr_time_t now, note_t *note)
                  rc->target, rc->failures, apr_time_as_msec(now - rc->down_since));
 }
 
+/* Past max_age: closed rather than used again. */
+static int too_old(const ss_redis_conn_t *rc, apr_time_t born, apr_time_t now)
+{
+    return rc->cfg->max_age > 0 && now - born >= rc->cfg->max_age;
+}
+
 /* Admit an operation (or fail it at once while the breaker is open) and hand
  * it an idle connection if there is one. */
 static apr_status_t acquire(ss_redis_conn_t *rc, lease_t *lease)
@@ -169,9 +185,17 @@ static apr_status_t acquire(ss_redis_conn_t *rc, lease_t *lease)
             rc->probing = 1; /* this operation is the probe */
         }
     }
-    if (rv == APR_SUCCESS && rc->nidle) {
-        lease->c = rc->idle[--rc->nidle];
-        lease->pooled = 1;
+    lease->gen = rc->gen;
+    while (rv == APR_SUCCESS && rc->nidle && !lease->c) {
+        idle_t *e = &rc->idle[--rc->nidle];
+
+        if (too_old(rc, e->born, now)) {
+            redisFree(e->c); /* a close(), no network wait */
+        } else {
+            lease->c = e->c;
+            lease->born = e->born;
+            lease->pooled = 1;
+        }
     }
     apr_thread_mutex_unlock(rc->mutex);
     note_emit(&note);
@@ -182,21 +206,23 @@ static void release(ss_redis_conn_t *rc, lease_t *lease, apr_status_t rv)
 {
     apr_time_t now = apr_time_now();
     note_t note = {0};
-    int io_failed = !lease->c; /* an error reply leaves the connection usable */
 
     apr_thread_mutex_lock(rc->mutex);
     rc->stats.connects += lease->connects;
     rc->stats.retries += lease->retried;
-    if (lease->c && !rc->closed && rc->pid == getpid() && rc->nidle < rc->cfg->max_idle) {
-        rc->idle[rc->nidle++] = lease->c;
+    if (lease->c && !rc->closed && rc->pid == getpid() && lease->gen == rc->gen &&
+        !too_old(rc, lease->born, now) && rc->nidle < rc->cfg->max_idle) {
+        rc->idle[rc->nidle].c = lease->c;
+        rc->idle[rc->nidle++].born = lease->born;
         lease->c = NULL;
     }
     if (rv == APR_SUCCESS) {
         recovered_locked(rc, now, &note);
     } else {
-        /* Only I/O failures open the breaker: an error reply came quickly
-         * over a working connection, so nothing is gained by failing fast. */
-        if (io_failed && rc->cfg->breaker > 0) {
+        /* Only I/O failures (and a refused AUTH or SELECT) open the
+         * breaker: an error reply to a command came quickly over a working
+         * connection, so nothing is gained by failing fast. */
+        if (!lease->refused && rc->cfg->breaker > 0) {
             rc->breaker_until = now + rc->cfg->breaker;
         } else {
             rc->breaker_until = 0;
@@ -330,6 +356,7 @@ static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease)
         return conn_failed(lease, c, err, "connect");
     }
     lease->connects++;
+    lease->born = apr_time_now();
     if (redisSetTimeout(c, to_timeval(cfg->command_timeout)) != REDIS_OK ||
         (!cfg->path && redisEnableKeepAlive(c) != REDIS_OK)) {
         return conn_failed(lease, c, errno, "socket options");
@@ -347,8 +374,34 @@ static redisReply *send_cmd(redisContext *c, const ss_redis_cmd_t *cmd)
     return redisCommandArgv(c, cmd->argc, (const char **)cmd->argv, cmd->len);
 }
 
+/* An error reply that says this node cannot serve us now: a replica
+ * (READONLY: a demoted master, or a VIP or DNS name that moved), a dataset
+ * being loaded (LOADING), a replica cut off from its master (MASTERDOWN).
+ * Redis before 7 wraps an error inside a script as "ERR Error running script
+ * ... -READONLY ...". A new connection may reach the new master. */
+static int node_unusable(const char *err)
+{
+    static const char *const codes[] = {"READONLY", "LOADING", "MASTERDOWN"};
+    char wrapped[16];
+    size_t i;
+
+    for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        size_t n = strlen(codes[i]);
+
+        if (!strncmp(err, codes[i], n) && (err[n] == ' ' || !err[n])) {
+            return 1;
+        }
+        apr_snprintf(wrapped, sizeof(wrapped), "-%s ", codes[i]);
+        if (!strncmp(err, "ERR ", 4) && strstr(err, wrapped)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* One command on the lease (connecting first if it has none). An I/O failure
- * frees the connection; an error reply leaves it usable. */
+ * frees the connection, and so does an error reply from a node that cannot
+ * serve us (node_unusable); any other error reply leaves it usable. */
 static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss_redis_cmd_t *cmd,
                              redisReply **out)
 {
@@ -356,6 +409,7 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     ss_redis_cmd_t eval;
     apr_status_t rv;
 
+    lease->refused = 0;
     if (!lease->c) {
         rv = connect_new(rc, lease);
         if (rv != APR_SUCCESS) {
@@ -381,6 +435,11 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         refused(lease, cmd->argv[0], reply);
+        lease->refused = 1;
+        if (node_unusable(reply->str)) {
+            redisFree(lease->c);
+            lease->c = NULL;
+        }
         freeReplyObject(reply);
         return APR_EGENERAL;
     }
@@ -388,7 +447,9 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     return APR_SUCCESS;
 }
 
-/* A timeout is not retried: the request would wait twice. */
+/* A timeout is not retried: the request would wait twice. Nor is an error
+ * reply on a connection that stays open; a pooled connection closed by
+ * node_unusable is, like a dead one: the others went to the same node. */
 apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
                                    redisReply **reply)
 {
@@ -439,6 +500,14 @@ ss_store_stats_t *ss_redis_conn_lock(ss_redis_conn_t *rc)
 
 void ss_redis_conn_unlock(ss_redis_conn_t *rc)
 {
+    apr_thread_mutex_unlock(rc->mutex);
+}
+
+void ss_redis_conn_discard(ss_redis_conn_t *rc)
+{
+    apr_thread_mutex_lock(rc->mutex);
+    drop_idle_locked(rc);
+    rc->gen++;
     apr_thread_mutex_unlock(rc->mutex);
 }
 

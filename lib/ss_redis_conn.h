@@ -33,8 +33,11 @@ apr_status_t ss_redis_conn_create(ss_redis_conn_t **rc, const ss_redis_config_t 
 /* Send cmd, return its reply (free it with freeReplyObject). Fails at once
  * while the breaker is open; retries once on a fresh connection when a pooled
  * one turns out dead (Redis restarted). An error reply is a failure too
- * (APR_EGENERAL). Every failure is counted and logged, every success closes
- * the breaker. */
+ * (APR_EGENERAL); READONLY, LOADING and MASTERDOWN also close the connection
+ * (and, on a pooled one, flush the pool and retry once: a failover may have
+ * moved the master behind the same address), other error replies keep it.
+ * A connection older than cfg->max_age is closed instead of reused. Every
+ * failure is counted and logged, every success closes the breaker. */
 apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
                                    redisReply **reply);
 
@@ -43,6 +46,13 @@ apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cm
  * forked child starts from zero. Release with ss_redis_conn_unlock. */
 ss_store_stats_t *ss_redis_conn_lock(ss_redis_conn_t *rc);
 void ss_redis_conn_unlock(ss_redis_conn_t *rc);
+
+/* The reply just returned is not one the command can give (the caller
+ * checked its type): the connection is out of step with Redis, or something
+ * between them misbehaves. Closes every connection of this process, the idle
+ * ones now and those in use when released, since the one it came from is
+ * back in the pool and no longer known. */
+void ss_redis_conn_discard(ss_redis_conn_t *rc);
 
 /* Close the idle connections; those in use are closed when released. */
 void ss_redis_conn_close(ss_redis_conn_t *rc);

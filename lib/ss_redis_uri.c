@@ -1,7 +1,14 @@
 /* ss_redis_uri.c - the Redis URI: parse it into a config, describe a config
- * back (password masked) for logs and status pages. */
+ * back (password masked) for logs and status pages.
+ *
+ * An error message quotes nothing of a URI that holds a password (an '@' or
+ * a password= parameter): a password with an unencoded '/', '?' or '&' is
+ * split across the host, the path and the query, so any part of them may be
+ * a piece of it. Otherwise it quotes a bad value, escaped, never a host. */
 #include <string.h>
 #include <strings.h>
+
+#include <arpa/inet.h>
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -10,7 +17,11 @@
 
 #define MS_MAX 60000
 #define MAX_IDLE_MAX 1024
+#define MAX_AGE_MAX 86400
 #define DB_MAX 2147483647L
+#define QUOTE_MAX 64
+#define HOST_MAX 253
+#define LABEL_MAX 63
 
 enum {
     P_CONNECT_TIMEOUT,
@@ -21,18 +32,45 @@ enum {
     P_USER,
     P_PASSWORD,
     P_MAX_IDLE,
+    P_MAX_AGE,
     P_COUNT
 };
 
 static const char *const param_names[P_COUNT] = {
     "connect_timeout", "command_timeout", "breaker", "prefix", "db", "user",
-    "password",        "max_idle"};
+    "password",        "max_idle",        "max_age"};
 
 typedef struct {
     ss_redis_config_t *cfg;
     apr_pool_t *p;
     unsigned seen; /* bit per param: from the query, the path or the userinfo */
+    int quiet;     /* the URI may hold a password: quote nothing of it */
 } parse_t;
+
+/* " 'value'" for a message: at most QUOTE_MAX bytes, anything but printable
+ * ASCII as \xNN. Empty when the URI may hold a password. */
+static const char *quote(const parse_t *ps, const char *value)
+{
+    char *buf, *o;
+    int n;
+
+    if (ps->quiet) {
+        return "";
+    }
+    buf = apr_palloc(ps->p, QUOTE_MAX * 4 + 8);
+    o = apr_cpystrn(buf, " '", 3);
+    for (n = 0; *value && n < QUOTE_MAX; value++, n++) {
+        unsigned char c = (unsigned char)*value;
+
+        if (c >= 0x20 && c < 0x7f) {
+            *o++ = (char)c;
+        } else {
+            o += apr_snprintf(o, 5, "\\x%02X", c);
+        }
+    }
+    apr_cpystrn(o, *value ? "...'" : "'", 5);
+    return buf;
+}
 
 static int hex_value(int c)
 {
@@ -104,19 +142,20 @@ static const char *set_ms(parse_t *ps, int param, const char *value, long min,
     long v;
 
     if (!parse_number(value, min, MS_MAX, &v)) {
-        return apr_psprintf(ps->p, "bad %s '%s': expected milliseconds, %ld..%d",
-                            param_names[param], value, min, MS_MAX);
+        return apr_psprintf(ps->p, "bad %s%s: expected milliseconds, %ld..%d", param_names[param],
+                            quote(ps, value), min, MS_MAX);
     }
     *out = apr_time_from_msec(v);
     return NULL;
 }
 
-static const char *set_db(parse_t *ps, const char *value)
+/* where: "" (the query) or " in the path". */
+static const char *set_db(parse_t *ps, const char *value, const char *where)
 {
     long v;
 
     if (!parse_number(value, 0, DB_MAX, &v)) {
-        return apr_psprintf(ps->p, "bad db '%s': expected 0..%ld", value, DB_MAX);
+        return apr_psprintf(ps->p, "bad db%s%s: expected 0..%ld", quote(ps, value), where, DB_MAX);
     }
     ps->cfg->db = (int)v;
     return NULL;
@@ -146,7 +185,7 @@ static const char *set_param(parse_t *ps, int param, const char *value)
     case P_PREFIX:
         return set_prefix(ps, value);
     case P_DB:
-        return set_db(ps, value);
+        return set_db(ps, value, "");
     case P_USER:
         cfg->user = *value ? value : NULL;
         return NULL;
@@ -158,31 +197,42 @@ static const char *set_param(parse_t *ps, int param, const char *value)
         return NULL;
     case P_MAX_IDLE:
         if (!parse_number(value, 0, MAX_IDLE_MAX, &v)) {
-            return apr_psprintf(ps->p, "bad max_idle '%s': expected 0..%d", value, MAX_IDLE_MAX);
+            return apr_psprintf(ps->p, "bad max_idle%s: expected 0..%d", quote(ps, value),
+                                MAX_IDLE_MAX);
         }
         cfg->max_idle = (int)v;
+        return NULL;
+    case P_MAX_AGE:
+        if (!parse_number(value, 0, MAX_AGE_MAX, &v)) {
+            return apr_psprintf(ps->p, "bad max_age%s: expected seconds, 0..%d", quote(ps, value),
+                                MAX_AGE_MAX);
+        }
+        cfg->max_age = apr_time_from_sec(v);
         return NULL;
     }
     return "internal error: unhandled parameter";
 }
 
-static const char *parse_pair(parse_t *ps, const char *pair)
+/* The pos'th name=value pair of the query (from 1). */
+static const char *parse_pair(parse_t *ps, const char *pair, int pos)
 {
-    const char *eq = strchr(pair, '='), *value, *err;
+    const char *eq = strchr(pair, '='), *value, *err, *which;
     char *name;
     int i;
 
+    which = ps->quiet ? apr_psprintf(ps->p, " %d", pos) : NULL;
     if (!eq) {
-        return apr_psprintf(ps->p, "parameter '%s' needs a value (name=value)", pair);
+        return apr_psprintf(ps->p, "parameter%s needs a value (name=value)",
+                            which ? which : quote(ps, pair));
     }
     name = apr_pstrmemdup(ps->p, pair, eq - pair);
     for (i = 0; i < P_COUNT && strcmp(name, param_names[i]); i++) {
     }
     if (i == P_COUNT) {
         return apr_psprintf(ps->p,
-                            "unknown parameter '%s' (known: connect_timeout, command_timeout, "
-                            "breaker, prefix, db, user, password, max_idle)",
-                            name);
+                            "unknown parameter%s (known: connect_timeout, command_timeout, "
+                            "breaker, prefix, db, user, password, max_idle, max_age)",
+                            which ? which : quote(ps, name));
     }
     err = pct_decode(eq + 1, strlen(eq + 1), name, ps->p, &value);
     if (!err) {
@@ -194,9 +244,10 @@ static const char *parse_pair(parse_t *ps, const char *pair)
 static const char *parse_query(parse_t *ps, const char *query)
 {
     char *copy = apr_pstrdup(ps->p, query), *last, *pair;
+    int pos = 0;
 
     for (pair = apr_strtok(copy, "&", &last); pair; pair = apr_strtok(NULL, "&", &last)) {
-        const char *err = parse_pair(ps, pair);
+        const char *err = parse_pair(ps, pair, ++pos);
         if (err) {
             return err;
         }
@@ -241,19 +292,87 @@ static const char *parse_port(parse_t *ps, const char *s)
     return NULL;
 }
 
-/* host, host:port, [v6], [v6]:port */
+/* A DNS name (letters, digits, '-' and, as /etc/hosts and container names
+ * allow, '_'; labels of 1..63, 253 in all, an optional final dot) or, when
+ * the last label is all digits, a dotted-quad IPv4 address. */
+static int valid_host(const char *s)
+{
+    struct in_addr a4;
+    apr_size_t len = strlen(s), label = 0, i;
+    int digits = 1;
+
+    if (len && s[len - 1] == '.') {
+        len--;
+    }
+    if (!len || len > HOST_MAX) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c == '.') {
+            if (!label || s[i - 1] == '-') {
+                return 0;
+            }
+            label = 0;
+            digits = 1;
+            continue;
+        }
+        if (!(apr_isalnum(c) || c == '_' || (c == '-' && label)) || ++label > LABEL_MAX) {
+            return 0;
+        }
+        digits = digits && apr_isdigit(c);
+    }
+    if (s[len - 1] == '-') {
+        return 0;
+    }
+    return !digits || (len == strlen(s) && inet_pton(AF_INET, s, &a4) == 1);
+}
+
+/* The inside of [...]: an IPv6 address, optionally with a zone
+ * (fe80::1%25eth0, RFC 6874), kept decoded (fe80::1%eth0) for getaddrinfo. */
+static const char *parse_ipv6(parse_t *ps, const char *s, apr_size_t len)
+{
+    static const char bad[] = "bad IPv6 address in brackets: expected [address] or "
+                              "[address%25zone]";
+    struct in6_addr a6;
+    const char *host, *zone;
+    char *addr;
+
+    if (pct_decode(s, len, "IPv6 address", ps->p, &host)) {
+        return bad;
+    }
+    zone = strchr(host, '%');
+    addr = apr_pstrmemdup(ps->p, host, zone ? (apr_size_t)(zone - host) : strlen(host));
+    if (inet_pton(AF_INET6, addr, &a6) != 1) {
+        return bad;
+    }
+    if (zone) {
+        for (zone++; apr_isalnum(*zone) || (*zone && strchr("-._~", *zone)); zone++) {
+        }
+        if (*zone || zone[-1] == '%') {
+            return bad;
+        }
+    }
+    ps->cfg->host = host;
+    return NULL;
+}
+
+/* host, host:port, [v6], [v6]:port. The host is never quoted: it may hold
+ * control characters, or a piece of a password. */
 static const char *parse_hostport(parse_t *ps, const char *s)
 {
     const char *colon;
 
     if (*s == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close == s + 1) {
+        const char *close = strchr(s, ']'), *err;
+
+        if (!close) {
             return "bad IPv6 address: expected [address]";
         }
-        ps->cfg->host = apr_pstrmemdup(ps->p, s + 1, close - s - 1);
-        if (!close[1]) {
-            return NULL;
+        err = parse_ipv6(ps, s + 1, close - s - 1);
+        if (err || !close[1]) {
+            return err;
         }
         return close[1] == ':' ? parse_port(ps, close + 2) : "unexpected text after ']'";
     }
@@ -265,6 +384,10 @@ static const char *parse_hostport(parse_t *ps, const char *s)
         return "missing host";
     }
     ps->cfg->host = colon ? apr_pstrmemdup(ps->p, s, colon - s) : s;
+    if (!valid_host(ps->cfg->host)) {
+        return "bad host: expected a DNS name or an IPv4 address (an IPv6 address goes in "
+               "brackets)";
+    }
     return colon ? parse_port(ps, colon + 1) : NULL;
 }
 
@@ -286,7 +409,7 @@ static const char *parse_tcp(parse_t *ps, const char *s)
         return err;
     }
     ps->seen |= 1u << P_DB; /* the query comes later: a db there is a duplicate */
-    return set_db(ps, slash + 1);
+    return set_db(ps, slash + 1, " in the path");
 }
 
 static const char *parse_unix(parse_t *ps, const char *s)
@@ -309,6 +432,7 @@ static void set_defaults(ss_redis_config_t *cfg)
     cfg->command_timeout = apr_time_from_msec(SS_REDIS_DEFAULT_COMMAND_TIMEOUT_MS);
     cfg->breaker = apr_time_from_msec(SS_REDIS_DEFAULT_BREAKER_MS);
     cfg->max_idle = SS_REDIS_DEFAULT_MAX_IDLE;
+    cfg->max_age = apr_time_from_sec(SS_REDIS_DEFAULT_MAX_AGE_S);
 }
 
 static int has_scheme(const char *uri, const char *scheme, const char **rest)
@@ -324,8 +448,8 @@ static int has_scheme(const char *uri, const char *scheme, const char **rest)
 
 const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t *p)
 {
-    parse_t ps = {apr_palloc(p, sizeof(ss_redis_config_t)), p, 0};
-    const char *rest, *query, *err;
+    parse_t ps = {apr_palloc(p, sizeof(ss_redis_config_t)), p, 0, 0};
+    const char *rest, *query, *err, *after;
     char *target;
     int is_unix;
 
@@ -344,6 +468,16 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
         return "a '#' must be percent-encoded (%23)";
     }
     query = strchr(rest, '?');
+    ps.quiet = strchr(rest, '@') || (query && strstr(query, "password="));
+    /* "redis://u:pa/ss@h" or "redis://u:pa?ss@h": the '/' or '?' ends the
+     * authority, so the host, port, db or options would be pieces of the
+     * password; "redis://pa?prefix=x@h" would even parse. */
+    after = is_unix ? NULL : strpbrk(rest, "/?");
+    if (after && strchr(after, '@')) {
+        return "an '@' after the host: a password (the part before '@') must percent-encode "
+               "'/', '?' and '&' as %2F, %3F and %26; an '@' in the path or the options must "
+               "be written %40";
+    }
     target = query ? apr_pstrmemdup(p, rest, query - rest) : apr_pstrdup(p, rest);
     err = is_unix ? parse_unix(&ps, target) : parse_tcp(&ps, target);
     if (!err && query) {
@@ -351,6 +485,12 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     }
     if (!err && ps.cfg->user && !ps.cfg->password) {
         err = "a user needs a password";
+    }
+    if (err && query && strstr(query, "password=")) {
+        err = apr_pstrcat(p, err,
+                          " (nothing is quoted, as the URI holds a password; a password must "
+                          "percent-encode '&' as %26)",
+                          NULL);
     }
     if (err) {
         return err;
@@ -388,7 +528,7 @@ const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
                             cfg->user ? "&user=" : "", user, cfg->password ? "&password=***" : "");
     }
     if (strchr(host, ':')) {
-        host = apr_pstrcat(p, "[", host, "]", NULL);
+        host = apr_pstrcat(p, "[", pct_encode(host, ":", p), "]", NULL);
     }
     return apr_psprintf(p, "redis://%s%s%s:%d/%d", user, cfg->password ? ":***@" : "", host,
                         cfg->port, cfg->db);
@@ -396,11 +536,11 @@ const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
 
 const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p)
 {
-    return apr_psprintf(p,
-                        "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
-                        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d",
-                        ss_redis_target(cfg, p), cfg->path ? "&" : "?",
-                        apr_time_as_msec(cfg->connect_timeout),
-                        apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
-                        pct_encode(cfg->prefix, ":", p), cfg->max_idle);
+    return apr_psprintf(
+        p,
+        "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
+        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d&max_age=%" APR_TIME_T_FMT,
+        ss_redis_target(cfg, p), cfg->path ? "&" : "?", apr_time_as_msec(cfg->connect_timeout),
+        apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
+        pct_encode(cfg->prefix, ":", p), cfg->max_idle, apr_time_sec(cfg->max_age));
 }

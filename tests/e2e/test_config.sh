@@ -80,6 +80,42 @@ bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend unix://"
 bad SessionStoreOutage "neither 'unavailable' nor 'nosession'" "SessionStoreOutage maybe"
 
+# secret LINE REGEX SECRET...: a config with LINE appended must fail the
+# configtest naming SessionStoreBackend and matching REGEX, and no SECRET may
+# appear anywhere in the output.
+secret() {
+    local line=$1 re=$2 out rc s leaked=""
+    shift 2
+    httpd_conf cfg "$P" prefork "$line"
+    out=$(httpd_configtest cfg)
+    rc=$?
+    for s in "$@"; do
+        grep -qF -- "$s" <<<"$out" && leaked="$leaked $s"
+    done
+    if [ "$rc" -ne 0 ] && grep -qF SessionStoreBackend <<<"$out" && grep -Eq -- "$re" <<<"$out" &&
+        [ -z "$leaked" ]; then
+        ok "configtest rejects, quoting no secret: $(cat -v <<<"$line")"
+    else
+        not_ok "configtest rejects, quoting no secret: $(cat -v <<<"$line") (status $rc, leaked:${leaked:- none}, output: $(tr '\n' ' ' <<<"$out" | cat -v | cut -c1-300))"
+    fi
+}
+# A password with an unencoded '/', '?' or '&' spills into the host, path or query.
+secret "SessionStoreBackend redis://u:12/3xPASS@127.0.0.1" "percent-encode '/', '\?' and '&'" 3xPASS 12/3
+secret "SessionStoreBackend redis://u:1?PASS@127.0.0.1" "percent-encode '/', '\?' and '&'" PASS
+secret "SessionStoreBackend redis://Hush7?prefix=Pw4@127.0.0.1" "an '@' after the host" Hush7 Pw4
+secret "SessionStoreBackend redis://127.0.0.1?password=SEC&RETPW" "parameter 2 needs a value" RETPW SEC
+secret "SessionStoreBackend unix:///run/r.sock?password=SEC&RETPW=x" "unknown parameter 2" RETPW SEC
+secret "SessionStoreBackend redis://u:Hush7@127.0.0.1/RETPW" "bad db in the path" RETPW Hush7
+# Hosts: an IPv6 literal in brackets, a DNS name or an IPv4 address outside;
+# a control character is never echoed.
+secret "SessionStoreBackend redis://[[]" "bad IPv6 address in brackets"
+secret "SessionStoreBackend redis://[a_b]:6379" "bad IPv6 address in brackets"
+secret "SessionStoreBackend redis://ho$(printf '\001')st:6379" "bad host" "$(printf '\001')"
+secret "SessionStoreBackend redis://ho$(printf '\033')[2Jst" "bad host" "$(printf '\033')"
+secret "SessionStoreBackend redis://256.0.0.1" "bad host"
+good "SessionStoreBackend redis://[::1]:6379/0?max_age=0"
+good "SessionStoreBackend redis://u:p%2F%3F%26w@redis_1.example:6379/0?max_age=600"
+
 # ---- cookie ----
 bad SessionStoreCookieName "needs a cookie name" "SessionStoreCookieName"
 bad SessionStoreCookieName "not a valid cookie name" "SessionStoreCookieName a;b"

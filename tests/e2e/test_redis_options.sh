@@ -64,6 +64,7 @@ check "the store's description in the log hides the password" \
 STATUS=$(get st "http://127.0.0.1:$PT/status")
 check "status page: names the Redis target without the password" \
     grep -q '^backend: redis://sessuser:\*\*\*@127.0.0.1' <<<"$STATUS"
+check "status page: spells out max_age (default 300 s)" grep -q '^backend: redis://.*&max_age=300' <<<"$STATUS"
 check "status page: counts this process's saves" grep -qE '^saves: [0-9]+' <<<"$STATUS"
 check "status page: never the password" bash -c "! grep -q s3cret <<<'$STATUS'"
 

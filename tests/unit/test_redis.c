@@ -1,4 +1,5 @@
-/* test_redis.c - the Redis backend against real redis-server processes.
+/* test_redis.c - the Redis backend against real redis-server processes (the
+ * URI: test_redis_uri.c).
  *
  * Each server is started here on a free loopback port (and a Unix socket in a
  * temporary directory), without persistence, and killed at the end. A missing
@@ -17,12 +18,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -146,6 +149,163 @@ static long long calls_of(const server_t *srv, const char *command)
     return v;
 }
 
+/* Clients connected to srv, other than the one asking; waits up to 1 s for
+ * the count to reach want (a client's close reaches the server a little
+ * later), and returns the last count seen. */
+static long long clients_of(const server_t *srv, long long want)
+{
+    long long n = -1;
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        redisContext *c = admin_connect(srv);
+        redisReply *r = redisCommand(c, "INFO clients");
+        const char *at;
+
+        if (r && r->type == REDIS_REPLY_STRING && (at = strstr(r->str, "connected_clients:"))) {
+            n = atoll(at + strlen("connected_clients:")) - 1;
+        }
+        freeReplyObject(r);
+        redisFree(c);
+        if (n == want) {
+            break;
+        }
+        usleep(10000);
+    }
+    return n;
+}
+
+/* ---- a fake Redis ---- */
+
+/* A loopback listener that answers every command (whatever it is) with one
+ * canned reply, and counts the connections it accepted and saw closed. */
+#define FAKE_CLIENTS 8
+typedef struct {
+    int lfd, port;
+    const char *reply;
+    volatile apr_uint32_t stop, accepts, closes;
+    apr_thread_t *thread;
+} fake_t;
+
+/* The length of the first complete RESP command in buf, or 0. */
+static size_t resp_command_len(const char *buf, size_t n)
+{
+    const char *p = buf, *end = buf + n, *nl;
+    long args;
+
+    if (n < 4 || *p != '*' || !(nl = memchr(p, '\n', n))) {
+        return 0;
+    }
+    args = atol(p + 1);
+    p = nl + 1;
+    while (args-- > 0) {
+        if (p >= end || *p != '$' || !(nl = memchr(p, '\n', end - p))) {
+            return 0;
+        }
+        long len = atol(p + 1);
+
+        p = nl + 1;
+        if (end - p < len + 2) {
+            return 0;
+        }
+        p += len + 2;
+    }
+    return p - buf;
+}
+
+static void *APR_THREAD_FUNC fake_main(apr_thread_t *t, void *arg)
+{
+    fake_t *f = arg;
+    struct pollfd pfd[FAKE_CLIENTS + 1];
+    char buf[FAKE_CLIENTS][8192];
+    size_t fill[FAKE_CLIENTS] = {0}, len;
+    int n = 0, i;
+    ssize_t got;
+
+    (void)t;
+    pfd[0].fd = f->lfd;
+    pfd[0].events = POLLIN;
+    while (!apr_atomic_read32(&f->stop)) {
+        if (poll(pfd, n + 1, 20) <= 0) {
+            continue;
+        }
+        for (i = 0; i < n; i++) {
+            if (!pfd[i + 1].revents) {
+                continue;
+            }
+            got = recv(pfd[i + 1].fd, buf[i] + fill[i], sizeof(buf[i]) - fill[i], 0);
+            if (got <= 0) {
+                close(pfd[i + 1].fd);
+                apr_atomic_inc32(&f->closes);
+                pfd[i + 1] = pfd[n];
+                memcpy(buf[i], buf[n - 1], fill[n - 1]);
+                fill[i] = fill[n - 1];
+                n--;
+                i--;
+                continue;
+            }
+            fill[i] += (size_t)got;
+            while ((len = resp_command_len(buf[i], fill[i]))) {
+                memmove(buf[i], buf[i] + len, fill[i] - len);
+                fill[i] -= len;
+                if (send(pfd[i + 1].fd, f->reply, strlen(f->reply), MSG_NOSIGNAL) < 0) {
+                    break;
+                }
+            }
+        }
+        if ((pfd[0].revents & POLLIN) && n < FAKE_CLIENTS) {
+            pfd[n + 1].fd = accept(f->lfd, NULL, NULL);
+            pfd[n + 1].events = POLLIN;
+            if (pfd[n + 1].fd >= 0) {
+                fill[n++] = 0;
+                apr_atomic_inc32(&f->accepts);
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        close(pfd[i + 1].fd);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_t *f, const char *reply)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+
+    memset(f, 0, sizeof(*f));
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    f->reply = reply;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(listen(f->lfd, 8), 0);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(apr_thread_create(&f->thread, NULL, fake_main, f, g.pool), APR_SUCCESS);
+}
+
+static void fake_stop(fake_t *f)
+{
+    apr_status_t trv;
+
+    apr_atomic_set32(&f->stop, 1);
+    apr_thread_join(&trv, f->thread);
+    close(f->lfd);
+}
+
+/* Waits up to 1 s for the fake to have seen want connections closed. */
+static apr_uint32_t fake_closes(fake_t *f, apr_uint32_t want)
+{
+    int i;
+
+    for (i = 0; i < 100 && apr_atomic_read32(&f->closes) != want; i++) {
+        usleep(10000);
+    }
+    return apr_atomic_read32(&f->closes);
+}
+
 /* ---- store helpers ---- */
 
 static ss_store_t *open_uri(const char *uri)
@@ -254,170 +414,6 @@ static int teardown(void **state)
     apr_pool_destroy(g.pool);
     g.pool = NULL;
     return 0;
-}
-
-/* ---- URI parsing ---- */
-
-static ss_redis_config_t *parse_ok(const char *uri)
-{
-    ss_redis_config_t *cfg = NULL;
-    const char *err = ss_redis_parse(&cfg, uri, g.pool);
-
-    if (err) {
-        fail_msg("%s: unexpected error: %s", uri, err);
-    }
-    return cfg;
-}
-
-static void test_parse_defaults(void **state)
-{
-    ss_redis_config_t *cfg = parse_ok("redis://localhost");
-
-    (void)state;
-    assert_string_equal(cfg->host, "localhost");
-    assert_null(cfg->path);
-    assert_int_equal(cfg->port, 6379);
-    assert_int_equal(cfg->db, 0);
-    assert_null(cfg->user);
-    assert_null(cfg->password);
-    assert_string_equal(cfg->prefix, "sessstore:");
-    assert_true(cfg->connect_timeout == 300 * MS);
-    assert_true(cfg->command_timeout == 300 * MS);
-    assert_true(cfg->breaker == 1000 * MS);
-    assert_int_equal(cfg->max_idle, SS_REDIS_DEFAULT_MAX_IDLE);
-    assert_int_equal(SS_REDIS_DEFAULT_MAX_IDLE, 64);
-}
-
-static void test_parse_forms(void **state)
-{
-    ss_redis_config_t *cfg;
-
-    (void)state;
-    cfg = parse_ok("redis://:p%40ss%2Fw%3a@10.0.0.1:6380/2?connect_timeout=50&command_timeout=75"
-                   "&prefix=app%3As%26:&breaker=0&max_idle=4");
-    assert_string_equal(cfg->password, "p@ss/w:");
-    assert_null(cfg->user);
-    assert_string_equal(cfg->host, "10.0.0.1");
-    assert_int_equal(cfg->port, 6380);
-    assert_int_equal(cfg->db, 2);
-    assert_true(cfg->connect_timeout == 50 * MS);
-    assert_true(cfg->command_timeout == 75 * MS);
-    assert_string_equal(cfg->prefix, "app:s&:");
-    assert_true(cfg->breaker == 0);
-    assert_int_equal(cfg->max_idle, 4);
-
-    cfg = parse_ok("redis://al%69ce:s%3Acr%25t@@[::1]:7000");
-    assert_string_equal(cfg->user, "alice");
-    assert_string_equal(cfg->password, "s:cr%t@");
-    assert_string_equal(cfg->host, "::1");
-    assert_int_equal(cfg->port, 7000);
-
-    cfg = parse_ok("redis://secret@cache.example/");
-    assert_null(cfg->user);
-    assert_string_equal(cfg->password, "secret");
-    assert_int_equal(cfg->db, 0);
-
-    cfg = parse_ok("unix:///run/redis/redis%20a.sock?db=3&password=x%26y&user=bob");
-    assert_null(cfg->host);
-    assert_string_equal(cfg->path, "/run/redis/redis a.sock");
-    assert_int_equal(cfg->db, 3);
-    assert_string_equal(cfg->password, "x&y");
-    assert_string_equal(cfg->user, "bob");
-
-    cfg = parse_ok("redis+unix:///tmp/r.sock");
-    assert_string_equal(cfg->path, "/tmp/r.sock");
-
-    cfg = parse_ok("REDIS://h?db=5&prefix=");
-    assert_int_equal(cfg->db, 5);
-    assert_string_equal(cfg->prefix, "");
-}
-
-static void test_parse_errors(void **state)
-{
-    static const struct {
-        const char *uri, *error;
-    } cases[] = {
-        {"http://h", "expected redis://"},
-        {"rediss://h", "TLS"},
-        {"redis://", "missing host"},
-        {"redis://:6379", "missing host"},
-        {"redis://h:0", "bad port"},
-        {"redis://h:65536", "bad port"},
-        {"redis://h:6a", "bad port"},
-        {"redis://h:", "bad port"},
-        {"redis://alice:s3cret", "bad port"},
-        {"redis://h/x", "bad db"},
-        {"redis://h/-1", "bad db"},
-        {"redis://h/99999999999", "bad db"},
-        {"redis://h/1?db=2", "db given twice"},
-        {"redis://h?connect_timeout=0", "bad connect_timeout"},
-        {"redis://h?connect_timeout=60001", "bad connect_timeout"},
-        {"redis://h?command_timeout=", "bad command_timeout"},
-        {"redis://h?command_timeout=1.5", "bad command_timeout"},
-        {"redis://h?breaker=-1", "bad breaker"},
-        {"redis://h?max_idle=2000", "bad max_idle"},
-        {"redis://h?timeout=5", "unknown parameter 'timeout'"},
-        {"redis://h?prefix", "needs a value"},
-        {"redis://h?prefix=a&prefix=b", "prefix given twice"},
-        {"redis://h?prefix=%zz", "bad percent-encoding in the prefix"},
-        {"redis://:@h", "empty password"},
-        {"redis://:s3cret%zz@h", "bad percent-encoding in the password"},
-        {"redis://:s3cret%00@h", "bad percent-encoding in the password"},
-        {"redis://:s3cret@h?password=s3cret", "password given twice"},
-        {"redis://h?user=bob", "a user needs a password"},
-        {"redis://::1", "brackets"},
-        {"redis://[::1", "IPv6"},
-        {"redis://[::1]x", "after ']'"},
-        {"redis://h#s3cret", "'#'"},
-        {"unix://relative/path", "absolute"},
-        {"unix://", "absolute"},
-        {"unix:///", "missing socket path"},
-    };
-    char long_prefix[200];
-    size_t i;
-
-    (void)state;
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ss_redis_config_t *cfg = NULL;
-        const char *err = ss_redis_parse(&cfg, cases[i].uri, g.pool);
-
-        if (!err || !strstr(err, cases[i].error)) {
-            fail_msg("%s: expected an error with \"%s\", got %s", cases[i].uri, cases[i].error,
-                     err ? err : "success");
-        }
-        assert_null(strstr(err, "s3cret"));
-        assert_null(cfg);
-    }
-    memset(long_prefix, 'x', sizeof(long_prefix) - 1);
-    long_prefix[sizeof(long_prefix) - 1] = '\0';
-    assert_non_null(
-        strstr(ss_redis_parse(&(ss_redis_config_t *){NULL},
-                              apr_pstrcat(g.pool, "redis://h?prefix=", long_prefix, NULL), g.pool),
-               "prefix longer"));
-}
-
-static void test_describe_hides_the_password(void **state)
-{
-    ss_redis_config_t *cfg = parse_ok("redis://alice:s3cret@h:6380/1?prefix=a%26b:");
-    const char *d = ss_redis_describe(cfg, g.pool);
-
-    (void)state;
-    assert_null(strstr(d, "s3cret"));
-    assert_non_null(strstr(d, "redis://alice:***@h:6380/1?"));
-    assert_non_null(strstr(d, "prefix=a%26b:"));
-    assert_non_null(strstr(d, "connect_timeout=300&command_timeout=300&breaker=1000"));
-    /* What describe prints parses back to the same target. */
-    cfg = parse_ok(d);
-    assert_string_equal(cfg->prefix, "a&b:");
-    assert_int_equal(cfg->port, 6380);
-
-    cfg = parse_ok("unix:///tmp/r.sock?password=s3cret&db=2");
-    d = ss_redis_describe(cfg, g.pool);
-    assert_null(strstr(d, "s3cret"));
-    assert_non_null(strstr(d, "unix:///tmp/r.sock?db=2&password=***&"));
-
-    d = ss_redis_describe(parse_ok("redis://[::1]"), g.pool);
-    assert_non_null(strstr(d, "redis://[::1]:6379/0?"));
 }
 
 /* ---- storing ---- */
@@ -1050,13 +1046,127 @@ static void test_restart_behind_pooled_connections(void **state)
     assert_int_equal(logged(SS_LOG_ERR), 0);
 }
 
+/* ---- error replies and connection age ---- */
+
+/* A master demoted to a replica answers writes with READONLY: that connection
+ * (and the idle ones, all to the same node) must go, so that a failover
+ * behind the same address is followed at once. */
+static void test_readonly_closes_the_connection(void **state)
+{
+    ss_store_t *store;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(19);
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=2", now, now), out;
+    ss_store_stats_t st, after;
+
+    (void)state;
+    assert_int_equal(server_start(&g.own, NULL), 0);
+    store = open_server(&g.own, "?breaker=1000");
+    save_and_load(store, 19);
+    st = unit_stats(store);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(clients_of(&g.own, 1), 1); /* pooled */
+
+    /* Demoted: a replica of a master that is not there. */
+    admin_ok(&g.own, "REPLICAOF 127.0.0.1 %d", free_port());
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_EGENERAL);
+    assert_non_null(strstr(g.last_log, "READONLY"));
+    /* The pooled connection was closed and the save tried once more on a new
+     * one (a moved VIP would have led it to the new master), closed too. */
+    after = unit_stats(store);
+    assert_int_equal(after.connects, st.connects + 1);
+    assert_int_equal(after.retries, st.retries + 1);
+    assert_int_equal(clients_of(&g.own, 0), 0);
+    /* An error reply is no outage: the breaker stays shut, and reads still
+     * work on the replica (on a new connection, since none was kept). */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "x=y");
+    after = unit_stats(store);
+    assert_int_equal(after.fast_fails, 0);
+    assert_int_equal(after.connects, st.connects + 2);
+
+    /* Master again: the next write succeeds. */
+    admin_ok(&g.own, "REPLICAOF NO ONE");
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=2");
+    assert_int_equal(unit_stats(store).connects, st.connects + 2);
+    assert_int_equal(clients_of(&g.own, 1), 1);
+}
+
+/* Which error replies close the connection, and a reply of the wrong type. */
+static void test_error_replies(void **state)
+{
+    static const struct {
+        const char *reply;
+        int closes;
+    } cases[] = {
+        {"-LOADING Redis is loading the dataset in memory\r\n", 1},
+        {"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n",
+         1},
+        {"-READONLY You can't write against a read only replica.\r\n", 1},
+        /* Redis 5 and 6 wrap an error raised inside a script. */
+        {"-ERR Error running script (call to f_0): @user_script:13: @user_script: 13: -READONLY "
+         "You can't write against a read only replica.\r\n",
+         1},
+        /* A status where the load script gives an integer or an array: the
+         * connection is out of step with what was sent. */
+        {"+OK\r\n", 1},
+        {"$3\r\nabc\r\n", 1},
+        /* Errors that say nothing about the node. */
+        {"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n", 0},
+        {"-ERR Error running script (call to f_0): @user_script:3: Script attempted to access "
+         "nonexistent global variable 'x'\r\n",
+         0},
+        {"-NOPERM this user has no permissions to run the 'evalsha' command\r\n", 0},
+    };
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(20);
+    ss_record_t out;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fake_t f;
+        ss_store_t *store;
+        int expect = cases[i].closes ? 2 : 1;
+
+        fake_start(&f, cases[i].reply);
+        store = open_uri(apr_psprintf(g.pool, "redis://127.0.0.1:%d?breaker=0", f.port));
+        assert_int_equal(load(store, &key, &e, apr_time_now(), &out), APR_EGENERAL);
+        assert_int_equal(load(store, &key, &e, apr_time_now(), &out), APR_EGENERAL);
+        if ((int)apr_atomic_read32(&f.accepts) != expect ||
+            (int)fake_closes(&f, expect) != expect - 1 + cases[i].closes) {
+            fail_msg("reply %.30s: %u connections, %u closed; expected %d, %d", cases[i].reply,
+                     apr_atomic_read32(&f.accepts), apr_atomic_read32(&f.closes), expect,
+                     expect - 1 + cases[i].closes);
+        }
+        assert_int_equal(unit_stats(store).errors, 2);
+        store->ops->close(store);
+        fake_stop(&f);
+    }
+}
+
+/* max_age: a pooled connection that old is replaced. */
+static void test_max_age(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?max_age=1");
+
+    (void)state;
+    save_and_load(store, 21);
+    save_and_load(store, 22);
+    assert_int_equal(unit_stats(store).connects, 1);
+    usleep(1100000);
+    save_and_load(store, 23);
+    assert_int_equal(unit_stats(store).connects, 2);
+    save_and_load(store, 24);
+    assert_int_equal(unit_stats(store).connects, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_parse_defaults),
-        UNIT_TEST(test_parse_forms),
-        UNIT_TEST(test_parse_errors),
-        UNIT_TEST(test_describe_hides_the_password),
         UNIT_TEST(test_round_trip),
         UNIT_TEST(test_keys_and_ttls),
         UNIT_TEST(test_expired_records_are_deleted),
@@ -1072,6 +1182,9 @@ int main(void)
         UNIT_TEST(test_outage_and_recovery),
         UNIT_TEST(test_threads),
         UNIT_TEST(test_restart_behind_pooled_connections),
+        UNIT_TEST(test_readonly_closes_the_connection),
+        UNIT_TEST(test_error_replies),
+        UNIT_TEST(test_max_age),
     };
 
     /* A write to a socket Redis closed must be an error, not a death. */

@@ -1,0 +1,479 @@
+/* test_redis_uri.c - the Redis URI: parsing, validation, error messages that
+ * never quote a password, and describe's output parsing back to the same
+ * configuration. No server needed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <apr_general.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "ss_redis_config.h"
+#include "unit.h"
+
+#define SEC apr_time_from_sec(1)
+#define MS apr_time_from_msec(1)
+
+static apr_pool_t *pool;
+
+static int setup(void **state)
+{
+    (void)state;
+    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    apr_pool_destroy(pool);
+    pool = NULL;
+    return 0;
+}
+
+/* The error for uri, failing the test when it parses. */
+static const char *parse_err(const char *uri)
+{
+    ss_redis_config_t *cfg = NULL;
+    const char *err = ss_redis_parse(&cfg, uri, pool);
+
+    if (!err) {
+        fail_msg("%s: parsed, expected an error", uri);
+    }
+    assert_null(cfg);
+    return err;
+}
+
+static ss_redis_config_t *parse_ok(const char *uri)
+{
+    ss_redis_config_t *cfg = NULL;
+    const char *err = ss_redis_parse(&cfg, uri, pool);
+
+    if (err) {
+        fail_msg("%s: unexpected error: %s", uri, err);
+    }
+    return cfg;
+}
+
+static void test_parse_defaults(void **state)
+{
+    ss_redis_config_t *cfg = parse_ok("redis://localhost");
+
+    (void)state;
+    assert_string_equal(cfg->host, "localhost");
+    assert_null(cfg->path);
+    assert_int_equal(cfg->port, 6379);
+    assert_int_equal(cfg->db, 0);
+    assert_null(cfg->user);
+    assert_null(cfg->password);
+    assert_string_equal(cfg->prefix, "sessstore:");
+    assert_true(cfg->connect_timeout == 300 * MS);
+    assert_true(cfg->command_timeout == 300 * MS);
+    assert_true(cfg->breaker == 1000 * MS);
+    assert_int_equal(cfg->max_idle, SS_REDIS_DEFAULT_MAX_IDLE);
+    assert_int_equal(SS_REDIS_DEFAULT_MAX_IDLE, 64);
+    assert_true(cfg->max_age == 300 * SEC);
+}
+
+static void test_parse_forms(void **state)
+{
+    ss_redis_config_t *cfg;
+
+    (void)state;
+    cfg = parse_ok("redis://:p%40ss%2Fw%3a@10.0.0.1:6380/2?connect_timeout=50&command_timeout=75"
+                   "&prefix=app%3As%26:&breaker=0&max_idle=4&max_age=0");
+    assert_string_equal(cfg->password, "p@ss/w:");
+    assert_null(cfg->user);
+    assert_string_equal(cfg->host, "10.0.0.1");
+    assert_int_equal(cfg->port, 6380);
+    assert_int_equal(cfg->db, 2);
+    assert_true(cfg->connect_timeout == 50 * MS);
+    assert_true(cfg->command_timeout == 75 * MS);
+    assert_string_equal(cfg->prefix, "app:s&:");
+    assert_true(cfg->breaker == 0);
+    assert_int_equal(cfg->max_idle, 4);
+    assert_true(cfg->max_age == 0);
+
+    cfg = parse_ok("redis://al%69ce:s%3Acr%25t@@[::1]:7000");
+    assert_string_equal(cfg->user, "alice");
+    assert_string_equal(cfg->password, "s:cr%t@");
+    assert_string_equal(cfg->host, "::1");
+    assert_int_equal(cfg->port, 7000);
+
+    cfg = parse_ok("redis://secret@cache.example/");
+    assert_null(cfg->user);
+    assert_string_equal(cfg->password, "secret");
+    assert_int_equal(cfg->db, 0);
+
+    cfg = parse_ok("unix:///run/redis/redis%20a.sock?db=3&password=x%26y&user=bob");
+    assert_null(cfg->host);
+    assert_string_equal(cfg->path, "/run/redis/redis a.sock");
+    assert_int_equal(cfg->db, 3);
+    assert_string_equal(cfg->password, "x&y");
+    assert_string_equal(cfg->user, "bob");
+
+    cfg = parse_ok("redis+unix:///tmp/r.sock");
+    assert_string_equal(cfg->path, "/tmp/r.sock");
+
+    cfg = parse_ok("REDIS://h?db=5&prefix=");
+    assert_int_equal(cfg->db, 5);
+    assert_string_equal(cfg->prefix, "");
+}
+
+static void test_parse_errors(void **state)
+{
+    static const struct {
+        const char *uri, *error;
+    } cases[] = {
+        {"http://h", "expected redis://"},
+        {"rediss://h", "TLS"},
+        {"redis://", "missing host"},
+        {"redis://:6379", "missing host"},
+        {"redis://h:0", "bad port"},
+        {"redis://h:65536", "bad port"},
+        {"redis://h:6a", "bad port"},
+        {"redis://h:", "bad port"},
+        {"redis://alice:s3cret", "bad port"},
+        {"redis://h/x", "bad db"},
+        {"redis://h/-1", "bad db"},
+        {"redis://h/99999999999", "bad db"},
+        {"redis://h/1?db=2", "db given twice"},
+        {"redis://h?connect_timeout=0", "bad connect_timeout"},
+        {"redis://h?connect_timeout=60001", "bad connect_timeout"},
+        {"redis://h?command_timeout=", "bad command_timeout"},
+        {"redis://h?command_timeout=1.5", "bad command_timeout"},
+        {"redis://h?breaker=-1", "bad breaker"},
+        {"redis://h?max_idle=2000", "bad max_idle"},
+        {"redis://h?max_age=86401", "bad max_age"},
+        {"redis://h?max_age=-1", "bad max_age"},
+        {"redis://h?timeout=5", "unknown parameter 'timeout'"},
+        {"redis://h?prefix", "needs a value"},
+        {"redis://h?prefix=a&prefix=b", "prefix given twice"},
+        {"redis://h?prefix=%zz", "bad percent-encoding in the prefix"},
+        {"redis://:@h", "empty password"},
+        {"redis://:s3cret%zz@h", "bad percent-encoding in the password"},
+        {"redis://:s3cret%00@h", "bad percent-encoding in the password"},
+        {"redis://:s3cret@h?password=s3cret", "password given twice"},
+        {"redis://h?user=bob", "a user needs a password"},
+        {"redis://::1", "brackets"},
+        {"redis://[::1", "IPv6"},
+        {"redis://[::1]x", "after ']'"},
+        {"redis://h#s3cret", "'#'"},
+        {"unix://relative/path", "absolute"},
+        {"unix://", "absolute"},
+        {"unix:///", "missing socket path"},
+    };
+    char long_prefix[200];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ss_redis_config_t *cfg = NULL;
+        const char *err = ss_redis_parse(&cfg, cases[i].uri, pool);
+
+        if (!err || !strstr(err, cases[i].error)) {
+            fail_msg("%s: expected an error with \"%s\", got %s", cases[i].uri, cases[i].error,
+                     err ? err : "success");
+        }
+        assert_null(strstr(err, "s3cret"));
+        assert_null(cfg);
+    }
+    memset(long_prefix, 'x', sizeof(long_prefix) - 1);
+    long_prefix[sizeof(long_prefix) - 1] = '\0';
+    assert_non_null(
+        strstr(ss_redis_parse(&(ss_redis_config_t *){NULL},
+                              apr_pstrcat(pool, "redis://h?prefix=", long_prefix, NULL), pool),
+               "prefix longer"));
+}
+
+static void test_describe_hides_the_password(void **state)
+{
+    ss_redis_config_t *cfg = parse_ok("redis://alice:s3cret@h:6380/1?prefix=a%26b:");
+    const char *d = ss_redis_describe(cfg, pool);
+
+    (void)state;
+    assert_null(strstr(d, "s3cret"));
+    assert_non_null(strstr(d, "redis://alice:***@h:6380/1?"));
+    assert_non_null(strstr(d, "prefix=a%26b:"));
+    assert_non_null(strstr(d, "connect_timeout=300&command_timeout=300&breaker=1000"));
+    /* What describe prints parses back to the same target. */
+    cfg = parse_ok(d);
+    assert_string_equal(cfg->prefix, "a&b:");
+    assert_int_equal(cfg->port, 6380);
+
+    cfg = parse_ok("unix:///tmp/r.sock?password=s3cret&db=2");
+    d = ss_redis_describe(cfg, pool);
+    assert_null(strstr(d, "s3cret"));
+    assert_non_null(strstr(d, "unix:///tmp/r.sock?db=2&password=***&"));
+
+    d = ss_redis_describe(parse_ok("redis://[::1]"), pool);
+    assert_non_null(strstr(d, "redis://[::1]:6379/0?"));
+}
+
+/* A password with an unencoded '/', '?' or '&' spills into the host, the
+ * path or the query: no part of it may reach the message, which must still
+ * say what is wrong and where. */
+static void test_errors_never_quote_a_password(void **state)
+{
+    static const struct {
+        const char *uri, *error, *secret[3];
+    } cases[] = {
+        {"redis://u:Zq12/3xPASS@host", "percent-encode '/', '?' and '&'", {"Zq12", "3xPASS"}},
+        {"redis://u:Zq1?PASS@h", "percent-encode '/', '?' and '&'", {"Zq1", "PASS"}},
+        {"redis://Zq1?prefix=PASS@h", "an '@' after the host", {"Zq1", "PASS"}},
+        {"redis://u:Ab/Cd?Ef&Gh@host:6379/0", "the part before '@'", {"Ab", "Cd", "Ef&Gh"}},
+        {"redis://h?password=SeKr1t&RetPw9", "parameter 2 needs a value", {"SeKr1t", "RetPw9"}},
+        {"redis://h?password=SeKr1t&RetPw9=x", "unknown parameter 2", {"SeKr1t", "RetPw9"}},
+        {"redis://h?password=SeKr1t&connect_timeout=RetPw9",
+         "bad connect_timeout: expected",
+         {"SeKr1t", "RetPw9"}},
+        {"redis://h?db=RetPw9&password=SeKr1t", "percent-encode '&' as %26", {"SeKr1t", "RetPw9"}},
+        {"unix:///s?password=SeKr1t&RetPw9", "parameter 2 needs a value", {"SeKr1t", "RetPw9"}},
+        {"redis://u:pw@h/RetPw9", "bad db in the path", {"RetPw9"}},
+        {"redis://u:pw@h?max_idle=RetPw9", "bad max_idle: expected", {"RetPw9"}},
+        {"redis://u:pw@h?max_age=RetPw9", "bad max_age: expected", {"RetPw9"}},
+        {"redis://u:pw@h?RetPw9", "parameter 1 needs a value", {"RetPw9"}},
+        {"redis://u:SeKr1t@h:RetPw9", "bad port", {"SeKr1t", "RetPw9"}},
+        {"redis://u:SeKr1t@RetPw9!", "bad host", {"SeKr1t", "RetPw9"}},
+        {"redis://SeKr1t", NULL, {NULL}}, /* a host: parses */
+    };
+    size_t i, j;
+
+    (void)state;
+    for (i = 0; i < UNIT_COUNT(cases) && cases[i].error; i++) {
+        const char *err = parse_err(cases[i].uri);
+
+        if (!strstr(err, cases[i].error)) {
+            fail_msg("%s: expected an error with \"%s\", got: %s", cases[i].uri, cases[i].error,
+                     err);
+        }
+        for (j = 0; j < 3 && cases[i].secret[j]; j++) {
+            if (strstr(err, cases[i].secret[j])) {
+                fail_msg("%s: the error quotes \"%s\": %s", cases[i].uri, cases[i].secret[j], err);
+            }
+        }
+    }
+}
+
+/* Without a password, a bad value is quoted, but escaped and bounded. */
+static void test_errors_quote_escaped(void **state)
+{
+    char long_value[300];
+    const char *err;
+
+    (void)state;
+    err = parse_err("redis://h?connect_timeout=%0A5%1B[31m");
+    assert_non_null(strstr(err, "bad connect_timeout '\\x0A5\\x1B[31m'"));
+    err = parse_err("redis://h?col\x01our=1");
+    assert_non_null(strstr(err, "unknown parameter 'col\\x01our'"));
+    err = parse_err("redis://h?db=%C3%A9");
+    assert_non_null(strstr(err, "bad db '\\xC3\\xA9'"));
+    memset(long_value, '7', sizeof(long_value) - 1);
+    long_value[sizeof(long_value) - 1] = '\0';
+    err = parse_err(apr_pstrcat(pool, "redis://h?max_idle=", long_value, NULL));
+    assert_true(strlen(err) < 150);
+    assert_non_null(strstr(err, "...'"));
+}
+
+static void test_hosts(void **state)
+{
+    static const struct {
+        const char *uri, *host;
+    } good[] = {
+        {"redis://localhost", "localhost"},
+        {"redis://cache.example.:7000", "cache.example."},
+        {"redis://10.0.0.1", "10.0.0.1"},
+        {"redis://redis_1", "redis_1"},
+        {"redis://a-b.c-d.example", "a-b.c-d.example"},
+        {"redis://xn--bcher-kva.example", "xn--bcher-kva.example"},
+        {"redis://1a", "1a"},
+        {"redis://[::1]", "::1"},
+        {"redis://[2001:db8::1]:7000", "2001:db8::1"},
+        {"redis://[::ffff:10.0.0.1]", "::ffff:10.0.0.1"},
+        {"redis://[fe80::1%25eth0]", "fe80::1%eth0"},
+    };
+    static const struct {
+        const char *uri, *error;
+    } bad[] = {
+        {"redis://[[]", "bad IPv6 address in brackets"},
+        {"redis://[]", "bad IPv6 address in brackets"},
+        {"redis://[a b]", "bad IPv6 address in brackets"},
+        {"redis://[::1 ]", "bad IPv6 address in brackets"},
+        {"redis://[1.2.3.4]", "bad IPv6 address in brackets"},
+        {"redis://[::1%25]", "bad IPv6 address in brackets"},
+        {"redis://[::1%25a b]", "bad IPv6 address in brackets"},
+        {"redis://[::1%zz]", "bad IPv6 address in brackets"},
+        {"redis://[::1\x01]", "bad IPv6 address in brackets"},
+        {"redis://h\x01st", "bad host"},
+        {"redis://h\x1b[2Jst:6379", "bad host"},
+        {"redis://h st", "bad host"},
+        {"redis://h%41", "bad host"},
+        {"redis://-h", "bad host"},
+        {"redis://h-", "bad host"},
+        {"redis://h-.x", "bad host"},
+        {"redis://a..b", "bad host"},
+        {"redis://.", "bad host"},
+        {"redis://.h", "bad host"},
+        {"redis://256.1.1.1", "bad host"},
+        {"redis://10.0.0", "bad host"},
+        {"redis://1.2.3.4.5", "bad host"},
+        {"redis://010.0.0.1", "bad host"},
+        {"redis://h\xc3\xa9", "bad host"},
+    };
+    char label[70], name[300];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < UNIT_COUNT(good); i++) {
+        ss_redis_config_t *cfg = NULL;
+        const char *err = ss_redis_parse(&cfg, good[i].uri, pool);
+
+        if (err) {
+            fail_msg("%s: unexpected error: %s", good[i].uri, err);
+        }
+        assert_string_equal(cfg->host, good[i].host);
+    }
+    for (i = 0; i < UNIT_COUNT(bad); i++) {
+        const char *err = parse_err(bad[i].uri), *c;
+
+        if (!strstr(err, bad[i].error)) {
+            fail_msg("%s: expected an error with \"%s\", got: %s", bad[i].uri, bad[i].error, err);
+        }
+        /* The host is never quoted, so no control character gets through. */
+        for (c = err; *c; c++) {
+            assert_true((unsigned char)*c >= 0x20 && (unsigned char)*c < 0x7f);
+        }
+    }
+    /* Labels up to 63 bytes, names up to 253. */
+    memset(label, 'a', 63);
+    label[63] = '\0';
+    assert_null(ss_redis_parse(&(ss_redis_config_t *){NULL},
+                               apr_pstrcat(pool, "redis://", label, ".example", NULL), pool));
+    label[63] = 'a';
+    label[64] = '\0';
+    assert_non_null(
+        strstr(parse_err(apr_pstrcat(pool, "redis://", label, ".example", NULL)), "bad host"));
+    for (i = 0; i < 63; i++) {
+        memcpy(name + 4 * i, "abc.", 4);
+    }
+    name[253] = '\0'; /* 63 "abc." and a final "a" */
+    assert_null(ss_redis_parse(&(ss_redis_config_t *){NULL},
+                               apr_pstrcat(pool, "redis://", name, NULL), pool));
+    name[253] = 'b';
+    name[254] = '\0';
+    assert_non_null(strstr(parse_err(apr_pstrcat(pool, "redis://", name, NULL)), "bad host"));
+}
+
+/* Percent-encode everything but unreserved characters. */
+static const char *encode(const char *s)
+{
+    char *buf = apr_palloc(pool, strlen(s) * 3 + 1), *o = buf;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (apr_isalnum(c) || strchr("-._~", c)) {
+            *o++ = (char)c;
+        } else {
+            o += apr_snprintf(o, 4, "%%%02X", c);
+        }
+    }
+    *o = '\0';
+    return buf;
+}
+
+static void assert_same_config(const ss_redis_config_t *a, const ss_redis_config_t *b)
+{
+#define SAME_STR(f)                                                                                \
+    do {                                                                                           \
+        if (!a->f || !b->f) {                                                                      \
+            assert_ptr_equal(a->f, b->f);                                                          \
+        } else {                                                                                   \
+            assert_string_equal(a->f, b->f);                                                       \
+        }                                                                                          \
+    } while (0)
+    SAME_STR(host);
+    SAME_STR(path);
+    SAME_STR(user);
+    SAME_STR(password);
+    SAME_STR(prefix);
+#undef SAME_STR
+    assert_int_equal(a->port, b->port);
+    assert_int_equal(a->db, b->db);
+    assert_true(a->connect_timeout == b->connect_timeout);
+    assert_true(a->command_timeout == b->command_timeout);
+    assert_true(a->breaker == b->breaker);
+    assert_int_equal(a->max_idle, b->max_idle);
+    assert_true(a->max_age == b->max_age);
+}
+
+/* What describe prints, with the real password put back for "***", parses
+ * to the same configuration, field by field. */
+static void test_describe_round_trip(void **state)
+{
+    static const char *const uris[] = {
+        "redis://localhost",
+        "redis://alice:s3cr%2Ft@h:6380/1?prefix=a%26b:&connect_timeout=50&command_timeout=70"
+        "&breaker=0&max_idle=3&max_age=0",
+        "redis://:p%40ss%3A%2F%3F%26%25%23%20@[::1]:7000/2",
+        "redis://b%3Ab%40c:pw@[fe80::1%25eth0]?max_age=86400",
+        "redis://[2001:db8::10]:6380",
+        "redis://bob@cache.example./5",
+        "redis://10.0.0.1?prefix=",
+        "redis://h?prefix=%01%FF%25%3D%3F%26%2F%23%20:x&db=7",
+        "unix:///tmp/r%20s.sock?db=3&password=x%26y&user=b%3Ab",
+        "redis+unix:///run/redis/redis.sock?prefix=p:&breaker=10",
+        "unix:///tmp/r%3F%23%26.sock?password=a%3Db",
+    };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < UNIT_COUNT(uris); i++) {
+        ss_redis_config_t *cfg = NULL, *again = NULL;
+        const char *d, *err, *star;
+        char *back;
+
+        err = ss_redis_parse(&cfg, uris[i], pool);
+        if (err) {
+            fail_msg("%s: unexpected error: %s", uris[i], err);
+        }
+        d = ss_redis_describe(cfg, pool);
+        star = strstr(d, "***");
+        if (cfg->password) {
+            assert_non_null(star);
+            assert_null(strstr(star + 3, "***"));
+            assert_null(strstr(d, cfg->password));
+            back = apr_pstrcat(pool, apr_pstrmemdup(pool, d, star - d), encode(cfg->password),
+                               star + 3, NULL);
+        } else {
+            assert_null(star);
+            back = apr_pstrdup(pool, d);
+        }
+        err = ss_redis_parse(&again, back, pool);
+        if (err) {
+            fail_msg("%s: described as %s, which does not parse: %s", uris[i], d, err);
+        }
+        assert_same_config(cfg, again);
+        /* And describing it again gives the same text. */
+        assert_string_equal(ss_redis_describe(again, pool), d);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        UNIT_TEST(test_parse_defaults),
+        UNIT_TEST(test_parse_forms),
+        UNIT_TEST(test_parse_errors),
+        UNIT_TEST(test_describe_hides_the_password),
+        UNIT_TEST(test_errors_never_quote_a_password),
+        UNIT_TEST(test_errors_quote_escaped),
+        UNIT_TEST(test_hosts),
+        UNIT_TEST(test_describe_round_trip),
+    };
+
+    return UNIT_RUN(tests);
+}
