@@ -1061,7 +1061,7 @@ static void test_readonly_closes_the_connection(void **state)
     ss_store_stats_t st, after;
 
     (void)state;
-    assert_int_equal(server_start(&g.own, NULL), 0);
+    assert_int_equal(server_start(&g.own, g.binary, NULL), 0);
     store = open_server(&g.own, "?breaker=1000");
     save_and_load(store, 19);
     st = unit_stats(store);

@@ -359,6 +359,7 @@ static void test_hosts(void **state)
     for (i = 0; i < 63; i++) {
         memcpy(name + 4 * i, "abc.", 4);
     }
+    name[252] = 'a';
     name[253] = '\0'; /* 63 "abc." and a final "a" */
     assert_null(ss_redis_parse(&(ss_redis_config_t *){NULL},
                                apr_pstrcat(pool, "redis://", name, NULL), pool));
