@@ -59,6 +59,10 @@ apr_size_t ss_shm_footprint(apr_size_t len);
 /* Test builds only: called with the name of each fault point passed in the
  * middle of an update ("save.allocated", "remove.hash_unlinked", ...). */
 extern void (*ss_shm_fault_hook)(const char *step);
+
+/* Test builds only: the address of a named field of the header or of key's
+ * entry, for tests that damage the arena by hand (see ss_shm.c). */
+apr_uint32_t *ss_shm_fault_field(void *base, const char *name, const ss_key_t *key);
 #endif
 
 #endif
