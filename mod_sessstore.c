@@ -394,6 +394,40 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
 
 /* Create the arena and its mutex once per httpd process; every later
  * generation reuses both. */
+/* An arena kept across a restart is used again only if this build lays it
+ * out the same way and a full walk finds it whole, under the mutex: old
+ * children of a graceful restart may still be using it. A damaged arena is
+ * emptied; one of another layout (an older module) is left to the old
+ * generation, and APR_EINVAL says to create a new one. */
+static apr_status_t shm_keep(server_rec *s)
+{
+    void *base = apr_shm_baseaddr_get(shm_retained->shm);
+    const char *why = NULL;
+    apr_status_t rv = apr_global_mutex_lock(shm_retained->mutex);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "cannot lock the shared-memory session store to check it; kept unchecked");
+        return APR_SUCCESS;
+    }
+    rv = ss_shm_check(base, shm_retained->size, shm_retained->max_record, &why);
+    if (rv == APR_EGENERAL) {
+        ss_shm_format(base, shm_retained->size, shm_retained->max_record);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
+                     "the shared-memory session store kept across the restart was damaged (%s): "
+                     "emptied it, its sessions are lost",
+                     why);
+        rv = APR_SUCCESS;
+    } else if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "the shared-memory session store kept across the restart is %s: a new one "
+                     "is created, its sessions are lost",
+                     why);
+    }
+    apr_global_mutex_unlock(shm_retained->mutex);
+    return rv;
+}
+
 static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
 {
     apr_status_t rv;
@@ -410,12 +444,19 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
                          " bytes) is kept with its sessions until httpd is stopped and started",
                          shm_retained->size, shm_retained->max_record);
         }
-        return APR_SUCCESS;
+        if (shm_keep(s) == APR_SUCCESS) {
+            return APR_SUCCESS;
+        }
+        /* Old children keep their own mapping of the old arena. */
+        apr_shm_destroy(shm_retained->shm);
+        shm_retained->shm = NULL;
     }
-    rv = ap_global_mutex_create(&shm_retained->mutex, NULL, SHM_MUTEX_TYPE, NULL, s,
-                                s->process->pool, 0);
-    if (rv != APR_SUCCESS) {
-        return rv;
+    if (!shm_retained->mutex) {
+        rv = ap_global_mutex_create(&shm_retained->mutex, NULL, SHM_MUTEX_TYPE, NULL, s,
+                                    s->process->pool, 0);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
     }
     rv = apr_shm_create(&shm_retained->shm, shm_size, NULL, s->process->pool);
     if (rv != APR_SUCCESS) {

@@ -1,5 +1,6 @@
-/* test_shm.c - the shared-memory backend: format, capacity, eviction, and
- * concurrent use by several processes and threads. */
+/* test_shm.c - the shared-memory backend: format, capacity, eviction,
+ * concurrent use by several processes and threads, writers killed in the
+ * middle of updates (built with SS_FAULT_POINTS) and arenas damaged by hand. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1128,6 +1129,493 @@ static void test_hammer_threads_evicting(void **state)
     hammer(state, 8, 4000, SS_SHM_MIN_SIZE, run_threads);
 }
 
+/* ---- crashes and damage ------------------------------------------------ */
+
+/* Every message logged, by kind: rebuilds (ERR, "emptied it"), dead writers
+ * whose arena was kept (WARNING, "died while updating"), anything else. */
+typedef struct {
+    int rebuilds, kept, other;
+    char last[2048];
+} damage_log_t;
+
+static void capture_damage(void *baton, int level, apr_status_t rv, const char *msg)
+{
+    damage_log_t *d = baton;
+
+    (void)rv;
+    if (level == SS_LOG_ERR && strstr(msg, "emptied it")) {
+        d->rebuilds++;
+    } else if (level == SS_LOG_WARNING && strstr(msg, "consistent and kept")) {
+        d->kept++;
+    } else {
+        d->other++;
+    }
+    apr_cpystrn(d->last, msg, sizeof(d->last));
+}
+
+#define DAMAGE_ARENA (256 * 1024)
+#define DAMAGE_MAX_RECORD 4096
+#define DAMAGE_KEYS 300
+static const ss_expiry_t touchy = {SEC(3600), 0}; /* a touch is due after 60 s */
+
+/* A record found under key i is the one written under key i, whole. */
+static void assert_own_record(int i, const ss_record_t *rec, apr_pool_t *p)
+{
+    char prefix[32];
+    int v = -1;
+
+    snprintf(prefix, sizeof(prefix), "k%d:v", i);
+    assert_int_equal(strncmp(rec->payload, prefix, strlen(prefix)), 0);
+    assert_int_equal(sscanf(rec->payload + strlen(prefix), "%d", &v), 1);
+    assert_memory_equal(rec->payload, payload_of(i, v, rec->payload_len, p), rec->payload_len);
+}
+
+/* Operation op of a workload that saves (sizes from 1 to 20 blocks, every
+ * seventh record dying 10 s later), loads (touching), removes, fills the arena
+ * and evicts: every fault point is passed within a few hundred operations. */
+static void damage_op(fixture_t *f, int op, apr_time_t now, apr_pool_t *p)
+{
+    /* A load asks for the key saved 61 operations (seconds) before: due for
+     * a touch, if nothing removed it since. */
+    int i = ((op % 5 == 3 ? op - 61 : op) * 37 % DAMAGE_KEYS + DAMAGE_KEYS) % DAMAGE_KEYS;
+    ss_key_t key;
+    ss_record_t rec;
+    apr_status_t rv;
+
+    key_of(i, &key);
+    if (op % 5 == 3) {
+        rv = f->store->ops->load(f->store, &key, &touchy, &touchy, now, p, &rec);
+        assert_true(rv == APR_SUCCESS || rv == APR_NOTFOUND);
+        if (rv == APR_SUCCESS) {
+            assert_own_record(i, &rec, p);
+        }
+    } else if (op % 11 == 7) {
+        assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
+    } else {
+        apr_size_t plen = 10 + (apr_size_t)((op * 7919) % 2500);
+
+        rec.created = rec.accessed = now;
+        rec.user = "";
+        rec.payload = payload_of(i, op, plen, p);
+        rec.payload_len = plen;
+        rv = f->store->ops->save(f->store, &key, &rec, i % 7 ? 0 : now + SEC(10), SS_SAVE_NEW,
+                                 UNIT_NO_LIMIT, p);
+        if (rv == APR_EEXIST) {
+            rv = f->store->ops->save(f->store, &key, &rec, 0, SS_SAVE_UPDATE, UNIT_NO_LIMIT, p);
+        }
+        assert_true(rv == APR_SUCCESS || rv == APR_NOTFOUND);
+    }
+}
+
+/* One fault point, whether the arena is damaged when a writer dies there. */
+typedef struct {
+    const char *step;
+    int damages;
+} fault_step_t;
+
+static const fault_step_t fault_steps[] = {
+    {"update.begun", 0},         /* the mark is set, nothing written yet */
+    {"save.old_removed", 0},     /* the old version is out, wholly */
+    {"alloc.head_moved", 1},     /* free list head moved, free count not */
+    {"save.allocated", 1},       /* blocks taken, owned by nobody */
+    {"save.mid_copy", 1},        /* the same, halfway through the data */
+    {"save.hash_linked", 1},     /* indexed, not on the LRU list */
+    {"save.lru_linked", 1},      /* listed, not counted */
+    {"save.done", 0},            /* everything but the mark */
+    {"lru.push_half", 1},        /* the old head points back, the head is not moved */
+    {"remove.hash_unlinked", 1}, /* the crash of issue 9: out of the index, still listed */
+    {"remove.lru_unlinked", 1},  /* unlisted, its blocks owned by nobody */
+    {"remove.mid_free_push", 1}, /* a block linked to the free list, not its head */
+    {"touch.accessed", 0},       /* the record's access time rewritten, not the deadline */
+    {"touch.lru_unlinked", 1},   /* a loaded entry out of the LRU list */
+    {"evict.sweep", 0},          /* a dead record reclaimed, the save not begun */
+    {"evict.lru", 0},            /* the oldest record evicted, the save not begun */
+};
+
+static const char *fault_target;
+static int fault_passes_left;
+
+static void kill_at_target(const char *step)
+{
+    if (strcmp(step, fault_target) == 0 && --fault_passes_left == 0) {
+        raise(SIGKILL);
+    }
+}
+
+/* A child runs the workload and SIGKILLs itself, with the lock held, on the
+ * pass-th pass of step; 0 when it died so, -1 when it never got there. */
+static int kill_child_at(fixture_t *f, const char *step, int pass, apr_time_t t0)
+{
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    int code = -1;
+    apr_status_t rv = apr_proc_fork(&proc, f->p);
+
+    if (rv == APR_INCHILD) {
+        apr_pool_t *p;
+        int op;
+
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        fault_target = step;
+        fault_passes_left = pass;
+        ss_shm_fault_hook = kill_at_target;
+        apr_pool_create(&p, NULL);
+        for (op = 0; op < 5000; op++) {
+            apr_pool_clear(p);
+            damage_op(f, op, t0 + op * SEC(1), p);
+        }
+        _exit(0);
+    }
+    assert_int_equal(rv, APR_INPARENT);
+    assert_int_equal(apr_proc_wait(&proc, &code, &why, APR_WAIT), APR_CHILD_DONE);
+    return why == APR_PROC_SIGNAL && code == SIGKILL ? 0 : -1;
+}
+
+static void test_writer_killed_at_every_step(void **state)
+{
+    fixture_t *f = *state;
+    static const int passes[] = {1, 4, 29};
+    damage_log_t log;
+    apr_pool_t *p;
+    apr_time_t t = T0;
+    apr_uint32_t rebuilds = 0;
+    int kills = 0, damaged = 0, ops = 0;
+    size_t s, k;
+    int op;
+
+    alarm(300); /* a hang fails the test */
+    unit_arena_open(f, DAMAGE_ARENA, DAMAGE_MAX_RECORD);
+    assert_int_equal(apr_pool_create(&p, f->p), APR_SUCCESS);
+    ss_log_set(capture_damage, &log);
+    for (s = 0; s < UNIT_COUNT(fault_steps); s++) {
+        for (k = 0; k < UNIT_COUNT(passes); k++) {
+            memset(&log, 0, sizeof(log));
+            if (kill_child_at(f, fault_steps[s].step, passes[k], t) != 0) {
+                fail_msg("%s: pass %d never reached", fault_steps[s].step, passes[k]);
+            }
+            kills++;
+            t += SEC(100000);
+            /* The next holder of the lock finds the mark: one message, a
+             * rebuild exactly when the step leaves damage. */
+            for (op = 0; op < 400; op++) {
+                apr_pool_clear(p);
+                damage_op(f, op * 3 + 1, t + op * SEC(1), p);
+            }
+            ops += 400;
+            t += SEC(100000);
+            if (log.rebuilds + log.kept != 1 || log.other != 0 ||
+                log.rebuilds != fault_steps[s].damages) {
+                fail_msg("%s, pass %d: %d rebuilds, %d kept, %d other; last: %s",
+                         fault_steps[s].step, passes[k], log.rebuilds, log.kept, log.other,
+                         log.last);
+            }
+            damaged += log.rebuilds;
+            assert_int_equal(ss_shm_rebuilds(f->base), rebuilds + log.rebuilds);
+            rebuilds = ss_shm_rebuilds(f->base);
+            assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
+        }
+    }
+    /* The arena filled and evicted all along. */
+    assert_true(unit_stats(f->store).evicted_lru > 0);
+    assert_true(unit_stats(f->store).evicted_expired > 0);
+    print_message("  %d fault points, %d kills, %d arenas damaged and rebuilt, %d ops after them\n",
+                  (int)UNIT_COUNT(fault_steps), kills, damaged, ops);
+    ss_log_set(NULL, NULL);
+    alarm(0);
+}
+
+/* ---- damage by hand ---- */
+
+static void fill_for_damage(fixture_t *f, damage_log_t *log)
+{
+    apr_pool_t *p;
+    int op;
+
+    unit_arena_open(f, DAMAGE_ARENA, DAMAGE_MAX_RECORD);
+    assert_int_equal(apr_pool_create(&p, f->p), APR_SUCCESS);
+    for (op = 0; op < 600; op++) {
+        apr_pool_clear(p);
+        damage_op(f, op, T0, p);
+    }
+    apr_pool_destroy(p);
+    memset(log, 0, sizeof(*log));
+    ss_log_set(capture_damage, log);
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
+}
+
+/* A stored key (a load finds it), from k up. */
+static int stored_key(fixture_t *f, int k)
+{
+    ss_record_t rec;
+
+    for (; k < DAMAGE_KEYS; k++) {
+        if (load_i(f, k, T0, &rec) == APR_SUCCESS) {
+            return k;
+        }
+    }
+    fail_msg("no stored key");
+    return -1;
+}
+
+static apr_uint32_t *field_of(fixture_t *f, const char *name, int i)
+{
+    ss_key_t key;
+    apr_uint32_t *field;
+
+    key_of(i, &key);
+    field = ss_shm_fault_field(f->base, name, &key);
+    assert_non_null(field);
+    return field;
+}
+
+/* The damage is seen by the full walk; the operation then meets it, empties
+ * the arena once, and the arena works again. */
+static void assert_detected(fixture_t *f, damage_log_t *log, void (*op)(fixture_t *, int), int i)
+{
+    const char *why = NULL;
+
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, &why), APR_EGENERAL);
+    assert_non_null(why);
+    op(f, i);
+    if (log->rebuilds != 1 || log->other != 0) {
+        fail_msg("%d rebuilds, %d other messages; last: %s", log->rebuilds, log->other, log->last);
+    }
+    assert_non_null(strstr(log->last, why));
+    assert_int_equal(ss_shm_rebuilds(f->base), 1);
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
+    assert_true(unit_stats(f->store).entries <= 1); /* emptied; a save may have followed */
+    assert_int_equal(save_kv(f, 1, 9, 3000, T0, 0), APR_SUCCESS);
+    assert_present(f, 1, 9, 3000);
+}
+
+static void op_load(fixture_t *f, int i)
+{
+    ss_record_t rec;
+
+    assert_int_equal(load_i(f, i, T0, &rec), APR_NOTFOUND);
+}
+
+static void op_remove(fixture_t *f, int i)
+{
+    ss_key_t key;
+
+    key_of(i, &key);
+    assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
+}
+
+static void op_save(fixture_t *f, int i)
+{
+    assert_int_equal(save_kv(f, i, 1, 500, T0, 0), APR_SUCCESS);
+}
+
+/* Saves of new keys until the damage is met. */
+static void op_save_many(fixture_t *f, int i)
+{
+    int k;
+
+    for (k = 0; k < 2000 && ss_shm_rebuilds(f->base) == 0; k++) {
+        assert_int_equal(save_kv(f, 10000 + i + k, 0, 2000, T0 + SEC(k), 0), APR_SUCCESS);
+    }
+}
+
+static void test_damage_bucket_out_of_range(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    *field_of(f, "bucket", i) = 0x7ffffff0u;
+    assert_detected(f, &log, op_load, i);
+}
+
+static void test_damage_block_index_out_of_range(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    /* A record of several blocks whose second block is off the arena. */
+    for (i = stored_key(f, 0); *field_of(f, "length", i) < 200; i = stored_key(f, i + 1)) {
+    }
+    *field_of(f, "next", i) = 0x00fffff0u;
+    assert_detected(f, &log, op_load, i);
+}
+
+static void test_damage_hash_chain_cycle(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    apr_uint32_t iy;
+    int x = 100000, y, c;
+
+    fill_for_damage(f, &log);
+    /* Two new keys and an absent one in one chain: a save puts its entry at
+     * the head, so the bucket then holds the entry's index. */
+    for (y = x + 1; field_of(f, "bucket", y) != field_of(f, "bucket", x); y++) {
+    }
+    for (c = y + 1; field_of(f, "bucket", c) != field_of(f, "bucket", x); c++) {
+    }
+    assert_int_equal(save_kv(f, x, 0, 100, T0, 0), APR_SUCCESS);
+    assert_int_equal(save_kv(f, y, 0, 100, T0, 0), APR_SUCCESS);
+    iy = *field_of(f, "bucket", y);
+    /* y -> x -> y -> ... */
+    *field_of(f, "hash_next", x) = iy;
+    assert_detected(f, &log, op_load, c);
+}
+
+static void test_damage_length_over_max_record(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    *field_of(f, "length", i) = DAMAGE_MAX_RECORD + 1;
+    assert_detected(f, &log, op_load, i);
+}
+
+static void test_damage_length_huge_on_overwrite(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    *field_of(f, "length", i) = 0xfffffff0u;
+    assert_detected(f, &log, op_save, i);
+}
+
+static void test_damage_length_disagrees_with_chain(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    for (i = stored_key(f, 0); *field_of(f, "length", i) < 400; i = stored_key(f, i + 1)) {
+    }
+    /* One block short: the chain goes on past where the length ends. */
+    *field_of(f, "length", i) -= 200;
+    assert_detected(f, &log, op_remove, i);
+}
+
+static void test_damage_hash_next_out_of_range(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    *field_of(f, "hash_next", i) = 0x7fffffffu;
+    assert_detected(f, &log, op_remove, i);
+}
+
+static void test_damage_lru_link_out_of_range(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    *field_of(f, "lru_prev", i) = 0x7ffffff0u;
+    assert_detected(f, &log, op_load, i);
+}
+
+static void test_damage_lru_tail_broken_on_evict(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    ss_key_t none = {{0}};
+
+    fill_for_damage(f, &log);
+    *ss_shm_fault_field(f->base, "lru_tail", &none) = 0x7ffffff0u;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
+static void test_damage_free_count_too_high(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    ss_key_t none = {{0}};
+
+    fill_for_damage(f, &log);
+    /* More free blocks claimed than the list holds: allocation runs off its end. */
+    *ss_shm_fault_field(f->base, "free_count", &none) += 40;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
+static void test_kept_arena_of_another_layout(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    ss_key_t none = {{0}};
+    ss_store_t *store = NULL;
+    const char *why = NULL;
+
+    fill_for_damage(f, &log);
+    *ss_shm_fault_field(f->base, "layout", &none) += 1;
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, &why), APR_EINVAL);
+    assert_non_null(strstr(why, "layout"));
+    assert_false(ss_shm_is_formatted(f->base, f->size, DAMAGE_MAX_RECORD));
+    assert_int_equal(ss_shm_open(&store, f->base, f->mutex, f->p), APR_EINVAL);
+    /* Another size or record limit is refused as foreign too, not walked. */
+    *ss_shm_fault_field(f->base, "layout", &none) -= 1;
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD + 1, NULL), APR_EINVAL);
+    assert_int_equal(ss_shm_check(f->base, f->size - SS_SHM_BLOCK_SIZE, DAMAGE_MAX_RECORD, NULL),
+                     APR_EINVAL);
+    assert_int_equal(log.rebuilds + log.other, 0);
+}
+
+/* How long a full walk takes on a full arena of size bytes. */
+static void walk_time(fixture_t *f, apr_size_t size)
+{
+    apr_pool_t *p;
+    apr_time_t t0;
+    ss_store_stats_t st;
+    ss_record_t rec;
+    ss_key_t key;
+    int i;
+
+    unit_arena_open(f, size, 16384);
+    assert_int_equal(apr_pool_create(&p, f->p), APR_SUCCESS);
+    /* Sizes from 1 to 6 blocks, until the arena has evicted for a while. */
+    for (i = 0; unit_stats(f->store).evicted_lru < 1000; i++) {
+        apr_pool_clear(p);
+        key_of(i, &key);
+        rec.created = rec.accessed = T0;
+        rec.user = "";
+        rec.payload_len = 50 + (apr_size_t)(i * 7919) % 600;
+        rec.payload = payload_of(i, 0, rec.payload_len, p);
+        assert_int_equal(
+            f->store->ops->save(f->store, &key, &rec, 0, SS_SAVE_NEW, UNIT_NO_LIMIT, p),
+            APR_SUCCESS);
+    }
+    apr_pool_destroy(p);
+    st = unit_stats(f->store);
+    t0 = apr_time_now();
+    assert_int_equal(ss_shm_check(f->base, f->size, 16384, NULL), APR_SUCCESS);
+    t0 = apr_time_now() - t0;
+    print_message("  full walk of a %lu MiB arena, %lu records: %.1f ms\n",
+                  (unsigned long)(size / MIB), (unsigned long)st.entries, t0 / 1000.0);
+}
+
+static void test_walk_time(void **state)
+{
+    fixture_t *f = *state;
+    const char *big = getenv("SS_SHM_WALK_MIB"); /* 16 unless set, e.g. 300 by hand */
+
+    walk_time(f, big ? (apr_size_t)atoi(big) * MIB : 16 * MIB);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1150,6 +1638,19 @@ int main(void)
         UNIT_TEST(test_hammer_processes_evicting),
         UNIT_TEST(test_hammer_threads),
         UNIT_TEST(test_hammer_threads_evicting),
+        UNIT_TEST(test_writer_killed_at_every_step),
+        UNIT_TEST(test_damage_bucket_out_of_range),
+        UNIT_TEST(test_damage_block_index_out_of_range),
+        UNIT_TEST(test_damage_hash_chain_cycle),
+        UNIT_TEST(test_damage_length_over_max_record),
+        UNIT_TEST(test_damage_length_huge_on_overwrite),
+        UNIT_TEST(test_damage_length_disagrees_with_chain),
+        UNIT_TEST(test_damage_hash_next_out_of_range),
+        UNIT_TEST(test_damage_lru_link_out_of_range),
+        UNIT_TEST(test_damage_lru_tail_broken_on_evict),
+        UNIT_TEST(test_damage_free_count_too_high),
+        UNIT_TEST(test_kept_arena_of_another_layout),
+        UNIT_TEST(test_walk_time),
     };
 
     return UNIT_RUN(tests);
