@@ -32,6 +32,7 @@
 #include <unistd.h>
 #ifdef SS_FAULT_POINTS
 #include <signal.h>
+#include <stdio.h>
 #endif
 
 #include <apr_atomic.h>
@@ -61,20 +62,29 @@
 #ifdef SS_FAULT_POINTS
 void (*ss_shm_fault_hook)(const char *step);
 
-/* Test builds only: the hook a test installed, else SS_FAULT_STEP=step and
- * SS_FAULT_EVERY=n from the environment, SIGKILL at every n-th pass. */
+/* Test builds only: the hook a test installed; else, while the file that
+ * SS_FAULT_FILE names holds "step n", SIGKILL at every n-th pass of step
+ * (the end-to-end tests turn faults on and off with it). */
 static void fault(const char *step)
 {
     static unsigned long passes;
-    const char *want = getenv("SS_FAULT_STEP");
-    const char *every = getenv("SS_FAULT_EVERY");
-    unsigned long n = every ? strtoul(every, NULL, 10) : 1;
+    const char *path = getenv("SS_FAULT_FILE");
+    char want[64];
+    unsigned long every = 1;
+    FILE *f;
 
     if (ss_shm_fault_hook) {
         ss_shm_fault_hook(step);
-    } else if (want && strcmp(want, step) == 0 && ++passes % (n ? n : 1) == 0) {
+        return;
+    }
+    if (!path || (f = fopen(path, "r")) == NULL) {
+        return;
+    }
+    if (fscanf(f, "%63s %lu", want, &every) >= 1 && strcmp(want, step) == 0 &&
+        ++passes % (every ? every : 1) == 0) {
         raise(SIGKILL);
     }
+    fclose(f);
 }
 #define FAULT(step) fault(step)
 #else
