@@ -8,9 +8,10 @@
 # child while the file SS_FAULT_FILE names holds "step n". Skipped without it.
 FAULT_MODULE=${FAULT_MODULE:-}
 if [ -z "$FAULT_MODULE" ] || ! grep -q SS_FAULT_FILE "$FAULT_MODULE" 2>/dev/null; then
-    echo "skip: FAULT_MODULE does not name a fault build of the module (scripts/build fault)"
-    echo "0 passed, 0 failed"
-    exit 0
+    # Fails loudly rather than skip: run it as scripts/test does.
+    echo "not ok - FAULT_MODULE does not name a fault build of the module (scripts/build fault)"
+    echo "0 passed, 1 failed"
+    exit 1
 fi
 MODULE=$FAULT_MODULE
 source "$(dirname "$0")/lib.sh"
