@@ -36,9 +36,13 @@
 
 #include "ss_redis.h"
 
-/* Saves as the module makes them: a fresh key is NEW, a known one UPDATE. */
-#define STORE_SAVE_NEW(s, k, r, d, p) (s)->ops->save((s), (k), (r), (d), SS_SAVE_NEW, (p))
-#define STORE_SAVE(s, k, r, d, p) (s)->ops->save((s), (k), (r), (d), SS_SAVE_UPDATE, (p))
+/* Saves as the module makes them: a fresh key is NEW, a known one UPDATE,
+ * under the default SessionStoreMaxSessionSize. */
+#define MAX_SESSION_SIZE (16 * 1024)
+#define STORE_SAVE_NEW(s, k, r, d, p)                                                              \
+    (s)->ops->save((s), (k), (r), (d), SS_SAVE_NEW, MAX_SESSION_SIZE, (p))
+#define STORE_SAVE(s, k, r, d, p)                                                                  \
+    (s)->ops->save((s), (k), (r), (d), SS_SAVE_UPDATE, MAX_SESSION_SIZE, (p))
 
 #define KEYS_PER_WORKER 256
 #define PAYLOAD_LEN 200
