@@ -878,6 +878,7 @@ static int status_handler(request_rec *r)
     STAT(refused_gone);
     STAT(malformed);
     STAT(newer_format);
+    STAT(rebuilds);
     STAT(errors);
     STAT(fast_fails);
     STAT(connects);

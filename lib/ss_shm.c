@@ -119,7 +119,10 @@ typedef struct {
     apr_uint32_t lru_next;
     apr_uint32_t length; /* record bytes in the chain */
     apr_uint32_t unused;
-    apr_time_t deadline; /* 0: none */
+    /* When the record is dead for every location (the keeping timeouts, see
+     * ss_store.h); 0: none. Refuses updates of a dead record and picks the
+     * dead ones to reclaim first; a load judges by its own timeouts. */
+    apr_time_t deadline;
     unsigned char key[SS_KEY_BYTES];
 } shm_entry_t;
 
@@ -1119,6 +1122,7 @@ static apr_status_t shm_stats(ss_store_t *store, ss_store_stats_t *stats)
     }
     *stats = h->stats;
     stats->entries = h->entries;
+    stats->rebuilds = h->rebuilds;
     stats->capacity_bytes = (apr_uint64_t)s->a.nblocks * SS_SHM_BLOCK_SIZE;
     stats->used_bytes = (apr_uint64_t)(s->a.nblocks - h->free_count) * SS_SHM_BLOCK_SIZE;
     unlock(s);

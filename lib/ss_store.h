@@ -42,6 +42,7 @@ typedef struct {
     apr_uint64_t refused_gone;     /* updates refused because the record was gone */
     apr_uint64_t malformed;        /* records that did not decode, removed */
     apr_uint64_t newer_format;     /* records of a newer format version, left alone */
+    apr_uint64_t rebuilds;         /* shm: the arena was found damaged and emptied */
     apr_uint64_t errors;           /* operations the store failed (network backends) */
     apr_uint64_t fast_fails;       /* of those, refused at once by an open breaker */
     apr_uint64_t connects;         /* connections opened */

@@ -86,6 +86,25 @@ expect_eq "DEL granted again: the logout goes through" 307 "$(code)"
 get again "$T/private/" >/dev/null
 expect_eq "... and the old cookie is refused" 302 "$(code)"
 
+# --- virtual hosts: one URI repeated is one store; shm after redis:// is shm
+PV=$(free_port)
+URI="redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:"
+httpd_conf vh "$PV" event "SessionStoreBackend $URI" \
+    "<Location /status>" "SetHandler sessstore-status" "</Location>" \
+    "<VirtualHost 127.0.0.1:$PV>" "ServerName one.test" "SessionStoreBackend $URI" "</VirtualHost>" \
+    "<VirtualHost 127.0.0.1:$PV>" "ServerName two.test" "SessionStoreBackend $URI" "</VirtualHost>" \
+    "<VirtualHost 127.0.0.1:$PV>" "ServerName three.test" "SessionStoreBackend $URI" \
+    "SessionStoreBackend shm" "</VirtualHost>"
+httpd_start vh "$PV"
+expect_eq "three virtual hosts naming one Redis open one store" 1 \
+    "$(grep -c 'session store: redis://' "$WORK/vh/logs/error.log")"
+STATUS=$(curl -sS -H 'Host: two.test' "http://127.0.0.1:$PV/status")
+check "... which the second virtual host uses" grep -q '^backend: redis://sessuser:\*\*\*@' <<<"$STATUS"
+STATUS=$(curl -sS -H 'Host: three.test' "http://127.0.0.1:$PV/status")
+check "a later 'SessionStoreBackend shm' wins over an earlier redis:// line" \
+    grep -q '^backend: shm (' <<<"$STATUS"
+httpd_stop vh
+
 # --- bad URIs fail configtest with the directive's name, without the password
 httpd_conf bad "$(free_port)" event "SessionStoreBackend redis://u:Hush9@127.0.0.1:99999/0"
 out=$(httpd_configtest bad)
