@@ -95,8 +95,7 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     server_conf *c = apr_pcalloc(p, sizeof(*c));
 
     (void)s;
-    c->retention.idle = apr_time_from_sec(DEFAULT_IDLE_TIMEOUT);
-    c->retention.absolute = apr_time_from_sec(DEFAULT_ABSOLUTE_TIMEOUT);
+    c->retention.idle = c->retention.absolute = SS_EXPIRY_NARROWEST;
     return c;
 }
 
@@ -214,27 +213,28 @@ static const char *set_outage(cmd_parms *cmd, void *dconf, const char *arg)
 }
 
 /* The store keeps a record as long as the most lenient timeout of the
- * server could still accept it. .htaccess timeouts are read per request,
- * when the server's configuration is fixed: session_ctx widens for them. */
-static void widen_retention(cmd_parms *cmd, const ss_expiry_t *e)
+ * server could still accept it: every value set in any section counts, and
+ * post_config adds the server's own (defaults included). .htaccess timeouts
+ * are read per request, when the server's configuration is fixed:
+ * session_ctx widens for them. */
+static void widen_retention(cmd_parms *cmd, apr_interval_time_t idle, apr_interval_time_t absolute)
 {
     server_conf *sc = ap_get_module_config(cmd->server->module_config, &sessstore_module);
+    ss_expiry_t e = {idle, absolute};
 
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
-        ss_expiry_widen(&sc->retention, e);
+        ss_expiry_widen(&sc->retention, &e);
     }
 }
 
 static const char *set_idle(cmd_parms *cmd, void *dconf, const char *arg)
 {
     dir_conf *c = dconf;
-    ss_expiry_t e = {0, 1};
     const char *err = parse_timeout(cmd, arg, &c->idle);
 
     c->idle_set = 1;
-    e.idle = c->idle;
     if (!err) {
-        widen_retention(cmd, &e);
+        widen_retention(cmd, c->idle, SS_EXPIRY_NARROWEST);
     }
     return err;
 }
@@ -242,13 +242,11 @@ static const char *set_idle(cmd_parms *cmd, void *dconf, const char *arg)
 static const char *set_absolute(cmd_parms *cmd, void *dconf, const char *arg)
 {
     dir_conf *c = dconf;
-    ss_expiry_t e = {1, 0};
     const char *err = parse_timeout(cmd, arg, &c->absolute);
 
     c->absolute_set = 1;
-    e.absolute = c->absolute;
     if (!err) {
-        widen_retention(cmd, &e);
+        widen_retention(cmd, SS_EXPIRY_NARROWEST, c->absolute);
     }
     return err;
 }
@@ -554,7 +552,11 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     for (vs = s; vs; vs = vs->next) {
         server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
+        dir_conf *d = ap_get_module_config(vs->lookup_defaults, &sessstore_module);
+        ss_expiry_t server_wide = {d->idle, d->absolute};
 
+        /* Where no section sets a timeout, the server's own applies. */
+        ss_expiry_widen(&c->retention, &server_wide);
         if (!c->redis) {
             c->store = shm_store;
         } else if (redis_store_for(s, vs, pconf) != APR_SUCCESS) {

@@ -24,6 +24,10 @@ typedef enum { SS_LIVE = 0, SS_EXPIRED_IDLE, SS_EXPIRED_ABSOLUTE } ss_expiry_sta
 ss_expiry_state_e ss_expiry_check(const ss_expiry_t *e, apr_time_t created, apr_time_t accessed,
                                   apr_time_t now);
 
+/* The shortest timeout: widening by it changes nothing. A set of keeping
+ * timeouts starts from {SS_EXPIRY_NARROWEST, SS_EXPIRY_NARROWEST}. */
+#define SS_EXPIRY_NARROWEST ((apr_interval_time_t)1)
+
 /* Widen keep to also accept whatever e accepts: each timeout becomes the
  * longer of the two (0, off, is the longest). keep then holds the most
  * lenient timeouts of a server, which is how long a store keeps a record. */

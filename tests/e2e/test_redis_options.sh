@@ -86,6 +86,22 @@ expect_eq "DEL granted again: the logout goes through" 307 "$(code)"
 get again "$T/private/" >/dev/null
 expect_eq "... and the old cookie is refused" 302 "$(code)"
 
+# --- the key's TTL follows the server's most lenient timeouts, no more: here
+# idle off everywhere but /private/cgi, absolute 600 s (not the default 8 h)
+PL=$(free_port)
+httpd_conf ttl "$PL" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/4?prefix=app1:" \
+    "SessionStoreIdleTimeout 0" "SessionStoreAbsoluteTimeout 600" \
+    "<Location /private/cgi>" "SessionStoreIdleTimeout 120" "</Location>"
+httpd_start ttl "$PL"
+login l "http://127.0.0.1:$PL" alice secret >/dev/null
+key=$(redis_cli redis -n 4 --scan --pattern 'app1:*')
+ttl=$(redis_cli redis -n 4 pttl "$key")
+check "TTL from the lenient timeouts: absolute 600 s ($ttl ms)" test "$ttl" -gt 590000 -a "$ttl" -le 600000
+get l "http://127.0.0.1:$PL/private/cgi/count.cgi" >/dev/null
+ttl=$(redis_cli redis -n 4 pttl "$key")
+check "... also after a save in the strict location ($ttl ms)" test "$ttl" -gt 590000 -a "$ttl" -le 600000
+httpd_stop ttl
+
 # --- virtual hosts: one URI repeated is one store; shm after redis:// is shm
 PV=$(free_port)
 URI="redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:"
