@@ -73,8 +73,8 @@ int ss_session_claim(ss_session_t *sess, const char *user)
     return 1;
 }
 
-/* The previous part of a payload up to its next pair that is not
- * mod_session's expiry entry; the expiry's value, when passed, into *expiry. */
+/* Skip mod_session's expiry entries at s (the start of a pair): the next
+ * pair that is not one; the value of the last one skipped into *expiry. */
 static const char *skip_expiry(const char *s, apr_int64_t *expiry)
 {
     while (!strncmp(s, EXPIRY_ENTRY, sizeof(EXPIRY_ENTRY) - 1)) {
