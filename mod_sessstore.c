@@ -212,19 +212,15 @@ static const char *set_outage(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-/* The store keeps a record as long as the most lenient timeout of the
- * server could still accept it: every value set in any section counts, and
- * post_config adds the server's own (defaults included). .htaccess timeouts
- * are read per request, when the server's configuration is fixed:
- * session_ctx widens for them. */
+/* The store keeps a record as long as the most lenient timeout in force on
+ * the server could still accept it: every value set in a section counts
+ * here, and post_config adds the server's own where a section runs on it. */
 static void widen_retention(cmd_parms *cmd, apr_interval_time_t idle, apr_interval_time_t absolute)
 {
     server_conf *sc = ap_get_module_config(cmd->server->module_config, &sessstore_module);
     ss_expiry_t e = {idle, absolute};
 
-    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
-        ss_expiry_widen(&sc->retention, &e);
-    }
+    ss_expiry_widen(&sc->retention, &e);
 }
 
 static const char *set_idle(cmd_parms *cmd, void *dconf, const char *arg)
@@ -320,9 +316,11 @@ static const command_rec sessstore_cmds[] = {
                      "Cookie holding the session ID, then optional attributes "
                      "(Path=, Domain=, SameSite=, Secure, !Secure, !HttpOnly, ...); "
                      "turns the store on for this directory"),
-    AP_INIT_TAKE1("SessionStoreIdleTimeout", set_idle, NULL, RSRC_CONF | OR_AUTHCFG,
+    /* Not in .htaccess: the store must know every timeout of the server
+     * before the first request (see widen_retention). */
+    AP_INIT_TAKE1("SessionStoreIdleTimeout", set_idle, NULL, RSRC_CONF | ACCESS_CONF,
                   "Seconds without a request after which a session ends (0: never)"),
-    AP_INIT_TAKE1("SessionStoreAbsoluteTimeout", set_absolute, NULL, RSRC_CONF | OR_AUTHCFG,
+    AP_INIT_TAKE1("SessionStoreAbsoluteTimeout", set_absolute, NULL, RSRC_CONF | ACCESS_CONF,
                   "Seconds after its creation at which a session ends (0: never)"),
     AP_INIT_TAKE1("SessionStoreShmSize", set_shm_size, NULL, RSRC_CONF,
                   "Bytes of shared memory for the shm backend (K, M, G suffixes)"),
@@ -523,6 +521,49 @@ static apr_status_t redis_store_for(server_rec *main_server, server_rec *s, apr_
     return APR_SUCCESS;
 }
 
+/* Which of the server-level timeouts are in force somewhere: in the server
+ * itself when it turns the store on, in any section (<Location>,
+ * <Directory>, <Files>, <If>, nested) that turns it on without setting its
+ * own. An unused default (8 h absolute) must not stretch every record. */
+static void inherited_in(const apr_array_header_t *sections, int *idle, int *absolute)
+{
+    int i;
+
+    for (i = 0; sections && i < sections->nelts; i++) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
+        dir_conf *d = ap_get_module_config(v, &sessstore_module);
+        core_dir_config *core = ap_get_core_module_config(v);
+
+        if (d && d->cookie_set) {
+            *idle |= !d->idle_set;
+            *absolute |= !d->absolute_set;
+        }
+        if (core) {
+            inherited_in(core->sec_file, idle, absolute);
+            inherited_in(core->sec_if, idle, absolute);
+        }
+    }
+}
+
+static void add_server_timeouts(server_rec *s)
+{
+    server_conf *c = ap_get_module_config(s->module_config, &sessstore_module);
+    dir_conf *d = ap_get_module_config(s->lookup_defaults, &sessstore_module);
+    core_server_config *core = ap_get_core_module_config(s->module_config);
+    ss_expiry_t in_force = {SS_EXPIRY_NARROWEST, SS_EXPIRY_NARROWEST};
+    int idle = d->cookie_set, absolute = d->cookie_set;
+
+    inherited_in(core->sec_dir, &idle, &absolute);
+    inherited_in(core->sec_url, &idle, &absolute);
+    if (idle) {
+        in_force.idle = d->idle;
+    }
+    if (absolute) {
+        in_force.absolute = d->absolute;
+    }
+    ss_expiry_widen(&c->retention, &in_force);
+}
+
 static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     apr_size_t max_record = shm_max_record(s);
@@ -552,11 +593,8 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     for (vs = s; vs; vs = vs->next) {
         server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
-        dir_conf *d = ap_get_module_config(vs->lookup_defaults, &sessstore_module);
-        ss_expiry_t server_wide = {d->idle, d->absolute};
 
-        /* Where no section sets a timeout, the server's own applies. */
-        ss_expiry_widen(&c->retention, &server_wide);
+        add_server_timeouts(vs);
         if (!c->redis) {
             c->store = shm_store;
         } else if (redis_store_for(s, vs, pconf) != APR_SUCCESS) {
@@ -604,7 +642,8 @@ static void session_ctx(request_rec *r, const dir_conf *d, ss_session_ctx_t *ctx
     ctx->expiry.idle = d->idle;
     ctx->expiry.absolute = d->absolute;
     ctx->retention = c->retention;
-    ss_expiry_widen(&ctx->retention, &ctx->expiry); /* an .htaccess timeout */
+    /* A store turned on by .htaccess alone runs on the server's timeouts. */
+    ss_expiry_widen(&ctx->retention, &ctx->expiry);
     ctx->max_size = max_size_of(r->server);
     maxage.idle = apr_time_from_sec(sd ? sd->maxage : 0);
     ctx->expiry_slack = ss_expiry_touch_interval(&maxage);
@@ -639,12 +678,14 @@ static req_session_t *request_session(request_rec *r, const dir_conf *d)
 {
     request_rec *first = first_request(r);
     req_session_t *rs = ap_get_module_config(first->request_config, &sessstore_module);
-    cookie_scan_t scan = {d->cookie.name, apr_array_make(r->pool, 2, sizeof(const char *))};
+    cookie_scan_t scan = {d->cookie.name, NULL};
     ss_session_ctx_t ctx;
 
     if (rs) {
         return rs;
     }
+    /* The first request's pool: the IDs outlive a subrequest that loads. */
+    scan.values = apr_array_make(first->pool, 2, sizeof(const char *));
     rs = apr_pcalloc(first->pool, sizeof(*rs));
     rs->z = empty_session(first->pool);
     apr_table_do(scan_cookie_header, &scan, first->headers_in, "Cookie", NULL);
@@ -680,6 +721,10 @@ static apr_status_t sessstore_load(request_rec *r, session_rec **z)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "session of another user not handed out; %s starts a new one", r->user);
         rs->z = empty_session(rs->z->pool);
+        /* Dirty: mod_session (2.4.41+) saves only changed sessions, and this
+         * save ends the previous owner's record and cookie even when the new
+         * user only reads. */
+        rs->z->dirty = 1;
     }
     /* mod_session's own SessionMaxAge has ended it: hand out a fresh rec,
      * not the expired one (PR 56052, where a new session got lost). */
@@ -699,7 +744,9 @@ static int refuse_during_outage(request_rec *r)
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
     session_dir_conf *sd = ap_get_module_config(r->per_dir_config, &session_module);
 
-    if (r->main || !d->cookie.name || !sd || !sd->enabled || d->outage == OUTAGE_NOSESSION) {
+    /* Not again for an internal redirect: its ErrorDocument must be served. */
+    if (r->main || r->prev || !d->cookie.name || !sd || !sd->enabled ||
+        d->outage == OUTAGE_NOSESSION) {
         return DECLINED;
     }
     if (request_session(r, d)->sess.state != SS_SESSION_STORE_DOWN) {
@@ -736,13 +783,31 @@ static int is_logout(request_rec *r)
     return r->handler && !strcmp(r->handler, FORM_LOGOUT_HANDLER);
 }
 
+/* What the request did to its session, as SS_COMMIT_* flags: a logout, or
+ * a write (ap_session_set, or the SessionHeader of a CGI, even an empty one). */
+static int commit_flags(request_rec *r, request_rec *first, const session_rec *z)
+{
+    session_dir_conf *sd = ap_get_module_config(r->per_dir_config, &session_module);
+    int what = 0;
+
+    if (is_logout(r) || is_logout(first)) {
+        what |= SS_COMMIT_LOGOUT;
+    }
+    if (z->dirty || (sd && sd->header_set &&
+                     (apr_table_get(r->err_headers_out, sd->header) ||
+                      apr_table_get(r->headers_out, sd->header)))) {
+        what |= SS_COMMIT_CHANGED;
+    }
+    return what;
+}
+
 static apr_status_t sessstore_save(request_rec *r, session_rec *z)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
     request_rec *first = first_request(r);
     req_session_t *rs;
     ss_session_ctx_t ctx;
-    int logout;
+    int what, logout;
 
     if (!d->cookie.name) {
         return DECLINED;
@@ -752,9 +817,10 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
         return DECLINED;
     }
     session_ctx(r, d, &ctx);
-    logout = is_logout(r) || is_logout(first);
+    what = commit_flags(r, first, z);
+    logout = what & SS_COMMIT_LOGOUT;
     ss_session_commit(&ctx, &rs->sess, r->user ? r->user : first->user,
-                      session_is_empty(z) ? NULL : (z->encoded ? z->encoded : ""), logout,
+                      session_is_empty(z) ? NULL : (z->encoded ? z->encoded : ""), what,
                       apr_time_now(), first->pool);
     switch (rs->sess.outcome) {
     case SS_COMMIT_FAILED:
@@ -809,8 +875,13 @@ static apr_status_t refuse_failed_commit(ap_filter_t *f, apr_bucket_brigade *bb)
     f->ctx = f;
     status = rs->sess.rv == APR_ENOSPC ? HTTP_INTERNAL_SERVER_ERROR : HTTP_SERVICE_UNAVAILABLE;
     apr_brigade_cleanup(bb);
+    /* Nothing of the response it would have been: no redirect, no cookie
+     * of the application's (a "remember me" token), no refresh. */
     apr_table_clear(r->headers_out);
     apr_table_unset(r->err_headers_out, "Location");
+    apr_table_unset(r->err_headers_out, "Set-Cookie");
+    apr_table_unset(r->err_headers_out, "Set-Cookie2");
+    apr_table_unset(r->err_headers_out, "Refresh");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (status == HTTP_SERVICE_UNAVAILABLE) {
         apr_table_setn(r->err_headers_out, "Retry-After", "2");

@@ -1,6 +1,7 @@
 /* ss_session.c - one request's session, and the policy that governs it. */
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
 
 #include "ss_log.h"
@@ -32,6 +33,7 @@ void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cook
         tried++;
         rv = ss_id_key(id, &sess->key);
         if (rv == APR_SUCCESS) {
+            sess->named[sess->nnamed++] = sess->key;
             rv = ctx->store->ops->load(ctx->store, &sess->key, &ctx->expiry, &ctx->retention, now,
                                        p, &rec);
         }
@@ -112,24 +114,24 @@ int ss_session_payload_same(const char *a, const char *b, apr_interval_time_t sl
     return diff == 0 || diff < slack;
 }
 
-/* One line a minute at most: a page that always writes too much would
- * otherwise log on every request. */
+/* One line a minute at most (per process): a page that always writes too
+ * much would otherwise log on every request. Threads race for the line with
+ * a compare-and-swap on the next minute it may be written in. */
 static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, apr_time_t now)
 {
-    static apr_time_t next_line;
-    static unsigned long suppressed;
+    static volatile apr_uint32_t next_minute, suppressed;
+    apr_uint32_t minute = (apr_uint32_t)apr_time_sec(now) / 60,
+                 next = apr_atomic_read32(&next_minute);
 
-    if (now < next_line) {
-        suppressed++;
+    if (minute < next || apr_atomic_cas32(&next_minute, minute + 1, next) != next) {
+        apr_atomic_inc32(&suppressed);
         return;
     }
     ss_log(SS_LOG_WARNING, APR_ENOSPC,
            "session not saved: %" APR_SIZE_T_FMT " bytes exceed the limit of %" APR_SIZE_T_FMT
-           " (SessionStoreMaxSessionSize); the previous version is kept (%lu more such "
+           " (SessionStoreMaxSessionSize); the previous version is kept (%u more such "
            "refusals since the last line)",
-           ss_record_size(rec), ctx->max_size, suppressed);
-    next_line = now + OVERSIZE_LOG_INTERVAL;
-    suppressed = 0;
+           ss_record_size(rec), ctx->max_size, apr_atomic_xchg32(&suppressed, 0));
 }
 
 static apr_status_t failed(const ss_session_ctx_t *ctx, ss_session_t *sess, apr_status_t rv,
@@ -182,21 +184,26 @@ static apr_status_t write_new(const ss_session_ctx_t *ctx, ss_session_t *sess,
     return rv;
 }
 
-/* Logout, or nothing left in the session: delete the record and clear the
+/* Logout, or nothing left in the session: delete every session the
+ * browser's cookies name (the loaded one, one this location judged expired
+ * but a lenient one still serves, one of a previous owner) and clear the
  * cookie. A failed delete fails the commit: the old cookie still works. */
 static apr_status_t end_session(const ss_session_ctx_t *ctx, ss_session_t *sess, apr_time_t now)
 {
-    if (sess->id || sess->ended_id) {
-        apr_status_t rv = ctx->store->ops->remove(ctx->store, &sess->key);
+    int i;
+
+    for (i = 0; i < sess->nnamed; i++) {
+        apr_status_t rv = ctx->store->ops->remove(ctx->store, &sess->named[i]);
 
         if (rv != APR_SUCCESS) {
             return failed(ctx, sess, rv, NULL, now);
         }
     }
-    sess->outcome = sess->id || sess->ended_id ? SS_COMMIT_ENDED : SS_COMMIT_UNCHANGED;
+    sess->outcome = sess->nnamed ? SS_COMMIT_ENDED : SS_COMMIT_UNCHANGED;
     sess->cookie = sess->cookie_seen ? "" : NULL;
     sess->id = sess->ended_id = NULL;
     sess->payload = NULL;
+    sess->nnamed = 0;
     return APR_SUCCESS;
 }
 
@@ -230,7 +237,7 @@ static apr_status_t rotate(const ss_session_ctx_t *ctx, ss_session_t *sess, cons
 }
 
 apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
-                               const char *payload, int logout, apr_time_t now, apr_pool_t *p)
+                               const char *payload, int what, apr_time_t now, apr_pool_t *p)
 {
     const char *u = user ? user : "";
     ss_record_t rec;
@@ -239,16 +246,25 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     sess->rv = APR_SUCCESS;
     sess->cookie = NULL;
     if (sess->state == SS_SESSION_STORE_DOWN) {
-        /* The session may well exist: a change now would replace it. */
-        if (payload || logout) {
+        /* The session may well exist: a change now would replace it, and
+         * an emptied one would survive a response saying it ended. */
+        if (payload || what) {
             return failed(ctx, sess, sess->store_rv, NULL, now);
         }
         sess->outcome = SS_COMMIT_UNCHANGED;
         return APR_SUCCESS;
     }
-    ss_session_claim(sess, u);
-    if (logout || !payload) {
+    if ((what & SS_COMMIT_LOGOUT) || ss_session_claim(sess, u)) {
         return end_session(ctx, sess, now);
+    }
+    if (!payload) {
+        if (sess->id || sess->ended_id) {
+            return end_session(ctx, sess, now); /* emptied, or a previous owner's */
+        }
+        /* Nothing here, which is not the same as nothing anywhere: a session
+         * this location judged expired may live on for a lenient one. */
+        sess->outcome = SS_COMMIT_UNCHANGED;
+        return APR_SUCCESS;
     }
     rec.accessed = now;
     rec.payload = payload;
@@ -273,10 +289,10 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     rec.user = sess->owner;
     rv = save(ctx, &sess->key, &rec, SS_SAVE_UPDATE, p);
     if (rv == APR_NOTFOUND) {
-        /* Ended meanwhile (a logout elsewhere) or expired: writing it back
-         * would bring it back. */
+        /* Ended meanwhile (a logout elsewhere, a rotation by a concurrent
+         * login) or expired: writing it back would bring it back, and
+         * clearing the cookie could clear the rotation's newer one. */
         sess->outcome = SS_COMMIT_GONE;
-        sess->cookie = "";
         sess->id = NULL;
         return APR_SUCCESS;
     }

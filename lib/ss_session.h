@@ -18,7 +18,9 @@
  *   session the store did not hand out.
  * - Logout ends the session: the record is deleted and the browser keeps no
  *   session data, whatever else the application left in it. So does a
- *   session emptied by the application.
+ *   session emptied by the application. Every session the browser's cookies
+ *   name is deleted, including one this location judged expired but a more
+ *   lenient one would still serve.
  * - Deletes come first and fail closed: when the old record cannot be
  *   deleted, nothing new is written and the commit fails, so a browser is
  *   never told it logged out while its old cookie still works.
@@ -26,6 +28,9 @@
  *   and that by less than the expiry slack.
  * - A change that cannot be saved (store down, session too large) is a
  *   failed commit: the host must not answer as if it had worked.
+ * - A session ended meanwhile by another request is not brought back, and
+ *   its cookie is left alone: a newer one (a login that rotated it) may
+ *   already have replaced it in the browser.
  * - Expiry: the request's location judges (ctx->expiry); the store keeps a
  *   record as long as the server's most lenient timeouts (ctx->retention)
  *   could still accept it. */
@@ -66,11 +71,17 @@ typedef enum {
     SS_COMMIT_FAILED     /* not saved: rv says why; the response must not claim success */
 } ss_commit_e;
 
+/* What the request did, for ss_session_commit. */
+#define SS_COMMIT_LOGOUT 1  /* the request is a logout */
+#define SS_COMMIT_CHANGED 2 /* the application wrote to the session, if only to empty it */
+
 typedef struct {
     ss_session_state_e state;
-    apr_status_t store_rv;  /* with SS_SESSION_STORE_DOWN: the store's error */
-    const char *id;         /* the live session's ID, NULL when none */
-    ss_key_t key;           /* the store key of id, derived once */
+    apr_status_t store_rv; /* with SS_SESSION_STORE_DOWN: the store's error */
+    const char *id;        /* the live session's ID, NULL when none */
+    ss_key_t key;          /* the store key of id (or of ended_id), derived once */
+    ss_key_t named[SS_SESSION_MAX_CANDIDATES]; /* keys of the well-formed IDs looked up */
+    int nnamed;
     const char *owner;      /* "" when anonymous */
     apr_time_t created;     /* with id */
     const char *payload;    /* as loaded; NULL when none */
@@ -94,10 +105,12 @@ void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cook
 int ss_session_claim(ss_session_t *sess, const char *user);
 
 /* Decide and carry out the save. payload: what the application left, NULL
- * when the session holds no data; logout: the request is a logout. Sets
- * sess->outcome, rv and cookie; returns sess->rv. */
+ * when the session holds no data; what: SS_COMMIT_* flags. Sets
+ * sess->outcome, rv and cookie; returns sess->rv. An owner change noticed
+ * only here (no ss_session_claim since the user became known) ends the
+ * session without writing: the payload may hold the previous owner's data. */
 apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
-                               const char *payload, int logout, apr_time_t now, apr_pool_t *p);
+                               const char *payload, int what, apr_time_t now, apr_pool_t *p);
 
 /* Whether two mod_session payloads hold the same data, ignoring an "expiry"
  * entry that moved by less than slack (microseconds; its value is in

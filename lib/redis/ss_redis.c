@@ -290,7 +290,9 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
     apr_status_t rv;
 
     if (ttl <= 0) {
-        return redis_remove(store, key); /* already dead: nothing to keep */
+        /* Already dead: nothing to keep, and an update found it gone. */
+        rv = redis_remove(store, key);
+        return rv == APR_SUCCESS && mode == SS_SAVE_UPDATE ? APR_NOTFOUND : rv;
     }
     rv = ss_record_encode(rec, p, &buf, &len);
     if (rv != APR_SUCCESS) {

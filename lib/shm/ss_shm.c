@@ -848,6 +848,9 @@ static void recover_broken(const arena_t *a)
     const char *why = walk_arena(a);
 
     rebuild(a, why ? why : "a link or length out of bounds", 0);
+    /* Still inside an update (a save retries on the emptied arena): the
+     * rebuild cleared the mark with the rest of the header. */
+    apr_atomic_set32(&header(a)->updating, (apr_uint32_t)getpid());
 }
 
 /* Take the lock, then repair what a holder that died amid an update left. */

@@ -122,7 +122,8 @@ server_lines() {
 }
 
 # httpd_conf NAME PORT MPM [extra directives...]: a complete config for one
-# instance in $WORK/NAME. Extra arguments are appended as lines.
+# instance in $WORK/NAME. Extra arguments are appended as lines; ROOT_EXTRA
+# (lines) goes inside the <Location /> that turns the store on.
 httpd_conf() {
     local name=$1 port=$2 mpm=$3
     shift 3
@@ -152,6 +153,7 @@ httpd_conf() {
     SessionEnv On
     SessionHeader X-Replace-Session
     SessionStoreCookieName sid
+${ROOT_EXTRA:-}
 </Location>
 <Location /dologin>
     SetHandler form-login-handler

@@ -230,6 +230,18 @@ for size in 20000 5000; do
     check "size: the oversized data was not stored" eval '! grep -q "big=" <<<"$OUT"'
     check "size: still logged in" grep -qx 'user=alice' <<<"$OUT"
 done
+# A response replaced by the refusal carries nothing of the original: not
+# the application's own cookie either.
+cat >"$WORK/a/htdocs/private/cgi/bigcookie.cgi" <<'CGI'
+#!/bin/sh
+printf 'Set-Cookie: remember_me=TOKEN-FOR-ALICE\r\n'
+printf 'X-Replace-Session: big=%s\r\n' "$(head -c 4500 /dev/zero | tr '\0' x)"
+printf 'Content-Type: text/plain\r\n\r\nstored\n'
+CGI
+chmod 755 "$WORK/a/htdocs/private/cgi/bigcookie.cgi"
+get big "$A/private/cgi/bigcookie.cgi" >/dev/null
+expect_eq "size: a refused save answers 500" 500 "$(code)"
+check "size: ... without the application's Set-Cookie" eval '! grep -qi remember_me "$WORK/last.headers"'
 for i in $(seq 10); do get big "$A/private/cgi/big.cgi?6000" >/dev/null; done
 # Logged, but at most once a minute by each process, however often refused.
 lines=$(grep 'SessionStoreMaxSessionSize' "$WORK/a/logs/error.log" | grep -o '\[pid [0-9]*' | sort)

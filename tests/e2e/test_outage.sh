@@ -10,8 +10,18 @@ redis_start redis "$RP"
 PA=$(free_port)
 httpd_conf a "$PA" event \
     "SessionStoreBackend redis://127.0.0.1:$RP/0?connect_timeout=200&command_timeout=200&breaker=500" \
-    "<Location /private2>" "SessionStoreOutage nosession" "</Location>"
+    "<Location /private2>" "SessionStoreOutage nosession" "</Location>" \
+    "ErrorDocument 503 /outage.html" \
+    "Alias /open/ $WORK/a/htdocs/private/cgi/" \
+    "<Location /open/>" "SessionStoreOutage nosession" "</Location>"
 mkdir -p "$WORK/a/htdocs/private2" && echo "SECRET 2" >"$WORK/a/htdocs/private2/index.html"
+echo "OUTAGE PAGE" >"$WORK/a/htdocs/outage.html"
+# An application's own logout: it empties the session through SessionHeader.
+cat >"$WORK/a/htdocs/private/cgi/clear.cgi" <<'CGI'
+#!/bin/sh
+printf 'X-Replace-Session: counter=\r\nContent-Type: text/plain\r\n\r\nyou are logged out\n'
+CGI
+chmod 755 "$WORK/a/htdocs/private/cgi/clear.cgi"
 cat >>"$WORK/a/httpd.conf" <<CONF
 <Location /private2>
     AuthType form
@@ -28,6 +38,7 @@ A=http://127.0.0.1:$PA
 login u "$A" alice secret >/dev/null
 get u "$A/private/" >/dev/null
 expect_eq "logged in while Redis runs" 200 "$(code)"
+expect_eq "an anonymous counter while Redis runs" counter=1 "$(get c "$A/open/count.cgi")"
 
 # A hung Redis (SIGSTOP): connections open, replies never come.
 kill -STOP "$(cat "$WORK/redis/redis.pid")"
@@ -39,6 +50,11 @@ for i in 1 2 3 4 5; do
     ms=$(awk -v t="${t#* }" 'BEGIN { printf "%d", t * 1000 }')
     [ "$ms" -gt "$hung" ] && hung=$ms
 done
+OUT=$(get c "$A/open/clear.cgi")
+expect_eq "Redis hung, nosession: an application's logout cannot be saved: 503" 503 "$(code)"
+check "... and does not say 'logged out'" eval '! grep -q "logged out" <<<"$OUT"'
+get c "$A/open/session.cgi" >/dev/null
+expect_eq "... while a read-only page with the same cookie is served (nosession)" 200 "$(code)"
 kill -CONT "$(cat "$WORK/redis/redis.pid")"
 echo "# Redis hung: codes:$hung_codes; slowest ${hung} ms (command_timeout 200 ms)"
 check "Redis hung: requests with a session get 503, none is let in" \
@@ -53,6 +69,8 @@ done
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "# Redis resumed: the session is served again after ${ms} ms"
 check "Redis resumed: the same session is served again, no login needed (${ms} ms)" test "$ms" -lt 3000
+expect_eq "... and the counter the failed logout did not clear goes on" counter=2 \
+    "$(get c "$A/open/count.cgi")"
 
 redis_stop redis
 worst=0
@@ -70,6 +88,9 @@ check "Redis down: each answered within connect+command timeout and slack (${wor
     test "$worst" -lt 1000
 get u "$A/private2/" >/dev/null
 expect_eq "Redis down, SessionStoreOutage nosession: not let in, sent to the login page" 302 "$(code)"
+expect_eq "Redis down: the 503 is the ErrorDocument's page" "OUTAGE PAGE" "$(get u "$A/private/")"
+expect_eq "... still with 503" 503 "$(code)"
+
 get anon "$A/private/" >/dev/null
 expect_eq "Redis down: a request without a session is sent to log in" 302 "$(code)"
 # The login cannot be saved: 503 with Retry-After, not a success redirect

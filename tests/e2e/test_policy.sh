@@ -15,7 +15,11 @@ httpd_conf a "$P" event \
     "Alias /aged/ $WORK/a/htdocs/private/cgi/" \
     "Alias /basic/ $WORK/a/htdocs/private/cgi/" \
     "<Location /basic/>" "AuthType Basic" "AuthName basic" "AuthBasicProvider file" \
-    "AuthUserFile $WORK/a/htpasswd" "Require valid-user" "</Location>"
+    "AuthUserFile $WORK/a/htpasswd" "Require valid-user" "</Location>" \
+    "<Location /logout>" "SessionStoreIdleTimeout 2" "</Location>" \
+    "<Directory $WORK/a/htdocs/ht>" "AllowOverride AuthConfig" "</Directory>"
+mkdir -p "$WORK/a/htdocs/ht" && echo HT >"$WORK/a/htdocs/ht/index.html"
+echo "SessionStoreIdleTimeout 60" >"$WORK/a/htdocs/ht/.htaccess"
 httpd_start a "$P"
 A=http://127.0.0.1:$P
 
@@ -51,11 +55,31 @@ ALICE=$(jar_sid b)
 OUT=$(get b "$A/basic/session.cgi" -u bob:hunter2)
 check "basic: bob is the user" grep -qx 'user=bob' <<<"$OUT"
 check "basic: bob does not see alice's counter" eval '! grep -q counter <<<"$OUT"'
+set_jar_sid old "$ALICE"
+OUT=$(get old "$A/anon/session.cgi")
+check "basic: bob's first request, a read, already ended alice's record" \
+    eval '! grep -q counter=2 <<<"$OUT"'
 expect_eq "basic: bob's own counter starts at 1" counter=1 "$(get b "$A/basic/count.cgi" -u bob:hunter2)"
 check "basic: bob's session has a new ID" test "$(jar_sid b)" != "$ALICE"
 set_jar_sid old "$ALICE"
 OUT=$(get old "$A/anon/session.cgi")
 check "basic: alice's old ID names nothing any more" eval '! grep -q counter=2 <<<"$OUT"'
+
+# ---- a logout where the session has already expired ends it everywhere ----
+login lo "$A" alice secret >/dev/null
+set_jar_sid copy "$(jar_sid lo)"
+expect_eq "strict logout: logged in" "SECRET PAGE" "$(get copy "$A/private/")"
+sleep 2.5 # idle past /logout's 2 s, well within the site's 1800 s
+get lo "$A/logout" >/dev/null
+expect_eq "strict logout: the logout answers its redirect" 307 "$(code)"
+get copy "$A/private/" >/dev/null
+expect_eq "strict logout: a copy of the old cookie is refused elsewhere" 302 "$(code)"
+
+# ---- timeouts are not for .htaccess: the store must know them all up front ----
+get h "$A/ht/" >/dev/null
+expect_eq ".htaccess: SessionStoreIdleTimeout there is an error" 500 "$(code)"
+check "... which the error log explains" grep -q 'SessionStoreIdleTimeout not allowed here' \
+    "$WORK/a/logs/error.log"
 
 check "no child crashed" eval '! log_has_crash a'
 httpd_stop a

@@ -102,6 +102,18 @@ ttl=$(redis_cli redis -n 4 pttl "$key")
 check "... also after a save in the strict location ($ttl ms)" test "$ttl" -gt 590000 -a "$ttl" -le 600000
 httpd_stop ttl
 
+# ... and a default that no location runs on (8 h absolute) does not count
+PL2=$(free_port)
+ROOT_EXTRA=$'SessionStoreIdleTimeout 0\nSessionStoreAbsoluteTimeout 600' \
+    httpd_conf ttl2 "$PL2" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/6?prefix=app1:"
+httpd_start ttl2 "$PL2"
+login l2 "http://127.0.0.1:$PL2" alice secret >/dev/null
+key=$(redis_cli redis -n 6 --scan --pattern 'app1:*')
+ttl=$(redis_cli redis -n 6 pttl "$key")
+check "timeouts set only where the store is on: TTL 600 s, not the defaults ($ttl ms)" \
+    test "$ttl" -gt 590000 -a "$ttl" -le 600000
+httpd_stop ttl2
+
 # --- virtual hosts: one URI repeated is one store; shm after redis:// is shm
 PV=$(free_port)
 URI="redis://sessuser:s3cret@127.0.0.1:$RP/3?prefix=app1:"

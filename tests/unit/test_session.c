@@ -357,17 +357,20 @@ static void test_owner_change_starts_empty(void **state)
     assert_int_equal(live_records(), 1);
 }
 
-/* The commit applies the same rule when the host never claimed. */
+/* An owner change noticed only at commit (the host never claimed): the
+ * payload may hold the previous owner's data, so nothing is written. */
 static void test_owner_change_at_commit(void **state)
 {
     const char *id = stored("alice", "user=alice&cart=3");
     ss_session_t s = load_id(&g.ctx, id, g.now);
 
     (void)state;
-    assert_int_equal(ss_session_commit(&g.ctx, &s, "bob", "user=bob", 0, g.now, g.p), APR_SUCCESS);
-    assert_string_not_equal(s.cookie, id);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "bob", "user=alice&cart=3&bob=1", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_ENDED);
+    assert_string_equal(s.cookie, "");
     assert_false(is_live(id));
-    assert_string_equal(load_id(&g.ctx, s.cookie, g.now).owner, "bob");
+    assert_int_equal(live_records(), 0);
 }
 
 /* Anonymous -> logged in: the data stays (a cart survives the login), the ID
@@ -398,7 +401,8 @@ static void test_logout_ends_the_session(void **state)
     int saves = g.faults.saves;
 
     (void)state;
-    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3", 1, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3", SS_COMMIT_LOGOUT, g.now, g.p),
+                     APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_ENDED);
     assert_string_equal(s.cookie, ""); /* cleared in the browser */
     assert_false(is_live(id));
@@ -428,7 +432,8 @@ static void test_logout_fails_closed(void **state)
 
     (void)state;
     g.faults.fail_remove = APR_TIMEUP;
-    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3", 1, g.now, g.p), APR_TIMEUP);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "cart=3", SS_COMMIT_LOGOUT, g.now, g.p),
+                     APR_TIMEUP);
     assert_int_equal(s.outcome, SS_COMMIT_FAILED);
     assert_null(s.cookie);
     assert_int_equal(g.faults.saves, saves);
@@ -470,6 +475,11 @@ static void test_store_down_at_load(void **state)
     assert_int_equal(ss_session_commit(&g.ctx, &s, NULL, NULL, 0, g.now, g.p), APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
     assert_null(s.cookie);
+    /* An application that empties the session is a change too: with the
+     * store down, "you are logged out" would be a lie. */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, NULL, NULL, SS_COMMIT_CHANGED, g.now, g.p),
+                     APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
     /* Defect 7: a change (a login) that cannot be saved is a failure. */
     assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), APR_TIMEUP);
     assert_int_equal(s.outcome, SS_COMMIT_FAILED);
@@ -538,10 +548,13 @@ static void test_session_gone_meanwhile(void **state)
     ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
 
     (void)state;
-    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=1", 1, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(
+        ss_session_commit(&g.ctx, &other, "alice", "a=1", SS_COMMIT_LOGOUT, g.now, g.p),
+        APR_SUCCESS);
     assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_GONE);
-    assert_string_equal(s.cookie, "");
+    /* No clearing cookie: a concurrent login may have set a newer one. */
+    assert_null(s.cookie);
     assert_false(is_live(id));
     assert_int_equal(live_records(), 0);
 }
@@ -623,6 +636,35 @@ static void test_per_location_expiry(void **state)
     assert_int_equal(load_id(&g.ctx, id, g.now + SEC(1500)).state, SS_SESSION_LOADED);
     /* Dead for every location: gone from the store. */
     assert_int_equal(load_id(&g.ctx, id, g.now + SEC(1500) + SEC(1800)).state, SS_SESSION_NONE);
+    assert_int_equal(live_records(), 0);
+}
+
+/* A logout at a strict location ends the session everywhere, even though
+ * that location no longer accepts it. */
+static void test_logout_at_a_strict_location(void **state)
+{
+    ss_session_ctx_t strict = g.ctx;
+    const char *id = stored("alice", "a=1");
+    ss_session_t s;
+
+    (void)state;
+    strict.expiry.idle = SEC(60);
+    s = load_id(&strict, id, g.now + SEC(120));
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    /* Merely visiting with nothing to save deletes nothing. */
+    assert_int_equal(ss_session_commit(&strict, &s, NULL, NULL, 0, g.now + SEC(120), g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
+    assert_null(s.cookie);
+    assert_int_equal(load_id(&g.ctx, id, g.now + SEC(120)).state, SS_SESSION_LOADED);
+    /* A logout there does. */
+    s = load_id(&strict, id, g.now + SEC(130));
+    assert_int_equal(
+        ss_session_commit(&strict, &s, NULL, NULL, SS_COMMIT_LOGOUT, g.now + SEC(130), g.p),
+        APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_ENDED);
+    assert_string_equal(s.cookie, "");
+    assert_int_equal(load_id(&g.ctx, id, g.now + SEC(130)).state, SS_SESSION_NONE);
     assert_int_equal(live_records(), 0);
 }
 
@@ -733,6 +775,7 @@ static void test_forged_times_do_not_overflow(void **state)
         UNIT_TEST(test_malformed_cookies_do_not_count),                                            \
         UNIT_TEST(test_unknown_id_is_not_adopted),                                                 \
         UNIT_TEST(test_per_location_expiry),                                                       \
+        UNIT_TEST(test_logout_at_a_strict_location),                                               \
         UNIT_TEST(test_retention_widens),                                                          \
         UNIT_TEST(test_malformed_record_is_removed),                                               \
         UNIT_TEST(test_newer_record_is_left_alone),                                                \
