@@ -551,7 +551,8 @@ static void add_server_timeouts(server_rec *s)
     dir_conf *d = ap_get_module_config(s->lookup_defaults, &sessstore_module);
     core_server_config *core = ap_get_core_module_config(s->module_config);
     ss_expiry_t in_force = {SS_EXPIRY_NARROWEST, SS_EXPIRY_NARROWEST};
-    int idle = d->cookie_set, absolute = d->cookie_set;
+    /* Server-level values that were set were counted when read. */
+    int idle = d->cookie_set && !d->idle_set, absolute = d->cookie_set && !d->absolute_set;
 
     inherited_in(core->sec_dir, &idle, &absolute);
     inherited_in(core->sec_url, &idle, &absolute);
