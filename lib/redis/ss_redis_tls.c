@@ -49,16 +49,17 @@ static const char *ssl_reason(apr_pool_t *p)
 static const char *readable(const char *option, const char *path, int dir, apr_pool_t *p)
 {
     struct stat st;
+    int bad = stat(path, &st);
 
-    if (stat(path, &st) || access(path, dir ? R_OK | X_OK : R_OK)) {
+    if (!bad && (dir ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode))) {
+        return apr_psprintf(p, "%s %s: %s", option, path,
+                            dir ? "not a directory" : "a directory, not a file");
+    }
+    if (bad || access(path, dir ? R_OK | X_OK : R_OK)) {
         char buf[128];
 
         return apr_psprintf(p, "%s %s: %s", option, path,
                             apr_strerror(APR_FROM_OS_ERROR(errno), buf, sizeof(buf)));
-    }
-    if (dir ? !S_ISDIR(st.st_mode) : S_ISDIR(st.st_mode)) {
-        return apr_psprintf(p, "%s %s: %s", option, path,
-                            dir ? "not a directory" : "a directory, not a file");
     }
     return NULL;
 }
