@@ -409,14 +409,20 @@ static apr_status_t tls_failed(ss_redis_transport_t *t, int ret, const char *wha
                 X509_verify_cert_error_string(verify));
         return APR_EGENERAL;
     }
+    if (t->fresh && !SSL_in_init(t->ssl) && !e) {
+        /* TLS 1.3: the server judges the client's certificate after the
+         * client is done, then drops it, at times before its alert is read. */
+        hint = " before any reply (does the server require a client certificate? "
+               "tls_cert_file and tls_key_file)";
+    }
     if (code == SSL_ERROR_ZERO_RETURN || (code == SSL_ERROR_SYSCALL && !e && !saved)) {
-        set_err(err, errlen, "%s: connection closed by the server", what);
+        set_err(err, errlen, "%s: connection closed by the server%s", what, hint);
         return APR_EOF;
     }
     if (code == SSL_ERROR_SYSCALL && !e) {
         char buf[128];
 
-        set_err(err, errlen, "%s: %s", what, os_error(saved, buf, sizeof(buf)));
+        set_err(err, errlen, "%s: %s%s", what, os_error(saved, buf, sizeof(buf)), hint);
         return APR_FROM_OS_ERROR(saved);
     }
     set_err(err, errlen, "%s: %s%s", what, reason ? reason : "TLS error", hint);
@@ -480,7 +486,7 @@ static apr_status_t handshake(ss_redis_transport_t *t, apr_time_t deadline, char
         }
     }
     if (rv == APR_TIMEUP) {
-        set_err(err, errlen, "TLS handshake: timed out");
+        set_err(err, errlen, "TLS handshake: timed out (no TLS answer: a plain-TCP port?)");
         return rv;
     }
     return tls_failed(t, ret, "TLS handshake", err, errlen);
@@ -656,9 +662,11 @@ static apr_status_t read_some(ss_redis_transport_t *t, char *buf, apr_size_t cap
                 *n = (apr_size_t)got;
                 return APR_SUCCESS;
             }
-            if (got == 0) {
-                set_err(err, errlen, "connection closed by the server");
-                return APR_EOF;
+            if (got == 0 || (errno == ECONNRESET && t->fresh)) {
+                /* A TLS port drops a client that speaks plain RESP. */
+                set_err(err, errlen, "connection %s by the server%s", got ? "reset" : "closed",
+                        t->fresh ? " before any reply (a TLS port? that needs rediss://)" : "");
+                return got ? APR_ECONNRESET : APR_EOF;
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 rv = wait_io(t->fd, POLLIN, deadline);
