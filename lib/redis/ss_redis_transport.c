@@ -486,7 +486,8 @@ static apr_status_t handshake(ss_redis_transport_t *t, apr_time_t deadline, char
         }
     }
     if (rv == APR_TIMEUP) {
-        set_err(err, errlen, "TLS handshake: timed out (no TLS answer: a plain-TCP port?)");
+        set_err(err, errlen,
+                "TLS handshake: timed out (no TLS answer: a hung server, or a plain-TCP port?)");
         return rv;
     }
     return tls_failed(t, ret, "TLS handshake", err, errlen);
