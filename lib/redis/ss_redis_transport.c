@@ -214,6 +214,22 @@ static apr_status_t resolve(ss_redis_endpoint_t *ep, apr_time_t wait_until, char
     if (job && job->pid != getpid()) {
         job = ep->job = NULL; /* its thread stayed in the parent; its memory too */
     }
+    if (job) {
+        /* One that ended after its waiters gave up: its answer is kept,
+         * but a new one is asked for. */
+        pthread_mutex_lock(&job->m);
+        done = job->done;
+        if (done && !job->rc && job->naddrs) {
+            memcpy(ep->addrs, job->addrs, sizeof(job->addrs));
+            ep->naddrs = job->naddrs;
+        }
+        pthread_mutex_unlock(&job->m);
+        if (done) {
+            ep->job = NULL;
+            job_unref(job); /* the endpoint's */
+            job = NULL;
+        }
+    }
     if (!job) {
         job = ep->job = job_start(ep->cfg->host, ep->port); /* the endpoint's reference */
         if (!job) {
