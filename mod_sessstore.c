@@ -150,6 +150,11 @@ static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
         /* The argument may hold a password: never repeat it in a message. */
         const char *err = ss_redis_parse(&c->redis, arg, cmd->pool);
 
+        if (!err) {
+            /* TLS files are loaded now, as root, so that configtest fails
+             * on one that is missing or bad; post_config loads them again. */
+            err = ss_redis_check(c->redis, cmd->temp_pool);
+        }
         if (err) {
             return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
         }
@@ -158,7 +163,8 @@ static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
     }
     /* Not even its beginning is repeated: a mistyped URI holds a password. */
     return apr_psprintf(cmd->pool,
-                        "%s: unknown backend (expected 'shm', 'redis://...' or 'unix://...')",
+                        "%s: unknown backend (expected 'shm', 'redis://...', 'rediss://...' or "
+                        "'unix://...')",
                         cmd->cmd->name);
 }
 

@@ -1,5 +1,6 @@
-/* ss_redis.h - the Redis backend (hiredis): a store over one Redis server,
- * configured by a URI (ss_redis_config.h).
+/* ss_redis.h - the Redis backend: a store over one Redis server, configured
+ * by a URI (ss_redis_config.h), over connections of its own
+ * (ss_redis_transport.h: TCP, Unix or TLS; hiredis formats and parses).
  *
  * Oldest Redis: 5.0 (AUTH with a user needs 6.0 ACLs); tested with 7.0. A
  * load is one EVALSHA (EVAL once after a script-cache flush), a save one SET
@@ -24,8 +25,10 @@
  * fresh connection: a Redis restart, or a failover behind the same address,
  * costs no request. The host must ignore SIGPIPE (httpd does).
  *
- * A request waits at most about connect_timeout + command_timeout (each
- * bounds one socket operation). After an I/O failure the breaker fails every
+ * An operation has one deadline: command_timeout on a pooled connection,
+ * connect_timeout + command_timeout when it opens one (name resolution,
+ * connect and TLS handshake within connect_timeout), however slowly the
+ * server trickles its bytes (ss_redis_transport.h). After an I/O failure the breaker fails every
  * operation at once for `breaker` ms, then lets one probe through; the first
  * good reply closes it.
  *

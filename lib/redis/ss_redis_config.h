@@ -1,6 +1,7 @@
 /* ss_redis_config.h - the Redis backend's configuration, from one URI.
  *
  *   redis://[[user]:password@]host[:port][/db][?param=value&...]
+ *   rediss://...   the same over TLS (OpenSSL), with the tls_* parameters
  *   unix:///path/to/redis.sock[?db=N&password=...&...]   (also redis+unix://)
  *
  * user, password, prefix and the socket path are percent-decoded; a password
@@ -9,8 +10,10 @@
  * is a DNS name (letters, digits, '-', '_'), a dotted-quad IPv4 address, or
  * an IPv6 address in brackets ([fe80::1%25eth0] with a zone). Parameters:
  *
- *   connect_timeout  ms, 1..60000, default 300: TCP or Unix connect
- *   command_timeout  ms, 1..60000, default 300: each socket read or write
+ *   connect_timeout  ms, 1..60000, default 300: opening a connection (name
+ *                    resolution, TCP or Unix connect, TLS handshake)
+ *   command_timeout  ms, 1..60000, default 300: the rest of the operation
+ *                    (see ss_redis_transport.h for the one deadline rule)
  *   breaker          ms, 0..60000, default 1000: after a failure, operations
  *                    fail at once for this long (0: never fail fast)
  *   prefix           default "sessstore:"; key = prefix + hex(ss_key_t)
@@ -22,8 +25,18 @@
  *                    closed instead of reused (0: no limit), so that every
  *                    connection eventually follows a DNS or VIP change
  *
- * Host names are resolved at connect time by getaddrinfo(), which no timeout
- * bounds: use an address or an /etc/hosts entry where that matters. */
+ * TLS (rediss:// only; refused with a Unix socket or on redis://):
+ *   tls_ca_file      PEM file of trusted CAs   } neither: the system's store
+ *   tls_ca_dir       OpenSSL hashed directory  }
+ *   tls_cert_file    client certificate chain (PEM) } mutual TLS: both or
+ *   tls_key_file     its private key (PEM)          } neither
+ *   tls_server_name  the name sent as SNI and verified (default: the host)
+ *   tls_verify       full (default): chain and host name (or IP address);
+ *                    ca: chain only; none: nothing (a warning at open)
+ *   tls_protocols    the oldest version accepted: TLSv1.2 (default), TLSv1.3
+ *
+ * Host names are resolved with a bounded wait (ss_redis_transport.h); an
+ * address is never sent to the resolver. */
 #ifndef SS_REDIS_CONFIG_H
 #define SS_REDIS_CONFIG_H
 
@@ -40,6 +53,12 @@
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
 
+typedef enum {
+    SS_REDIS_TLS_VERIFY_FULL, /* chain and host name */
+    SS_REDIS_TLS_VERIFY_CA,   /* chain only */
+    SS_REDIS_TLS_VERIFY_NONE  /* nothing: only when written */
+} ss_redis_tls_verify_e;
+
 typedef struct {
     const char *host;     /* TCP: name or address (no brackets); NULL for a Unix socket */
     int port;             /* TCP */
@@ -53,6 +72,14 @@ typedef struct {
     apr_interval_time_t breaker;
     int max_idle;
     apr_interval_time_t max_age; /* 0: no limit */
+    int tls;                     /* rediss:// */
+    const char *tls_ca_file;     /* NULL: not given (all tls_* strings) */
+    const char *tls_ca_dir;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_server_name;
+    ss_redis_tls_verify_e tls_verify;
+    int tls_min_version; /* OpenSSL's TLS1_2_VERSION or TLS1_3_VERSION */
 } ss_redis_config_t;
 
 /* Parse uri into a new *cfg. NULL on success, else a message naming the
@@ -60,6 +87,12 @@ typedef struct {
  * hold one (an '@', a password= parameter) it quotes no part of the URI;
  * otherwise it quotes a bad value, escaped and cut short, never the host. */
 const char *ss_redis_parse(ss_redis_config_t **cfg, const char *uri, apr_pool_t *p);
+
+/* What can be checked without the network: with TLS, every tls_* file is
+ * readable and valid (loaded into a throwaway SSL_CTX, as ss_redis_open
+ * will). NULL when fine, else a message naming the option and the file.
+ * For the directive handler, so that a configtest fails on a bad file. */
+const char *ss_redis_check(const ss_redis_config_t *cfg, apr_pool_t *p);
 
 /* The target for logs and status pages: the URI with the password replaced
  * by "***" and every option spelled out. With the password put back

@@ -1,9 +1,8 @@
 /* ss_redis_conn.c - connections to Redis: a per-process LIFO of idle
- * contexts, the circuit breaker and the rate-limited outage log, all under
- * one thread mutex never held across network I/O. */
-#include <errno.h>
+ * connections (ss_redis_transport.c), the circuit breaker and the
+ * rate-limited outage log, all under one thread mutex never held across
+ * network I/O. Each operation has one deadline (ss_redis_transport.h). */
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -11,18 +10,20 @@
 
 #include "ss_log.h"
 #include "ss_redis_conn.h"
+#include "ss_redis_transport.h"
 
-#define ERR_LEN 256
+#define ERR_LEN SS_REDIS_ERR_LEN
 
 /* An idle connection, and when it was opened (for max_age). */
 typedef struct {
-    redisContext *c;
+    ss_redis_transport_t *c;
     apr_time_t born;
 } idle_t;
 
 struct ss_redis_conn_t {
     const ss_redis_config_t *cfg;
     const char *target; /* for log lines, no password */
+    ss_redis_endpoint_t *ep;
     apr_thread_mutex_t *mutex;
     /* Everything below is under mutex. */
     idle_t *idle; /* LIFO: the most recently used socket is the likeliest alive */
@@ -42,7 +43,7 @@ struct ss_redis_conn_t {
 
 /* A connection lent to one operation. */
 typedef struct {
-    redisContext *c;
+    ss_redis_transport_t *c;
     apr_time_t born; /* when c was opened */
     unsigned gen;    /* rc->gen when lent */
     int pooled;      /* taken from the idle pool, so possibly stale */
@@ -66,19 +67,10 @@ static void note_emit(const note_t *n)
     }
 }
 
-static struct timeval to_timeval(apr_interval_time_t t)
-{
-    struct timeval tv;
-
-    tv.tv_sec = (time_t)apr_time_sec(t);
-    tv.tv_usec = (suseconds_t)apr_time_usec(t);
-    return tv;
-}
-
 static void drop_idle_locked(ss_redis_conn_t *rc)
 {
     while (rc->nidle) {
-        redisFree(rc->idle[--rc->nidle].c);
+        ss_redis_transport_close(rc->idle[--rc->nidle].c);
     }
 }
 
@@ -190,7 +182,7 @@ static apr_status_t acquire(ss_redis_conn_t *rc, lease_t *lease)
         idle_t *e = &rc->idle[--rc->nidle];
 
         if (too_old(rc, e->born, now)) {
-            redisFree(e->c); /* a close(), no network wait */
+            ss_redis_transport_close(e->c); /* a close(), no network wait */
         } else {
             lease->c = e->c;
             lease->born = e->born;
@@ -232,7 +224,7 @@ static void release(ss_redis_conn_t *rc, lease_t *lease, apr_status_t rv)
     }
     apr_thread_mutex_unlock(rc->mutex);
     if (lease->c) {
-        redisFree(lease->c);
+        ss_redis_transport_close(lease->c);
         lease->c = NULL;
     }
     note_emit(&note);
@@ -247,33 +239,18 @@ static void flush_idle(ss_redis_conn_t *rc)
     apr_thread_mutex_unlock(rc->mutex);
 }
 
-static int is_timeout(int err)
+/* The lease's connection failed at the I/O or protocol level (the
+ * transport's words in why): note it, close the connection. */
+static apr_status_t conn_failed(lease_t *lease, ss_redis_transport_t *c, apr_status_t rv,
+                                const char *what, const char *why)
 {
-    /* SO_RCVTIMEO/SO_SNDTIMEO expiry, or hiredis's own connect timeout. */
-    return err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT;
-}
-
-/* Status for a context that failed at the I/O or protocol level; err is the
- * errno saved right after the failing call. Frees the context. */
-static apr_status_t conn_failed(lease_t *lease, redisContext *c, int err, const char *what)
-{
-    apr_status_t rv;
-
-    lease->timed_out = c->err == REDIS_ERR_IO && is_timeout(err);
-    if (lease->timed_out) {
-        rv = APR_TIMEUP;
-    } else if (c->err == REDIS_ERR_EOF) {
-        rv = APR_EOF;
-    } else if (c->err == REDIS_ERR_IO && err) {
-        rv = APR_FROM_OS_ERROR(err);
-    } else if (c->err == REDIS_ERR_OOM) {
-        rv = APR_ENOMEM;
+    lease->timed_out = rv == APR_TIMEUP;
+    if (what) {
+        apr_snprintf(lease->err, sizeof(lease->err), "%s: %s", what, why);
     } else {
-        rv = APR_EGENERAL;
+        apr_cpystrn(lease->err, why, sizeof(lease->err));
     }
-    apr_snprintf(lease->err, sizeof(lease->err), "%s: %s", what,
-                 lease->timed_out ? "timed out" : c->errstr);
-    redisFree(c);
+    ss_redis_transport_close(c);
     if (lease->c == c) {
         lease->c = NULL;
     }
@@ -293,85 +270,92 @@ static void refused(lease_t *lease, const char *what, const redisReply *reply)
 }
 
 /* AUTH and SELECT, pipelined: one round trip per new connection. */
-static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, redisContext *c)
+static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, ss_redis_transport_t *c,
+                          apr_time_t deadline)
 {
     const ss_redis_config_t *cfg = rc->cfg;
-    const char *argv[3];
-    char db[16];
-    int n = 0, i, err;
-    redisReply *reply = NULL;
-    apr_status_t rv = APR_SUCCESS;
+    const char *auth[3], *select[2];
+    size_t auth_len[3], select_len[2];
+    ss_redis_argv_t cmds[2];
+    redisReply *replies[2];
+    char db[16], why[ERR_LEN];
+    int n = 0, i;
+    apr_status_t rv;
 
     if (cfg->password) {
-        argv[0] = "AUTH";
-        argv[1] = cfg->user ? cfg->user : cfg->password;
-        argv[2] = cfg->password;
-        if (redisAppendCommandArgv(c, cfg->user ? 3 : 2, argv, NULL) != REDIS_OK) {
-            return conn_failed(lease, c, 0, "AUTH");
+        auth[0] = "AUTH";
+        auth[1] = cfg->user ? cfg->user : cfg->password;
+        auth[2] = cfg->password;
+        for (i = 0; i < 3; i++) {
+            auth_len[i] = strlen(auth[i]);
         }
-        n++;
+        cmds[n].argc = cfg->user ? 3 : 2;
+        cmds[n].argv = auth;
+        cmds[n++].len = auth_len;
     }
     if (cfg->db) {
         apr_snprintf(db, sizeof(db), "%d", cfg->db);
-        argv[0] = "SELECT";
-        argv[1] = db;
-        if (redisAppendCommandArgv(c, 2, argv, NULL) != REDIS_OK) {
-            return conn_failed(lease, c, 0, "SELECT");
-        }
-        n++;
+        select[0] = "SELECT";
+        select[1] = db;
+        select_len[0] = 6;
+        select_len[1] = strlen(db);
+        cmds[n].argc = 2;
+        cmds[n].argv = select;
+        cmds[n++].len = select_len;
     }
-    for (i = 0; i < n && rv == APR_SUCCESS; i++) {
-        if (redisGetReply(c, (void **)&reply) != REDIS_OK) {
-            err = errno;
-            return conn_failed(lease, c, err, "AUTH/SELECT");
-        }
-        if (reply->type == REDIS_REPLY_ERROR) {
-            refused(lease, i == 0 && cfg->password ? "AUTH" : "SELECT", reply);
+    if (!n) {
+        return APR_SUCCESS;
+    }
+    rv = ss_redis_transport_call(c, n, cmds, replies, deadline, why, sizeof(why));
+    if (rv != APR_SUCCESS) {
+        return conn_failed(lease, c, rv, "AUTH/SELECT", why);
+    }
+    for (i = 0; i < n; i++) {
+        if (rv == APR_SUCCESS && replies[i]->type == REDIS_REPLY_ERROR) {
+            refused(lease, i == 0 && cfg->password ? "AUTH" : "SELECT", replies[i]);
             rv = APR_EGENERAL;
         }
-        freeReplyObject(reply);
+        freeReplyObject(replies[i]);
     }
     if (rv != APR_SUCCESS) {
-        redisFree(c);
+        ss_redis_transport_close(c);
     }
     return rv;
 }
 
-static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease)
+/* Opening may use connect_timeout, and no more than the operation has. */
+static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease, apr_time_t deadline)
 {
-    const ss_redis_config_t *cfg = rc->cfg;
-    struct timeval tv = to_timeval(cfg->connect_timeout);
-    redisContext *c;
+    apr_time_t opened_by = ss_redis_clock() + rc->cfg->connect_timeout;
+    ss_redis_transport_t *c;
+    char why[ERR_LEN];
     apr_status_t rv;
-    int err;
 
-    c = cfg->path ? redisConnectUnixWithTimeout(cfg->path, tv)
-                  : redisConnectWithTimeout(cfg->host, cfg->port, tv);
-    err = errno;
-    if (!c) {
-        apr_cpystrn(lease->err, "cannot allocate a redis context", sizeof(lease->err));
-        return APR_ENOMEM;
-    }
-    if (c->err) {
-        return conn_failed(lease, c, err, "connect");
+    rv = ss_redis_transport_open(&c, rc->ep, opened_by < deadline ? opened_by : deadline, why,
+                                 sizeof(why));
+    if (rv != APR_SUCCESS) {
+        lease->timed_out = rv == APR_TIMEUP;
+        apr_cpystrn(lease->err, why, sizeof(lease->err));
+        return rv;
     }
     lease->connects++;
     lease->born = apr_time_now();
-    if (redisSetTimeout(c, to_timeval(cfg->command_timeout)) != REDIS_OK ||
-        (!cfg->path && redisEnableKeepAlive(c) != REDIS_OK)) {
-        return conn_failed(lease, c, errno, "socket options");
-    }
-    rv = setup(rc, lease, c);
+    rv = setup(rc, lease, c, deadline);
     if (rv == APR_SUCCESS) {
         lease->c = c;
     }
     return rv;
 }
 
-static redisReply *send_cmd(redisContext *c, const ss_redis_cmd_t *cmd)
+static apr_status_t send_cmd(lease_t *lease, const ss_redis_cmd_t *cmd, apr_time_t deadline,
+                             redisReply **reply, char *why)
 {
-    /* hiredis only reads argv; its prototype lacks the inner const. */
-    return redisCommandArgv(c, cmd->argc, (const char **)cmd->argv, cmd->len);
+    ss_redis_argv_t one;
+
+    one.argc = cmd->argc;
+    one.argv = cmd->argv;
+    one.len = cmd->len;
+    return ss_redis_transport_call(lease->c, 1, &one, reply, deadline, why, ERR_LEN);
 }
 
 /* An error reply that says this node cannot serve us now: a replica
@@ -399,25 +383,28 @@ static int node_unusable(const char *err)
     return 0;
 }
 
-/* One command on the lease (connecting first if it has none). An I/O failure
- * frees the connection, and so does an error reply from a node that cannot
- * serve us (node_unusable); any other error reply leaves it usable. */
+/* One command on the lease (connecting first if it has none), done by
+ * deadline. An I/O failure frees the connection, and so does an error reply
+ * from a node that cannot serve us (node_unusable); any other error reply
+ * leaves it usable. */
 static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss_redis_cmd_t *cmd,
-                             redisReply **out)
+                             apr_time_t deadline, redisReply **out)
 {
-    redisReply *reply;
+    redisReply *reply = NULL;
     ss_redis_cmd_t eval;
+    char why[ERR_LEN];
     apr_status_t rv;
 
     lease->refused = 0;
+    lease->timed_out = 0;
     if (!lease->c) {
-        rv = connect_new(rc, lease);
+        rv = connect_new(rc, lease, deadline);
         if (rv != APR_SUCCESS) {
             return rv;
         }
     }
-    reply = send_cmd(lease->c, cmd);
-    if (reply && reply->type == REDIS_REPLY_ERROR && cmd->script &&
+    rv = send_cmd(lease, cmd, deadline, &reply, why);
+    if (rv == APR_SUCCESS && reply->type == REDIS_REPLY_ERROR && cmd->script &&
         !strncmp(reply->str, "NOSCRIPT", 8)) {
         /* Script cache empty (restart, SCRIPT FLUSH): EVAL caches it again. */
         freeReplyObject(reply);
@@ -426,18 +413,16 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
         eval.argv[1] = cmd->script;
         eval.len[0] = 4;
         eval.len[1] = strlen(cmd->script);
-        reply = send_cmd(lease->c, &eval);
+        rv = send_cmd(lease, &eval, deadline, &reply, why);
     }
-    if (!reply) {
-        int err = errno;
-
-        return conn_failed(lease, lease->c, err, cmd->argv[0]);
+    if (rv != APR_SUCCESS) {
+        return conn_failed(lease, lease->c, rv, cmd->argv[0], why);
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         refused(lease, cmd->argv[0], reply);
         lease->refused = 1;
         if (node_unusable(reply->str)) {
-            redisFree(lease->c);
+            ss_redis_transport_close(lease->c);
             lease->c = NULL;
         }
         freeReplyObject(reply);
@@ -447,12 +432,17 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     return APR_SUCCESS;
 }
 
-/* A timeout is not retried: the request would wait twice. Nor is an error
- * reply on a connection that stays open; a pooled connection closed by
- * node_unusable is, like a dead one: the others went to the same node. */
+/* One deadline for the operation (ss_redis_transport.h): command_timeout on
+ * a pooled connection, connect_timeout + command_timeout when it opens one;
+ * a retry has what is left of the latter. A timeout is not retried: the
+ * request would wait twice. Nor is an error reply on a connection that stays
+ * open; a pooled connection closed by node_unusable is, like a dead one: the
+ * others went to the same node. */
 apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
                                    redisReply **reply)
 {
+    apr_time_t start = ss_redis_clock();
+    apr_time_t longest = start + rc->cfg->connect_timeout + rc->cfg->command_timeout;
     lease_t lease;
     apr_status_t rv;
 
@@ -461,13 +451,14 @@ apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cm
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = exchange(rc, &lease, cmd, reply);
+    rv =
+        exchange(rc, &lease, cmd, lease.pooled ? start + rc->cfg->command_timeout : longest, reply);
     if (rv != APR_SUCCESS && lease.pooled && !lease.c) {
         flush_idle(rc);
         if (!lease.timed_out) {
             lease.pooled = 0;
             lease.retried = 1;
-            rv = exchange(rc, &lease, cmd, reply);
+            rv = exchange(rc, &lease, cmd, longest, reply);
         }
     }
     release(rc, &lease, rv);
@@ -478,8 +469,20 @@ apr_status_t ss_redis_conn_create(ss_redis_conn_t **out, const ss_redis_config_t
                                   const char *target, apr_pool_t *p)
 {
     ss_redis_conn_t *rc = apr_pcalloc(p, sizeof(*rc));
+    char why[ERR_LEN];
     apr_status_t rv;
 
+    rv = ss_redis_endpoint_create(&rc->ep, cfg, p, why, sizeof(why));
+    if (rv != APR_SUCCESS) {
+        ss_log(SS_LOG_ERR, rv, "redis session store %s: %s", target, why);
+        return rv;
+    }
+    if (cfg->tls && cfg->tls_verify == SS_REDIS_TLS_VERIFY_NONE) {
+        ss_log(SS_LOG_WARNING, APR_SUCCESS,
+               "redis session store %s: tls_verify=none: the server's certificate is not "
+               "checked, anyone on the path can pose as it and read the sessions",
+               target);
+    }
     rc->cfg = cfg;
     rc->target = target;
     rc->idle = apr_pcalloc(p, sizeof(*rc->idle) * (cfg->max_idle > 0 ? cfg->max_idle : 1));

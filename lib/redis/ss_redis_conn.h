@@ -1,9 +1,10 @@
 /* ss_redis_conn.h - connections to Redis, for the Redis store (internal).
  *
- * One ss_redis_conn_t per store: this process's idle hiredis contexts, the
- * circuit breaker, the outage log and the store's counters. Connections are
- * opened on demand, set up with AUTH and SELECT, kept for reuse, and dropped
- * when the process turns out to be a forked child. */
+ * One ss_redis_conn_t per store: its endpoint (ss_redis_transport.h), this
+ * process's idle connections, the circuit breaker, the outage log and the
+ * store's counters. Connections are opened on demand, set up with AUTH and
+ * SELECT, kept for reuse, and dropped when the process turns out to be a
+ * forked child. */
 #ifndef SS_REDIS_CONN_H
 #define SS_REDIS_CONN_H
 
@@ -26,11 +27,15 @@ typedef struct {
 } ss_redis_cmd_t;
 
 /* cfg and target (ss_redis_target) are kept, not copied: they must live as
- * long as p. No network I/O happens here. */
+ * long as p. No network I/O happens here, but for a host name's resolution
+ * (bounded by connect_timeout); with TLS every tls_* file is loaded now. A
+ * failure is logged, naming the option. */
 apr_status_t ss_redis_conn_create(ss_redis_conn_t **rc, const ss_redis_config_t *cfg,
                                   const char *target, apr_pool_t *p);
 
-/* Send cmd, return its reply (free it with freeReplyObject). Fails at once
+/* Send cmd, return its reply (free it with freeReplyObject), within one
+ * deadline: command_timeout on a pooled connection, connect_timeout +
+ * command_timeout when one is opened (ss_redis_transport.h). Fails at once
  * while the breaker is open; retries once on a fresh connection when a pooled
  * one turns out dead (Redis restarted). An error reply is a failure too
  * (APR_EGENERAL); READONLY, LOADING and MASTERDOWN also close the connection

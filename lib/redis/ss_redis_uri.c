@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 
 #include "ss_redis_config.h"
+#include "ss_redis_tls.h"
 
 #define MS_MAX 60000
 #define MAX_IDLE_MAX 1024
@@ -33,12 +34,34 @@ enum {
     P_PASSWORD,
     P_MAX_IDLE,
     P_MAX_AGE,
+    P_TLS_CA_FILE, /* the first tls_* one */
+    P_TLS_CA_DIR,
+    P_TLS_CERT_FILE,
+    P_TLS_KEY_FILE,
+    P_TLS_SERVER_NAME,
+    P_TLS_VERIFY,
+    P_TLS_PROTOCOLS,
     P_COUNT
 };
 
-static const char *const param_names[P_COUNT] = {
-    "connect_timeout", "command_timeout", "breaker", "prefix", "db", "user",
-    "password",        "max_idle",        "max_age"};
+static const char *const param_names[P_COUNT] = {"connect_timeout",
+                                                 "command_timeout",
+                                                 "breaker",
+                                                 "prefix",
+                                                 "db",
+                                                 "user",
+                                                 "password",
+                                                 "max_idle",
+                                                 "max_age",
+                                                 "tls_ca_file",
+                                                 "tls_ca_dir",
+                                                 "tls_cert_file",
+                                                 "tls_key_file",
+                                                 "tls_server_name",
+                                                 "tls_verify",
+                                                 "tls_protocols"};
+
+static const char *const verify_names[] = {"full", "ca", "none"};
 
 typedef struct {
     ss_redis_config_t *cfg;
@@ -170,6 +193,47 @@ static const char *set_prefix(parse_t *ps, const char *value)
     return NULL;
 }
 
+/* An absolute path (files are read at start-up, from wherever httpd runs). */
+static const char *set_tls_path(parse_t *ps, int param, const char *value)
+{
+    ss_redis_config_t *cfg = ps->cfg;
+
+    if (*value != '/') {
+        return apr_psprintf(ps->p, "bad %s%s: expected an absolute path", param_names[param],
+                            quote(ps, value));
+    }
+    switch (param) {
+    case P_TLS_CA_FILE:
+        cfg->tls_ca_file = value;
+        break;
+    case P_TLS_CA_DIR:
+        cfg->tls_ca_dir = value;
+        break;
+    case P_TLS_CERT_FILE:
+        cfg->tls_cert_file = value;
+        break;
+    default:
+        cfg->tls_key_file = value;
+        break;
+    }
+    return NULL;
+}
+
+static int valid_host(const char *s);
+
+/* A DNS name, or an IPv4 or IPv6 address (no brackets). */
+static const char *set_server_name(parse_t *ps, const char *value)
+{
+    struct in6_addr a6;
+
+    if (!valid_host(value) && inet_pton(AF_INET6, value, &a6) != 1) {
+        return apr_psprintf(ps->p, "bad tls_server_name%s: expected a DNS name or an address",
+                            quote(ps, value));
+    }
+    ps->cfg->tls_server_name = value;
+    return NULL;
+}
+
 static const char *set_param(parse_t *ps, int param, const char *value)
 {
     ss_redis_config_t *cfg = ps->cfg;
@@ -209,6 +273,33 @@ static const char *set_param(parse_t *ps, int param, const char *value)
         }
         cfg->max_age = apr_time_from_sec(v);
         return NULL;
+    case P_TLS_CA_FILE:
+    case P_TLS_CA_DIR:
+    case P_TLS_CERT_FILE:
+    case P_TLS_KEY_FILE:
+        return set_tls_path(ps, param, value);
+    case P_TLS_SERVER_NAME:
+        return set_server_name(ps, value);
+    case P_TLS_VERIFY:
+        for (v = 0; v < 3; v++) {
+            if (!strcmp(value, verify_names[v])) {
+                cfg->tls_verify = (ss_redis_tls_verify_e)v;
+                return NULL;
+            }
+        }
+        return apr_psprintf(ps->p, "bad tls_verify%s: expected full, ca or none", quote(ps, value));
+    case P_TLS_PROTOCOLS:
+        if (!strcasecmp(value, "TLSv1.2")) {
+            cfg->tls_min_version = TLS1_2_VERSION;
+        } else if (!strcasecmp(value, "TLSv1.3")) {
+            cfg->tls_min_version = TLS1_3_VERSION;
+        } else {
+            return apr_psprintf(ps->p,
+                                "bad tls_protocols%s: expected the oldest version allowed, "
+                                "TLSv1.2 or TLSv1.3",
+                                quote(ps, value));
+        }
+        return NULL;
     }
     return "internal error: unhandled parameter";
 }
@@ -231,7 +322,9 @@ static const char *parse_pair(parse_t *ps, const char *pair, int pos)
     if (i == P_COUNT) {
         return apr_psprintf(ps->p,
                             "unknown parameter%s (known: connect_timeout, command_timeout, "
-                            "breaker, prefix, db, user, password, max_idle, max_age)",
+                            "breaker, prefix, db, user, password, max_idle, max_age; with "
+                            "rediss://: tls_ca_file, tls_ca_dir, tls_cert_file, tls_key_file, "
+                            "tls_server_name, tls_verify, tls_protocols)",
                             which ? which : quote(ps, name));
     }
     err = pct_decode(eq + 1, strlen(eq + 1), name, ps->p, &value);
@@ -433,6 +526,27 @@ static void set_defaults(ss_redis_config_t *cfg)
     cfg->breaker = apr_time_from_msec(SS_REDIS_DEFAULT_BREAKER_MS);
     cfg->max_idle = SS_REDIS_DEFAULT_MAX_IDLE;
     cfg->max_age = apr_time_from_sec(SS_REDIS_DEFAULT_MAX_AGE_S);
+    cfg->tls_verify = SS_REDIS_TLS_VERIFY_FULL;
+    cfg->tls_min_version = TLS1_2_VERSION;
+}
+
+/* The tls_* parameters belong to rediss://, and go together as they must. */
+static const char *check_tls(const parse_t *ps, int is_unix)
+{
+    const ss_redis_config_t *cfg = ps->cfg;
+    int any = (ps->seen >> P_TLS_CA_FILE) != 0;
+
+    if (is_unix && any) {
+        return "TLS over a Unix socket is not supported: drop the tls_* parameters (the socket "
+               "never leaves the host), or use rediss://host:port";
+    }
+    if (!cfg->tls && any) {
+        return "tls_* parameters need a rediss:// URI (TLS); a redis:// URI is plain TCP";
+    }
+    if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+        return "tls_cert_file and tls_key_file go together (mutual TLS needs both)";
+    }
+    return NULL;
 }
 
 static int has_scheme(const char *uri, const char *scheme, const char **rest)
@@ -456,13 +570,17 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     set_defaults(ps.cfg);
     if (has_scheme(uri, "redis://", &rest)) {
         is_unix = 0;
+    } else if (has_scheme(uri, "rediss://", &rest)) {
+        is_unix = 0;
+        ps.cfg->tls = 1;
     } else if (has_scheme(uri, "unix://", &rest) || has_scheme(uri, "redis+unix://", &rest)) {
         is_unix = 1;
-    } else if (has_scheme(uri, "rediss://", &rest)) {
-        return "rediss:// (TLS) is not supported: use a Unix socket or a TLS tunnel";
+    } else if (has_scheme(uri, "rediss+unix://", &rest)) {
+        return "TLS over a Unix socket is not supported: use unix:// (the socket never leaves "
+               "the host) or rediss://host:port";
     } else {
-        return "expected redis://[[user]:password@]host[:port][/db][?param=value&...] or "
-               "unix:///path/to/redis.sock[?param=value&...]";
+        return "expected redis://[[user]:password@]host[:port][/db][?param=value&...], "
+               "rediss://... (TLS) or unix:///path/to/redis.sock[?param=value&...]";
     }
     if (strchr(rest, '#')) {
         return "a '#' must be percent-encoded (%23)";
@@ -485,6 +603,9 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     }
     if (!err && ps.cfg->user && !ps.cfg->password) {
         err = "a user needs a password";
+    }
+    if (!err) {
+        err = check_tls(&ps, is_unix);
     }
     if (err && query && strstr(query, "password=")) {
         err = apr_pstrcat(p, err,
@@ -530,8 +651,30 @@ const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
     if (strchr(host, ':')) {
         host = apr_pstrcat(p, "[", pct_encode(host, ":", p), "]", NULL);
     }
-    return apr_psprintf(p, "redis://%s%s%s:%d/%d", user, cfg->password ? ":***@" : "", host,
-                        cfg->port, cfg->db);
+    return apr_psprintf(p, "%s://%s%s%s:%d/%d", cfg->tls ? "rediss" : "redis", user,
+                        cfg->password ? ":***@" : "", host, cfg->port, cfg->db);
+}
+
+/* "&name=value" when value is set, percent-encoded. */
+static const char *tls_opt(const char *name, const char *value, const char *keep, apr_pool_t *p)
+{
+    return value ? apr_pstrcat(p, "&", name, "=", pct_encode(value, keep, p), NULL) : "";
+}
+
+/* The TLS options, every one that is set and the two defaults spelled out;
+ * file names only, never what they hold. */
+static const char *describe_tls(const ss_redis_config_t *cfg, apr_pool_t *p)
+{
+    if (!cfg->tls) {
+        return "";
+    }
+    return apr_pstrcat(p, "&tls_verify=", verify_names[cfg->tls_verify],
+                       "&tls_protocols=", ss_redis_tls_version_name(cfg->tls_min_version),
+                       tls_opt("tls_ca_file", cfg->tls_ca_file, "/", p),
+                       tls_opt("tls_ca_dir", cfg->tls_ca_dir, "/", p),
+                       tls_opt("tls_cert_file", cfg->tls_cert_file, "/", p),
+                       tls_opt("tls_key_file", cfg->tls_key_file, "/", p),
+                       tls_opt("tls_server_name", cfg->tls_server_name, ":", p), NULL);
 }
 
 const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p)
@@ -539,8 +682,9 @@ const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p)
     return apr_psprintf(
         p,
         "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
-        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d&max_age=%" APR_TIME_T_FMT,
+        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d&max_age=%" APR_TIME_T_FMT "%s",
         ss_redis_target(cfg, p), cfg->path ? "&" : "?", apr_time_as_msec(cfg->connect_timeout),
         apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
-        pct_encode(cfg->prefix, ":", p), cfg->max_idle, apr_time_sec(cfg->max_age));
+        pct_encode(cfg->prefix, ":", p), cfg->max_idle, apr_time_sec(cfg->max_age),
+        describe_tls(cfg, p));
 }

@@ -73,7 +73,10 @@ bad SessionStoreBackend "unknown backend" "SessionStoreBackend bogus"
 bad SessionStoreBackend "unknown backend" "SessionStoreBackend redis:/u:Sekr3tPw@h"
 httpd_conf cfg "$P" prefork "SessionStoreBackend redis:/u:Sekr3tPw@h"
 check "... and its value is not echoed" eval '! httpd_configtest cfg 2>&1 | grep -q Sekr3tPw'
-bad SessionStoreBackend "TLS) is not supported" "SessionStoreBackend rediss://127.0.0.1:6380"
+bad SessionStoreBackend "tls_ca_file /nonexistent/ca.pem: No such file" \
+    "SessionStoreBackend rediss://127.0.0.1:6380?tls_ca_file=/nonexistent/ca.pem"
+bad SessionStoreBackend "TLS over a Unix socket" "SessionStoreBackend unix:///run/r.sock?tls_verify=full"
+bad SessionStoreBackend "need a rediss:// URI" "SessionStoreBackend redis://h?tls_verify=none"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1:0"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/x"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/0?connect_timeout=0"

@@ -12,6 +12,8 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 
+#include <openssl/ssl.h>
+
 #include "ss_redis_config.h"
 #include "unit.h"
 
@@ -129,7 +131,24 @@ static void test_parse_errors(void **state)
         const char *uri, *error;
     } cases[] = {
         {"http://h", "expected redis://"},
-        {"rediss://h", "TLS"},
+        {"rediss+unix:///tmp/r.sock", "TLS over a Unix socket"},
+        {"unix:///tmp/r.sock?tls_verify=full", "TLS over a Unix socket"},
+        {"redis://h?tls_ca_file=/etc/ca.pem", "need a rediss:// URI"},
+        {"redis://h?tls_verify=none", "need a rediss:// URI"},
+        {"rediss://h?tls_verify=maybe", "bad tls_verify 'maybe'"},
+        {"rediss://h?tls_verify=", "bad tls_verify"},
+        {"rediss://h?tls_protocols=TLSv1.1", "bad tls_protocols 'TLSv1.1'"},
+        {"rediss://h?tls_protocols=SSLv3", "bad tls_protocols"},
+        {"rediss://h?tls_ca_file=ca.pem", "bad tls_ca_file 'ca.pem': expected an absolute path"},
+        {"rediss://h?tls_ca_file=", "bad tls_ca_file"},
+        {"rediss://h?tls_ca_dir=certs", "bad tls_ca_dir"},
+        {"rediss://h?tls_cert_file=/c.pem", "tls_cert_file and tls_key_file go together"},
+        {"rediss://h?tls_key_file=/k.pem", "tls_cert_file and tls_key_file go together"},
+        {"rediss://h?tls_server_name=a%20b", "bad tls_server_name"},
+        {"rediss://h?tls_server_name=", "bad tls_server_name"},
+        {"rediss://h?tls_verify=ca&tls_verify=full", "tls_verify given twice"},
+        {"rediss://h?tls_ca=/x", "unknown parameter 'tls_ca'"},
+        {"rediss://:s3cret@h?tls_ca_file=x", "expected an absolute path"},
         {"redis://", "missing host"},
         {"redis://:6379", "missing host"},
         {"redis://h:0", "bad port"},
@@ -187,6 +206,82 @@ static void test_parse_errors(void **state)
         strstr(ss_redis_parse(&(ss_redis_config_t *){NULL},
                               apr_pstrcat(pool, "redis://h?prefix=", long_prefix, NULL), pool),
                "prefix longer"));
+}
+
+static void test_parse_tls(void **state)
+{
+    ss_redis_config_t *cfg = parse_ok("rediss://h");
+
+    (void)state;
+    assert_int_equal(cfg->tls, 1);
+    assert_string_equal(cfg->host, "h");
+    assert_int_equal(cfg->port, 6379);
+    assert_int_equal(cfg->tls_verify, SS_REDIS_TLS_VERIFY_FULL);
+    assert_int_equal(cfg->tls_min_version, TLS1_2_VERSION);
+    assert_null(cfg->tls_ca_file);
+    assert_null(cfg->tls_ca_dir);
+    assert_null(cfg->tls_cert_file);
+    assert_null(cfg->tls_key_file);
+    assert_null(cfg->tls_server_name);
+    assert_int_equal(parse_ok("redis://h")->tls, 0);
+
+    cfg = parse_ok("REDISS://u:pw@cache.example:6380/2?tls_ca_file=/etc/ca%20x.pem&tls_ca_dir="
+                   "/etc/ssl/certs&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name="
+                   "redis.internal&tls_verify=ca&tls_protocols=TLSv1.3&prefix=p:");
+    assert_int_equal(cfg->tls, 1);
+    assert_string_equal(cfg->password, "pw");
+    assert_int_equal(cfg->db, 2);
+    assert_string_equal(cfg->tls_ca_file, "/etc/ca x.pem");
+    assert_string_equal(cfg->tls_ca_dir, "/etc/ssl/certs");
+    assert_string_equal(cfg->tls_cert_file, "/c.pem");
+    assert_string_equal(cfg->tls_key_file, "/k.pem");
+    assert_string_equal(cfg->tls_server_name, "redis.internal");
+    assert_int_equal(cfg->tls_verify, SS_REDIS_TLS_VERIFY_CA);
+    assert_int_equal(cfg->tls_min_version, TLS1_3_VERSION);
+    assert_int_equal(parse_ok("rediss://h?tls_verify=none")->tls_verify, SS_REDIS_TLS_VERIFY_NONE);
+    assert_string_equal(parse_ok("rediss://h?tls_server_name=10.0.0.1")->tls_server_name,
+                        "10.0.0.1");
+    assert_string_equal(parse_ok("rediss://[::1]?tls_server_name=::1")->tls_server_name, "::1");
+    /* Described: every TLS option, the defaults spelled out, file names only. */
+    assert_string_equal(ss_redis_describe(parse_ok("rediss://h?tls_key_file=/k.pem&tls_cert_file="
+                                                   "/c.pem"),
+                                          pool),
+                        "rediss://h:6379/0?connect_timeout=300&command_timeout=300&breaker=1000"
+                        "&prefix=sessstore:&max_idle=64&max_age=300&tls_verify=full&tls_protocols="
+                        "TLSv1.2&tls_cert_file=/c.pem&tls_key_file=/k.pem");
+}
+
+/* A rediss:// store checks its files when the directive is read: a missing
+ * or bad file names the option. */
+static void test_check_tls_files(void **state)
+{
+    static const struct {
+        const char *params, *error;
+    } cases[] = {
+        {"tls_ca_file=/nonexistent/ca.pem", "tls_ca_file /nonexistent/ca.pem: No such file"},
+        {"tls_ca_file=/etc/passwd", "tls_ca_file /etc/passwd: no CA certificate loaded"},
+        {"tls_ca_file=/etc", "tls_ca_file /etc: a directory"},
+        {"tls_ca_dir=/nonexistent", "tls_ca_dir /nonexistent: No such file"},
+        {"tls_ca_dir=/etc/passwd", "tls_ca_dir /etc/passwd: not a directory"},
+        {"tls_cert_file=/nonexistent/c.pem&tls_key_file=/etc/passwd",
+         "tls_cert_file /nonexistent/c.pem"},
+        {"tls_cert_file=/etc/passwd&tls_key_file=/etc/passwd", "tls_cert_file /etc/passwd"},
+    };
+    size_t i;
+
+    (void)state;
+    assert_null(ss_redis_check(parse_ok("redis://h"), pool));
+    assert_null(ss_redis_check(parse_ok("rediss://h"), pool)); /* the system's CAs */
+    assert_null(ss_redis_check(parse_ok("rediss://h?tls_ca_dir=/etc/ssl/certs"), pool));
+    for (i = 0; i < UNIT_COUNT(cases); i++) {
+        const char *err =
+            ss_redis_check(parse_ok(apr_pstrcat(pool, "rediss://h?", cases[i].params, NULL)), pool);
+
+        if (!err || !strstr(err, cases[i].error)) {
+            fail_msg("%s: expected an error with \"%s\", got %s", cases[i].params, cases[i].error,
+                     err ? err : "success");
+        }
+    }
 }
 
 static void test_describe_hides_the_password(void **state)
@@ -409,6 +504,23 @@ static void assert_same_config(const ss_redis_config_t *a, const ss_redis_config
     assert_true(a->breaker == b->breaker);
     assert_int_equal(a->max_idle, b->max_idle);
     assert_true(a->max_age == b->max_age);
+    assert_int_equal(a->tls, b->tls);
+    assert_int_equal(a->tls_verify, b->tls_verify);
+    assert_int_equal(a->tls_min_version, b->tls_min_version);
+#define SAME_STR(f)                                                                                \
+    do {                                                                                           \
+        if (!a->f || !b->f) {                                                                      \
+            assert_ptr_equal(a->f, b->f);                                                          \
+        } else {                                                                                   \
+            assert_string_equal(a->f, b->f);                                                       \
+        }                                                                                          \
+    } while (0)
+    SAME_STR(tls_ca_file);
+    SAME_STR(tls_ca_dir);
+    SAME_STR(tls_cert_file);
+    SAME_STR(tls_key_file);
+    SAME_STR(tls_server_name);
+#undef SAME_STR
 }
 
 /* What describe prints, with the real password put back for "***", parses
@@ -428,6 +540,11 @@ static void test_describe_round_trip(void **state)
         "unix:///tmp/r%20s.sock?db=3&password=x%26y&user=b%3Ab",
         "redis+unix:///run/redis/redis.sock?prefix=p:&breaker=10",
         "unix:///tmp/r%3F%23%26.sock?password=a%3Db",
+        "rediss://localhost",
+        "rediss://alice:s3cr%2Ft@redis.example:6380/1?tls_ca_file=/etc/ssl/ca%20%26%40.pem"
+        "&tls_cert_file=/etc/k/c.pem&tls_key_file=/etc/k/k%3D.pem&tls_server_name=r.example",
+        "rediss://10.0.0.1?tls_verify=ca&tls_protocols=TLSv1.3&tls_ca_dir=/etc/ssl/certs",
+        "rediss://[::1]:7000?tls_verify=none&tls_server_name=::1",
     };
     size_t i;
 
@@ -469,6 +586,8 @@ int main(void)
         UNIT_TEST(test_parse_defaults),
         UNIT_TEST(test_parse_forms),
         UNIT_TEST(test_parse_errors),
+        UNIT_TEST(test_parse_tls),
+        UNIT_TEST(test_check_tls_files),
         UNIT_TEST(test_describe_hides_the_password),
         UNIT_TEST(test_errors_never_quote_a_password),
         UNIT_TEST(test_errors_quote_escaped),
