@@ -7,6 +7,8 @@
 # under SLACK_KB (default 512 KiB in all, about 25 KiB an outage).
 #   MODULE=build/normal/.libs/mod_sessstore.so tests/soak/redis_outages.sh
 #   OUTAGES=3 ...  a short pass (scripts/test runs one)
+#   CONTROL=1 ...  the same load and samples without killing Redis: the
+#                  growth that traffic alone causes, to compare with
 source "$(dirname "$0")/../e2e/lib.sh"
 source "$(dirname "$0")/../e2e/lib_nodes.sh"
 
@@ -49,10 +51,14 @@ for n in $(seq 1 "$CLIENTS"); do client "$n" & done
 sleep 3
 samples=()
 for i in $(seq 1 "$OUTAGES"); do
-    kill -9 "$(cat "$WORK/redis/redis.pid")"
-    sleep 1 # an outage under load: 503s, reconnect attempts, the breaker
-    rm -f "$WORK/redis/redis.pid"
-    redis_start redis "$RP"
+    if [ -z "${CONTROL:-}" ]; then
+        kill -9 "$(cat "$WORK/redis/redis.pid")"
+        sleep 1 # an outage under load: 503s, reconnect attempts, the breaker
+        rm -f "$WORK/redis/redis.pid"
+        redis_start redis "$RP"
+    else
+        sleep 1
+    fi
     sleep 2 # recovery under load
     samples+=("$(rss_kb)")
     echo "# outage $i: httpd RSS ${samples[-1]} KiB"
