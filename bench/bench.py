@@ -420,6 +420,16 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
+def user_system_ticks(pid):
+    """(user, system) CPU ticks of one process, all threads."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
 def cpu_ns(pid):
     """CPU time of all threads of one process in nanoseconds, from the
     scheduler's own accounting (/proc/PID/task/*/schedstat): exact, where
@@ -470,6 +480,7 @@ def run_cell(v, cell, args, redis):
     httpd_pids = [v.proc.pid] + children_of(v.proc.pid)
     uses_redis = redis and "redis" in v.needs
     cpu0 = cpu_seconds(httpd_pids), cpu_ns(redis.proc.pid) / 1e9 if uses_redis else 0
+    us0 = user_system_ticks(redis.proc.pid) if uses_redis else (0, 0)
     before = redis.snapshot() if uses_redis else None
     if line.strip() != "ready":
         stop(p)
@@ -479,6 +490,7 @@ def run_cell(v, cell, args, redis):
     out = p.stdout.readline()
     after = redis.snapshot() if before is not None else None
     cpu1 = cpu_seconds(httpd_pids), cpu_ns(redis.proc.pid) / 1e9 if uses_redis else 0
+    us1 = user_system_ticks(redis.proc.pid) if uses_redis else (0, 0)
     p.wait()
     _children.remove(p)
     try:
@@ -489,6 +501,9 @@ def run_cell(v, cell, args, redis):
         res["httpd_cpu_us"] = (cpu1[0] - cpu0[0]) * 1e6 / res["measured_total"]
         if uses_redis:
             res["redis_cpu_us"] = (cpu1[1] - cpu0[1]) * 1e6 / res["measured_total"]
+            ticks = (us1[0] - us0[0]) + (us1[1] - us0[1])
+            if ticks > 0:
+                res["redis_user_frac"] = (us1[0] - us0[0]) / ticks
     if before is not None:
         res["redis_cmds"] = stats_delta(before["cmds"], after["cmds"])
         res["redis_reads"] = after["reads"] - before["reads"] - redis.own_reads
@@ -928,10 +943,16 @@ def report(variants, results, micro, args, meta):
         ("shm save ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["save"], ".2f"),
          verdict(scale["save"], lambda x: x >= 0.8)),
     ]
+    def user_pct(name):
+        f = median([r.get("redis_user_frac") for r in results.get((name, ro64), [])
+                    if r.get("ok")])
+        return fmt(f * 100 if f is not None else None, ".0f")
+
     out.append(f"redis-server CPU per read-only request (64 connections, median): lean load "
-               f"{fmt(lean_us, '.1f')} µs, script load {fmt(script_us, '.1f')} µs, floor "
-               f"{fmt(redis_cpu('floor'), '.1f')} µs; lean/script {fmt(lean_script, '.2f')} "
-               f"(median of paired ratios).")
+               f"{fmt(lean_us, '.1f')} µs ({user_pct('redis')} % in user space), script load "
+               f"{fmt(script_us, '.1f')} µs ({user_pct('redis-script')} %), floor "
+               f"{fmt(redis_cpu('floor'), '.1f')} µs ({user_pct('floor')} %); lean/script "
+               f"{fmt(lean_script, '.2f')} (median of paired ratios).")
     out.append("")
     if ri:
         out.append(f"redis-server user-space instructions per load (callgrind, one connection "
