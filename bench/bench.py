@@ -6,8 +6,9 @@ at once on free loopback ports, identical but for the session lines, all with
 the probe handler (tests/probe/mod_sessprobe.c); starts redis-server (TCP and
 a Unix socket) when a variant needs it; drives them with bench/loadgen,
 interleaving variants and repeating; runs bench/microbench and
-redis-benchmark; stops everything; prints Markdown tables and, last, one
-"summary:" line.
+redis-benchmark, and redis-server under callgrind for its instructions per
+load (lean and script); stops everything; prints Markdown tables and, last,
+one "summary:" line.
 
 Measurements are ratios taken side by side: in every repetition of a cell
 (workload x connections) all variants run back to back, in an order that
@@ -38,6 +39,7 @@ HTTPD = os.environ.get("HTTPD", "/usr/sbin/apache2")
 MODDIR = os.environ.get("MODDIR", "/usr/lib/apache2/modules")
 MODULE = os.path.join(BUILD, ".libs", "mod_sessstore.so")
 PROBE = os.path.join(BUILD, "tests", "probe", ".libs", "mod_sessprobe.so")
+FLOOR = os.path.join(BUILD, "tests", "probe", ".libs", "mod_sessfloor.so")
 LOADGEN = os.path.join(BUILD, "bench", "loadgen")
 MICROBENCH = os.path.join(BUILD, "bench", "microbench")
 APU_DBD_DIR = "/usr/lib/x86_64-linux-gnu/apr-util-1"
@@ -55,7 +57,8 @@ class Variant:
     {redis_port}, {redis_sock}, {pg_port}: they are filled in per run."""
 
     def __init__(self, name, label, modules=(), server=(), location=(), cookie=None,
-                 needs=(), sessstore=False, optional=False, module=None):
+                 needs=(), sessstore=False, optional=False, module=None, handler="sessprobe",
+                 env=None):
         self.name = name
         self.label = label
         self.modules = list(modules)    # httpd modules besides the common ones
@@ -66,6 +69,8 @@ class Variant:
         self.sessstore = sessstore      # loads mod_sessstore
         self.optional = optional        # only with its command-line switch
         self.module = module            # another mod_sessstore.so (--baseline-module)
+        self.handler = handler          # sessprobe, or sessfloor (mod_sessfloor: the floor)
+        self.env = dict(env or {})      # environment of its httpd (SESSSTORE_REDIS_LOAD)
         self.unavailable = None         # reason, when it cannot run here
         self.port = None
         self.dir = None
@@ -105,6 +110,18 @@ VARIANTS = [
     Variant("redis-unix", "mod_sessstore, Redis Unix socket", modules=["session"],
             sessstore=True, server=["SessionStoreBackend unix://{redis_sock}?db=0"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
+    # The Redis TCP variant with every load by the script (one EVALSHA), the
+    # load of releases before the lean one: both measured side by side.
+    Variant("redis-script", "mod_sessstore, Redis TCP, script load", modules=["session"],
+            sessstore=True,
+            server=["SessionStoreBackend redis://127.0.0.1:{redis_port}/0?prefix=bench:"],
+            location=SESSSTORE_LOCATION, cookie="session", needs=["redis"],
+            env={"SESSSTORE_REDIS_LOAD": "script"}),
+    # The floor: the same round trips (GET; GET + SET) with plain hiredis, one
+    # connection per thread, no session logic (tests/probe/mod_sessfloor.c).
+    Variant("floor", "Redis floor: plain hiredis, no session logic", handler="sessfloor",
+            server=["SessFloorRedis 127.0.0.1 {redis_port}"], cookie="session",
+            needs=["redis"]),
 ]
 
 # Cells: (workload, connections, shared session). The last is the contention case.
@@ -285,6 +302,8 @@ def httpd_conf(v, work, ctx):
     if v.sessstore:
         lines.append(f"LoadModule sessstore_module {v.module or MODULE}")
     lines.append(f"LoadModule sessprobe_module {PROBE}")
+    if v.handler == "sessfloor":
+        lines.append(f"LoadModule sessfloor_module {FLOOR}")
     lines += user + [
         # Event MPM, 2 processes x 64 threads: 64 connections never wait for a
         # thread, and the shm store is shared by processes as in production.
@@ -304,7 +323,7 @@ def httpd_conf(v, work, ctx):
     ]
     lines += [l.format(**ctx, dir=d) for l in v.server]
     lines.append("<Location /probe>")
-    lines.append("    SetHandler sessprobe")
+    lines.append(f"    SetHandler {v.handler}")
     lines += ["    " + l.format(**ctx, dir=d) for l in v.location]
     lines.append("</Location>")
     return "\n".join(lines) + "\n"
@@ -331,7 +350,8 @@ def setup_variant(v, work, ctx):
     conf = os.path.join(v.dir, "httpd.conf")
     with open(conf, "w") as f:
         f.write(httpd_conf(v, work, ctx))
-    t = subprocess.run([HTTPD, "-d", v.dir, "-f", conf, "-t"], capture_output=True, text=True)
+    t = subprocess.run([HTTPD, "-d", v.dir, "-f", conf, "-t"], capture_output=True, text=True,
+                       env=dict(os.environ, **v.env))
     if t.returncode != 0:
         out = (t.stderr + t.stdout).strip().splitlines()
         msg = next((l for l in out if "not available" in l),
@@ -342,7 +362,7 @@ def setup_variant(v, work, ctx):
             v.unavailable = "configtest failed: " + msg.strip()[:120]
         return
     v.proc = spawn([HTTPD, "-d", v.dir, "-f", conf, "-DFOREGROUND"],
-                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(v.dir, "stderr.log"), "w"))
+                   env=dict(os.environ, **v.env), stdout=subprocess.DEVNULL, stderr=open(os.path.join(v.dir, "stderr.log"), "w"))
     wait_port(v.port, v.proc, f"httpd ({v.name})")
     # Smoke test: a write creates a session, the next one sees it.
     status, headers, body = http_get(v.port, "/probe?w=1")
@@ -400,6 +420,34 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
+def user_system_ticks(pid):
+    """(user, system) CPU ticks of one process, all threads."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
+def cpu_ns(pid):
+    """CPU time of all threads of one process in nanoseconds, from the
+    scheduler's own accounting (/proc/PID/task/*/schedstat): exact, where
+    /proc/PID/stat counts in ticks of 10 ms. Used for redis-server, whose
+    share per request is a few microseconds."""
+    total = 0
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    except OSError:
+        pass
+    return total
+
+
 def memory_of(pid):
     """(RSS, PSS) in KiB of one process."""
     rss = pss = 0
@@ -431,7 +479,8 @@ def run_cell(v, cell, args, redis):
     line = p.stdout.readline()
     httpd_pids = [v.proc.pid] + children_of(v.proc.pid)
     uses_redis = redis and "redis" in v.needs
-    cpu0 = cpu_seconds(httpd_pids), cpu_seconds([redis.proc.pid]) if uses_redis else 0
+    cpu0 = cpu_seconds(httpd_pids), cpu_ns(redis.proc.pid) / 1e9 if uses_redis else 0
+    us0 = user_system_ticks(redis.proc.pid) if uses_redis else (0, 0)
     before = redis.snapshot() if uses_redis else None
     if line.strip() != "ready":
         stop(p)
@@ -440,7 +489,8 @@ def run_cell(v, cell, args, redis):
     p.stdin.flush()
     out = p.stdout.readline()
     after = redis.snapshot() if before is not None else None
-    cpu1 = cpu_seconds(httpd_pids), cpu_seconds([redis.proc.pid]) if uses_redis else 0
+    cpu1 = cpu_seconds(httpd_pids), cpu_ns(redis.proc.pid) / 1e9 if uses_redis else 0
+    us1 = user_system_ticks(redis.proc.pid) if uses_redis else (0, 0)
     p.wait()
     _children.remove(p)
     try:
@@ -451,6 +501,9 @@ def run_cell(v, cell, args, redis):
         res["httpd_cpu_us"] = (cpu1[0] - cpu0[0]) * 1e6 / res["measured_total"]
         if uses_redis:
             res["redis_cpu_us"] = (cpu1[1] - cpu0[1]) * 1e6 / res["measured_total"]
+            ticks = (us1[0] - us0[0]) + (us1[1] - us0[1])
+            if ticks > 0:
+                res["redis_user_frac"] = (us1[0] - us0[0]) / ticks
     if before is not None:
         res["redis_cmds"] = stats_delta(before["cmds"], after["cmds"])
         res["redis_reads"] = after["reads"] - before["reads"] - redis.own_reads
@@ -538,7 +591,7 @@ def callgrind_total(v, workload, requests, cgdir):
     p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                "--collect-atstart=no", "--toggle-collect=ap_run_process_connection",
                HTTPD, "-X", "-d", v.dir, "-f", os.path.join(v.dir, "httpd.conf")],
-              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+              env=dict(os.environ, **v.env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(v.port, p, f"httpd ({v.name}) under callgrind", timeout=60)
         lg = subprocess.run([LOADGEN, "-p", str(v.port), "-u",
@@ -582,6 +635,62 @@ def callgrind_costs(variants, args, work):
         log(f"  callgrind {v.name}: " + ", ".join(
             f"{w} {costs[(v.name, w)]:.0f} instructions/request"
             for w in ("ro", "rw") if (v.name, w) in costs))
+    return costs
+
+
+# ---------------------------------------------------------------- redis-server instructions
+
+
+def redis_callgrind_total(work, loads, env):
+    """Instructions of a redis-server under callgrind (everything from start
+    to shutdown) while bench/microbench makes `loads` loads through the
+    library on one connection."""
+    d = tempfile.mkdtemp(prefix="redis-cg.", dir=work)
+    out = os.path.join(d, "callgrind.out")
+    port = free_port()
+    p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "redis.log")],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, p, "redis-server under callgrind", timeout=60)
+        # Generous timeouts: redis-server runs 20-50 times slower under callgrind.
+        mb = subprocess.run([MICROBENCH, "-r", f"redis://127.0.0.1:{port}/0?prefix=cg:"
+                             "&connect_timeout=10000&command_timeout=10000", "-n", str(loads)],
+                            env=dict(os.environ, **env), capture_output=True, text=True,
+                            timeout=300)
+        if mb.returncode != 0 or not mb.stdout.strip():
+            raise RuntimeError("microbench failed: " + mb.stderr.strip()[-200:])
+        res = json.loads(mb.stdout.strip().splitlines()[-1])
+        if res.get("failures"):
+            raise RuntimeError(f"{res['failures']} loads failed")
+    finally:
+        stop(p)
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no totals in " + out)
+
+
+def redis_instructions(args, work):
+    """redis-server's user-space instructions per load, lean and script: the
+    difference between runs of N and 2N loads divided by N, so start-up,
+    the prefill and the shutdown drop out. Deterministic, blind to the kernel
+    (socket reads and writes, epoll), which is most of redis-server's CPU per
+    round trip."""
+    costs = {}
+    n = args.redis_callgrind
+    for mode, env in (("lean", {"SESSSTORE_REDIS_LOAD": ""}),
+                      ("script", {"SESSSTORE_REDIS_LOAD": "script"})):
+        try:
+            t1 = redis_callgrind_total(work, n, env)
+            t2 = redis_callgrind_total(work, 2 * n, env)
+        except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as e:
+            log(f"  redis-server callgrind ({mode}): {e}")
+            continue
+        costs[mode] = (t2 - t1) / n
+        log(f"  redis-server callgrind ({mode}): {costs[mode]:.0f} instructions/load")
     return costs
 
 
@@ -778,6 +887,20 @@ def report(variants, results, micro, args, meta):
     shm_cookie = paired_ratio(results, "shm", "cookie", key)
     redis_cookie = paired_ratio(results, "redis", "cookie", key)
     redis_dbd = paired_ratio(results, "redis", "dbd", key)
+    redis_floor = paired_ratio(results, "redis", "floor", key)
+    ro64 = ("ro", 64, False)
+
+    def redis_cpu(name):
+        return median([r.get("redis_cpu_us") for r in results.get((name, ro64), []) if r.get("ok")])
+
+    lean_us, script_us = redis_cpu("redis"), redis_cpu("redis-script")
+    # The same ratio paired within each repetition (one noisy minute hits both).
+    by_rep = {n: {r["rep"]: r.get("redis_cpu_us") for r in results.get((n, ro64), [])
+                  if r.get("ok")} for n in ("redis", "redis-script")}
+    lean_script = median([by_rep["redis"][k] / by_rep["redis-script"][k] for k in by_rep["redis"]
+                          if by_rep["redis"][k] and by_rep["redis-script"].get(k)])
+    ri = meta.get("redis_instructions") or {}
+    ri_ratio = ri["lean"] / ri["script"] if ri.get("lean") and ri.get("script") else None
     per_load, per_save = (rtt.get("redis") or (None, None, None, None))[:2]
     overhead = cap["arena_bytes_per_session"] - cap["payload"] if cap else None
 
@@ -800,6 +923,12 @@ def report(variants, results, micro, args, meta):
          verdict(shm_cookie, lambda x: x >= 0.97)),
         ("Redis ≥ 0.90 × cookie", fmt(redis_cookie, ".3f"), verdict(redis_cookie, lambda x: x >= 0.9)),
         ("Redis ≥ 3 × dbd/SQLite", fmt(redis_dbd, ".2f"), verdict(redis_dbd, lambda x: x >= 3)),
+        ("Redis ≥ 0.95 × the floor (plain hiredis, same round trips)", fmt(redis_floor, ".3f"),
+         verdict(redis_floor, lambda x: x >= 0.95)),
+        ("redis-server CPU per load ≤ 1/3 of the script load's", fmt(lean_script, ".2f"),
+         verdict(lean_script, lambda x: x <= 1 / 3)),
+        ("redis-server instructions per load ≤ 1/3 of the script load's", fmt(ri_ratio, ".2f"),
+         verdict(ri_ratio, lambda x: x <= 1 / 3)),
         ("exactly 1 Redis round trip per load", fmt(per_load, ".2f"),
          verdict(per_load, lambda x: abs(x - 1) < 0.01)),
         ("≤ 1 Redis round trip per save", fmt(per_save, ".2f"), verdict(per_save, lambda x: x <= 1.01)),
@@ -814,6 +943,23 @@ def report(variants, results, micro, args, meta):
         ("shm save ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["save"], ".2f"),
          verdict(scale["save"], lambda x: x >= 0.8)),
     ]
+    def user_pct(name):
+        f = median([r.get("redis_user_frac") for r in results.get((name, ro64), [])
+                    if r.get("ok")])
+        return fmt(f * 100 if f is not None else None, ".0f")
+
+    out.append(f"redis-server CPU per read-only request (64 connections, median): lean load "
+               f"{fmt(lean_us, '.1f')} µs ({user_pct('redis')} % in user space), script load "
+               f"{fmt(script_us, '.1f')} µs ({user_pct('redis-script')} %), floor "
+               f"{fmt(redis_cpu('floor'), '.1f')} µs ({user_pct('floor')} %); lean/script "
+               f"{fmt(lean_script, '.2f')} (median of paired ratios).")
+    out.append("")
+    if ri:
+        out.append(f"redis-server user-space instructions per load (callgrind, one connection "
+                   f"through the library, marginal over {args.redis_callgrind} loads): lean "
+                   f"{fmt(ri.get('lean'), '.0f')}, script {fmt(ri.get('script'), '.0f')}; "
+                   f"lean/script {fmt(ri_ratio, '.2f')}.")
+        out.append("")
     out.append("### Targets (reported, not asserted)")
     out.append("")
     out.append("| target | measured | |")
@@ -823,7 +969,8 @@ def report(variants, results, micro, args, meta):
     out.append("")
     out.append(f"summary: shm/cookie={fmt(shm_cookie, '.3f')} redis/cookie={fmt(redis_cookie, '.3f')} "
                f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
-               f"redis_rtt_per_save={fmt(per_save, '.2f')}")
+               f"redis_rtt_per_save={fmt(per_save, '.2f')} redis/floor={fmt(redis_floor, '.3f')} "
+               f"redis_server_us_per_load={fmt(lean_us, '.1f')}")
     return "\n".join(out)
 
 
@@ -871,18 +1018,22 @@ def main():
     ap.add_argument("--callgrind", type=int, metavar="N",
                     help="instructions per request under callgrind, N requests per variant and "
                          "workload (default: 600 in the full run; 0 = off, as with --quick)")
+    ap.add_argument("--redis-callgrind", type=int, metavar="N",
+                    help="redis-server's instructions per load, lean and script, under "
+                         "callgrind with N and 2N loads (default 2000, --quick 500; 0 = off)")
     ap.add_argument("--json", help="also write every raw result to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
-    quick = dict(duration=0.6, warmup=0.2, reps=3, reps_other=1, callgrind=0)
-    full = dict(duration=1.5, warmup=0.4, reps=5, reps_other=3, callgrind=600)
+    quick = dict(duration=0.6, warmup=0.2, reps=3, reps_other=1, callgrind=0, redis_callgrind=500)
+    full = dict(duration=1.5, warmup=0.4, reps=5, reps_other=3, callgrind=600,
+                redis_callgrind=2000)
     for k, x in (quick if args.quick else full).items():
         if getattr(args, k) is None:
             setattr(args, k, x)
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    for f in (MODULE, PROBE, LOADGEN, MICROBENCH):
+    for f in (MODULE, PROBE, FLOOR, LOADGEN, MICROBENCH):
         if not os.path.exists(f):
             sys.exit(f"bench: {f} is missing: run bench/run, which builds it")
 
@@ -900,7 +1051,8 @@ def main():
     if args.variants:
         wanted = args.variants.split(",")
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
-                    or v.name == "shm-baseline"]
+                    or v.name == "shm-baseline"
+                    or (v.name in ("floor", "redis-script") and "redis" in wanted)]
     work = tempfile.mkdtemp(prefix="sessstore-bench.")
     os.chmod(work, 0o755)
     meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
@@ -948,6 +1100,8 @@ def main():
         if args.callgrind and shutil.which("valgrind"):
             meta["callgrind"] = callgrind_costs(variants, args, work)
         micro = [] if args.no_micro else run_microbench(args, redis)
+        if args.redis_callgrind and redis and shutil.which("valgrind"):
+            meta["redis_instructions"] = redis_instructions(args, work)
     finally:
         stop_all()
         if pg:

@@ -14,7 +14,9 @@
  *      200-byte sessions until the first eviction: bytes per session.
  * redis: with -r URI, load and save per second through the library's Redis
  *      backend on one connection (bench/run sets it up next to
- *      redis-benchmark -c 1).
+ *      redis-benchmark -c 1). With -n N as well, only this: after the
+ *      prefill, exactly N loads (for redis-server's instructions per load
+ *      under callgrind; SESSSTORE_REDIS_LOAD=script makes them the script's).
  *
  * Output: one JSON object per line, for bench/bench.py. */
 #include <stdio.h>
@@ -396,6 +398,44 @@ static void bench_capacity(apr_pool_t *pool)
     fflush(stdout);
 }
 
+/* -r URI -n N: the prefill, then N loads, nothing else. */
+static void bench_redis_count(const char *uri, long count, apr_pool_t *pool)
+{
+    ss_redis_config_t *cfg;
+    ss_store_t *store;
+    ss_key_t keys[KEYS_PER_WORKER];
+    const char *err = ss_redis_parse(&cfg, uri, pool);
+    apr_pool_t *p;
+    apr_status_t rv;
+    long i, failed = 0;
+
+    if (err) {
+        fprintf(stderr, "microbench: %s\n", err);
+        exit(1);
+    }
+    rv = ss_redis_open(&store, cfg, pool);
+    if (rv != APR_SUCCESS) {
+        die("ss_redis_open", rv);
+    }
+    prefill(store, 1, pool);
+    for (i = 0; i < KEYS_PER_WORKER; i++) {
+        worker_key(0, (int)i, &keys[i]);
+    }
+    apr_pool_create(&p, pool);
+    for (i = 0; i < count; i++) {
+        ss_record_t rec;
+
+        rv = store->ops->load(store, &keys[i % KEYS_PER_WORKER], &expiry, &expiry, apr_time_now(),
+                              p, &rec);
+        failed += rv != APR_SUCCESS;
+        apr_pool_clear(p);
+    }
+    printf("{\"bench\":\"redis-count\",\"loads\":%ld,\"failures\":%ld}\n", count, failed);
+    apr_pool_destroy(p);
+    store->ops->close(store);
+    fflush(stdout);
+}
+
 static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
 {
     ss_redis_config_t *cfg;
@@ -482,9 +522,10 @@ int main(int argc, char **argv)
 {
     apr_pool_t *pool;
     const char *redis_uri = NULL;
+    long count = 0;
     int quick = 0, ch;
 
-    while ((ch = getopt(argc, argv, "ql:r:s:")) != -1) {
+    while ((ch = getopt(argc, argv, "ql:n:r:s:")) != -1) {
         switch (ch) {
         case 's': {
             char opname[8];
@@ -511,8 +552,11 @@ int main(int argc, char **argv)
         case 'r':
             redis_uri = optarg;
             break;
+        case 'n':
+            count = atol(optarg);
+            break;
         default:
-            fprintf(stderr, "usage: microbench [-q] [-l LOCK] [-r REDIS_URI] "
+            fprintf(stderr, "usage: microbench [-q] [-l LOCK] [-r REDIS_URI [-n LOADS]] "
                             "[-s PROCSxTHREADS:load|save:SECONDS]\n");
             return 2;
         }
@@ -524,6 +568,10 @@ int main(int argc, char **argv)
     snprintf(lock_file, sizeof(lock_file), "/tmp/sessstore-microbench.%ld.lock", (long)getpid());
     created = apr_time_now();
 
+    if (redis_uri && count > 0) {
+        bench_redis_count(redis_uri, count, pool);
+        return 0;
+    }
     if (only.procs < 0) {
         bench_capacity(pool);
     }

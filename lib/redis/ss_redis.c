@@ -1,5 +1,14 @@
 /* ss_redis.c - the Redis store: one round trip per operation, over the
- * connection layer (ss_redis_conn.c). */
+ * connection layer (ss_redis_conn.c).
+ *
+ * A load is a plain GET judged here (the lean load). Whenever the script
+ * below would write (a touch is due, the record is dead for every location,
+ * or it does not decode), the load is made again by the script, which reads,
+ * decides and writes atomically inside Redis: a second round trip at most
+ * once per touch interval of a session, and once when a record dies or turns
+ * out malformed. With SESSSTORE_REDIS_LOAD=script in the environment every
+ * load is the script (the load of earlier releases; tests and bench/run). */
+#include <stdlib.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -11,7 +20,8 @@
 
 #define KEY_MAX (SS_REDIS_PREFIX_MAX + SS_KEY_HEX_LEN + 1)
 
-/* The load, as one script. KEYS[1] the key; ARGV[1] now (microseconds,
+/* The load, as one script (every load that writes; lean_load mirrors its
+ * decisions and must change with it). KEYS[1] the key; ARGV[1] now (microseconds,
  * decimal), ARGV[2] now as 8 big-endian bytes, ARGV[3] six decimal numbers
  * separated by spaces: idle, absolute and touch interval of the judging
  * location, idle and absolute of the keeping (most lenient) timeouts, all in
@@ -71,6 +81,7 @@ static const char load_script[] =
 typedef struct {
     ss_redis_config_t cfg;
     const char *target;    /* for log lines, no password */
+    int script_only;       /* every load by the script (SS_REDIS_LOAD_ENV) */
     char sha[41];          /* SHA-1 of load_script */
     ss_redis_conn_t *conn; /* also holds the counters: a fork resets them with the pool */
 } redis_store_t;
@@ -208,11 +219,10 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     return APR_SUCCESS;
 }
 
-static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
-                               const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                               ss_record_t *rec)
+static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
+                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
+                                ss_record_t *rec)
 {
-    redis_store_t *s = store->impl;
     char k[KEY_MAX], now_s[24], limits[6 * 24];
     unsigned char stamp[SS_RECORD_HEADER_LEN];
     ss_redis_cmd_t cmd;
@@ -244,6 +254,74 @@ static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_
     rv = load_reply(s, key, judge, now, reply, p, rec);
     freeReplyObject(reply);
     return rv;
+}
+
+/* The lean load: GET, judged here exactly as the script judges. It decides
+ * the outcomes that write nothing (absent, newer format, dead for this
+ * location only, live with no touch due) and returns 0 in *decided for the
+ * others (malformed, dead for every location, touch due): the script then
+ * makes the load again, atomically, and its answer stands. */
+static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
+                              const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
+                              ss_record_t *rec, int *decided)
+{
+    char k[KEY_MAX];
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    *decided = 1;
+    make_key(s, key, k);
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "GET");
+    cmd_str(&cmd, k);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type == REDIS_REPLY_NIL) {
+        COUNT(s, misses);
+        rv = APR_NOTFOUND;
+    } else if (reply->type != REDIS_REPLY_STRING) {
+        rv = unexpected(s, "GET", reply);
+    } else {
+        /* The script's order: malformed (the header), then newer, then the
+         * lengths, then dead everywhere, dead here, touch. */
+        rv = ss_record_decode(reply->str, reply->len, p, rec);
+        if (rv == APR_ENOTIMPL) {
+            COUNT(s, newer_format);
+            rv = APR_NOTFOUND;
+        } else if (rv != APR_SUCCESS ||
+                   ss_expiry_check(keep, rec->created, rec->accessed, now) != SS_LIVE) {
+            *decided = 0; /* malformed, or dead for every location: deleted by the script */
+        } else if (ss_expiry_check(judge, rec->created, rec->accessed, now) != SS_LIVE) {
+            COUNT(s, expired); /* the script's 3: kept for the other locations */
+            rv = APR_NOTFOUND;
+        } else if (ss_expiry_touch_due(judge, rec->accessed, now)) {
+            *decided = 0; /* the script rewrites the last access and the TTL */
+        } else {
+            COUNT(s, hits);
+        }
+    }
+    freeReplyObject(reply);
+    return rv;
+}
+
+static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
+                               const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
+                               ss_record_t *rec)
+{
+    redis_store_t *s = store->impl;
+    int decided = 0;
+    apr_status_t rv;
+
+    if (!s->script_only) {
+        rv = lean_load(s, key, judge, keep, now, p, rec, &decided);
+        if (decided) {
+            return rv;
+        }
+    }
+    return script_load(s, key, judge, keep, now, p, rec);
 }
 
 static apr_status_t redis_remove(ss_store_t *store, const ss_key_t *key)
@@ -418,6 +496,7 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
         return APR_EINVAL;
     }
     s->target = ss_redis_target(&s->cfg, p);
+    s->script_only = getenv(SS_REDIS_LOAD_ENV) && !strcmp(getenv(SS_REDIS_LOAD_ENV), "script");
     rv = script_sha(s->sha);
     if (rv == APR_SUCCESS) {
         rv = ss_redis_conn_create(&s->conn, &s->cfg, s->target, p);

@@ -3,12 +3,15 @@
  * (ss_redis_transport.h: TCP, Unix or TLS; hiredis formats and parses).
  *
  * Oldest Redis: 5.0 (AUTH with a user needs 6.0 ACLs); tested with 7.0. A
- * load is one EVALSHA (EVAL once after a script-cache flush), a save one SET
- * with PX, a remove one DEL; AUTH and SELECT go once per new connection.
- * Redis Cluster is not supported (hiredis does not follow MOVED).
+ * load is one GET, judged here; when it has to write (a touch is due, the
+ * record is dead for every location, or malformed) the load script does it
+ * atomically, one EVALSHA more (EVAL once after a script-cache flush): a
+ * second round trip at most once per touch interval of a session. A save is
+ * one SET with PX, a remove one DEL; AUTH and SELECT go once per new
+ * connection. Redis Cluster is not supported (hiredis does not follow MOVED).
  *
- * Expiry is judged by the caller's clock ("now", passed to the script), as
- * in the shm backend; every httpd node sharing one Redis needs NTP. Each key
+ * Expiry is judged by the caller's clock ("now", also passed to the script),
+ * as in the shm backend; every httpd node sharing one Redis needs NTP. Each key
  * also carries a PX TTL equal to the session's deadline, so Redis drops dead
  * sessions by itself; a session with neither timeout lives SS_REDIS_NO_DEADLINE_TTL
  * after its last save, never forever.
@@ -40,6 +43,11 @@
 
 #include "ss_redis_config.h"
 #include "ss_store.h"
+
+/* Test and benchmark hook, read by ss_redis_open: with this environment
+ * variable set to "script", every load is the load script (one EVALSHA), as
+ * in releases before the lean load; unset or anything else, the lean load. */
+#define SS_REDIS_LOAD_ENV "SESSSTORE_REDIS_LOAD"
 
 /* TTL of a session with neither idle nor absolute timeout: 30 days. */
 #define SS_REDIS_NO_DEADLINE_TTL apr_time_from_sec(30 * 24 * 3600)

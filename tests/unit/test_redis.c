@@ -4,7 +4,13 @@
  * Each server is started here on a free loopback port (and a Unix socket in a
  * temporary directory), without persistence, and killed at the end. A missing
  * redis-server fails the run: this backend must not go untested silently.
- * REDIS_SERVER overrides the binary; TEST_REDIS_VERBOSE=1 prints the log. */
+ * REDIS_SERVER overrides the binary; TEST_REDIS_VERBOSE=1 prints the log.
+ *
+ * The tests run with the lean load (a GET, the script only to write), and
+ * the storage tests run once more with every load by the script
+ * (SESSSTORE_REDIS_LOAD=script, ss_redis.h), the fallback: both must behave
+ * alike, and test_load_commands shows which commands and round trips each
+ * makes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,6 +58,7 @@ static struct {
     apr_thread_mutex_t *log_mutex;
     int log_count[8];
     char last_log[1024];
+    int script; /* this group loads by the script only */
 } g;
 
 /* ---- log capture ---- */
@@ -147,6 +154,66 @@ static long long calls_of(const server_t *srv, const char *command)
     freeReplyObject(r);
     redisFree(c);
     return v;
+}
+
+/* Counters of srv read on one admin connection kept open, so that reading
+ * them costs exactly one socket read (the INFO itself) and no connect or
+ * close: total_reads_processed is one per round trip of a client. */
+typedef struct {
+    redisContext *c;
+    long long reads, get, evalsha, eval;
+} counters_t;
+
+static long long info_field(const char *info, const char *field)
+{
+    const char *at = strstr(info, field);
+
+    return at ? atoll(at + strlen(field)) : 0;
+}
+
+static void counters_read(counters_t *k)
+{
+    redisReply *r = redisCommand(k->c, "INFO all");
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    k->reads = info_field(r->str, "total_reads_processed:");
+    k->get = info_field(r->str, "cmdstat_get:calls=");
+    k->evalsha = info_field(r->str, "cmdstat_evalsha:calls=");
+    k->eval = info_field(r->str, "cmdstat_eval:calls=");
+    freeReplyObject(r);
+}
+
+/* EXISTS key on the counters' connection (read again after it). */
+static long long exists_on(counters_t *k, const char *key)
+{
+    redisReply *r = redisCommand(k->c, "EXISTS %s", key);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    counters_read(k);
+    return n;
+}
+
+/* What one operation cost since *k was read: round trips (socket reads of
+ * the store's connection, less the INFO that reads them), GETs, EVALSHAs
+ * and EVALs. *k is read again. */
+#define counters_expect(k, rtt, get, evalsha, eval)                                                \
+    counters_expect_at(__LINE__, k, rtt, get, evalsha, eval)
+static void counters_expect_at(int line, counters_t *k, long long rtt, long long get,
+                               long long evalsha, long long eval)
+{
+    counters_t before = *k;
+
+    counters_read(k);
+    if (k->reads - before.reads - 1 != rtt || k->get - before.get != get ||
+        k->evalsha - before.evalsha != evalsha || k->eval - before.eval != eval) {
+        fail_msg(
+            "line %d, %s load: %lld round trips, %lld GET, %lld EVALSHA, %lld EVAL; expected %lld, "
+            "%lld, %lld, %lld",
+            line, g.script ? "script" : "lean", k->reads - before.reads - 1, k->get - before.get,
+            k->evalsha - before.evalsha, k->eval - before.eval, rtt, get, evalsha, eval);
+    }
 }
 
 /* Clients connected to srv, other than the one asking; waits up to 1 s for
@@ -387,6 +454,20 @@ static int group_setup(void **state)
     return server_start(&g.main, g.binary, NULL);
 }
 
+static int group_setup_lean(void **state)
+{
+    g.script = 0;
+    unsetenv(SS_REDIS_LOAD_ENV);
+    return group_setup(state);
+}
+
+static int group_setup_script(void **state)
+{
+    g.script = 1;
+    setenv(SS_REDIS_LOAD_ENV, "script", 1);
+    return group_setup(state);
+}
+
 static int group_teardown(void **state)
 {
     (void)state;
@@ -612,6 +693,75 @@ static void test_one_round_trip_each(void **state)
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
     assert_int_equal(calls_of(&g.main, "eval"), eval + 1);
     assert_int_equal(unit_stats(store).errors, 0);
+}
+
+/* Every kind of load: the commands it runs and its round trips. The lean
+ * load is one GET and no script unless it writes; only a due touch (or a
+ * record to delete) adds the script, one round trip more, once per touch
+ * interval. The script load is one EVALSHA (whose own GET counts too). */
+static void test_load_commands(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?prefix=t:cmds:");
+    ss_expiry_t e = {100 * SEC, 0}, strict = {5 * SEC, 0}; /* touch every 10 s, 0.5 s */
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now - SEC, now - SEC), out;
+    ss_key_t key = test_key(30), absent = test_key(31), newer = test_key(32);
+    const char *k = redis_key("t:cmds:", &key);
+    const long long script = g.script; /* the script's GET counts as well */
+    counters_t c;
+    ss_store_stats_t st;
+    char *v;
+    size_t len = 0;
+
+    (void)state;
+    c.c = admin_connect(&g.main);
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &newer, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    v = admin_range(&g.main, redis_key("t:cmds:", &newer), 0, 200, &len);
+    v[2] = SS_RECORD_VERSION + 1;
+    admin_ok(&g.main, "SET %s %b KEEPTTL", redis_key("t:cmds:", &newer), v, len);
+    /* The script cached, the connection pooled. */
+    assert_int_equal(load(store, &absent, &e, now, &out), APR_NOTFOUND);
+    counters_read(&c);
+
+    /* A live record, no touch due. */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=1");
+    counters_expect(&c, 1, 1, script, 0);
+    /* Absent. */
+    assert_int_equal(load(store, &absent, &e, now, &out), APR_NOTFOUND);
+    counters_expect(&c, 1, 1, script, 0);
+    /* Dead for this location, kept for the others. */
+    assert_int_equal(store->ops->load(store, &key, &strict, &e, now + 5 * SEC, g.pool, &out),
+                     APR_NOTFOUND);
+    counters_expect(&c, 1, 1, script, 0);
+    assert_int_equal(exists_on(&c, k), 1);
+    /* A newer format: left alone. */
+    assert_int_equal(load(store, &newer, &e, now, &out), APR_NOTFOUND);
+    counters_expect(&c, 1, 1, script, 0);
+    /* A touch due: the lean load reads, then the script reads and writes. */
+    assert_int_equal(load(store, &key, &e, now + 10 * SEC, &out), APR_SUCCESS);
+    assert_true(out.accessed == now + 10 * SEC);
+    counters_expect(&c, 1 + !script, 2 - script, 1, 0);
+    /* Within the next touch interval: no script again. */
+    assert_int_equal(load(store, &key, &e, now + 19 * SEC, &out), APR_SUCCESS);
+    assert_true(out.accessed == now + 10 * SEC);
+    counters_expect(&c, 1, 1, script, 0);
+    /* Dead everywhere: deleted by the script. */
+    assert_int_equal(load(store, &key, &e, now + 110 * SEC, &out), APR_NOTFOUND);
+    counters_expect(&c, 1 + !script, 2 - script, 1, 0);
+    assert_int_equal(exists_on(&c, k), 0);
+
+    st = unit_stats(store);
+    assert_int_equal(st.hits, 3);
+    assert_int_equal(st.misses, 2);
+    assert_int_equal(st.expired, 2);
+    assert_int_equal(st.touches, 1);
+    assert_int_equal(st.newer_format, 1);
+    assert_int_equal(st.malformed, 0);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.connects, 1);
+    redisFree(c.c);
 }
 
 static void test_save_modes(void **state)
@@ -1172,6 +1322,7 @@ int main(void)
         UNIT_TEST(test_expired_records_are_deleted),
         UNIT_TEST(test_touch_only_when_due),
         UNIT_TEST(test_one_round_trip_each),
+        UNIT_TEST(test_load_commands),
         UNIT_TEST(test_save_modes),
         UNIT_TEST(test_session_api_over_redis),
         UNIT_TEST(test_auth),
@@ -1186,8 +1337,27 @@ int main(void)
         UNIT_TEST(test_error_replies),
         UNIT_TEST(test_max_age),
     };
+    /* The fallback: what a load decides, with every load by the script. */
+    const struct CMUnitTest script[] = {
+        UNIT_TEST(test_round_trip),
+        UNIT_TEST(test_keys_and_ttls),
+        UNIT_TEST(test_expired_records_are_deleted),
+        UNIT_TEST(test_touch_only_when_due),
+        UNIT_TEST(test_one_round_trip_each),
+        UNIT_TEST(test_load_commands),
+        UNIT_TEST(test_save_modes),
+        UNIT_TEST(test_session_api_over_redis),
+        UNIT_TEST(test_auth),
+        UNIT_TEST(test_readonly_closes_the_connection),
+        UNIT_TEST(test_error_replies),
+        UNIT_TEST(test_threads),
+    };
+    int failed;
 
     /* A write to a socket Redis closed must be an error, not a death. */
     signal(SIGPIPE, SIG_IGN);
-    return unit_run("tests", tests, UNIT_COUNT(tests), group_setup, group_teardown);
+    failed = unit_run("lean load", tests, UNIT_COUNT(tests), group_setup_lean, group_teardown);
+    failed +=
+        unit_run("script load", script, UNIT_COUNT(script), group_setup_script, group_teardown);
+    return failed;
 }

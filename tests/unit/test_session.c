@@ -1,9 +1,10 @@
 /* test_session.c - the session policy (ss_session) over both real backends.
  *
- * Every test runs twice: over a shared-memory arena and over a real
- * redis-server. The store is wrapped in a fault wrapper that can make one
- * kind of operation fail (a refused delete, a store outage, an ID collision);
- * everything else reaches the real backend. */
+ * Every test runs over a shared-memory arena and over a real redis-server,
+ * twice there: with the lean load and with every load by the script
+ * (SESSSTORE_REDIS_LOAD=script, ss_redis.h). The store is wrapped in a fault wrapper that can make
+ * one kind of operation fail (a refused delete, a store outage, an ID collision); everything else
+ * reaches the real backend. */
 #include "unit.h"
 #include "unit_redis.h"
 
@@ -123,9 +124,18 @@ static int group_setup_shm(void **state)
 static int group_setup_redis(void **state)
 {
     (void)state;
+    unsetenv(SS_REDIS_LOAD_ENV);
     g.redis = 1;
     g.binary = unit_redis_binary();
     return g.binary ? server_start(&g.server, g.binary, NULL) : -1;
+}
+
+static int group_setup_redis_script(void **state)
+{
+    int rv = group_setup_redis(state);
+
+    setenv(SS_REDIS_LOAD_ENV, "script", 1);
+    return rv;
 }
 
 static int group_teardown(void **state)
@@ -134,6 +144,7 @@ static int group_teardown(void **state)
     if (g.redis) {
         server_destroy(&g.server);
     }
+    unsetenv(SS_REDIS_LOAD_ENV);
     return 0;
 }
 
@@ -789,7 +800,9 @@ int main(void)
     int failed;
 
     failed = unit_run("policy over shm", shm, UNIT_COUNT(shm), group_setup_shm, group_teardown);
-    failed +=
-        unit_run("policy over redis", redis, UNIT_COUNT(redis), group_setup_redis, group_teardown);
+    failed += unit_run("policy over redis, lean load", redis, UNIT_COUNT(redis), group_setup_redis,
+                       group_teardown);
+    failed += unit_run("policy over redis, script load", redis, UNIT_COUNT(redis),
+                       group_setup_redis_script, group_teardown);
     return failed;
 }
