@@ -30,6 +30,14 @@ if ($op === 'add') {
     $_SESSION['cart'] = array('one');
 } elseif ($op === 'regen') {
     session_regenerate_id(true);
+} elseif ($op === 'unbuffered') {  // empties every output buffer, then changes the session
+    while (ob_get_level()) {
+        ob_end_flush();
+    }
+    echo "sent\n";
+    $_SESSION['cart'][] = 'lost';
+} elseif ($op === 'env') {
+    echo "env=", getenv('HTTP_SESSION'), "\n", "server=", $_SERVER['HTTP_SESSION'], "\n";
 } elseif ($op === 'destroy') {
     session_destroy();
     $_SESSION = array();
@@ -53,7 +61,6 @@ php_node() {
         "LoadModule actions_module $MODDIR/mod_actions.so" \
         "ScriptAlias /cgi-bin/ $WORK/$name/cgi-bin/" \
         "<Directory $WORK/$name/cgi-bin>" "    Require all granted" "</Directory>" \
-        "AddType application/x-httpd-php .php" \
         "Action application/x-httpd-php /cgi-bin/php" "$@"
     mkdir -p "$WORK/$name/cgi-bin" "$WORK/$name/htdocs/private/shop"
     cp "$TOP/contrib/php/sessstore_handler.php" "$WORK/$name/"
@@ -90,9 +97,11 @@ for n in a b; do
     p=$PA
     [ $n = b ] && p=$PB
     php_node $n "$p" event "redis://127.0.0.1:$RP/0?prefix=php:" \
-        "SessionStoreMaxSessionSize 64K" "SetEnv SESSSTORE_MAX_SESSION_SIZE 64K"
+        "SessionStoreMaxSessionSize 64K" "SetEnv SESSSTORE_MAX_SESSION_SIZE 64K" \
+        "AddType application/x-httpd-php .php"
 done
-php_node s "$PS" prefork shm
+# (the shm node maps .php as docs/php.md does)
+php_node s "$PS" prefork shm '<FilesMatch "\.php$">' "    SetHandler application/x-httpd-php" "</FilesMatch>"
 balancer_conf front "$PF" 0 "$PA" "$PB"
 httpd_start a "$PA"
 httpd_start b "$PB"
@@ -206,6 +215,23 @@ pget anon "$S/public/cart.php?op=add&item=x" >/dev/null
 check "anonymous cart: a session cookie" test -n "$(jar_sid anon)"
 pget anon "$S/public/cart.php?op=destroy" >/dev/null
 expect_eq "session_destroy() with nothing else in the session: the store ends it, the cookie goes" "" "$(jar_sid anon)"
+
+# Output sent before the session is written (the application emptied the
+# bridge's buffer): a PHP warning, never a silent loss.
+pget vb "$S/private/shop/cart.php?op=unbuffered" >/dev/null
+expect_eq "buffers emptied by the application, then a change: the page is served" 200 "$(code)"
+check "... a PHP warning says the session was not saved and where output started" \
+    grep -q 'sessstore: session not saved: output started at .*cart.php' "$WORK/s/logs/error.log"
+pget vb "$S/private/shop/cart.php" >/dev/null
+expect_eq "... the session is unchanged" kept "$(field cart)"
+
+# mod_auth_form's password is kept out of what PHP shows of HTTP_SESSION.
+pget vb "$S/private/shop/cart.php?op=env" >/dev/null
+check "HTTP_SESSION in getenv() and \$_SERVER: the user, not the password" bash -c \
+    "grep -q '^env=.*site-user=bob' '$WORK/last.body' && grep -q '^server=.*site-user=bob' '$WORK/last.body' &&
+     ! grep -q -- '-pw=' '$WORK/last.body'"
+pget vb "$S/private/shop/cart.php" >/dev/null
+expect_eq "... and the login still holds (the password stays in the store)" "200 bob" "$(code) $(field user)"
 
 # --- the browser sees none of it
 expect_eq "no PHPSESSID cookie in any response" 0 "$(grep -ci 'phpsessid' "$WORK/all.headers")"
