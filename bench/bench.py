@@ -869,7 +869,8 @@ def tls_paragraph(results, meta):
             f"total_connections_received while this variant ran): {warmup} in the warm-ups "
             f"(the pools filling), {measured} in the measured phases of its {len(runs)} "
             f"measurements, over {requests} measured requests: "
-            f"{fmt(measured / requests if requests else None, '.4f')} per request.", ""]
+            f"{fmt(measured / requests if requests else None, '.6f')} per request"
+            + (f" (one per {requests / measured:.0f})" if measured else "") + ".", ""]
 
 
 def cell_name(cell):
