@@ -843,34 +843,36 @@ def tls_paragraph(results, meta):
     """Redis over TLS next to Redis TCP: the ratios, the CPU and the TLS
     handshakes (connections the TLS variant opened: redis-server's
     total_connections_received while it alone ran)."""
-    runs = [r for rs in (results.get(("redis-tls", c), []) for c in CELLS) for r in rs
+    runs = [r for cell in CELLS for r in results.get(("redis-tls", cell), [])
             if r.get("ok") and "redis_connects" in r]
     if not runs:
         return []
     measured = sum(r["redis_connects"] for r in runs)
     warmup = sum(r.get("redis_connects_warmup", 0) for r in runs)
     requests = sum(r["measured_total"] for r in runs)
+    per_request = fmt(measured / requests if requests else None, ".6f") + " per request"
+    if measured:
+        per_request += f" (one per {requests / measured:.0f})"
     ro64, rw64 = ("ro", 64, False), ("rw", 64, False)
+    ratio_ro = fmt(paired_ratio(results, "redis-tls", "redis", ro64), ".3f")
+    ratio_rw = fmt(paired_ratio(results, "redis-tls", "redis", rw64), ".3f")
 
-    def cpu(name, key):
-        return median([r.get(key) for r in results.get((name, ro64), []) if r.get("ok")])
+    def cpu(key, spec):  # "TCP / TLS", read-only, 64 connections
+        return " / ".join(
+            fmt(median([r.get(key) for r in results.get((name, ro64), []) if r.get("ok")]), spec)
+            for name in ("redis", "redis-tls"))
 
     proto = " ".join(meta.get("redis_tls") or ("?", "?"))
     return [f"Redis over TLS (mod_sessstore, Redis TLS): the TLS port of the redis-server "
             f"the TCP rows use ({proto}, as the driver's own verified handshake negotiated; "
             f"an EC P-256 server certificate from the run's CA; tls_verify=full, no client "
             f"certificate). Req/s over Redis TCP (median of paired ratios, 64 connections): "
-            f"read-only {fmt(paired_ratio(results, 'redis-tls', 'redis', ro64), '.3f')}, "
-            f"read+write {fmt(paired_ratio(results, 'redis-tls', 'redis', rw64), '.3f')}. "
-            f"CPU per read-only request at 64 connections, TCP / TLS: httpd "
-            f"{fmt(cpu('redis', 'httpd_cpu_us'), '.0f')} / {fmt(cpu('redis-tls', 'httpd_cpu_us'), '.0f')} "
-            f"µs, redis-server {fmt(cpu('redis', 'redis_cpu_us'), '.1f')} / "
-            f"{fmt(cpu('redis-tls', 'redis_cpu_us'), '.1f')} µs. TLS handshakes (redis-server "
+            f"read-only {ratio_ro}, read+write {ratio_rw}. CPU per read-only request at 64 "
+            f"connections, TCP / TLS: httpd {cpu('httpd_cpu_us', '.0f')} µs, redis-server "
+            f"{cpu('redis_cpu_us', '.1f')} µs. TLS handshakes (redis-server "
             f"total_connections_received while this variant ran): {warmup} in the warm-ups "
             f"(the pools filling), {measured} in the measured phases of its {len(runs)} "
-            f"measurements, over {requests} measured requests: "
-            f"{fmt(measured / requests if requests else None, '.6f')} per request"
-            + (f" (one per {requests / measured:.0f})" if measured else "") + ".", ""]
+            f"measurements, over {requests} measured requests: {per_request}.", ""]
 
 
 def cell_name(cell):
@@ -1154,7 +1156,7 @@ def httpd_version():
 
 def main():
     ap = argparse.ArgumentParser(description="mod_sessstore benchmark (see docs/performance.md)")
-    ap.add_argument("--quick", action="store_true", help="under 2 minutes: fewer, shorter runs")
+    ap.add_argument("--quick", action="store_true", help="about 2 minutes: fewer, shorter runs")
     ap.add_argument("--pgsql", action="store_true", help="add mod_session_dbd with PostgreSQL")
     ap.add_argument("--no-tls", action="store_true",
                     help="leave out the Redis-over-TLS variant (redis-tls), which otherwise "
