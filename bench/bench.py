@@ -3,12 +3,14 @@
 
 Starts one httpd (Debian's apache2, event MPM, KeepAlive On) per variant, all
 at once on free loopback ports, identical but for the session lines, all with
-the probe handler (tests/probe/mod_sessprobe.c); starts redis-server (TCP and
-a Unix socket) when a variant needs it; drives them with bench/loadgen,
-interleaving variants and repeating; runs bench/microbench and
-redis-benchmark, and redis-server under callgrind for its instructions per
-load (lean and script); stops everything; prints Markdown tables and, last,
-one "summary:" line.
+the probe handler (tests/probe/mod_sessprobe.c); starts redis-server (TCP, a
+Unix socket and, for the Redis-over-TLS variant, a TLS port on the same
+process, with certificates made here by the openssl command) when a variant
+needs it; drives them with bench/loadgen, interleaving variants and
+repeating; runs bench/microbench and redis-benchmark, and redis-server under
+callgrind for its instructions per load (lean and script); stops
+everything; prints Markdown tables and, last, one "summary:" line. A
+variant that cannot start fails the run (--no-tls leaves out the TLS one).
 
 Measurements are ratios taken side by side: in every repetition of a cell
 (workload x connections) all variants run back to back, in an order that
@@ -27,6 +29,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -54,23 +57,25 @@ def log(msg):
 
 class Variant:
     """One way of keeping sessions. Config lines may use {work}, {dir},
-    {redis_port}, {redis_sock}, {pg_port}: they are filled in per run."""
+    {redis_port}, {redis_sock}, {redis_tls_port}, {tls_ca}, {pg_port}: they
+    are filled in per run."""
 
     def __init__(self, name, label, modules=(), server=(), location=(), cookie=None,
                  needs=(), sessstore=False, optional=False, module=None, handler="sessprobe",
-                 env=None):
+                 env=None, required=False):
         self.name = name
         self.label = label
         self.modules = list(modules)    # httpd modules besides the common ones
         self.server = list(server)      # server-wide lines
         self.location = list(location)  # lines inside <Location /probe>
         self.cookie = cookie            # cookie name the client follows
-        self.needs = set(needs)         # "redis", "sqlite", "pgsql"
+        self.needs = set(needs)         # "redis", "redis-tls", "sqlite", "pgsql"
         self.sessstore = sessstore      # loads mod_sessstore
         self.optional = optional        # only with its command-line switch
         self.module = module            # another mod_sessstore.so (--baseline-module)
         self.handler = handler          # sessprobe, or sessfloor (mod_sessfloor: the floor)
         self.env = dict(env or {})      # environment of its httpd (SESSSTORE_REDIS_LOAD)
+        self.required = required        # cannot run here: the whole run fails, loudly
         self.unavailable = None         # reason, when it cannot run here
         self.port = None
         self.dir = None
@@ -107,6 +112,16 @@ VARIANTS = [
     Variant("redis", "mod_sessstore, Redis TCP", modules=["session"], sessstore=True,
             server=["SessionStoreBackend redis://127.0.0.1:{redis_port}/0?prefix=bench:"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
+    # The Redis TCP variant over TLS, on the same redis-server's TLS port:
+    # full verification (the chain to the run's CA and the name "localhost"
+    # in the server's certificate), no client certificate. The address is
+    # the TCP variant's, 127.0.0.1, so neither resolves a name; the name to
+    # verify is given as tls_server_name.
+    Variant("redis-tls", "mod_sessstore, Redis TLS", modules=["session"], sessstore=True,
+            server=["SessionStoreBackend rediss://127.0.0.1:{redis_tls_port}/0?prefix=bench:"
+                    "&tls_verify=full&tls_ca_file={tls_ca}&tls_server_name=localhost"],
+            location=SESSSTORE_LOCATION, cookie="session", needs=["redis", "redis-tls"],
+            required=True),
     Variant("redis-unix", "mod_sessstore, Redis Unix socket", modules=["session"],
             sessstore=True, server=["SessionStoreBackend unix://{redis_sock}?db=0"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
@@ -214,20 +229,97 @@ def http_get(port, path, cookie=None):
 # ---------------------------------------------------------------- Redis
 
 
+def make_tls_files(d):
+    """A CA and a server certificate for localhost and 127.0.0.1 signed by
+    it (EC P-256, valid 2 days), made with the openssl command in d:
+    {"ca": ..., "cert": ..., "key": ...}."""
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    f = {n: os.path.join(d, n) for n in ("ca.pem", "ca.key", "server.pem", "server.key",
+                                         "server.csr", "server.ext")}
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with open(f["server.ext"], "w") as ext:
+        ext.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    steps = [
+        ["req", "-x509"] + key + ["-keyout", f["ca.key"], "-out", f["ca.pem"], "-days", "2",
+                                  "-subj", "/CN=sessstore bench CA"],
+        ["req"] + key + ["-keyout", f["server.key"], "-out", f["server.csr"],
+                         "-subj", "/CN=localhost"],
+        ["x509", "-req", "-in", f["server.csr"], "-CA", f["ca.pem"], "-CAkey", f["ca.key"],
+         "-CAcreateserial", "-out", f["server.pem"], "-days", "2", "-sha256",
+         "-extfile", f["server.ext"]],
+    ]
+    for argv in steps:
+        r = subprocess.run(["openssl"] + argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"openssl {argv[0]} failed: {r.stderr.strip()[-300:]}")
+    return {"ca": f["ca.pem"], "cert": f["server.pem"], "key": f["server.key"]}
+
+
 class Redis:
-    def __init__(self, work):
+    """One redis-server for every Redis variant: a TCP port, a Unix socket
+    and, with tls, a TLS port (certificates from make_tls_files, no client
+    certificate asked) on the same process and data."""
+
+    def __init__(self, work, tls=False):
         self.port = free_port()
-        self.sock = os.path.join(work, "redis", "redis.sock")
-        os.makedirs(os.path.dirname(self.sock), exist_ok=True)
-        os.chmod(os.path.dirname(self.sock), 0o755)
-        self.proc = spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                           "--unixsocket", self.sock, "--unixsocketperm", "777",
-                           "--save", "", "--appendonly", "no", "--daemonize", "no",
-                           "--dir", os.path.dirname(self.sock),
-                           "--logfile", os.path.join(os.path.dirname(self.sock), "redis.log")],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, self.proc, "redis-server")
+        self.dir = os.path.join(work, "redis")
+        self.sock = os.path.join(self.dir, "redis.sock")
+        self.tls_port = None
+        self.tls = None        # {"ca", "cert", "key"}
+        self.tls_probe = None  # what the driver's own handshake negotiated
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--unixsocket", self.sock, "--unixsocketperm", "777",
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")]
+        if tls:
+            self.tls = make_tls_files(os.path.join(work, "tls"))
+            self.tls_port = free_port()
+            argv += ["--tls-port", str(self.tls_port), "--tls-cert-file", self.tls["cert"],
+                     "--tls-key-file", self.tls["key"], "--tls-ca-cert-file", self.tls["ca"],
+                     "--tls-auth-clients", "no"]
+        # redis-server reports a bad option (a build without TLS) on stderr.
+        self.stderr = os.path.join(self.dir, "stderr.log")
+        with open(self.stderr, "w") as err:
+            self.proc = spawn(argv, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_port(self.port, self.proc, "redis-server")
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {self.log_tail()}") from None
+        if tls:
+            self.tls_probe = self.probe_tls()
         self.calibrate()
+
+    def log_tail(self):
+        lines = []
+        for f in (self.stderr, os.path.join(self.dir, "redis.log")):
+            try:
+                with open(f, errors="replace") as fh:
+                    lines += [l.strip() for l in fh if l.strip()]
+            except OSError:
+                pass
+        return " | ".join(lines[-3:]) or "no log"
+
+    def probe_tls(self):
+        """A PING over the TLS port, verified as the module verifies (the CA,
+        the name localhost): (protocol, cipher) of that handshake."""
+        ctx = ssl.create_default_context(cafile=self.tls["ca"])
+        end = time.time() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.tls_port), timeout=2) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                        s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                        if s.recv(64) != b"+PONG\r\n":
+                            raise RuntimeError("no PONG")
+                        return s.version(), s.cipher()[0]
+            except (OSError, RuntimeError) as e:
+                if self.proc.poll() is not None or time.time() > end:
+                    raise RuntimeError(f"redis-server over TLS on port {self.tls_port}: {e}: "
+                                       f"{self.log_tail()}") from None
+                time.sleep(0.1)
 
     def command(self, *args):
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
@@ -475,10 +567,13 @@ def run_cell(v, cell, args, redis):
             "-w", str(args.warmup), "-n", v.cookie or "session", "-m", workload, "-b"]
     if shared:
         argv.append("-s")
+    uses_redis = redis and "redis" in v.needs
+    # Connections opened in the warm-up too (for TLS: handshakes while the
+    # pool fills), not only in the measured phase.
+    pre = redis.snapshot() if uses_redis else None
     p = spawn(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     httpd_pids = [v.proc.pid] + children_of(v.proc.pid)
-    uses_redis = redis and "redis" in v.needs
     cpu0 = cpu_seconds(httpd_pids), cpu_ns(redis.proc.pid) / 1e9 if uses_redis else 0
     us0 = user_system_ticks(redis.proc.pid) if uses_redis else (0, 0)
     before = redis.snapshot() if uses_redis else None
@@ -508,6 +603,7 @@ def run_cell(v, cell, args, redis):
         res["redis_cmds"] = stats_delta(before["cmds"], after["cmds"])
         res["redis_reads"] = after["reads"] - before["reads"] - redis.own_reads
         res["redis_connects"] = after["conns"] - before["conns"] - redis.own_conns
+        res["redis_connects_warmup"] = before["conns"] - pre["conns"] - redis.own_conns
     return res
 
 
@@ -579,6 +675,24 @@ def redis_breakdown(results, name, cell):
 # ---------------------------------------------------------------- instruction counts
 
 
+def callgrind_conf(v):
+    """The variant's httpd.conf with generous Redis timeouts: under callgrind
+    httpd runs 20-50 times slower, and a TLS handshake at start-up can take
+    longer than the default connect_timeout (300 ms). Timed out, it would
+    be made again inside a counted request, in one run and not the other."""
+    slow = "connect_timeout=10000&command_timeout=10000"
+    lines = []
+    with open(os.path.join(v.dir, "httpd.conf")) as f:
+        for line in f:
+            if line.startswith("SessionStoreBackend ") and "://" in line:
+                line = line.rstrip("\n") + ("&" if "?" in line else "?") + slow + "\n"
+            lines.append(line)
+    conf = os.path.join(v.dir, "httpd.callgrind.conf")
+    with open(conf, "w") as f:
+        f.writelines(lines)
+    return conf
+
+
 def callgrind_total(v, workload, requests, cgdir):
     """Instructions counted inside ap_run_process_connection of httpd -X
     under callgrind while one connection makes 1 + requests requests."""
@@ -590,7 +704,7 @@ def callgrind_total(v, workload, requests, cgdir):
         os.chown(out, nobody.pw_uid, nobody.pw_gid)
     p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                "--collect-atstart=no", "--toggle-collect=ap_run_process_connection",
-               HTTPD, "-X", "-d", v.dir, "-f", os.path.join(v.dir, "httpd.conf")],
+               HTTPD, "-X", "-d", v.dir, "-f", callgrind_conf(v)],
               env=dict(os.environ, **v.env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(v.port, p, f"httpd ({v.name}) under callgrind", timeout=60)
@@ -725,6 +839,42 @@ def fmt(x, spec):
     return "n/a" if x is None else format(x, spec)
 
 
+def tls_paragraph(results, meta):
+    """Redis over TLS next to Redis TCP: the ratios, the CPU and the TLS
+    handshakes (connections the TLS variant opened: redis-server's
+    total_connections_received while it alone ran)."""
+    runs = [r for cell in CELLS for r in results.get(("redis-tls", cell), [])
+            if r.get("ok") and "redis_connects" in r]
+    if not runs:
+        return []
+    measured = sum(r["redis_connects"] for r in runs)
+    warmup = sum(r.get("redis_connects_warmup", 0) for r in runs)
+    requests = sum(r["measured_total"] for r in runs)
+    per_request = fmt(measured / requests if requests else None, ".6f") + " per request"
+    if measured:
+        per_request += f" (one per {requests / measured:.0f})"
+    ro64, rw64 = ("ro", 64, False), ("rw", 64, False)
+    ratio_ro = fmt(paired_ratio(results, "redis-tls", "redis", ro64), ".3f")
+    ratio_rw = fmt(paired_ratio(results, "redis-tls", "redis", rw64), ".3f")
+
+    def cpu(key, spec):  # "TCP / TLS", read-only, 64 connections
+        return " / ".join(
+            fmt(median([r.get(key) for r in results.get((name, ro64), []) if r.get("ok")]), spec)
+            for name in ("redis", "redis-tls"))
+
+    proto = " ".join(meta.get("redis_tls") or ("?", "?"))
+    return [f"Redis over TLS (mod_sessstore, Redis TLS): the TLS port of the redis-server "
+            f"the TCP rows use ({proto}, as the driver's own verified handshake negotiated; "
+            f"an EC P-256 server certificate from the run's CA; tls_verify=full, no client "
+            f"certificate). Req/s over Redis TCP (median of paired ratios, 64 connections): "
+            f"read-only {ratio_ro}, read+write {ratio_rw}. CPU per read-only request at 64 "
+            f"connections, TCP / TLS: httpd {cpu('httpd_cpu_us', '.0f')} µs, redis-server "
+            f"{cpu('redis_cpu_us', '.1f')} µs. TLS handshakes (redis-server "
+            f"total_connections_received while this variant ran): {warmup} in the warm-ups "
+            f"(the pools filling), {measured} in the measured phases of its {len(runs)} "
+            f"measurements, over {requests} measured requests: {per_request}.", ""]
+
+
 def cell_name(cell):
     w, c, shared = cell
     return f"{'read-only' if w == 'ro' else 'read+write'}", f"{c}{' (one shared session)' if shared else ''}"
@@ -785,7 +935,9 @@ def report(variants, results, micro, args, meta):
                 notes.append(f"errors {bad['errors'] + bad['non200']}")
             if bad["nosession"] and v.cookie:
                 notes.append("probe saw no session!")
-            if conn:
+            if "redis-tls" in v.needs:  # shown when 0 too: the pool at work
+                notes.append(f"TLS handshakes/req {fmt(conn, '.3f')}")
+            elif conn:
                 notes.append(f"Redis connects/req {conn:.3f}")
             if fails:
                 notes.append(f"{len(fails)} runs failed")
@@ -825,6 +977,7 @@ def report(variants, results, micro, args, meta):
                    + (", ".join(f"{k} {x:.2f}" for k, x in sorted(bs.items())) or "none") + ".")
     if rtt:
         out.append("")
+    out += tls_paragraph(results, meta)
 
     if meta.get("callgrind"):
         cg = meta["callgrind"]
@@ -888,6 +1041,7 @@ def report(variants, results, micro, args, meta):
     redis_cookie = paired_ratio(results, "redis", "cookie", key)
     redis_dbd = paired_ratio(results, "redis", "dbd", key)
     redis_floor = paired_ratio(results, "redis", "floor", key)
+    tls_tcp = paired_ratio(results, "redis-tls", "redis", key)
     ro64 = ("ro", 64, False)
 
     def redis_cpu(name):
@@ -925,6 +1079,8 @@ def report(variants, results, micro, args, meta):
         ("Redis ≥ 3 × dbd/SQLite", fmt(redis_dbd, ".2f"), verdict(redis_dbd, lambda x: x >= 3)),
         ("Redis ≥ 0.95 × the floor (plain hiredis, same round trips)", fmt(redis_floor, ".3f"),
          verdict(redis_floor, lambda x: x >= 0.95)),
+        ("Redis TLS ≥ 0.90 × Redis TCP (pooled connections)", fmt(tls_tcp, ".3f"),
+         verdict(tls_tcp, lambda x: x >= 0.9)),
         ("redis-server CPU per load ≤ 1/3 of the script load's", fmt(lean_script, ".2f"),
          verdict(lean_script, lambda x: x <= 1 / 3)),
         ("redis-server instructions per load ≤ 1/3 of the script load's", fmt(ri_ratio, ".2f"),
@@ -970,7 +1126,7 @@ def report(variants, results, micro, args, meta):
     out.append(f"summary: shm/cookie={fmt(shm_cookie, '.3f')} redis/cookie={fmt(redis_cookie, '.3f')} "
                f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
                f"redis_rtt_per_save={fmt(per_save, '.2f')} redis/floor={fmt(redis_floor, '.3f')} "
-               f"redis_server_us_per_load={fmt(lean_us, '.1f')}")
+               f"redis_server_us_per_load={fmt(lean_us, '.1f')} tls/tcp={fmt(tls_tcp, '.3f')}")
     return "\n".join(out)
 
 
@@ -1000,8 +1156,12 @@ def httpd_version():
 
 def main():
     ap = argparse.ArgumentParser(description="mod_sessstore benchmark (see docs/performance.md)")
-    ap.add_argument("--quick", action="store_true", help="under 2 minutes: fewer, shorter runs")
+    ap.add_argument("--quick", action="store_true", help="about 2 minutes: fewer, shorter runs")
     ap.add_argument("--pgsql", action="store_true", help="add mod_session_dbd with PostgreSQL")
+    ap.add_argument("--no-tls", action="store_true",
+                    help="leave out the Redis-over-TLS variant (redis-tls), which otherwise "
+                         "fails the run when it cannot start (no openssl, a redis-server or "
+                         "module without TLS)")
     ap.add_argument("--variants", help="comma-separated subset of: " +
                     ",".join(v.name for v in VARIANTS))
     ap.add_argument("--duration", type=float, help="seconds per measurement")
@@ -1041,7 +1201,8 @@ def main():
         global CELLS
         wanted = args.cells.split(",")
         CELLS = [c for c in CELLS if f"{c[0]}{c[1]}{'s' if c[2] else ''}" in wanted]
-    variants = [v for v in VARIANTS if not v.optional or (v.name == "pgsql" and args.pgsql)]
+    variants = [v for v in VARIANTS if (not v.optional or (v.name == "pgsql" and args.pgsql))
+                and not (args.no_tls and "redis-tls" in v.needs)]
     if args.baseline_module:
         base = next(v for v in VARIANTS if v.name == "shm")
         variants.insert(variants.index(base) + 1, Variant(
@@ -1050,9 +1211,11 @@ def main():
             module=os.path.abspath(args.baseline_module)))
     if args.variants:
         wanted = args.variants.split(",")
+        # The Redis rows come together (their ratios are to Redis TCP).
+        redis_rows = ("redis", "redis-tls", "redis-script", "floor")
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
                     or v.name == "shm-baseline"
-                    or (v.name in ("floor", "redis-script") and "redis" in wanted)]
+                    or (v.name in redis_rows and any(w in wanted for w in ("redis", "redis-tls")))]
     work = tempfile.mkdtemp(prefix="sessstore-bench.")
     os.chmod(work, 0o755)
     meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
@@ -1060,15 +1223,33 @@ def main():
     redis = None
     pg = None
     try:
-        ctx = {"work": work, "redis_port": 0, "redis_sock": "", "pg_port": 0}
+        ctx = {"work": work, "redis_port": 0, "redis_sock": "", "redis_tls_port": 0,
+               "tls_ca": "", "pg_port": 0}
+        tls = any("redis-tls" in v.needs for v in variants)
         if any("redis" in v.needs for v in variants):
-            if shutil.which("redis-server"):
-                redis = Redis(work)
-                ctx.update(redis_port=redis.port, redis_sock=redis.sock)
-            else:
+            if not shutil.which("redis-server"):
                 for v in variants:
                     if "redis" in v.needs:
                         v.unavailable = "redis-server not installed"
+            elif tls and not shutil.which("openssl"):
+                for v in variants:
+                    if "redis-tls" in v.needs:
+                        v.unavailable = "openssl not installed (it makes the certificates)"
+                tls = False
+            if shutil.which("redis-server"):
+                try:
+                    redis = Redis(work, tls=tls)
+                except RuntimeError as e:
+                    if not tls:
+                        raise
+                    raise SystemExit(f"bench: FAILED: redis-server with a TLS port: {e}; "
+                                     f"--no-tls leaves the Redis-over-TLS variant out") from None
+                ctx.update(redis_port=redis.port, redis_sock=redis.sock)
+                if tls:
+                    ctx.update(redis_tls_port=redis.tls_port, tls_ca=redis.tls["ca"])
+                    meta["redis_tls"] = redis.tls_probe
+                    log(f"bench: redis-server TCP port {redis.port}, TLS port {redis.tls_port} "
+                        f"({' '.join(redis.tls_probe)})")
         for v in variants:
             if "sqlite" in v.needs and not (shutil.which("sqlite3") and os.path.exists(
                     os.path.join(APU_DBD_DIR, "apr_dbd_sqlite3-1.so"))):
@@ -1084,6 +1265,10 @@ def main():
             if not v.unavailable:
                 setup_variant(v, work, ctx)
             log(f"  {v.name}: " + (v.unavailable or f"httpd on port {v.port}"))
+        for v in variants:
+            if v.required and v.unavailable:
+                raise SystemExit(f"bench: FAILED: variant {v.name} ({v.label}) cannot run: "
+                                 f"{v.unavailable}; --no-tls leaves it out")
 
         results = measure_all(variants, args, redis)
         for v in variants:
