@@ -21,14 +21,30 @@ mkdirSync(OUT, { recursive: true });
 let passed = 0;
 let failed = 0;
 const demos = new Set(); // process groups to kill, also on failure
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function stopDemo(demo) {
-    if (!demos.delete(demo)) return;
+function signalDemo(demo, sig) {
     try {
-        process.kill(-demo.pid, 'SIGTERM'); // scripts/demo leads its own group
+        process.kill(-demo.pid, sig); // scripts/demo leads its own group
     } catch {}
 }
-process.on('exit', () => [...demos].forEach(stopDemo));
+// On any exit of this process: at least tell every demo still up to stop.
+process.on('exit', () => demos.forEach((d) => signalDemo(d, 'SIGTERM')));
+
+// SIGTERM to the demo's process group, as Ctrl-C would; SIGKILL if it is
+// not gone within 20 s (httpd gives a busy child about 10 s).
+async function stopDemo(demo) {
+    if (!demos.has(demo)) return;
+    const t0 = Date.now();
+    signalDemo(demo, 'SIGTERM');
+    const gone = await Promise.race([demo.done.then(() => true), sleep(20_000).then(() => false)]);
+    if (!gone) {
+        signalDemo(demo, 'SIGKILL');
+        console.log(`#   scripts/demo ignored SIGTERM for 20 s: killed`);
+    }
+    demos.delete(demo);
+    return Date.now() - t0;
+}
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(1));
 
 // A port below the ephemeral range that nothing listens on.
@@ -55,10 +71,10 @@ async function startDemo(mode) {
         detached: true,
         stdio: ['ignore', fd, fd],
     });
-    const demo = { pid: child.pid, base: `http://127.0.0.1:${port}`, log };
-    demos.add(demo);
     let exited = null;
-    child.on('exit', (code) => (exited = code));
+    const done = new Promise((resolve) => child.on('exit', (code) => resolve((exited = code))));
+    const demo = { pid: child.pid, base: `http://127.0.0.1:${port}`, log, done };
+    demos.add(demo);
     const deadline = Date.now() + 90_000; // the first run builds the module
     while (Date.now() < deadline) {
         if (exited !== null) throw new Error(`scripts/demo exited (${exited}):\n${readFileSync(log, 'utf8')}`);
@@ -67,7 +83,7 @@ async function startDemo(mode) {
             const res = await fetch(demo.base + '/').catch(() => null);
             if (res?.ok) return demo;
         }
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
     }
     throw new Error(`scripts/demo did not answer on ${demo.base} in 90 s; see ${log}`);
 }
@@ -203,7 +219,7 @@ async function run(browser, mode) {
     try {
         await scenario(mode, steps, s);
     } finally {
-        if (s.demo) stopDemo(s.demo);
+        if (s.demo) console.log(`#   ${mode} demo stopped in ${await stopDemo(s.demo)} ms`);
     }
 }
 
