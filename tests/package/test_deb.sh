@@ -30,9 +30,14 @@ WORK=$(mktemp -d /tmp/sessstore-deb.XXXXXX)
 ROOT=$WORK/root
 MOUNTS=()
 cleanup() {
-    local m
+    local i
     for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do umount -l "${MOUNTS[i]}" 2>/dev/null; done
-    rm -rf "$WORK"
+    # never delete through a mount still in place (the .deb cache, /proc)
+    if [ -d "$ROOT" ] && grep -qF " $ROOT/" /proc/mounts; then
+        echo "# $ROOT still has mounts; left in place" >&2
+    else
+        rm -rf "$WORK"
+    fi
 }
 trap cleanup EXIT
 
