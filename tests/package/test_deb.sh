@@ -12,7 +12,8 @@
 #      configtest says Syntax OK (also with the store turned on for a
 #      location), apache2ctl -M lists both modules, a2dismod and purge clean up.
 # Needs root (chroot, mount); uses sudo -n when not root.
-# First run: debootstrap adds ~2 min (100 s measured); later runs reuse it.
+# First run: debootstrap adds 70-100 s (measured); later runs reuse it. The
+# whole test takes ~80 s warm, ~150 s cold (dpkg-buildpackage ~40 s of it).
 # Prints "N passed, N failed".
 if [ "$(id -u)" != 0 ]; then
     if sudo -n true 2>/dev/null; then exec sudo -n --preserve-env=PATH,BUILD_ROOT,DEB_BUILD_OPTIONS "$0" "$@"; fi
