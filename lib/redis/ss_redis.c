@@ -132,19 +132,26 @@ static void malformed(redis_store_t *s, const ss_key_t *key, apr_pool_t *p)
            ss_key_tag(key, p));
 }
 
-/* DEL the key: *deleted tells whether it existed. */
-static apr_status_t del_key(redis_store_t *s, const ss_key_t *key, int *deleted)
+/* Send "verb key" (GET, DEL); its reply into *reply. */
+static apr_status_t key_command(redis_store_t *s, const char *verb, const ss_key_t *key,
+                                redisReply **reply)
 {
     char k[KEY_MAX];
     ss_redis_cmd_t cmd;
-    redisReply *reply = NULL;
-    apr_status_t rv;
 
     make_key(s, key, k);
     memset(&cmd, 0, sizeof(cmd));
-    cmd_str(&cmd, "DEL");
+    cmd_str(&cmd, verb);
     cmd_str(&cmd, k);
-    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    return ss_redis_conn_command(s->conn, &cmd, reply);
+}
+
+/* DEL the key: *deleted tells whether it existed. */
+static apr_status_t del_key(redis_store_t *s, const ss_key_t *key, int *deleted)
+{
+    redisReply *reply = NULL;
+    apr_status_t rv = key_command(s, "DEL", key, &reply);
+
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -265,17 +272,11 @@ static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_ex
                               const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
                               ss_record_t *rec, int *decided)
 {
-    char k[KEY_MAX];
-    ss_redis_cmd_t cmd;
     redisReply *reply = NULL;
     apr_status_t rv;
 
     *decided = 1;
-    make_key(s, key, k);
-    memset(&cmd, 0, sizeof(cmd));
-    cmd_str(&cmd, "GET");
-    cmd_str(&cmd, k);
-    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    rv = key_command(s, "GET", key, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
