@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,6 +146,243 @@ CELLS = [("ro", 1, False), ("ro", 16, False), ("ro", 64, False),
 KEY_CELLS = {("ro", 64, False), ("rw", 64, False)}  # the summary's: more repetitions
 
 
+# ---------------------------------------------------------------- PHP rows
+#
+# The same session_start() page through php-cgi (mod_cgid + mod_actions, the
+# event MPM of every variant, one wrapper script), twice: with the bridge
+# (contrib/php/sessstore_handler.php on mod_sessstore over Redis) and with
+# phpredis' own session handler (Debian's php-redis) on the same redis-server.
+# The page prints the counter it found and stores it plus one, as the probe
+# does, so that loadgen's checks (0 = a new session, then +1 each request on
+# a connection) apply unchanged.
+
+PHP_CGI = os.environ.get("PHP_CGI", "/usr/bin/php-cgi")
+PHP_PAGE = """<?php
+session_start();
+$n = isset($_SESSION['n']) ? $_SESSION['n'] : 0;
+$_SESSION['n'] = $n + 1;
+$out = "$n\\n";
+header('Content-Type: text/plain');
+header('Content-Length: ' . strlen($out));   // loadgen wants one (no chunking)
+echo $out;
+"""
+PHP_COMMON_INI = ["display_errors=0", "log_errors=1", "error_log="]
+
+
+class PhpVariant:
+    """One way for PHP to keep $_SESSION: the php-cgi -d options of its
+    wrapper, the session lines of its httpd, the cookie the client follows."""
+
+    def __init__(self, name, label, ini, cookie, sessstore=False):
+        self.name = name
+        self.label = label
+        self.ini = ini              # -d options ({redis_port}, {dir} filled in)
+        self.cookie = cookie
+        self.sessstore = sessstore  # mod_session + mod_sessstore, SessionEnv/SessionHeader
+        self.port = None
+        self.dir = None
+        self.proc = None
+
+
+PHP_VARIANTS = [
+    PhpVariant("php-bridge", "bridge: mod_sessstore, Redis TCP",
+               ["auto_prepend_file={dir}/sessstore_handler.php"], "session", sessstore=True),
+    # Debian 12's phpredis 5.3.7 as installed: redis.session.locking_enabled=0.
+    PhpVariant("php-phpredis", "phpredis, locking off (default)",
+               ["session.save_handler=redis", "session.save_path=tcp://127.0.0.1:{redis_port}"],
+               "PHPSESSID"),
+    # The same with its session lock on; lock_retries x lock_wait_time (µs) =
+    # 2 s of waiting at most, where the default 10 x 2 ms gives up after 20 ms.
+    PhpVariant("php-phpredis-lock", "phpredis, locking on",
+               ["session.save_handler=redis", "session.save_path=tcp://127.0.0.1:{redis_port}",
+                "redis.session.locking_enabled=1", "redis.session.lock_retries=1000",
+                "redis.session.lock_wait_time=2000"], "PHPSESSID"),
+]
+PHP_CONNS = 16        # read+write, each connection on its own session
+PHP_PARALLEL = 10     # requests of one session at once, for the lost updates
+PHP_LOST_ROUNDS = 5
+
+
+def php_missing():
+    """Why the PHP rows cannot run here, or None."""
+    if not shutil.which("redis-server"):
+        return "redis-server not installed"
+    if not os.access(PHP_CGI, os.X_OK):
+        return f"{PHP_CGI} not found (install php-cgi; bench/deps does)"
+    for m in ("cgid", "actions", "alias"):
+        if not os.path.exists(os.path.join(MODDIR, f"mod_{m}.so")):
+            return f"mod_{m} not found in {MODDIR}"
+    mods = subprocess.run([PHP_CGI, "-m"], capture_output=True, text=True).stdout.split()
+    if "redis" not in mods:
+        return "php-cgi has no redis extension (install php-redis; bench/deps does)"
+    return None
+
+
+def php_httpd_conf(v, ctx):
+    d = v.dir
+    user = ["User nobody", "Group nogroup"] if os.getuid() == 0 else []
+    mods = ["mpm_event", "authz_core", "cgid", "actions", "alias"]
+    if v.sessstore:
+        mods.append("session")
+    lines = [f"ServerRoot {d}", "ServerName 127.0.0.1", f"Listen 127.0.0.1:{v.port}",
+             f"PidFile {d}/run/httpd.pid", f"DefaultRuntimeDir {d}/run",
+             f"ErrorLog {d}/error.log", "LogLevel warn"]
+    lines += [f"LoadModule {m}_module {MODDIR}/mod_{m}.so" for m in mods]
+    if v.sessstore:
+        lines.append(f"LoadModule sessstore_module {MODULE}")
+    lines += user + [
+        # The MPM and keep-alive settings of the probe variants.
+        "ServerLimit 2", "StartServers 2", "ThreadLimit 64", "ThreadsPerChild 64",
+        "MaxRequestWorkers 128", "MinSpareThreads 1", "MaxSpareThreads 128",
+        "MaxConnectionsPerChild 0", "KeepAlive On", "MaxKeepAliveRequests 0",
+        "KeepAliveTimeout 60", "Timeout 30",
+        f"DocumentRoot {d}/htdocs",
+        f"ScriptSock {d}/run/cgisock",
+        f"ScriptAlias /cgi-bin/ {d}/cgi-bin/",
+        '<FilesMatch "\\.php$">', "    SetHandler application/x-httpd-php", "</FilesMatch>",
+        "Action application/x-httpd-php /cgi-bin/php",
+    ]
+    if v.sessstore:
+        lines += [f"SessionStoreBackend redis://127.0.0.1:{ctx['redis_port']}/0?prefix=php:",
+                  "<Location />", "    Session On", "    SessionStoreCookieName session",
+                  "    SessionEnv On", "    SessionHeader X-Replace-Session", "</Location>"]
+    return "\n".join(lines) + "\n"
+
+
+def setup_php_variant(v, work, ctx):
+    v.dir = os.path.join(work, v.name)
+    for sub in ("run", "htdocs", "cgi-bin"):
+        os.makedirs(os.path.join(v.dir, sub), exist_ok=True)
+    shutil.copy(os.path.join(TOP, "contrib", "php", "sessstore_handler.php"), v.dir)
+    with open(os.path.join(v.dir, "htdocs", "n.php"), "w") as f:
+        f.write(PHP_PAGE)
+    ini = PHP_COMMON_INI + [o.format(**ctx, dir=v.dir) for o in v.ini]
+    wrapper = os.path.join(v.dir, "cgi-bin", "php")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec " + PHP_CGI + "".join(f" -d '{o}'" for o in ini) + ' "$@"\n')
+    subprocess.run(["chmod", "-R", "a+rX", v.dir], check=True)
+    os.chmod(wrapper, 0o755)
+    v.port = free_port()
+    conf = os.path.join(v.dir, "httpd.conf")
+    with open(conf, "w") as f:
+        f.write(php_httpd_conf(v, ctx))
+    t = subprocess.run([HTTPD, "-d", v.dir, "-f", conf, "-t"], capture_output=True, text=True)
+    if t.returncode != 0:
+        raise RuntimeError(f"{v.name}: configtest failed: {(t.stderr + t.stdout).strip()[:300]}")
+    v.proc = spawn([HTTPD, "-d", v.dir, "-f", conf, "-DFOREGROUND"],
+                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(v.dir, "stderr.log"), "w"))
+    wait_port(v.port, v.proc, f"httpd ({v.name})")
+    # Smoke test: a new session says 0, the next request with its cookie 1.
+    bodies = []
+    cookie = None
+    for _ in range(2):
+        status, headers, body = http_get(v.port, "/n.php", cookie)
+        if status != 200:
+            raise RuntimeError(f"{v.name}: /n.php answered {status}: see {v.dir}/error.log")
+        cookie = cookie or php_cookie(v, headers)
+        bodies.append(body.strip())
+    if bodies != ["0", "1"]:
+        raise RuntimeError(f"{v.name}: session not kept ({bodies}); see {v.dir}/error.log")
+
+
+def php_cookie(v, headers):
+    """"NAME=VALUE" of the variant's cookie in a response, or None."""
+    for h in headers:
+        name, _, value = h.partition(":")
+        value = value.strip().split(";")[0]
+        if name.lower() == "set-cookie" and value.startswith(v.cookie + "="):
+            return value
+    return None
+
+
+def lost_updates(v):
+    """PHP_PARALLEL requests of one session at once, each adding 1 to the
+    counter, PHP_LOST_ROUNDS times on a fresh session: (updates lost, sent)."""
+    lost = 0
+    for _ in range(PHP_LOST_ROUNDS):
+        _, headers, _ = http_get(v.port, "/n.php")       # creates the session: n = 1
+        cookie = php_cookie(v, headers)
+        barrier = threading.Barrier(PHP_PARALLEL)
+
+        def one():
+            barrier.wait()
+            http_get(v.port, "/n.php", cookie)
+
+        threads = [threading.Thread(target=one) for _ in range(PHP_PARALLEL)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        _, _, body = http_get(v.port, "/n.php", cookie)  # prints the count it found
+        lost += PHP_PARALLEL - (int(body.strip()) - 1)
+    return lost, PHP_PARALLEL * PHP_LOST_ROUNDS
+
+
+def measure_php(php_variants, args):
+    """Read+write at PHP_CONNS connections, variants back to back in an order
+    alternating between repetitions, then the lost updates of each."""
+    results = {}
+    # php-cgi starts a process per request (tens of ms of CPU): the probe
+    # cells' 0.6 s would count a few dozen requests, hence longer runs.
+    duration, warmup = (4.0, 1.5) if args.quick else (8.0, 2.0)
+    for rep in range(args.reps):
+        order = php_variants if rep % 2 == 0 else list(reversed(php_variants))
+        for v in order:
+            p = subprocess.run([LOADGEN, "-p", str(v.port), "-u", "/n.php", "-c",
+                                str(PHP_CONNS), "-d", str(duration), "-w", str(warmup),
+                                "-n", v.cookie, "-m", "rw"], capture_output=True, text=True)
+            try:
+                res = json.loads(p.stdout)
+            except ValueError:
+                res = {"ok": False, "error": (p.stdout + p.stderr).strip()[:200]}
+            res["rep"] = rep
+            results.setdefault(v.name, []).append(res)
+        log(f"  php rep {rep + 1} rw x{PHP_CONNS}: " + ", ".join(
+            f"{v.name} {results[v.name][-1].get('rps', 0):.0f}/s" for v in order))
+    lost = {}
+    for v in php_variants:
+        lost[v.name] = lost_updates(v)
+        log(f"  php {v.name}: {lost[v.name][0]} of {lost[v.name][1]} updates lost")
+    return {"runs": results, "lost": lost, "duration": duration, "warmup": warmup}
+
+
+def php_report(php_variants, php):
+    """The PHP section's lines and the php_bridge/phpredis ratio."""
+    runs = php["runs"]
+
+    def ratio(a, b):
+        """Median over repetitions of rps(a) / rps(b) within the same repetition."""
+        rb = {r["rep"]: r["rps"] for r in runs.get(b, []) if r.get("ok")}
+        return median([r["rps"] / rb[r["rep"]] for r in runs.get(a, [])
+                       if r.get("ok") and rb.get(r["rep"])])
+
+    out = ["### PHP: the bridge next to phpredis", "",
+           f"The same session_start() page (php-cgi {php_version()}, mod_cgid + mod_actions, "
+           f"event MPM), read+write at {PHP_CONNS} connections each on its own session; medians "
+           f"of {len(runs.get('php-bridge', []))} repetitions of {php['duration']} s after "
+           f"{php['warmup']} s. Lost: updates lost with {PHP_PARALLEL} parallel requests of one "
+           f"session, summed over {PHP_LOST_ROUNDS} rounds.", "",
+           "| variant | req/s | p50 ms | p99 ms | × phpredis | lost updates | notes |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for v in php_variants:
+        rs = [r for r in runs.get(v.name, []) if r.get("ok")]
+        notes = [f"{k} {sum(r.get(k, 0) for r in rs)}" for k in
+                 ("errors", "non200", "anomalies", "resets") if sum(r.get(k, 0) for r in rs)]
+        notes += [r["error"] for r in runs.get(v.name, []) if not r.get("ok")][:1]
+        lost, sent = php["lost"][v.name]
+        out.append(f"| {v.label} | {fmt(median([r['rps'] for r in rs]), '.0f')} | "
+                   f"{fmt(median([r['p50_us'] / 1000 for r in rs]), '.1f')} | "
+                   f"{fmt(median([r['p99_us'] / 1000 for r in rs]), '.1f')} | "
+                   f"{fmt(ratio(v.name, 'php-phpredis'), '.3f')} | "
+                   f"{lost} of {sent} | {', '.join(notes)} |")
+    return out, ratio("php-bridge", "php-phpredis")
+
+
+def php_version():
+    out = subprocess.run([PHP_CGI, "-v"], capture_output=True, text=True).stdout.split()
+    return out[1] if len(out) > 1 else "?"
+
+
 # ---------------------------------------------------------------- processes
 
 _children = []
@@ -223,7 +461,21 @@ def http_get(port, path, cookie=None):
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
+    if any(l.lower().replace(" ", "") == "transfer-encoding:chunked" for l in lines[1:]):
+        body = dechunk(body)
     return status, lines[1:], body.decode("latin-1")
+
+
+def dechunk(data):
+    """The data of a chunked body (no trailers)."""
+    out = b""
+    while True:
+        size, _, rest = data.partition(b"\r\n")
+        n = int(size.split(b";")[0], 16)
+        if n == 0:
+            return out
+        out += rest[:n]
+        data = rest[n + 2:]
 
 
 # ---------------------------------------------------------------- Redis
@@ -880,7 +1132,7 @@ def cell_name(cell):
     return f"{'read-only' if w == 'ro' else 'read+write'}", f"{c}{' (one shared session)' if shared else ''}"
 
 
-def report(variants, results, micro, args, meta):
+def report(variants, results, micro, args, meta, php_variants=(), php=None):
     out = []
     names = [v.name for v in variants]
     by = {v.name: v for v in variants}
@@ -1116,6 +1368,12 @@ def report(variants, results, micro, args, meta):
                    f"{fmt(ri.get('lean'), '.0f')}, script {fmt(ri.get('script'), '.0f')}; "
                    f"lean/script {fmt(ri_ratio, '.2f')}.")
         out.append("")
+    php_ratio = None
+    if php:
+        lines, php_ratio = php_report(php_variants, php)
+        out += lines + [""]
+        targets.append(("PHP bridge ≥ 0.90 × phpredis req/s (read+write, %d conns)" % PHP_CONNS,
+                        fmt(php_ratio, ".3f"), verdict(php_ratio, lambda x: x >= 0.9)))
     out.append("### Targets (reported, not asserted)")
     out.append("")
     out.append("| target | measured | |")
@@ -1126,7 +1384,8 @@ def report(variants, results, micro, args, meta):
     out.append(f"summary: shm/cookie={fmt(shm_cookie, '.3f')} redis/cookie={fmt(redis_cookie, '.3f')} "
                f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
                f"redis_rtt_per_save={fmt(per_save, '.2f')} redis/floor={fmt(redis_floor, '.3f')} "
-               f"redis_server_us_per_load={fmt(lean_us, '.1f')} tls/tcp={fmt(tls_tcp, '.3f')}")
+               f"redis_server_us_per_load={fmt(lean_us, '.1f')} tls/tcp={fmt(tls_tcp, '.3f')} "
+               f"php_bridge/phpredis={fmt(php_ratio, '.3f')}")
     return "\n".join(out)
 
 
@@ -1162,8 +1421,11 @@ def main():
                     help="leave out the Redis-over-TLS variant (redis-tls), which otherwise "
                          "fails the run when it cannot start (no openssl, a redis-server or "
                          "module without TLS)")
+    ap.add_argument("--no-php", action="store_true",
+                    help="leave out the PHP rows (the bridge and phpredis through php-cgi), "
+                         "which otherwise fail the run when php-cgi or php-redis is missing")
     ap.add_argument("--variants", help="comma-separated subset of: " +
-                    ",".join(v.name for v in VARIANTS))
+                    ",".join(v.name for v in VARIANTS) + ",php (the PHP rows)")
     ap.add_argument("--duration", type=float, help="seconds per measurement")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up per measurement")
     ap.add_argument("--reps", type=int, help="repetitions at 64 connections")
@@ -1216,6 +1478,11 @@ def main():
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
                     or v.name == "shm-baseline"
                     or (v.name in redis_rows and any(w in wanted for w in ("redis", "redis-tls")))]
+    php_variants = [] if args.no_php or (args.variants and "php" not in
+                                         args.variants.split(",")) else list(PHP_VARIANTS)
+    if php_variants and php_missing():
+        sys.exit(f"bench: FAILED: the PHP rows cannot run: {php_missing()}; "
+                 f"--no-php leaves them out")
     work = tempfile.mkdtemp(prefix="sessstore-bench.")
     os.chmod(work, 0o755)
     meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
@@ -1226,7 +1493,7 @@ def main():
         ctx = {"work": work, "redis_port": 0, "redis_sock": "", "redis_tls_port": 0,
                "tls_ca": "", "pg_port": 0}
         tls = any("redis-tls" in v.needs for v in variants)
-        if any("redis" in v.needs for v in variants):
+        if php_variants or any("redis" in v.needs for v in variants):
             if not shutil.which("redis-server"):
                 for v in variants:
                     if "redis" in v.needs:
@@ -1270,7 +1537,14 @@ def main():
                 raise SystemExit(f"bench: FAILED: variant {v.name} ({v.label}) cannot run: "
                                  f"{v.unavailable}; --no-tls leaves it out")
 
+        for v in php_variants:
+            setup_php_variant(v, work, ctx)
+            log(f"  {v.name}: httpd on port {v.port}")
+
         results = measure_all(variants, args, redis)
+        php = measure_php(php_variants, args) if php_variants else None
+        for v in php_variants:
+            stop(v.proc)
         for v in variants:
             if v.proc:
                 kids = children_of(v.proc.pid)
@@ -1303,7 +1577,7 @@ def main():
                        "results": [{"variant": k[0], "cell": list(k[1]), "runs": r}
                                    for k, r in results.items()]}, f, indent=1)
     log(f"bench: done in {time.time() - t_start:.0f} s")
-    print(report(variants, results, micro, args, meta))
+    print(report(variants, results, micro, args, meta, php_variants, php))
 
 
 class Postgres:

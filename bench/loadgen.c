@@ -310,13 +310,53 @@ static void check_value(conn_t *c, const char *body, size_t blen, int got_cookie
     c->last = v;
 }
 
+/* A chunked body at p (avail bytes): its length on the wire when complete
+ * (chunks, last chunk, no trailers), 0 when more is needed; the data of the
+ * chunks is copied to out (up to outsz - 1 bytes) and its length to *olen.
+ * httpd chunks what CGI scripts (php-cgi) send: mod_cgid drops their
+ * Content-Length. */
+static size_t parse_chunked(const char *p, size_t avail, char *out, size_t outsz, size_t *olen)
+{
+    size_t off = 0;
+
+    *olen = 0;
+    for (;;) {
+        const char *eol = memmem(p + off, avail - off, "\r\n", 2);
+        char *end;
+        unsigned long n;
+
+        if (!eol) {
+            return 0;
+        }
+        n = strtoul(p + off, &end, 16);
+        if (end == p + off) {
+            errno = 0;
+            fatal("bad chunk size");
+        }
+        off = (size_t)(eol - p) + 2;
+        if (n == 0) {
+            return avail - off >= 2 && !memcmp(p + off, "\r\n", 2) ? off + 2 : 0;
+        }
+        if (avail - off < n + 2) {
+            return 0;
+        }
+        if (*olen + n < outsz) {
+            memcpy(out + *olen, p + off, n);
+            *olen += n;
+        }
+        off += n + 2;
+    }
+}
+
 /* Parse one complete response if the buffer holds one. 1: done, 0: need more. */
 static int parse_response(conn_t *c)
 {
     char *hend, *line, *eol;
     long clen = -1;
-    int status, close_after = 0, got_cookie = 0;
-    size_t hlen;
+    int status, close_after = 0, got_cookie = 0, chunked = 0;
+    size_t hlen, wire, blen;
+    char chunk_body[64];
+    const char *body;
 
     if (c->rlen == sizeof(c->rbuf)) {
         errno = 0;
@@ -341,27 +381,38 @@ static int parse_response(conn_t *c)
             got_cookie |= take_cookie(c, v, eol);
         } else if ((v = header_value(line, "Connection"))) {
             close_after = !strncasecmp(v, "close", 5);
+        } else if ((v = header_value(line, "Transfer-Encoding"))) {
+            chunked = !strncasecmp(v, "chunked", 7);
         }
     }
-    if (clen < 0) {
-        errno = 0;
-        fatal("response without Content-Length");
-    }
-    if (c->rlen < hlen + (size_t)clen) {
-        return 0;
+    if (chunked) {
+        wire = parse_chunked(c->rbuf + hlen, c->rlen - hlen, chunk_body, sizeof(chunk_body),
+                             &blen);
+        if (!wire) {
+            return 0;
+        }
+        body = chunk_body;
+    } else {
+        if (clen < 0) {
+            errno = 0;
+            fatal("response without Content-Length or chunked encoding");
+        }
+        if (c->rlen < hlen + (size_t)clen) {
+            return 0;
+        }
+        wire = blen = (size_t)clen;
+        body = c->rbuf + hlen;
     }
     if (status == 200) {
-        size_t blen = (size_t)clen;
-
-        while (blen && (c->rbuf[hlen + blen - 1] == '\n' || c->rbuf[hlen + blen - 1] == '\r')) {
+        while (blen && (body[blen - 1] == '\n' || body[blen - 1] == '\r')) {
             blen--;
         }
-        check_value(c, c->rbuf + hlen, blen, got_cookie);
+        check_value(c, body, blen, got_cookie);
     } else {
         st.non200++;
     }
-    memmove(c->rbuf, c->rbuf + hlen + clen, c->rlen - hlen - (size_t)clen);
-    c->rlen -= hlen + (size_t)clen;
+    memmove(c->rbuf, c->rbuf + hlen + wire, c->rlen - hlen - wire);
+    c->rlen -= hlen + wire;
     if (close_after) {
         conn_reopen(c);
     }
