@@ -11,6 +11,9 @@ repeating; runs bench/microbench and redis-benchmark, and redis-server under
 callgrind for its instructions per load (lean and script); stops
 everything; prints Markdown tables and, last, one "summary:" line. A
 variant that cannot start fails the run (--no-tls leaves out the TLS one).
+The PHP rows (see PHP_VARIANTS) serve one session_start() page through
+php-cgi, with the bridge and with phpredis; without php-cgi or php-redis they
+fail the run too (--no-php leaves them out).
 
 Measurements are ratios taken side by side: in every repetition of a cell
 (workload x connections) all variants run back to back, in an order that
