@@ -1491,6 +1491,7 @@ def main():
     meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
     t_start = time.time()
     redis = None
+    php = None
     pg = None
     try:
         ctx = {"work": work, "redis_port": 0, "redis_sock": "", "redis_tls_port": 0,
@@ -1576,7 +1577,7 @@ def main():
         with open(args.json, "w") as f:
             meta_json = dict(meta, callgrind={f"{k[0]}/{k[1]}": x for k, x in
                                               meta.get("callgrind", {}).items()})
-            json.dump({"meta": meta_json, "micro": micro,
+            json.dump({"meta": meta_json, "micro": micro, "php": php,
                        "results": [{"variant": k[0], "cell": list(k[1]), "runs": r}
                                    for k, r in results.items()]}, f, indent=1)
     log(f"bench: done in {time.time() - t_start:.0f} s")
