@@ -386,8 +386,7 @@ static int parse_response(conn_t *c)
         }
     }
     if (chunked) {
-        wire = parse_chunked(c->rbuf + hlen, c->rlen - hlen, chunk_body, sizeof(chunk_body),
-                             &blen);
+        wire = parse_chunked(c->rbuf + hlen, c->rlen - hlen, chunk_body, sizeof(chunk_body), &blen);
         if (!wire) {
             return 0;
         }
