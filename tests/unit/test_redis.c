@@ -55,37 +55,9 @@ static struct {
     server_t own;     /* a test's private server, killed by the teardown */
     apr_pool_t *root; /* the group's: the log mutex */
     apr_pool_t *pool; /* the test's */
-    apr_thread_mutex_t *log_mutex;
-    int log_count[8];
-    char last_log[1024];
+    unit_tlog_t log;
     int script; /* this group loads by the script only */
 } g;
-
-/* ---- log capture ---- */
-
-static void capture(void *baton, int level, apr_status_t rv, const char *msg)
-{
-    (void)baton;
-    apr_thread_mutex_lock(g.log_mutex);
-    if (level >= 0 && level < 8) {
-        g.log_count[level]++;
-    }
-    apr_cpystrn(g.last_log, msg, sizeof(g.last_log));
-    apr_thread_mutex_unlock(g.log_mutex);
-    if (getenv("TEST_REDIS_VERBOSE")) {
-        fprintf(stderr, "log[%d] (%d) %s\n", level, rv, msg);
-    }
-}
-
-static int logged(int level)
-{
-    int n;
-
-    apr_thread_mutex_lock(g.log_mutex);
-    n = g.log_count[level];
-    apr_thread_mutex_unlock(g.log_mutex);
-    return n;
-}
 
 static long long admin_integer(const server_t *srv, const char *fmt, ...)
 {
@@ -443,10 +415,10 @@ static int group_setup(void **state)
 {
     (void)state;
     if (apr_pool_create(&g.root, NULL) != APR_SUCCESS ||
-        apr_thread_mutex_create(&g.log_mutex, APR_THREAD_MUTEX_DEFAULT, g.root) != APR_SUCCESS) {
+        apr_thread_mutex_create(&g.log.mutex, APR_THREAD_MUTEX_DEFAULT, g.root) != APR_SUCCESS) {
         return -1;
     }
-    ss_log_set(capture, NULL);
+    ss_log_set(unit_tlog_capture, &g.log);
     g.binary = unit_redis_binary();
     if (!g.binary) {
         return -1;
@@ -480,8 +452,7 @@ static int setup(void **state)
 {
     (void)state;
     apr_pool_create(&g.pool, NULL);
-    memset(g.log_count, 0, sizeof(g.log_count));
-    g.last_log[0] = '\0';
+    unit_tlog_reset(&g.log);
     return 0;
 }
 
@@ -527,7 +498,7 @@ static void test_round_trip(void **state)
     assert_int_equal(st.removes, 1);
     assert_int_equal(st.errors, 0);
     assert_int_equal(st.connects, 1);
-    assert_int_equal(logged(SS_LOG_ERR), 0);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 0);
 }
 
 static void test_keys_and_ttls(void **state)
@@ -588,7 +559,7 @@ static void test_expired_records_are_deleted(void **state)
     admin_ok(&g.main, "SET %s %s", redis_key("sessstore:", &k3), "not a record");
     assert_int_equal(load(store, &k3, &idle, now, &out), APR_NOTFOUND);
     assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k3)), 0);
-    assert_int_equal(logged(SS_LOG_WARNING), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_WARNING), 1);
 
     st = unit_stats(store);
     assert_int_equal(st.expired, 2);
@@ -854,12 +825,12 @@ static void test_auth(void **state)
     /* Wrong password and no password: a store failure, logged, never NOTFOUND. */
     store = open_uri(apr_psprintf(g.pool, "redis://:b4dpass@127.0.0.1:%d?breaker=0", g.own.port));
     assert_true(is_store_failure(load(store, &key, &e, apr_time_now(), &out)));
-    assert_int_equal(logged(SS_LOG_ERR), 1);
-    assert_non_null(strstr(g.last_log, "AUTH refused"));
-    assert_null(strstr(g.last_log, "b4dpass"));
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
+    assert_non_null(strstr(g.log.last, "AUTH refused"));
+    assert_null(strstr(g.log.last, "b4dpass"));
     store = open_server(&g.own, "?breaker=0");
     assert_true(is_store_failure(load(store, &key, &e, apr_time_now(), &out)));
-    assert_non_null(strstr(g.last_log, "NOAUTH"));
+    assert_non_null(strstr(g.log.last, "NOAUTH"));
 }
 
 static void test_select_db(void **state)
@@ -974,7 +945,7 @@ static void test_hung_server_times_out(void **state)
     print_message("hung server, command timeout 200 ms: failed after %" APR_TIME_T_FMT " us\n",
                   elapsed);
     assert_true(elapsed >= 190 * MS && elapsed < 400 * MS + 100 * MS);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
     st = unit_stats(store);
 
     /* Within the breaker window: at once, without touching the network. */
@@ -987,7 +958,7 @@ static void test_hung_server_times_out(void **state)
     assert_true(worst < 5 * MS);
     assert_int_equal(unit_stats(store).connects, st.connects);
     assert_int_equal(unit_stats(store).fast_fails, 20);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
 
     /* After the window, one probe goes out; the others still fail at once. */
     usleep(1000000);
@@ -1001,7 +972,7 @@ static void test_hung_server_times_out(void **state)
     apr_thread_join(&trv, prober);
     assert_int_equal(pr.rv, APR_TIMEUP);
     assert_int_equal(unit_stats(store).connects, st.connects + 1);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
 
     kill(g.own.pid, SIGCONT);
     t0 = load_until(store, &key, &e, is_success, &rv);
@@ -1010,8 +981,8 @@ static void test_hung_server_times_out(void **state)
                   "1000 ms)\n",
                   apr_time_as_msec(apr_time_now() - t0));
     assert_true(apr_time_now() - t0 < 1500 * MS);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
-    assert_int_equal(logged(SS_LOG_NOTICE), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_NOTICE), 1);
 }
 
 /* A listener whose accept queue is full drops new SYNs: connects hang. */
@@ -1049,7 +1020,7 @@ static void test_connect_timeout(void **state)
     print_message("connect timeout 100 ms: failed after %" APR_TIME_T_FMT " us\n", elapsed);
     assert_true(elapsed >= 95 * MS && elapsed < 200 * MS);
     assert_int_equal(unit_stats(store).connects, 0);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
 }
 
 static void test_outage_and_recovery(void **state)
@@ -1079,7 +1050,7 @@ static void test_outage_and_recovery(void **state)
     }
     print_message("server killed: slowest of 30 failed loads %" APR_TIME_T_FMT " us\n", worst);
     assert_true(worst < 400 * MS + 100 * MS);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
     assert_true(unit_stats(store).fast_fails > 20);
     rec = record("a=1", apr_time_now(), apr_time_now());
     assert_true(is_store_failure(save(store, &key, &rec, &e, SS_SAVE_NEW)));
@@ -1093,8 +1064,8 @@ static void test_outage_and_recovery(void **state)
                   "500 ms)\n",
                   apr_time_as_msec(apr_time_now() - t0));
     assert_true(apr_time_now() - t0 < 1 * SEC);
-    assert_int_equal(logged(SS_LOG_ERR), 1);
-    assert_int_equal(logged(SS_LOG_NOTICE), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 1);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_NOTICE), 1);
     save_and_load(store, 17);
 }
 
@@ -1166,7 +1137,7 @@ static void test_threads(void **state)
     assert_int_equal(st.saves, THREADS * THREAD_ROUNDS);
     assert_int_equal(st.errors, 0);
     assert_true(st.connects >= 1 && st.connects <= THREADS);
-    assert_int_equal(logged(SS_LOG_ERR), 0);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 0);
 }
 
 /* After a Redis restart every pooled socket is dead; users must not notice. */
@@ -1193,7 +1164,7 @@ static void test_restart_behind_pooled_connections(void **state)
     assert_int_equal(after.errors, 0);
     assert_int_equal(after.retries - before.retries, 1); /* the rest of the pool was flushed */
     assert_int_equal(after.connects - before.connects, 1);
-    assert_int_equal(logged(SS_LOG_ERR), 0);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 0);
 }
 
 /* ---- error replies and connection age ---- */
@@ -1221,7 +1192,7 @@ static void test_readonly_closes_the_connection(void **state)
     /* Demoted: a replica of a master that is not there. */
     admin_ok(&g.own, "REPLICAOF 127.0.0.1 %d", free_port());
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_EGENERAL);
-    assert_non_null(strstr(g.last_log, "READONLY"));
+    assert_non_null(strstr(g.log.last, "READONLY"));
     /* The pooled connection was closed and the save tried once more on a new
      * one (a moved VIP would have led it to the new master), closed too. */
     after = unit_stats(store);

@@ -51,51 +51,8 @@ static struct {
     char dir[64];       /* certificates */
     server_t tls, mtls; /* --tls-auth-clients no / yes */
     apr_pool_t *root, *pool;
-    apr_thread_mutex_t *log_mutex;
-    int log_count[8];
-    char last_log[1024];
-    char all_logs[8192];
+    unit_tlog_t log;
 } g;
-
-/* ---- log capture ---- */
-
-static void capture(void *baton, int level, apr_status_t rv, const char *msg)
-{
-    (void)baton;
-    apr_thread_mutex_lock(g.log_mutex);
-    if (level >= 0 && level < 8) {
-        g.log_count[level]++;
-    }
-    apr_cpystrn(g.last_log, msg, sizeof(g.last_log));
-    if (strlen(g.all_logs) + strlen(msg) + 2 < sizeof(g.all_logs)) {
-        strcat(g.all_logs, msg);
-        strcat(g.all_logs, "\n");
-    }
-    apr_thread_mutex_unlock(g.log_mutex);
-    if (getenv("TEST_REDIS_VERBOSE")) {
-        fprintf(stderr, "log[%d] (%d) %s\n", level, rv, msg);
-    }
-}
-
-static int logged(int level)
-{
-    int n;
-
-    apr_thread_mutex_lock(g.log_mutex);
-    n = g.log_count[level];
-    apr_thread_mutex_unlock(g.log_mutex);
-    return n;
-}
-
-static int log_has(const char *s)
-{
-    int yes;
-
-    apr_thread_mutex_lock(g.log_mutex);
-    yes = strstr(g.all_logs, s) != NULL;
-    apr_thread_mutex_unlock(g.log_mutex);
-    return yes;
-}
 
 /* ---- fake servers ---- */
 
@@ -279,7 +236,7 @@ static void test_silent_server(void **state)
         g.pool, "redis://127.0.0.1:%d?connect_timeout=100&command_timeout=200&breaker=0", f.port));
     t = timed_load(store, &rv);
     assert_deadline("silent server, new connection", t, rv, 300 * MS);
-    assert_non_null(strstr(g.last_log, "timed out"));
+    assert_non_null(strstr(g.log.last, "timed out"));
     fake_stop(&f);
 }
 
@@ -338,7 +295,7 @@ static void test_stalled_tls_handshake(void **state)
     t = timed_load(store, &rv);
     assert_deadline("TLS handshake stalled after the ClientHello", t, rv, 150 * MS);
     assert_int_equal(f.first_byte, 0x16); /* a TLS handshake record: the ClientHello */
-    assert_non_null(strstr(g.last_log, "TLS handshake: timed out"));
+    assert_non_null(strstr(g.log.last, "TLS handshake: timed out"));
     fake_stop(&f);
 }
 
@@ -366,7 +323,7 @@ static void test_unresolvable_host(void **state)
         assert_true(rv != APR_SUCCESS && rv != APR_NOTFOUND);
         assert_true(t < 200 * MS + MARGIN);
     }
-    assert_non_null(strstr(g.last_log, "resolve nonexistent.invalid"));
+    assert_non_null(strstr(g.log.last, "resolve nonexistent.invalid"));
 }
 
 /* ---- TLS against redis-server ---- */
@@ -517,8 +474,8 @@ static void test_tls_round_trip(void **state)
     /* SNI and verification by tls_server_name, connecting to the address. */
     save_and_load(open_uri(tls_uri(&g.tls, "127.0.0.1", "&tls_server_name=localhost")), 12);
     save_and_load(open_uri(tls_uri(&g.tls, "127.0.0.1", "&tls_protocols=TLSv1.3")), 13);
-    assert_int_equal(logged(SS_LOG_ERR), 0);
-    assert_int_equal(logged(SS_LOG_WARNING), 0);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_ERR), 0);
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_WARNING), 0);
 }
 
 static void test_tls_refused(void **state)
@@ -538,9 +495,9 @@ static void test_tls_refused(void **state)
         store = open_uri(tls_uri(&g.tls, cases[i].host, cases[i].params));
         timed_load(store, &rv);
         assert_true(rv != APR_SUCCESS && rv != APR_NOTFOUND);
-        if (!strstr(g.last_log, cases[i].reason)) {
+        if (!strstr(g.log.last, cases[i].reason)) {
             fail_msg("%s: expected \"%s\" in the log, got %s", cases[i].params, cases[i].reason,
-                     g.last_log);
+                     g.log.last);
         }
     }
     /* Another CA. */
@@ -548,17 +505,17 @@ static void test_tls_refused(void **state)
         apr_psprintf(g.pool, "rediss://127.0.0.1:%d?tls_ca_file=%s/ca2.pem", g.tls.port, g.dir));
     timed_load(store, &rv);
     assert_true(rv != APR_SUCCESS && rv != APR_NOTFOUND);
-    assert_non_null(strstr(g.last_log, "certificate verification failed"));
+    assert_non_null(strstr(g.log.last, "certificate verification failed"));
     /* tls_verify=ca checks the chain, not the name. */
     save_and_load(open_uri(tls_uri(&g.tls, "127.0.0.1", "&tls_verify=ca&tls_server_name=x.y")), 14);
     /* tls_verify=none checks nothing, and says so when the store opens. */
-    g.log_count[SS_LOG_WARNING] = 0;
+    g.log.count[SS_LOG_WARNING] = 0;
     save_and_load(open_uri(apr_psprintf(
                       g.pool, "rediss://127.0.0.1:%d?tls_verify=none&tls_ca_file=%s/ca2.pem",
                       g.tls.port, g.dir)),
                   15);
-    assert_int_equal(logged(SS_LOG_WARNING), 1);
-    assert_true(log_has("tls_verify=none"));
+    assert_int_equal(unit_tlog_count(&g.log, SS_LOG_WARNING), 1);
+    assert_true(unit_tlog_has(&g.log, "tls_verify=none"));
 }
 
 static void test_mutual_tls(void **state)
@@ -577,8 +534,9 @@ static void test_mutual_tls(void **state)
     store = open_uri(tls_uri(&g.mtls, "127.0.0.1", ""));
     timed_load(store, &rv);
     assert_true(rv != APR_SUCCESS && rv != APR_NOTFOUND);
-    print_message("no client certificate: %s\n", g.last_log);
-    assert_true(log_has("certificate required") || log_has("require a client certificate"));
+    print_message("no client certificate: %s\n", g.log.last);
+    assert_true(unit_tlog_has(&g.log, "certificate required") ||
+                unit_tlog_has(&g.log, "require a client certificate"));
 }
 
 /* A reconnection resumes the store's last TLS session. */
@@ -626,7 +584,7 @@ static void test_wrong_protocol(void **state)
     store = open_uri(apr_psprintf(g.pool, "redis://127.0.0.1:%d?breaker=0", g.tls.port));
     t = timed_load(store, &rv);
     print_message("plain TCP to a TLS port: %d after %" APR_TIME_T_FMT " us: %s\n", rv, t,
-                  g.last_log);
+                  g.log.last);
     assert_true(rv != APR_SUCCESS && rv != APR_NOTFOUND);
     assert_true(t < 600 * MS + MARGIN);
 
@@ -638,10 +596,10 @@ static void test_wrong_protocol(void **state)
                                   plain.port, g.dir));
     t = timed_load(store, &rv);
     print_message("TLS to a plain TCP port: %d after %" APR_TIME_T_FMT " us: %s\n", rv, t,
-                  g.last_log);
+                  g.log.last);
     assert_true(rv != APR_SUCCESS && rv != APR_NOTFOUND);
     assert_true(t < 200 * MS + MARGIN);
-    assert_non_null(strstr(g.last_log, "TLS handshake"));
+    assert_non_null(strstr(g.log.last, "TLS handshake"));
     server_destroy(&plain);
 }
 
@@ -651,11 +609,11 @@ static int group_setup(void **state)
 {
     (void)state;
     if (apr_pool_create(&g.root, NULL) != APR_SUCCESS ||
-        apr_thread_mutex_create(&g.log_mutex, APR_THREAD_MUTEX_DEFAULT, g.root) != APR_SUCCESS) {
+        apr_thread_mutex_create(&g.log.mutex, APR_THREAD_MUTEX_DEFAULT, g.root) != APR_SUCCESS) {
         return -1;
     }
     g.pool = g.root;
-    ss_log_set(capture, NULL);
+    ss_log_set(unit_tlog_capture, &g.log);
     g.binary = unit_redis_binary();
     if (!g.binary || make_certs()) {
         return -1;
@@ -685,9 +643,7 @@ static int setup(void **state)
 {
     (void)state;
     apr_pool_create(&g.pool, NULL);
-    memset(g.log_count, 0, sizeof(g.log_count));
-    g.last_log[0] = '\0';
-    g.all_logs[0] = '\0';
+    unit_tlog_reset(&g.log);
     return 0;
 }
 

@@ -11,6 +11,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@
 #include <apr_pools.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 
 #include "ss_log.h"
 #include "ss_session.h"
@@ -97,6 +100,64 @@ static inline void unit_capture_log(void *baton, int level, apr_status_t rv, con
     cap->level = level;
     cap->rv = rv;
     apr_cpystrn(cap->msg, msg, sizeof(cap->msg));
+}
+
+/* Every message logged, for tests whose store logs from several threads:
+ * counts by level, the last message and (as far as it fits) all of them.
+ * Set mutex before installing unit_tlog_capture with the log as baton. */
+typedef struct {
+    apr_thread_mutex_t *mutex;
+    int count[8];
+    char last[1024];
+    char all[8192];
+} unit_tlog_t;
+
+static inline void unit_tlog_capture(void *baton, int level, apr_status_t rv, const char *msg)
+{
+    unit_tlog_t *l = baton;
+
+    apr_thread_mutex_lock(l->mutex);
+    if (level >= 0 && level < 8) {
+        l->count[level]++;
+    }
+    apr_cpystrn(l->last, msg, sizeof(l->last));
+    if (strlen(l->all) + strlen(msg) + 2 < sizeof(l->all)) {
+        strcat(l->all, msg);
+        strcat(l->all, "\n");
+    }
+    apr_thread_mutex_unlock(l->mutex);
+    if (getenv("TEST_REDIS_VERBOSE")) {
+        fprintf(stderr, "log[%d] (%d) %s\n", level, rv, msg);
+    }
+}
+
+/* Forget what was logged (between tests). */
+static inline void unit_tlog_reset(unit_tlog_t *l)
+{
+    memset(l->count, 0, sizeof(l->count));
+    l->last[0] = l->all[0] = '\0';
+}
+
+/* Messages logged at level. */
+static inline int unit_tlog_count(unit_tlog_t *l, int level)
+{
+    int n;
+
+    apr_thread_mutex_lock(l->mutex);
+    n = l->count[level];
+    apr_thread_mutex_unlock(l->mutex);
+    return n;
+}
+
+/* Whether any message logged contains s. */
+static inline int unit_tlog_has(unit_tlog_t *l, const char *s)
+{
+    int yes;
+
+    apr_thread_mutex_lock(l->mutex);
+    yes = strstr(l->all, s) != NULL;
+    apr_thread_mutex_unlock(l->mutex);
+    return yes;
 }
 
 /* ---- stores ------------------------------------------------------------ */
