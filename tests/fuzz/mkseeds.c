@@ -263,6 +263,8 @@ static void replies(void)
     reply("tls-answer", 0, "P");
     s_("!oops\r\n");
     reply("protocol-error", 0, "L");
+    s_("*2147483647\r\n"); /* once a 16 GB allocation in hiredis 0.14 */
+    reply("array-too-large", 0, "L");
 }
 
 /* ---- shm_model: [size][max_record u16][children][2 x (idle u16, absolute
