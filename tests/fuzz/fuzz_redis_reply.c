@@ -23,7 +23,8 @@
  * Checks: no crash, leak or sanitizer report; a load that succeeds returns
  * a well-formed record alive for the caller's timeouts; results are the
  * documented ones (EEXIST only for a new save, NOTFOUND only for a load or
- * an update, never a decoder's status); no log line holds the password. */
+ * an update, never a decoder's status); no log line holds the password or a
+ * control character. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
@@ -171,9 +172,15 @@ static int server_says_password;
 
 static void log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 {
+    const char *c;
+
     (void)baton;
     fuzz_trace("  log %d (%d): %s", level, rv, msg);
     FUZZ_CHECK(*msg != '\0', "an empty log line");
+    for (c = msg; *c; c++) {
+        /* What the server says must not forge lines in the error log. */
+        FUZZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f, "a control character in: %s", msg);
+    }
     FUZZ_CHECK(server_says_password || strstr(msg, PASSWORD) == NULL,
                "the password in a log line: %s", msg);
 }

@@ -346,6 +346,29 @@ static void test_array_too_large(void **state)
     fake_stop(&f);
 }
 
+/* An error reply is quoted in the log, but its line breaks and escape
+ * sequences cannot forge or garble lines there (found by
+ * tests/fuzz/fuzz_redis_reply). */
+static void test_error_reply_control_characters(void **state)
+{
+    static const char reply[] =
+        "-ERR bad\n[Wed Dec 02 10:00:00 2026] [auth:notice] forged\x1b[2J\r\n";
+    fake_t f;
+    ss_store_t *store;
+    apr_status_t rv;
+
+    (void)state;
+    fake_start_answer(&f, reply, sizeof(reply) - 1);
+    store = open_uri(apr_psprintf(g.pool, "redis://127.0.0.1:%d?breaker=0", f.port));
+    timed_load(store, &rv);
+    print_message("error reply with a line break: %s\n", g.log.last);
+    assert_int_equal(rv, APR_EGENERAL);
+    assert_non_null(strstr(g.log.last, "GET refused: ERR bad?[Wed Dec 02 10:00:00 2026] "
+                                       "[auth:notice] forged?[2J"));
+    assert_null(strpbrk(g.log.last, "\r\n\x1b"));
+    fake_stop(&f);
+}
+
 /* Accepts TCP, reads the ClientHello, never answers: the handshake is part
  * of opening, bounded by connect_timeout. */
 static void test_stalled_tls_handshake(void **state)
@@ -731,6 +754,7 @@ int main(void)
         UNIT_TEST(test_trickling_server),
         UNIT_TEST(test_trickling_server_pooled),
         UNIT_TEST(test_array_too_large),
+        UNIT_TEST(test_error_reply_control_characters),
         UNIT_TEST(test_stalled_tls_handshake),
         UNIT_TEST(test_unresolvable_host),
         UNIT_TEST(test_tls_round_trip),
