@@ -232,9 +232,9 @@ static void *APR_THREAD_FUNC increment(apr_thread_t *t, void *data)
         apr_status_t rv;
 
         apr_pool_create(&p, NULL);
+        memset(&rec, 0, sizeof(rec));
         rv = ss_lock_acquire(&g.ctx, &g.session, p, &lock);
         if (rv == APR_SUCCESS) {
-            memset(&rec, 0, sizeof(rec));
             rv = g.store->ops->load(g.store, &g.session, &none, &none, apr_time_now(), p, &rec);
         }
         if (rv == APR_SUCCESS) {
