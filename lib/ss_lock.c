@@ -116,3 +116,55 @@ apr_status_t ss_lock_release(const ss_lock_ctx_t *ctx, ss_lock_t *lock, apr_pool
     }
     return ctx->store->ops->remove(ctx->store, &lock->key);
 }
+
+static void not_loaded(ss_session_t *sess, apr_status_t rv)
+{
+    memset(sess, 0, sizeof(*sess));
+    sess->owner = "";
+    sess->cookie_seen = 1;
+    sess->state = SS_SESSION_STORE_DOWN;
+    sess->store_rv = rv;
+}
+
+apr_status_t ss_lock_load(const ss_lock_ctx_t *lk, const ss_session_ctx_t *ctx,
+                          const apr_array_header_t *cookies, apr_pool_t *p, ss_session_t *sess,
+                          ss_lock_t *lock)
+{
+    ss_key_t locked;
+    apr_status_t rv = APR_SUCCESS;
+    int i, found = 0;
+
+    memset(lock, 0, sizeof(*lock));
+    for (i = 0; cookies && i < cookies->nelts && !found; i++) {
+        const char *id = APR_ARRAY_IDX(cookies, i, const char *);
+
+        found = ss_id_is_valid(id, strlen(id));
+        if (found) {
+            rv = ss_id_key(id, &locked);
+        }
+    }
+    if (found && rv == APR_SUCCESS) {
+        rv = ss_lock_acquire(lk, &locked, p, lock);
+    }
+    if (rv != APR_SUCCESS) {
+        not_loaded(sess, rv);
+        return rv;
+    }
+    ss_session_load(ctx, cookies, apr_time_now(), p, sess);
+    if (found && sess->state == SS_SESSION_LOADED &&
+        memcmp(sess->key.bytes, locked.bytes, SS_KEY_BYTES)) {
+        /* A later cookie named the live session: lock that one, and load
+         * it again now that its last writer is done. */
+        locked = sess->key;
+        rv = ss_lock_release(lk, lock, p);
+        if (rv == APR_SUCCESS) {
+            rv = ss_lock_acquire(lk, &locked, p, lock);
+        }
+        if (rv != APR_SUCCESS) {
+            not_loaded(sess, rv);
+            return rv;
+        }
+        ss_session_load(ctx, cookies, apr_time_now(), p, sess);
+    }
+    return APR_SUCCESS;
+}

@@ -30,6 +30,7 @@
 #include <apr_time.h>
 
 #include "ss_id.h"
+#include "ss_session.h"
 #include "ss_store.h"
 
 typedef struct {
@@ -59,5 +60,18 @@ apr_status_t ss_lock_acquire(const ss_lock_ctx_t *ctx, const ss_key_t *session_k
  * record); nothing to do when it is not held. APR_SUCCESS also when the
  * lease ran out meanwhile (another holder's lock stays). */
 apr_status_t ss_lock_release(const ss_lock_ctx_t *ctx, ss_lock_t *lock, apr_pool_t *p);
+
+/* ss_session_load with the session's lock held: the lock of the first
+ * well-formed ID among the cookies is taken, then the session loaded (the
+ * clock read after the wait). When the live session turns out to be another
+ * of the cookies' IDs, its lock is taken instead and it is loaded again.
+ * No cookie with a well-formed ID: loaded without a lock (nothing to share).
+ * APR_SUCCESS with sess loaded (lock->held when there was an ID to lock);
+ * APR_TIMEUP when the lock was not free within ctx->timeout, or a store
+ * error: then sess is SS_SESSION_STORE_DOWN with that error, so that
+ * nothing is written, and no lock is held. */
+apr_status_t ss_lock_load(const ss_lock_ctx_t *lk, const ss_session_ctx_t *ctx,
+                          const apr_array_header_t *cookies, apr_pool_t *p, ss_session_t *sess,
+                          ss_lock_t *lock);
 
 #endif
