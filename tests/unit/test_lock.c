@@ -285,6 +285,71 @@ static void test_read_modify_write_loses_nothing(void **state)
     assert_int_equal(atoi(rec.payload), THREADS * ROUNDS);
 }
 
+/* A session stored under a fresh ID, for ss_lock_load. */
+static const char *stored_session(const ss_session_ctx_t *sctx)
+{
+    ss_session_t s;
+
+    ss_session_load(sctx, NULL, apr_time_now(), g.p, &s);
+    assert_int_equal(ss_session_commit(sctx, &s, "", "a=1", SS_COMMIT_CHANGED, apr_time_now(), g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    return s.cookie;
+}
+
+static void test_load_locks_the_live_session(void **state)
+{
+    ss_session_ctx_t sctx;
+    apr_array_header_t *cookies = apr_array_make(g.p, 3, sizeof(const char *));
+    char unknown[SS_ID_LEN + 1];
+    const char *id;
+    ss_session_t sess;
+    ss_lock_t lock, other;
+    ss_key_t key;
+
+    (void)state;
+    memset(&sctx, 0, sizeof(sctx));
+    sctx.store = g.store;
+    sctx.expiry.idle = sctx.retention.idle = apr_time_from_sec(600);
+    sctx.max_size = 4096;
+    id = stored_session(&sctx);
+    assert_int_equal(ss_id_generate(unknown), APR_SUCCESS);
+    /* No cookie: loaded, nothing locked. */
+    assert_int_equal(ss_lock_load(&g.ctx, &sctx, cookies, g.p, &sess, &lock), APR_SUCCESS);
+    assert_false(lock.held);
+    assert_int_equal(sess.state, SS_SESSION_NONE);
+    /* Junk, an unknown ID, then the live one: the live one is locked. */
+    APR_ARRAY_PUSH(cookies, const char *) = "junk";
+    APR_ARRAY_PUSH(cookies, const char *) = unknown;
+    APR_ARRAY_PUSH(cookies, const char *) = id;
+    assert_int_equal(ss_lock_load(&g.ctx, &sctx, cookies, g.p, &sess, &lock), APR_SUCCESS);
+    assert_true(lock.held);
+    assert_int_equal(sess.state, SS_SESSION_LOADED);
+    assert_string_equal(sess.payload, "a=1");
+    assert_int_equal(ss_id_key(id, &key), APR_SUCCESS);
+    assert_int_equal(ss_lock_acquire(&g.ctx, &key, g.p, &other), APR_TIMEUP);
+    /* The unknown ID's lock was given back. */
+    assert_int_equal(ss_id_key(unknown, &key), APR_SUCCESS);
+    assert_int_equal(ss_lock_acquire(&g.ctx, &key, g.p, &other), APR_SUCCESS);
+    assert_int_equal(ss_lock_release(&g.ctx, &other, g.p), APR_SUCCESS);
+    /* Held: a second request gets APR_TIMEUP and a session it may not write. */
+    {
+        ss_session_t second;
+        ss_lock_t second_lock;
+
+        assert_int_equal(ss_lock_load(&g.ctx, &sctx, cookies, g.p, &second, &second_lock),
+                         APR_TIMEUP);
+        assert_false(second_lock.held);
+        assert_int_equal(second.state, SS_SESSION_STORE_DOWN);
+        assert_int_equal(second.store_rv, APR_TIMEUP);
+        assert_int_equal(
+            ss_session_commit(&sctx, &second, "", "a=2", SS_COMMIT_CHANGED, apr_time_now(), g.p),
+            APR_TIMEUP);
+        assert_int_equal(second.outcome, SS_COMMIT_FAILED);
+    }
+    assert_int_equal(ss_lock_release(&g.ctx, &lock, g.p), APR_SUCCESS);
+}
+
 #define LOCK_TESTS(name)                                                                           \
     const struct CMUnitTest name[] = {                                                             \
         UNIT_TEST(test_lock_key),                                                                  \
@@ -294,6 +359,7 @@ static void test_read_modify_write_loses_nothing(void **state)
         UNIT_TEST(test_release_leaves_anothers_lock),                                              \
         UNIT_TEST(test_sessions_are_independent),                                                  \
         UNIT_TEST(test_read_modify_write_loses_nothing),                                           \
+        UNIT_TEST(test_load_locks_the_live_session),                                               \
     }
 
 int main(void)
