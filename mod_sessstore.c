@@ -1136,6 +1136,7 @@ static int status_handler(request_rec *r)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
     ss_store_stats_t st;
+    ss_lock_stats_t lk;
     apr_status_t rv;
 
     if (!r->handler || strcmp(r->handler, "sessstore-status")) {
@@ -1178,6 +1179,11 @@ static int status_handler(request_rec *r)
     STAT(connects);
     STAT(retries);
 #undef STAT
+    /* The session policy's own, for the httpd process that answered. */
+    ss_lock_stats(&lk);
+    ap_rprintf(r, "lock_taken: %" APR_UINT64_T_FMT "\n", lk.taken);
+    ap_rprintf(r, "lock_waited: %" APR_UINT64_T_FMT "\n", lk.waited);
+    ap_rprintf(r, "lock_timeouts: %" APR_UINT64_T_FMT "\n", lk.timeouts);
     return OK;
 }
 

@@ -47,6 +47,15 @@ typedef struct {
     apr_interval_time_t waited; /* time spent taking it */
 } ss_lock_t;
 
+/* This process's counters since it started. */
+typedef struct {
+    apr_uint64_t taken;    /* locks taken */
+    apr_uint64_t waited;   /* of those, taken after another holder let go */
+    apr_uint64_t timeouts; /* waits that ended with APR_TIMEUP */
+} ss_lock_stats_t;
+
+void ss_lock_stats(ss_lock_stats_t *st);
+
 /* The lock record's key for a session's store key. */
 apr_status_t ss_lock_key(const ss_key_t *session, ss_key_t *lock);
 
