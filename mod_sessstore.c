@@ -1136,6 +1136,7 @@ static int status_handler(request_rec *r)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
     ss_store_stats_t st;
+    ss_session_merge_stats_t mg;
     ss_lock_stats_t lk;
     apr_status_t rv;
 
@@ -1181,6 +1182,11 @@ static int status_handler(request_rec *r)
     STAT(retries);
 #undef STAT
     /* The session policy's own, for the httpd process that answered. */
+    ss_session_merge_stats(&mg);
+    ap_rprintf(r, "merge_conflicts: %" APR_UINT64_T_FMT "\n", mg.conflicts);
+    ap_rprintf(r, "merge_merged: %" APR_UINT64_T_FMT "\n", mg.merged);
+    ap_rprintf(r, "merge_overwrites: %" APR_UINT64_T_FMT "\n", mg.overwritten);
+    ap_rprintf(r, "merge_gave_up: %" APR_UINT64_T_FMT "\n", mg.gave_up);
     ss_lock_stats(&lk);
     ap_rprintf(r, "lock_taken: %" APR_UINT64_T_FMT "\n", lk.taken);
     ap_rprintf(r, "lock_waited: %" APR_UINT64_T_FMT "\n", lk.waited);

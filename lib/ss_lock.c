@@ -32,6 +32,10 @@ apr_status_t ss_lock_key(const ss_key_t *session, ss_key_t *lock)
     if (!EVP_Digest(in, sizeof(in), lock->bytes, &len, EVP_sha256(), NULL) || len != SS_KEY_BYTES) {
         return APR_EGENERAL;
     }
+    /* A store that seals records seals the lock's too, with the session's
+     * seal key (the record is bound to its own store key all the same). */
+    memcpy(lock->seal, session->seal, sizeof(lock->seal));
+    lock->sealable = session->sealable;
     return APR_SUCCESS;
 }
 

@@ -56,7 +56,8 @@ typedef struct {
 
 void ss_lock_stats(ss_lock_stats_t *st);
 
-/* The lock record's key for a session's store key. */
+/* The lock record's key for a session's store key (its seal key is the
+ * session's: a store that seals records can write it). */
 apr_status_t ss_lock_key(const ss_key_t *session, ss_key_t *lock);
 
 /* Take the lock of the session stored under session_key. APR_SUCCESS with

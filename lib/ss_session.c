@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 
 #include "ss_log.h"
+#include "ss_merge.h"
 #include "ss_session.h"
 
 #define EXPIRY_ENTRY "expiry="
@@ -155,6 +156,79 @@ static apr_status_t save(const ss_session_ctx_t *ctx, const ss_key_t *key, const
     return ctx->store->ops->save(ctx->store, key, rec, deadline, mode, ctx->max_size, p);
 }
 
+/* The merge's counters, per process (ss_session_merge_stats). */
+static volatile apr_uint64_t n_conflicts, n_merged, n_overwritten, n_gave_up;
+
+void ss_session_merge_stats(ss_session_merge_stats_t *st)
+{
+    st->conflicts = apr_atomic_read64(&n_conflicts);
+    st->merged = apr_atomic_read64(&n_merged);
+    st->overwritten = apr_atomic_read64(&n_overwritten);
+    st->gave_up = apr_atomic_read64(&n_gave_up);
+}
+
+/* Rewrite the session this request loaded with rec (its payload: what the
+ * application left), as a compare-and-set on the revision it loaded. When
+ * another request wrote first (SS_ECONFLICT), load the session again, apply
+ * this request's change to it (ss_merge.h) and write the result on the
+ * revision just loaded; at most SS_SESSION_MERGE_RETRIES times. A payload
+ * that cannot be merged (not mod_session's identity encoding:
+ * mod_session_crypto) is written whole over the newer revision: the later
+ * write wins for the whole session. APR_NOTFOUND when the session is gone
+ * (never brought back). On APR_SUCCESS rec is what the store holds now; *wrote
+ * is 0 when the merge left the stored session as it was (nothing written). */
+static apr_status_t update(const ss_session_ctx_t *ctx, ss_session_t *sess, ss_record_t *rec,
+                           apr_time_t now, apr_pool_t *p, int *wrote)
+{
+    const char *payload = rec->payload;
+    ss_merge_change_t *change = NULL;
+    apr_status_t rv, mergeable = APR_SUCCESS;
+    int retries = 0;
+
+    *wrote = 1;
+    rec->revision = sess->revision + 1;
+    for (;;) {
+        ss_record_t cur;
+
+        rv = save(ctx, &sess->key, rec, SS_SAVE_UPDATE, p);
+        if (rv != SS_ECONFLICT) {
+            return rv;
+        }
+        apr_atomic_inc64(&n_conflicts);
+        if (retries++ == SS_SESSION_MERGE_RETRIES) {
+            apr_atomic_inc64(&n_gave_up);
+            ss_log(SS_LOG_WARNING, rv,
+                   "session %s not saved: other requests wrote it %d times while this one "
+                   "merged its change; the request fails",
+                   ss_key_tag(&sess->key, p), retries);
+            return rv;
+        }
+        if (!change && mergeable == APR_SUCCESS) {
+            mergeable = ss_merge_diff(sess->payload, payload, p, &change);
+        }
+        memset(&cur, 0, sizeof(cur));
+        rv = ctx->store->ops->load(ctx->store, &sess->key, &ctx->expiry, &ctx->retention, now, p,
+                                   &cur);
+        if (rv != APR_SUCCESS) {
+            return rv; /* APR_NOTFOUND: ended meanwhile, and it stays so */
+        }
+        if (change && ss_merge_apply(change, cur.payload, p, &rec->payload) == APR_SUCCESS) {
+            apr_atomic_inc64(&n_merged);
+            if (!strcmp(rec->payload, cur.payload)) {
+                *rec = cur; /* the change is in already: nothing to write */
+                *wrote = 0;
+                return APR_SUCCESS;
+            }
+        } else {
+            rec->payload = payload; /* the later write wins, whole */
+            apr_atomic_inc64(&n_overwritten);
+        }
+        rec->payload_len = strlen(rec->payload);
+        rec->created = cur.created;
+        rec->revision = cur.revision + 1;
+    }
+}
+
 /* Store rec under a fresh ID, into sess->id and sess->key. */
 static apr_status_t write_new(const ss_session_ctx_t *ctx, ss_session_t *sess,
                               const ss_record_t *rec, apr_pool_t *p)
@@ -243,6 +317,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     const char *u = user ? user : "";
     ss_record_t rec;
     apr_status_t rv;
+    int wrote;
 
     sess->rv = APR_SUCCESS;
     sess->cookie = NULL;
@@ -290,7 +365,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     }
     rec.created = sess->created;
     rec.user = sess->owner;
-    rv = save(ctx, &sess->key, &rec, SS_SAVE_UPDATE, p);
+    rv = update(ctx, sess, &rec, now, p, &wrote);
     if (rv == APR_NOTFOUND) {
         /* Ended meanwhile (a logout elsewhere, a rotation by a concurrent
          * login) or expired: writing it back would bring it back, and
@@ -299,13 +374,13 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
         sess->id = NULL;
         return APR_SUCCESS;
     }
-    /* SS_ECONFLICT: another request wrote the session since this one loaded
-     * it; writing over it would lose that write. A failed commit. */
+    /* SS_ECONFLICT here: still another write in the way after every retry. */
     if (rv != APR_SUCCESS) {
         return failed(ctx, sess, rv, &rec, now);
     }
-    sess->outcome = SS_COMMIT_WRITTEN;
-    sess->payload = payload;
+    sess->outcome = wrote ? SS_COMMIT_WRITTEN : SS_COMMIT_UNCHANGED;
+    sess->payload = rec.payload;
+    sess->created = rec.created;
     sess->revision = rec.revision;
     return APR_SUCCESS;
 }

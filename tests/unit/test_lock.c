@@ -244,6 +244,7 @@ static void *APR_THREAD_FUNC increment(apr_thread_t *t, void *data)
             rec.payload = n;
             rec.payload_len = strlen(n);
             rec.accessed = apr_time_now();
+            rec.revision++;
             rv = g.store->ops->save(g.store, &g.session, &rec, 0, SS_SAVE_UPDATE, 4096, p);
         }
         if (rv != APR_SUCCESS || ss_lock_release(&g.ctx, &lock, p) != APR_SUCCESS) {
