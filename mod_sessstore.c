@@ -1046,9 +1046,11 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     switch (rs->sess.outcome) {
     case SS_COMMIT_FAILED:
         /* refuse_failed_commit turns the response into an error. */
-        ap_log_rerror(APLOG_MARK, logout ? APLOG_WARNING : APLOG_INFO, rs->sess.rv, r,
-                      "session store (%s): %s not saved; the request fails", ctx.store->ops->name,
-                      logout ? "logout" : "session change");
+        ap_log_rerror(APLOG_MARK, logout ? APLOG_WARNING : APLOG_INFO,
+                      rs->sess.rv == SS_ECONFLICT ? 0 : rs->sess.rv, r,
+                      "session store (%s): %s not saved%s; the request fails", ctx.store->ops->name,
+                      logout ? "logout" : "session change",
+                      rs->sess.rv == SS_ECONFLICT ? " (other requests kept writing it)" : "");
         return OK;
     case SS_COMMIT_GONE:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,

@@ -33,8 +33,9 @@
  *   compared with what it loaded: ss_merge.h), applied to the session as the
  *   store holds it now. It is written over the revision this request loaded
  *   (compare-and-set); when another request wrote meanwhile, the session is
- *   loaded again and the change applied to it, up to SS_SESSION_MERGE_RETRIES
- *   times, then the commit fails (SS_ECONFLICT). Changes to different keys
+ *   loaded again and the change applied to it, again after a random pause
+ *   while other writes keep coming, for SS_SESSION_MERGE_BUDGET at most,
+ *   then the commit fails (SS_ECONFLICT). Changes to different keys
  *   all survive; for one key the later write wins; mod_session's "expiry"
  *   never moves backwards. A payload that cannot be merged (mod_session_crypto's
  *   ciphertext) is written whole over the newer revision: the later write
@@ -59,8 +60,10 @@
 /* Store lookups per request: several cookie paths can each send one ID. */
 #define SS_SESSION_MAX_CANDIDATES 4
 
-/* Merges of one commit after the first compare-and-set failed. */
-#define SS_SESSION_MERGE_RETRIES 5
+/* A commit that meets other writes merges again and again (with random
+ * pauses) for at most this long, and at most this many times. */
+#define SS_SESSION_MERGE_BUDGET apr_time_from_sec(1)
+#define SS_SESSION_MERGE_RETRIES 64
 
 typedef struct {
     ss_store_t *store;

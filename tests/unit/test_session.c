@@ -711,8 +711,8 @@ static void test_merge_of_a_change_already_there_writes_nothing(void **state)
     assert_int_equal(g.faults.saves, saves + 1); /* the refused compare-and-set only */
 }
 
-/* Conflicts on every try: the commit gives up after the retries, wrote
- * nothing, and fails (the response must not claim success). */
+/* Conflicts on every try: the commit gives up after its retries (or its
+ * time), wrote nothing, and fails (the response must not claim success). */
 static void test_merge_gives_up(void **state)
 {
     const char *id = stored("alice", "a=0");
@@ -725,10 +725,11 @@ static void test_merge_gives_up(void **state)
     g.faults.fail_save = SS_ECONFLICT;
     assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1", 0, g.now, g.p), SS_ECONFLICT);
     assert_int_equal(s.outcome, SS_COMMIT_FAILED);
-    assert_int_equal(g.faults.saves - saves, 1 + SS_SESSION_MERGE_RETRIES);
+    /* Retried until the budget or the count ran out, merging every time. */
     d = merges_since(&before);
-    assert_int_equal(d.conflicts, 1 + SS_SESSION_MERGE_RETRIES);
-    assert_int_equal(d.merged, SS_SESSION_MERGE_RETRIES);
+    assert_true(d.conflicts > 1 && d.conflicts <= 1 + SS_SESSION_MERGE_RETRIES);
+    assert_int_equal(g.faults.saves - saves, (int)d.conflicts);
+    assert_int_equal(d.merged, d.conflicts - 1);
     assert_int_equal(d.gave_up, 1);
     g.faults.fail_save = 0;
     assert_string_equal(load_id(&g.ctx, id, g.now).payload, "a=0");
