@@ -13,6 +13,10 @@
 
 #include <apr_pools.h>
 
+/* The session ID whose keys (ss_id_key) seal the records of the seeds and
+ * open them in the harnesses (mkseeds.c writes the seeds with it). */
+#define FUZZ_SESSION_ID "n0nEuYzTXXjS8Ugx3hoiEXxOyUVLIoC3tEsR5_4lVq0"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

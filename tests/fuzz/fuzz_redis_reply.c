@@ -259,7 +259,9 @@ static void op_load(ss_store_t *store, const ss_key_t *key, apr_pool_t *p)
     memset(&rec, 0, sizeof(rec));
     rv = store->ops->load(store, key, &judge, &keep, NOW, p, &rec);
     fuzz_trace("load: %d", rv);
-    FUZZ_CHECK(rv != APR_EINVAL && rv != APR_ENOTIMPL && rv != APR_EEXIST, "load: %d", rv);
+    FUZZ_CHECK(rv != APR_EINVAL && rv != APR_ENOTIMPL && rv != SS_RECORD_ENOKEY &&
+                   rv != APR_EEXIST && rv != SS_ECONFLICT,
+               "load: %d", rv);
     if (rv == APR_SUCCESS) {
         FUZZ_CHECK(rec.user && rec.payload && strlen(rec.payload) == rec.payload_len,
                    "a load returned a malformed record");
@@ -270,13 +272,16 @@ static void op_load(ss_store_t *store, const ss_key_t *key, apr_pool_t *p)
 
 static void op_save(ss_store_t *store, const ss_key_t *key, ss_save_mode_e mode, apr_pool_t *p)
 {
-    ss_record_t rec = {NOW - apr_time_from_sec(10), NOW, "alice", "user=alice&n=1", 14};
+    /* A new session is revision 1; an update writes 2 over the 1 it loaded. */
+    ss_record_t rec = {NOW - apr_time_from_sec(10), NOW, "alice", "user=alice&n=1", 14,
+                       mode == SS_SAVE_NEW ? 1 : 2};
     apr_status_t rv;
 
     rv = store->ops->save(store, key, &rec, NOW + apr_time_from_sec(1800), mode, 1 << 20, p);
     fuzz_trace("%s save: %d", mode == SS_SAVE_NEW ? "new" : "update", rv);
     FUZZ_CHECK(rv != APR_EEXIST || mode == SS_SAVE_NEW, "EEXIST from an update");
     FUZZ_CHECK(rv != APR_NOTFOUND || mode == SS_SAVE_UPDATE, "NOTFOUND from a new save");
+    FUZZ_CHECK(rv != SS_ECONFLICT || mode == SS_SAVE_UPDATE, "a conflict from a new save");
     FUZZ_CHECK(rv != APR_ENOSPC && rv != APR_EINVAL, "save: %d", rv);
 }
 
@@ -310,7 +315,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsetenv(SS_REDIS_LOAD_ENV);
     }
     FUZZ_CHECK(ss_redis_open(&store, cfg, p) == APR_SUCCESS, "ss_redis_open");
-    memset(&key, 0x5a, sizeof(key));
+    FUZZ_CHECK(ss_id_key(FUZZ_SESSION_ID, &key) == APR_SUCCESS, "ss_id_key");
     n = 1 + (conf >> 6);
     for (i = 0; i < n; i++) {
         switch ((ops >> (2 * i)) & 3) {

@@ -13,6 +13,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 
+#include "fuzz.h"
 #include "ss_record.h"
 
 #define NOW apr_time_from_sec(1700000000) /* fuzz_redis_reply's clock */
@@ -20,6 +21,7 @@
 
 static const char *root;
 static apr_pool_t *pool;
+static ss_key_t key; /* of FUZZ_SESSION_ID: the harnesses open the sealed seeds with it */
 
 static void put(const char *harness, const char *name, const void *buf, apr_size_t len)
 {
@@ -43,13 +45,13 @@ static void put_str(const char *harness, const char *name, const char *s)
     put(harness, name, s, strlen(s));
 }
 
-static const char *record(apr_time_t created, apr_time_t accessed, const char *user,
-                          const char *payload, apr_size_t *len)
+static const char *record(ss_record_form_e form, apr_time_t created, apr_time_t accessed,
+                          const char *user, const char *payload, apr_size_t *len)
 {
-    ss_record_t rec = {created, accessed, user, payload, strlen(payload)};
+    ss_record_t rec = {created, accessed, user, payload, strlen(payload), 3};
     char *buf;
 
-    if (ss_record_encode(&rec, pool, &buf, len) != APR_SUCCESS) {
+    if (ss_record_encode(&rec, &key, form, pool, &buf, len) != APR_SUCCESS) {
         fprintf(stderr, "mkseeds: cannot encode a record\n");
         exit(1);
     }
@@ -84,35 +86,56 @@ static void cookies(void)
            apr_pstrcat(pool, "sessionx=1; xsession=2; session_=3; session=", id, NULL));
 }
 
-/* ---- record: a stored value ------------------------------------------- */
+/* ---- record: [key and mode] then a stored value ----------------------- */
+
+enum { K_SEALABLE = 0, K_CLEAR_ONLY = 1, K_NONE = 2, M_SEAL_HERE = 4 };
+
+static void put_record(const char *file, unsigned mode, const char *r, apr_size_t len)
+{
+    char *buf = apr_palloc(pool, len + 1);
+
+    buf[0] = (char)mode;
+    memcpy(buf + 1, r, len);
+    put("record", file, buf, len + 1);
+}
 
 static void records(void)
 {
+    static const ss_record_form_e forms[3] = {SS_RECORD_FORM_SEALED, SS_RECORD_FORM_CLEAR,
+                                              SS_RECORD_FORM_V1};
+    static const char *const names[3] = {"sealed", "clear", "v1"};
     apr_size_t len;
     const char *r;
-    char *copy;
+    int f;
 
-    r = record(NOW - 5000000, NOW, "", "counter=1", &len);
-    put("record", "anonymous", r, len);
-    r = record(NOW - apr_time_from_sec(600), NOW - apr_time_from_sec(30), "alice",
-               "user=alice&pw=s3cret&counter=12", &len);
-    put("record", "mod-auth-form", r, len);
-    r = record(NOW, NOW, "bob", "", &len);
-    put("record", "empty-payload", r, len);
-    r = record(0, 0, "", "", &len);
-    put("record", "header-only", r, len);
-    r = record(NOW, NOW, "carol",
-               apr_pstrcat(pool, "session=", apr_psprintf(pool, "%0600d", 7),
-                           "&x=", "SessionCryptoPassphrase-encrypted:AAECAwQFBgcICQ==", NULL),
-               &len);
-    put("record", "large", r, len);
-    put("record", "truncated", r, len - 7);
-    copy = apr_pmemdup(pool, r, len);
-    copy[2] = SS_RECORD_VERSION + 1; /* a newer node's record */
-    put("record", "newer-version", copy, len);
-    copy = apr_pmemdup(pool, r, len);
-    copy[3] = 1; /* flags */
-    put("record", "flags-set", copy, len);
+    for (f = 0; f < 3; f++) {
+        char *copy;
+
+        r = record(forms[f], NOW - 5000000, NOW, "", "counter=1", &len);
+        put_record(apr_pstrcat(pool, names[f], "-anonymous", NULL), K_SEALABLE, r, len);
+        r = record(forms[f], NOW - apr_time_from_sec(600), NOW - apr_time_from_sec(30), "alice",
+                   "user=alice&pw=s3cret&counter=12", &len);
+        put_record(apr_pstrcat(pool, names[f], "-mod-auth-form", NULL), K_SEALABLE, r, len);
+        put_record(apr_pstrcat(pool, names[f], "-no-seal-key", NULL), K_CLEAR_ONLY, r, len);
+        put_record(apr_pstrcat(pool, names[f], "-no-key", NULL), K_NONE, r, len);
+        r = record(forms[f], NOW, NOW, "bob", "", &len);
+        put_record(apr_pstrcat(pool, names[f], "-empty-payload", NULL), K_SEALABLE, r, len);
+        r = record(forms[f], NOW, NOW, "carol",
+                   apr_pstrcat(pool, "session=", apr_psprintf(pool, "%0600d", 7),
+                               "&x=", "SessionCryptoPassphrase-encrypted:AAECAwQFBgcICQ==", NULL),
+                   &len);
+        put_record(apr_pstrcat(pool, names[f], "-large", NULL), K_SEALABLE, r, len);
+        put_record(apr_pstrcat(pool, names[f], "-truncated", NULL), K_SEALABLE, r, len - 7);
+        copy = apr_pmemdup(pool, r, len);
+        copy[2] = SS_RECORD_VERSION + 1; /* a newer node's record */
+        put_record(apr_pstrcat(pool, names[f], "-newer-version", NULL), K_SEALABLE, copy, len);
+        copy = apr_pmemdup(pool, r, len);
+        copy[3] ^= 2; /* an unknown flag */
+        put_record(apr_pstrcat(pool, names[f], "-flags", NULL), K_SEALABLE, copy, len);
+    }
+    /* Seal mode: the header and the clear body, sealed by the harness. */
+    r = record(SS_RECORD_FORM_CLEAR, NOW - 5000000, NOW, "alice", "user=alice&n=2", &len);
+    put_record("seal-here", M_SEAL_HERE, r, len);
 }
 
 /* ---- uri: a SessionStoreBackend value ---------------------------------- */
@@ -193,19 +216,23 @@ static void reply(const char *file, unsigned conf, const char *ops)
 
 static void replies(void)
 {
-    apr_size_t len, stale_len, touched_len;
-    /* Live for fuzz_redis_reply's timeouts, no touch due; then one whose
-     * touch is due (the lean load hands it to the script), as touched. */
-    const char *live = record(NOW - apr_time_from_sec(60), NOW - apr_time_from_sec(10), "alice",
-                              "user=alice&pw=s3cret", &len);
-    const char *stale = record(NOW - apr_time_from_sec(600), NOW - apr_time_from_sec(120), "alice",
-                               "user=alice&pw=s3cret", &stale_len);
-    const char *touched =
-        record(NOW - apr_time_from_sec(600), NOW, "alice", "user=alice&pw=s3cret", &touched_len);
+    apr_size_t len, stale_len, v1_len;
+    /* Sealed, as the stores write them: live for fuzz_redis_reply's
+     * timeouts, no touch due; then one whose touch is due (the lean load
+     * hands it to the script), and what the script returns, touched. */
+    const char *live = record(SS_RECORD_FORM_SEALED, NOW - apr_time_from_sec(60),
+                              NOW - apr_time_from_sec(10), "alice", "user=alice&pw=s3cret", &len);
+    const char *stale =
+        record(SS_RECORD_FORM_SEALED, NOW - apr_time_from_sec(600), NOW - apr_time_from_sec(120),
+               "alice", "user=alice&pw=s3cret", &stale_len);
+    const char *v1 = record(SS_RECORD_FORM_V1, NOW - apr_time_from_sec(60),
+                            NOW - apr_time_from_sec(10), "alice", "user=alice&pw=s3cret", &v1_len);
+    char *touched = apr_pmemdup(pool, stale, stale_len);
     char *newer = apr_pmemdup(pool, live, len), *bad = apr_pmemdup(pool, live, len);
 
+    ss_record_poke_accessed((unsigned char *)touched, NOW);
     newer[2] = SS_RECORD_VERSION + 1;
-    bad[0] = 'X';
+    bad[len - 1] ^= 1; /* the tag: does not authenticate */
 
     bulk(live, len);
     reply("load-hit", 0, "L");
@@ -213,7 +240,7 @@ static void replies(void)
     reply("load-miss", 0, "L");
     bulk(stale, stale_len);
     s_("*2\r\n");
-    bulk(touched, touched_len);
+    bulk(touched, stale_len);
     s_(":1\r\n");
     reply("load-touch", 0, "L");
     bulk(newer, len);
@@ -236,8 +263,16 @@ static void replies(void)
     reply("save-new", 0, "S");
     s_("$-1\r\n");
     reply("save-new-exists", 0, "S");
-    s_("$-1\r\n");
+    s_(":0\r\n");
     reply("save-update-gone", C_UPDATE, "S");
+    s_(":1\r\n");
+    reply("save-update", C_UPDATE, "S");
+    s_(":2\r\n");
+    reply("save-update-conflict", C_UPDATE, "S");
+    s_("-NOSCRIPT No matching script. Please use EVAL.\r\n:1\r\n");
+    reply("save-update-noscript", C_UPDATE, "S");
+    bulk(v1, v1_len);
+    reply("load-v1", 0, "L");
     s_("+OK\r\n+OK\r\n+OK\r\n");
     bulk(live, len);
     reply("auth-select", C_PASSWORD | C_USER | C_DB, "SL");
@@ -245,7 +280,7 @@ static void replies(void)
     reply("auth-refused", C_PASSWORD, "L");
     s_("-ERR DB index is out of range\r\n");
     reply("select-refused", C_DB, "P");
-    s_("+OK\r\n-READONLY You can't write against a read only replica.\r\n" SEP "+OK\r\n");
+    s_(":1\r\n-READONLY You can't write against a read only replica.\r\n" SEP ":1\r\n");
     reply("readonly-retry", C_UPDATE, "SS");
     s_("$-1\r\n-LOADING Redis is loading the dataset in memory\r\n" SEP "$-1\r\n");
     reply("loading-retry", 0, "LL");
@@ -287,26 +322,32 @@ static void b16(prog_t *p, unsigned v)
     b8(p, v);
 }
 
-static void header(prog_t *p, unsigned size, unsigned max_record, unsigned children, unsigned idle0,
-                   unsigned abs0, unsigned idle1, unsigned abs1)
+/* forms: the record format of each child, 2 bits each (0 sealed, 1 clear,
+ * 2 format 1). */
+static void header(prog_t *p, unsigned size, unsigned max_record, unsigned children, unsigned forms,
+                   unsigned idle0, unsigned abs0, unsigned idle1, unsigned abs1)
 {
     p->len = 0;
     b8(p, size);
     b16(p, max_record);
     b8(p, children - 1);
+    b8(p, forms);
     b16(p, idle0);
     b16(p, abs0);
     b16(p, idle1);
     b16(p, abs1);
 }
 
+/* extra: 1 a load with the store key alone, 2 an update over a revision
+ * it did not load. */
 static void op(prog_t *p, unsigned child, unsigned kind, unsigned loc, unsigned key,
-               unsigned advance, unsigned variation)
+               unsigned advance, unsigned variation, unsigned extra)
 {
     b8(p, child | kind << 2 | loc << 4);
     b8(p, key);
     b16(p, advance);
     b8(p, variation);
+    b8(p, extra);
 }
 
 static void shm_programs(void)
@@ -315,53 +356,64 @@ static void shm_programs(void)
     unsigned i;
 
     /* One session's life: new, load, update, load, remove, load. */
-    header(&p, 0, 2048, 1, 1801, 3601, 0, 0);
-    op(&p, 0, 1, 0, 1, 0, 40);
-    op(&p, 0, 0, 0, 1, 100, 0);
-    op(&p, 0, 2, 0, 1, 100, 60);
-    op(&p, 0, 0, 0, 1, 100, 0);
-    op(&p, 0, 3, 0, 1, 0, 0);
-    op(&p, 0, 0, 0, 1, 0, 0);
+    header(&p, 0, 2048, 1, 0, 1801, 3601, 0, 0);
+    op(&p, 0, 1, 0, 1, 0, 40, 0);
+    op(&p, 0, 0, 0, 1, 100, 0, 0);
+    op(&p, 0, 2, 0, 1, 100, 60, 0);
+    op(&p, 0, 0, 0, 1, 100, 0, 0);
+    op(&p, 0, 3, 0, 1, 0, 0, 0);
+    op(&p, 0, 0, 0, 1, 0, 0, 0);
     put("shm_model", "life", p.buf, p.len);
 
     /* Four children, keys sharing buckets, interleaved. */
-    header(&p, 1, 1024, 4, 601, 0, 0, 7201);
+    header(&p, 1, 1024, 4, 0, 601, 0, 0, 7201);
     for (i = 0; i < 24; i++) {
-        op(&p, i % 4, 1 + (i & 1), (i >> 1) & 1, i % 6, 50, 30 + i * 7);
-        op(&p, (i + 1) % 4, 0, i & 1, (i + 3) % 6, 50, 0);
+        op(&p, i % 4, 1 + (i & 1), (i >> 1) & 1, i % 6, 50, 30 + i * 7, 0);
+        op(&p, (i + 1) % 4, 0, i & 1, (i + 3) % 6, 50, 0, 0);
     }
     put("shm_model", "children", p.buf, p.len);
 
     /* Fill a small arena with large records: evictions. */
-    header(&p, 0, 8191, 2, 0, 0, 3, 0);
+    header(&p, 0, 8191, 2, 0, 0, 0, 3, 0);
     for (i = 0; i < 40; i++) {
-        op(&p, i & 1, 1, 0, i % 24, 1, 200 + i % 50);
+        op(&p, i & 1, 1, 0, i % 24, 1, 200 + i % 50, 0);
         if (i % 5 == 4) {
-            op(&p, 0, 0, 0, (i * 7) % 24, 1, 0);
+            op(&p, 0, 0, 0, (i * 7) % 24, 1, 0, 0);
         }
     }
     put("shm_model", "evictions", p.buf, p.len);
 
     /* Time passes: touches, then idle and absolute expiry, for each location. */
-    header(&p, 2, 512, 2, 61, 301, 1801, 3601);
+    header(&p, 2, 512, 2, 0, 61, 301, 1801, 3601);
     for (i = 0; i < 6; i++) {
-        op(&p, 0, 1, 0, i, 0, 20 + i);
+        op(&p, 0, 1, 0, i, 0, 20 + i, 0);
     }
     for (i = 0; i < 30; i++) {
-        op(&p, i & 1, 0, (i >> 2) & 1, i % 6, 2000 + i * 500, 0);
+        op(&p, i & 1, 0, (i >> 2) & 1, i % 6, 2000 + i * 500, 0, 0);
     }
-    op(&p, 1, 2, 0, 0, 60000, 10);
-    op(&p, 1, 1, 1, 0, 0, 10);
+    op(&p, 1, 2, 0, 0, 60000, 10, 0);
+    op(&p, 1, 1, 1, 0, 0, 10, 0);
     put("shm_model", "expiry", p.buf, p.len);
 
     /* Refusals: oversize, a limit one byte short, updates of absent keys. */
-    header(&p, 0, 300, 1, 1, 0, 0, 0);
-    op(&p, 0, 1, 0, 2, 0, 255);
-    op(&p, 0, 1, 0, 2, 0, 0xf3);
-    op(&p, 0, 2, 0, 5, 0, 9);
-    op(&p, 0, 1, 0, 5, 0, 9);
-    op(&p, 0, 1, 0, 5, 0, 9);
+    header(&p, 0, 300, 1, 0, 1, 0, 0, 0);
+    op(&p, 0, 1, 0, 2, 0, 255, 0);
+    op(&p, 0, 1, 0, 2, 0, 0xf3, 0);
+    op(&p, 0, 2, 0, 5, 0, 9, 0);
+    op(&p, 0, 1, 0, 5, 0, 9, 0);
+    op(&p, 0, 1, 0, 5, 0, 9, 0);
     put("shm_model", "refusals", p.buf, p.len);
+
+    /* Three children writing sealed, clear and format 1 records over each
+     * other's; loads with the store key alone; an update that conflicts. */
+    header(&p, 0, 1024, 3, 1 << 2 | 2 << 4, 601, 0, 0, 0); /* sealed, clear, 1 */
+    for (i = 0; i < 9; i++) {
+        op(&p, i % 3, i < 3 ? 1 : 2, 0, i % 3, 10, 40 + i, 0);
+        op(&p, (i + 1) % 3, 0, 0, i % 3, 10, 0, i & 1);
+    }
+    op(&p, 0, 2, 0, 0, 10, 50, 2);
+    op(&p, 0, 2, 0, 0, 10, 50, 0);
+    put("shm_model", "formats", p.buf, p.len);
 }
 
 int main(int argc, char **argv)
@@ -371,6 +423,10 @@ int main(int argc, char **argv)
         return 2;
     }
     root = argv[1];
+    if (ss_id_key(FUZZ_SESSION_ID, &key) != APR_SUCCESS) {
+        fprintf(stderr, "mkseeds: no key\n");
+        return 1;
+    }
     if (mkdir(root, 0755) != 0 && errno != EEXIST) {
         perror(root);
         return 1;
