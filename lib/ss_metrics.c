@@ -79,11 +79,27 @@ ss_metrics_t *ss_metrics_attach(void *base, apr_size_t size)
     return ss_metrics_is_formatted(base, size) ? base : NULL;
 }
 
-void ss_metrics_bump(ss_metrics_t *m, ss_metric_e which)
+void ss_metrics_add(ss_metrics_t *m, ss_metric_e which, apr_uint64_t n)
 {
     if (m && which < SS_M__COUNT) {
-        add64(&m->counters[which], 1);
+        add64(&m->counters[which], n);
     }
+}
+
+void ss_metrics_bump(ss_metrics_t *m, ss_metric_e which)
+{
+    ss_metrics_add(m, which, 1);
+}
+
+const char *ss_metrics_key(ss_metric_e which)
+{
+    static const char *const keys[SS_M__COUNT] = {
+        "loads_hit",          "loads_miss",      "loads_error",
+        "saves_written",      "saves_unchanged", "saves_refused_oversize",
+        "saves_refused_gone", "saves_error",     "deletes",
+        "rotations",          "revocations"};
+
+    return which < SS_M__COUNT ? keys[which] : "unknown";
 }
 
 void ss_metrics_observe(ss_metrics_t *m, ss_op_e op, apr_interval_time_t elapsed)

@@ -64,8 +64,12 @@ int ss_metrics_is_formatted(const void *base, apr_size_t size);
  * segment). NULL when it is not formatted. */
 ss_metrics_t *ss_metrics_attach(void *base, apr_size_t size);
 
-/* Add one to a counter. */
+/* Add one, or n, to a counter (m may be NULL: no counters, nothing done). */
 void ss_metrics_bump(ss_metrics_t *m, ss_metric_e which);
+void ss_metrics_add(ss_metrics_t *m, ss_metric_e which, apr_uint64_t n);
+
+/* The counter's key for status pages, e.g. "loads_hit", "saves_refused_gone". */
+const char *ss_metrics_key(ss_metric_e which);
 
 /* Record one store operation that took elapsed (clamped at 0). */
 void ss_metrics_observe(ss_metrics_t *m, ss_op_e op, apr_interval_time_t elapsed);

@@ -71,12 +71,18 @@ static void test_bump(void **state)
         ss_metrics_bump(f->m, SS_M_LOAD_HIT);
     }
     ss_metrics_bump(f->m, SS_M_SAVE_GONE);
+    ss_metrics_add(f->m, SS_M_REVOCATIONS, 3);
     ss_metrics_bump(f->m, SS_M__COUNT); /* out of range: ignored */
     ss_metrics_bump(NULL, SS_M_LOAD_HIT);
     assert_int_equal(ss_metrics_get(f->m, SS_M_LOAD_HIT), 5);
     assert_int_equal(ss_metrics_get(f->m, SS_M_SAVE_GONE), 1);
     assert_int_equal(ss_metrics_get(f->m, SS_M_LOAD_MISS), 0);
     assert_int_equal(ss_metrics_get(f->m, SS_M__COUNT), 0);
+    assert_int_equal(ss_metrics_get(f->m, SS_M_REVOCATIONS), 3);
+    assert_string_equal(ss_metrics_key(SS_M_LOAD_HIT), "loads_hit");
+    assert_string_equal(ss_metrics_key(SS_M_SAVE_GONE), "saves_refused_gone");
+    assert_string_equal(ss_metrics_key(SS_M_REVOCATIONS), "revocations");
+    assert_string_equal(ss_metrics_key(SS_M__COUNT), "unknown");
 }
 
 /* Several processes bump at once: not one count is lost. */
