@@ -1322,6 +1322,7 @@ static int metrics_handler(request_rec *r)
     st = apr_pcalloc(r->pool, sizeof(*st) * (apr_size_t)(open_stores->nelts + 1));
     for (i = 0; i < open_stores->nelts; i++) {
         ss_store_t *store = APR_ARRAY_IDX(open_stores, i, ss_store_t *);
+        apr_uint64_t evicted;
         const char *why;
 
         st[i].label = store->ops->describe(store, r->pool);
@@ -1329,6 +1330,12 @@ static int metrics_handler(request_rec *r)
         st[i].shared_stats = !strcmp(store->ops->name, "shm");
         st[i].evictions = -1;
         st[i].up = check_store(store, &st[i].rtt, &why, r->pool) == APR_SUCCESS;
+        /* Redis counts what its maxmemory policy evicted: asked only now. */
+        if (st[i].up && !strcmp(store->ops->name, "redis") &&
+            ss_redis_info_counter(ss_metered_inner(store), "stats", "evicted_keys", &evicted) ==
+                APR_SUCCESS) {
+            st[i].evictions = (apr_int64_t)evicted;
+        }
     }
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");

@@ -153,6 +153,7 @@ check "event: the metrics page parses" metrics ev1 "$U"
 expect_eq "event: loads hit = 200 requests" 200 "$(sample ev1 "$hit")"
 expect_eq "event: writes = 1 login + 200" 201 "$(sample ev1 "$written")"
 check "event: no password on the page" eval '! grep -q s3cr3tpw "$WORK/ev1.prom"'
+expect_eq "event: Redis's evicted_keys" 0 "$(grep '^sessstore_store_evictions_total{store="redis' "$WORK/ev1.prom" | awk '{print $NF}')"
 expect_eq "event: Redis up" 1 "$(grep '^sessstore_store_up{' "$WORK/ev1.prom" | awk '{print $NF}')"
 
 # Redis stopped: requests fail, the children say their store is down.

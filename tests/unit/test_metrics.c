@@ -5,7 +5,9 @@
 #include "ss_health.h"
 #include "ss_metered.h"
 #include "ss_metrics.h"
+#include "ss_redis.h"
 #include "unit.h"
+#include "unit_redis.h"
 
 #define NSLOTS 4
 #define ARENA_SIZE (256 * 1024)
@@ -435,6 +437,73 @@ static void test_health_failing(void **state)
     assert_int_equal(ss_health_check(h, now, NULL, &why, f->arena.p), APR_ECONNREFUSED);
 }
 
+/* ---- Redis's own eviction count (INFO) ---- */
+
+static void test_info_parse(void **state)
+{
+    const char *info = "# Stats\r\ntotal_connections_received:4\r\nevicted_keys_x:7\r\n"
+                       "evicted_keys:12\r\nexpired_keys:3\r\nbad:1x\r\nlast:5";
+    apr_uint64_t v = 0;
+
+    (void)state;
+    assert_int_equal(ss_redis_info_parse(info, "evicted_keys", &v), APR_SUCCESS);
+    assert_int_equal(v, 12);
+    assert_int_equal(ss_redis_info_parse(info, "total_connections_received", &v), APR_SUCCESS);
+    assert_int_equal(v, 4);
+    assert_int_equal(ss_redis_info_parse(info, "last", &v), APR_SUCCESS);
+    assert_int_equal(v, 5);
+    assert_int_equal(ss_redis_info_parse(info, "evicted", &v), APR_NOTFOUND);
+    assert_int_equal(ss_redis_info_parse(info, "bad", &v), APR_EINVAL);
+    assert_int_equal(ss_redis_info_parse("", "evicted_keys", &v), APR_NOTFOUND);
+}
+
+/* A Redis server that evicts under maxmemory: the count is its own. */
+static void test_info_live(void **state)
+{
+    fixture_t *f = *state;
+    const char *binary = unit_redis_binary();
+    const char *const extra[] = {"--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru", NULL};
+    server_t srv;
+    ss_redis_config_t *cfg;
+    ss_store_t *store;
+    redisContext *admin;
+    apr_uint64_t v = 99;
+    char *big = apr_palloc(f->arena.p, 20000);
+    int i;
+
+    assert_non_null(binary);
+    memset(&srv, 0, sizeof(srv));
+    assert_int_equal(server_start(&srv, binary, extra), 0);
+    assert_null(ss_redis_parse(&cfg, apr_psprintf(f->arena.p, "redis://127.0.0.1:%d/0", srv.port),
+                               f->arena.p));
+    assert_int_equal(ss_redis_open(&store, cfg, f->arena.p), APR_SUCCESS);
+    assert_int_equal(ss_redis_info_counter(store, "stats", "evicted_keys", &v), APR_SUCCESS);
+    assert_int_equal(v, 0);
+    assert_int_equal(ss_redis_info_counter(store, "stats", "no_such_field", &v), APR_NOTFOUND);
+    /* Four megabytes into two: Redis evicts. */
+    memset(big, 'x', 19999);
+    big[19999] = '\0';
+    admin = admin_connect(&srv);
+    assert_non_null(admin);
+    for (i = 0; i < 200; i++) {
+        redisReply *r = redisCommand(admin, "SET fill:%d %s", i, big);
+
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    redisFree(admin);
+    assert_int_equal(ss_redis_info_counter(store, "stats", "evicted_keys", &v), APR_SUCCESS);
+    assert_true(v > 0);
+    /* Not a Redis store; a Redis that is gone. */
+    unit_arena_open(&f->arena, ARENA_SIZE, ARENA_MAX_RECORD);
+    assert_int_equal(ss_redis_info_counter(f->arena.store, "stats", "evicted_keys", &v),
+                     APR_EINVAL);
+    server_kill(&srv);
+    assert_int_not_equal(ss_redis_info_counter(store, "stats", "evicted_keys", &v), APR_SUCCESS);
+    store->ops->close(store);
+    server_destroy(&srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +517,8 @@ int main(void)
         UNIT_TEST(test_metered),
         UNIT_TEST(test_health_ok),
         UNIT_TEST(test_health_failing),
+        UNIT_TEST(test_info_parse),
+        UNIT_TEST(test_info_live),
     };
 
     return UNIT_RUN(tests);
