@@ -80,4 +80,66 @@ check "redis back: 200 within 1 s (${ms} ms)" test "$ms" -le 1000
 sleep 0.6
 check "redis back: 200 from every process (20 polls)" all_code "$U" 200 20
 check "no child crashed" eval '! log_has_crash ev'
+httpd_stop ev
+
+# ---- mod_proxy_hcheck drains the node that cannot reach its store ----
+# Two nodes, each with a Redis of its own (a node cut off from the store);
+# the balancer polls sessstore-health every second.
+RA=$(free_port)
+RB=$(free_port)
+redis_start ra "$RA"
+redis_start rb "$RB"
+PA=$(free_port)
+PB=$(free_port)
+for n in a b; do
+    port=$PA rport=$RA
+    [ "$n" = b ] && port=$PB rport=$RB
+    httpd_conf "$n" "$port" event "Header always set X-Node $n" \
+        "SessionStoreBackend redis://127.0.0.1:$rport/0?connect_timeout=200&command_timeout=300&breaker=100${REDIS_SLOW_OPTIONS:-}" \
+        "${HEALTH[@]}"
+    httpd_start "$n" "$port"
+done
+PL=$(free_port)
+mkdir -p "$WORK/lb/logs" "$WORK/lb/run"
+{
+    server_lines "$WORK/lb" "$PL" warn mpm_event authz_core proxy proxy_http proxy_balancer \
+        lbmethod_byrequests slotmem_shm proxy_hcheck
+    echo "<Proxy balancer://nodes>"
+    for p in "$PA" "$PB"; do
+        echo "    BalancerMember http://127.0.0.1:$p hcmethod=GET hcuri=/health hcinterval=1 hcfails=1 hcpasses=1"
+    done
+    echo "    ProxySet lbmethod=byrequests"
+    echo "</Proxy>"
+    echo "ProxyPass / balancer://nodes/"
+} >"$WORK/lb/httpd.conf"
+httpd_start lb "$PL"
+L=http://127.0.0.1:$PL
+# nodes N: which nodes served N requests through the balancer, sorted, unique.
+nodes() {
+    local i
+    for i in $(seq "$1"); do
+        curl -sS --max-time "$CURL_MAX_TIME" -D - -o /dev/null "$L/public/index.html" |
+            tr -d '\r' | sed -n 's/^X-Node: //Ip'
+    done | sort -u | tr '\n' ' '
+}
+expect_eq "balancer: both nodes serve" "a b " "$(nodes 10)"
+redis_stop rb
+t0=$(now_ms)
+only_a() { [ "$(nodes 6)" = "a " ]; }
+if wait_for 100 only_a; then
+    ms=$(($(now_ms) - t0))
+    check "balancer: node b drained within 3 s of its Redis stopping (${ms} ms)" test "$ms" -le 3000
+else
+    not_ok "balancer: node b is never drained"
+fi
+expect_eq "balancer: only node a serves" "a " "$(nodes 10)"
+redis_start rb "$RB"
+t1=$(now_ms)
+both() { [ "$(nodes 6)" = "a b " ]; }
+if wait_for 100 both; then
+    ms=$(($(now_ms) - t1))
+    check "balancer: node b back within 3 s of its Redis (${ms} ms)" test "$ms" -le 3000
+else
+    not_ok "balancer: node b never comes back"
+fi
 finish
