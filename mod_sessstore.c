@@ -109,6 +109,7 @@ static ss_health_t **healths;
  * lets one thread claim it. */
 static int store_slot = -1;
 static apr_thread_mutex_t *slot_lock;
+static apr_uint32_t child_pid; /* getpid() is a system call: asked once */
 
 /* ---- logging seam ---- */
 
@@ -702,7 +703,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
 static apr_status_t release_slot(void *data)
 {
     (void)data;
-    ss_metrics_release(metrics, store_slot, (apr_uint32_t)getpid());
+    ss_metrics_release(metrics, store_slot, child_pid);
     store_slot = -1;
     return APR_SUCCESS;
 }
@@ -713,6 +714,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
 
     healths = apr_pcalloc(p, sizeof(*healths) * (apr_size_t)(open_stores->nelts + 1));
     store_slot = -1;
+    child_pid = (apr_uint32_t)getpid();
     if (apr_thread_mutex_create(&slot_lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
         slot_lock = NULL;
     }
@@ -749,9 +751,9 @@ static int process_alive(void *baton, apr_uint32_t pid)
  * open, or the store answered with an error). */
 static void note_store_state(int down)
 {
-    apr_uint32_t pid = (apr_uint32_t)getpid();
+    apr_uint32_t pid = child_pid;
 
-    if (!metrics) {
+    if (!metrics || !pid) {
         return;
     }
     if (store_slot < 0 && down && slot_lock) {

@@ -56,7 +56,7 @@ redis_start redis "$RP" --requirepass pw4health
 P=$(free_port)
 httpd_conf ev "$P" event "StartServers 3" "ServerLimit 4" "ThreadsPerChild 5" \
     "MinSpareThreads 15" "MaxSpareThreads 20" "MaxRequestWorkers 20" "KeepAlive Off" \
-    "SessionStoreBackend redis://:pw4health@127.0.0.1:$RP/0?connect_timeout=200&command_timeout=300&breaker=100${REDIS_SLOW_OPTIONS:-}" \
+    "SessionStoreBackend redis://:pw4health@127.0.0.1:$RP/0?breaker=100${REDIS_SLOW_OPTIONS:-&connect_timeout=200&command_timeout=300}" \
     "${HEALTH[@]}"
 httpd_start ev "$P"
 U=http://127.0.0.1:$P
@@ -95,7 +95,7 @@ for n in a b; do
     port=$PA rport=$RA
     [ "$n" = b ] && port=$PB rport=$RB
     httpd_conf "$n" "$port" event "Header always set X-Node $n" \
-        "SessionStoreBackend redis://127.0.0.1:$rport/0?connect_timeout=200&command_timeout=300&breaker=100${REDIS_SLOW_OPTIONS:-}" \
+        "SessionStoreBackend redis://127.0.0.1:$rport/0?breaker=100${REDIS_SLOW_OPTIONS:-&connect_timeout=200&command_timeout=300}" \
         "${HEALTH[@]}"
     httpd_start "$n" "$port"
 done

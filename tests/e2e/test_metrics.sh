@@ -131,7 +131,7 @@ redis_start redis "$RP" --requirepass s3cr3tpw
 P=$(free_port)
 httpd_conf ev "$P" event "StartServers 3" "ServerLimit 4" "ThreadsPerChild 5" \
     "MinSpareThreads 15" "MaxSpareThreads 20" "MaxRequestWorkers 20" "KeepAlive Off" \
-    "SessionStoreBackend redis://:s3cr3tpw@127.0.0.1:$RP/0?connect_timeout=200&command_timeout=300&breaker=100${REDIS_SLOW_OPTIONS:-}" \
+    "SessionStoreBackend redis://:s3cr3tpw@127.0.0.1:$RP/0?breaker=100${REDIS_SLOW_OPTIONS:-&connect_timeout=200&command_timeout=300}" \
     "${PAGES[@]}"
 httpd_start ev "$P"
 U=http://127.0.0.1:$P
