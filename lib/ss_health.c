@@ -47,7 +47,11 @@ static apr_status_t fail(ss_health_t *h, const char *what, apr_status_t rv)
 {
     char err[100];
 
-    apr_snprintf(h->why, sizeof(h->why), "%s: %s", what, apr_strerror(rv, err, sizeof(err)));
+    /* APR has no words for its generic error: a backend returns it for an
+     * error reply or an answer it did not expect, and logs which. */
+    apr_snprintf(h->why, sizeof(h->why), "%s: %s", what,
+                 rv == APR_EGENERAL ? "it answered with an error (see the error log)"
+                                    : apr_strerror(rv, err, sizeof(err)));
     return rv;
 }
 

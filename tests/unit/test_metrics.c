@@ -431,6 +431,12 @@ static void test_health_failing(void **state)
     assert_int_equal(ss_health_check(h, now + apr_time_from_sec(2), NULL, &why, f->arena.p),
                      APR_EGENERAL);
     assert_non_null(strstr(why, "not found"));
+    /* An error reply (APR's generic error) is said in words. */
+    fk.load_rv = APR_EGENERAL;
+    assert_int_equal(ss_health_check(h, now + apr_time_from_sec(3), NULL, &why, f->arena.p),
+                     APR_EGENERAL);
+    assert_string_equal(why,
+                        "the store cannot load: it answered with an error (see the error log)");
     /* A clock that went back does not freeze the verdict. */
     fk.load_rv = APR_SUCCESS;
     fk.save_rv = APR_ECONNREFUSED;
