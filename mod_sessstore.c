@@ -748,23 +748,26 @@ static int process_alive(void *baton, apr_uint32_t pid)
 }
 
 /* Whether this process's latest store operation failed (its breaker is
- * open, or the store answered with an error). */
+ * open, or the store answered with an error); a failure counts for
+ * SS_METRICS_DOWN_WINDOW_SEC. */
 static void note_store_state(int down)
 {
     apr_uint32_t pid = child_pid;
+    apr_time_t now;
 
     if (!metrics || !pid) {
         return;
     }
+    now = apr_time_now();
     if (store_slot < 0 && down && slot_lock) {
         /* The first failure of this process claims a slot: one thread. */
         apr_thread_mutex_lock(slot_lock);
-        ss_metrics_store_state(metrics, &store_slot, pid, down, process_alive, NULL);
+        ss_metrics_store_state(metrics, &store_slot, pid, down, now, process_alive, NULL);
         apr_thread_mutex_unlock(slot_lock);
         return;
     }
     if (store_slot >= 0) {
-        ss_metrics_store_state(metrics, &store_slot, pid, down, process_alive, NULL);
+        ss_metrics_store_state(metrics, &store_slot, pid, down, now, process_alive, NULL);
     }
 }
 
@@ -1183,8 +1186,9 @@ static void status_totals(apr_array_header_t *lines, apr_pool_t *p)
         status_add(lines, ss_metrics_key((ss_metric_e)i),
                    apr_psprintf(p, "%" APR_UINT64_T_FMT, ss_metrics_get(metrics, (ss_metric_e)i)));
     }
-    status_add(lines, "children_store_down",
-               apr_psprintf(p, "%u", ss_metrics_down_count(metrics, process_alive, NULL)));
+    status_add(
+        lines, "children_store_down",
+        apr_psprintf(p, "%u", ss_metrics_down_count(metrics, apr_time_now(), process_alive, NULL)));
 }
 
 /* SetHandler sessstore-status: the store's own counters (stats_scope says
@@ -1341,7 +1345,9 @@ static int metrics_handler(request_rec *r)
     }
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(ss_metrics_render(metrics, st, open_stores->nelts, process_alive, NULL, r->pool), r);
+    ap_rputs(ss_metrics_render(metrics, st, open_stores->nelts, apr_time_now(), process_alive, NULL,
+                               r->pool),
+             r);
     return OK;
 }
 

@@ -21,8 +21,8 @@ typedef struct {
 } histogram_t;
 
 typedef struct {
-    apr_uint32_t pid; /* 0: free */
-    apr_uint32_t down;
+    apr_uint32_t pid;       /* 0: free */
+    apr_uint32_t failed_at; /* seconds since the epoch of the latest failure; 0: it succeeded */
 } slot_t;
 
 struct ss_metrics_t {
@@ -149,9 +149,19 @@ static int find_slot(ss_metrics_t *m, apr_uint32_t pid, ss_metrics_alive_fn *ali
     return -1;
 }
 
-apr_status_t ss_metrics_store_state(ss_metrics_t *m, int *slot, apr_uint32_t pid, int down,
-                                    ss_metrics_alive_fn *alive, void *baton)
+/* now in whole seconds, never 0 (0 means "no failure"). */
+static apr_uint32_t seconds_of(apr_time_t now)
 {
+    apr_uint32_t sec = now > 0 ? (apr_uint32_t)apr_time_sec(now) : 0;
+
+    return sec ? sec : 1;
+}
+
+apr_status_t ss_metrics_store_state(ss_metrics_t *m, int *slot, apr_uint32_t pid, int down,
+                                    apr_time_t now, ss_metrics_alive_fn *alive, void *baton)
+{
+    apr_uint32_t value = down ? seconds_of(now) : 0;
+
     if (!m) {
         return APR_SUCCESS;
     }
@@ -165,8 +175,8 @@ apr_status_t ss_metrics_store_state(ss_metrics_t *m, int *slot, apr_uint32_t pid
             return APR_ENOSPC;
         }
     }
-    if (__atomic_load_n(&m->slots[*slot].down, __ATOMIC_RELAXED) != (apr_uint32_t) !!down) {
-        __atomic_store_n(&m->slots[*slot].down, (apr_uint32_t) !!down, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&m->slots[*slot].failed_at, __ATOMIC_RELAXED) != value) {
+        __atomic_store_n(&m->slots[*slot].failed_at, value, __ATOMIC_RELEASE);
     }
     return APR_SUCCESS;
 }
@@ -177,18 +187,23 @@ void ss_metrics_release(ss_metrics_t *m, int slot, apr_uint32_t pid)
         __atomic_load_n(&m->slots[slot].pid, __ATOMIC_ACQUIRE) != pid) {
         return;
     }
-    __atomic_store_n(&m->slots[slot].down, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&m->slots[slot].failed_at, 0, __ATOMIC_RELEASE);
     claim(m, (apr_uint32_t)slot, pid, 0);
 }
 
-apr_uint32_t ss_metrics_down_count(const ss_metrics_t *m, ss_metrics_alive_fn *alive, void *baton)
+apr_uint32_t ss_metrics_down_count(const ss_metrics_t *m, apr_time_t now,
+                                   ss_metrics_alive_fn *alive, void *baton)
 {
-    apr_uint32_t i, n = 0;
+    apr_uint32_t i, n = 0, sec = seconds_of(now);
 
     for (i = 0; m && i < m->nslots; i++) {
         apr_uint32_t pid = __atomic_load_n(&m->slots[i].pid, __ATOMIC_ACQUIRE);
+        apr_uint32_t at = __atomic_load_n(&m->slots[i].failed_at, __ATOMIC_ACQUIRE);
 
-        if (pid && __atomic_load_n(&m->slots[i].down, __ATOMIC_ACQUIRE) && alive(baton, pid)) {
+        /* A failure stamped ahead of now (another process's clock reading
+         * a moment later) counts as recent. */
+        if (pid && at && (at >= sec || sec - at < SS_METRICS_DOWN_WINDOW_SEC) &&
+            alive(baton, pid)) {
             n++;
         }
     }
@@ -392,7 +407,8 @@ static const char *v_evictions(const ss_metrics_store_t *st, apr_pool_t *p)
 }
 
 const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *stores, int nstores,
-                              ss_metrics_alive_fn *alive, void *baton, apr_pool_t *p)
+                              apr_time_t now, ss_metrics_alive_fn *alive, void *baton,
+                              apr_pool_t *p)
 {
     static const char *const loads[] = {"hit", "miss", "error"};
     static const char *const saves[] = {"written", "unchanged", "refused_oversize", "refused_gone",
@@ -414,8 +430,9 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
     counter(&o, m, "rotations_total", "New session IDs issued.", SS_M_ROTATIONS);
     counter(&o, m, "revocations_total", "Sessions ended by a revocation.", SS_M_REVOCATIONS);
     head(&o, "children_store_down", "gauge",
-         "httpd processes whose latest store operation failed (breaker open, or an error).");
-    out(&o, "sessstore_children_store_down %u\n", ss_metrics_down_count(m, alive, baton));
+         "httpd processes whose latest store operation failed (breaker open, or an error), "
+         "in the last 10 s.");
+    out(&o, "sessstore_children_store_down %u\n", ss_metrics_down_count(m, now, alive, baton));
     histograms(&o, m);
     per_store(&o, stores, nstores, "store_up", "gauge",
               "1 when a round trip to the store succeeded as this page was made.", always, v_up);

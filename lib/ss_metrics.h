@@ -12,10 +12,11 @@
  * - event counters (ss_metric_e): loads and saves by result, sessions ended,
  *   new IDs, revocations;
  * - one latency histogram per store operation (ss_op_e), fixed buckets;
- * - one slot per process that saw its store fail: whether its most recent
- *   store operation failed ("store down": its Redis breaker is open or the
- *   store answered with an error). A process with no slot never saw a
- *   failure. Slots of processes that are gone are ignored and reused. */
+ * - one slot per process that saw its store fail: when its most recent
+ *   store operation failed, 0 once one succeeded ("store down": its Redis
+ *   breaker is open or the store answered with an error). A process with no
+ *   slot never saw a failure. Slots of processes that are gone are ignored
+ *   and reused. */
 #ifndef SS_METRICS_H
 #define SS_METRICS_H
 
@@ -74,20 +75,27 @@ const char *ss_metrics_key(ss_metric_e which);
 /* Record one store operation that took elapsed (clamped at 0). */
 void ss_metrics_observe(ss_metrics_t *m, ss_op_e op, apr_interval_time_t elapsed);
 
-/* Note whether process pid's latest store operation failed. A process
+/* A process counts as having its store down while its latest store
+ * operation failed, for this long after that failure: an idle process is
+ * not reported down forever after the store is back. */
+#define SS_METRICS_DOWN_WINDOW_SEC 10
+
+/* Note whether process pid's store operation at now failed. A process
  * claims a slot the first time it reports a failure (*slot, kept by the
  * caller, starts at -1); alive(baton, pid) says whether a slot's process
  * still runs, so that a dead one's slot can be taken over. APR_ENOSPC when
- * every slot belongs to a live process (the state is then not shown). */
+ * every slot belongs to a live process (the state is then not shown). At
+ * most one write to the segment per second and process. */
 typedef int ss_metrics_alive_fn(void *baton, apr_uint32_t pid);
 apr_status_t ss_metrics_store_state(ss_metrics_t *m, int *slot, apr_uint32_t pid, int down,
-                                    ss_metrics_alive_fn *alive, void *baton);
+                                    apr_time_t now, ss_metrics_alive_fn *alive, void *baton);
 
 /* Give back pid's slot (a process exiting cleanly). */
 void ss_metrics_release(ss_metrics_t *m, int slot, apr_uint32_t pid);
 
-/* How many live processes report their store down. */
-apr_uint32_t ss_metrics_down_count(const ss_metrics_t *m, ss_metrics_alive_fn *alive, void *baton);
+/* How many live processes have their store down at now. */
+apr_uint32_t ss_metrics_down_count(const ss_metrics_t *m, apr_time_t now,
+                                   ss_metrics_alive_fn *alive, void *baton);
 
 /* A snapshot, for tests and status pages. */
 apr_uint64_t ss_metrics_get(const ss_metrics_t *m, ss_metric_e which);
@@ -106,10 +114,11 @@ typedef struct {
     apr_interval_time_t rtt; /* how long it took */
 } ss_metrics_store_t;
 
-/* The Prometheus text exposition (format 0.0.4) of the counters and of the
- * nstores stores, every name prefixed sessstore_. */
+/* The Prometheus text exposition (format 0.0.4) of the counters at now and
+ * of the nstores stores, every name prefixed sessstore_. */
 const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *stores, int nstores,
-                              ss_metrics_alive_fn *alive, void *baton, apr_pool_t *p);
+                              apr_time_t now, ss_metrics_alive_fn *alive, void *baton,
+                              apr_pool_t *p);
 
 /* The label value escaped as the exposition format wants (\\, \", \n). */
 const char *ss_metrics_escape(const char *s, apr_pool_t *p);

@@ -163,5 +163,12 @@ check "event: metrics while Redis is down" metrics ev2 "$U"
 check "event: load errors counted" test "$(sample ev2 'sessstore_loads_total{result="error"}')" -ge 1
 check "event: children with the store down" test "$(sample ev2 sessstore_children_store_down)" -ge 1
 expect_eq "event: Redis down on the page" 0 "$(grep '^sessstore_store_up{' "$WORK/ev2.prom" | awk '{print $NF}')"
+# Redis back: no process is reported down once its last failure is 10 s old,
+# even one that has served nothing since.
+redis_start redis "$RP" --requirepass s3cr3tpw
+sleep 10.5
+check "event: metrics with Redis back" metrics ev3 "$U"
+expect_eq "event: no child has its store down 10 s later" 0 "$(sample ev3 sessstore_children_store_down)"
+expect_eq "event: Redis up again" 1 "$(grep '^sessstore_store_up{' "$WORK/ev3.prom" | awk '{print $NF}')"
 check "event: no child crashed" eval '! log_has_crash ev'
 finish

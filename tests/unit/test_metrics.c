@@ -10,6 +10,7 @@
 #include "unit_redis.h"
 
 #define NSLOTS 4
+#define T0 apr_time_from_sec(1700000000) /* an arbitrary "now" */
 #define ARENA_SIZE (256 * 1024)
 #define ARENA_MAX_RECORD 4096
 
@@ -166,34 +167,58 @@ static void test_store_state(void **state)
 
     dead_pid = 0;
     /* No slot until a first failure. */
-    assert_int_equal(ss_metrics_store_state(f->m, &s1, 101, 0, alive_but_one, NULL), APR_SUCCESS);
+    assert_int_equal(ss_metrics_store_state(f->m, &s1, 101, 0, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
     assert_int_equal(s1, -1);
-    assert_int_equal(ss_metrics_store_state(f->m, &s1, 101, 1, alive_but_one, NULL), APR_SUCCESS);
+    assert_int_equal(ss_metrics_store_state(f->m, &s1, 101, 1, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
     assert_true(s1 >= 0);
-    assert_int_equal(ss_metrics_store_state(f->m, &s2, 102, 1, alive_but_one, NULL), APR_SUCCESS);
+    assert_int_equal(ss_metrics_store_state(f->m, &s2, 102, 1, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
     assert_int_not_equal(s1, s2);
-    assert_int_equal(ss_metrics_down_count(f->m, alive_but_one, NULL), 2);
+    assert_int_equal(ss_metrics_down_count(f->m, T0, alive_but_one, NULL), 2);
     /* Back up. */
-    assert_int_equal(ss_metrics_store_state(f->m, &s1, 101, 0, alive_but_one, NULL), APR_SUCCESS);
-    assert_int_equal(ss_metrics_down_count(f->m, alive_but_one, NULL), 1);
+    assert_int_equal(ss_metrics_store_state(f->m, &s1, 101, 0, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
+    assert_int_equal(ss_metrics_down_count(f->m, T0, alive_but_one, NULL), 1);
     /* All four slots taken by live processes: the fifth is not shown. */
-    assert_int_equal(ss_metrics_store_state(f->m, &s3, 103, 1, alive_but_one, NULL), APR_SUCCESS);
-    assert_int_equal(ss_metrics_store_state(f->m, &s4, 104, 1, alive_but_one, NULL), APR_SUCCESS);
-    assert_int_equal(ss_metrics_store_state(f->m, &s5, 105, 1, alive_but_one, NULL), APR_ENOSPC);
+    assert_int_equal(ss_metrics_store_state(f->m, &s3, 103, 1, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
+    assert_int_equal(ss_metrics_store_state(f->m, &s4, 104, 1, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
+    assert_int_equal(ss_metrics_store_state(f->m, &s5, 105, 1, T0, alive_but_one, NULL),
+                     APR_ENOSPC);
     assert_int_equal(s5, -1);
-    assert_int_equal(ss_metrics_down_count(f->m, alive_but_one, NULL), 3);
+    assert_int_equal(ss_metrics_down_count(f->m, T0, alive_but_one, NULL), 3);
     /* A process that died down no longer counts, and its slot is reused. */
     dead_pid = 102;
-    assert_int_equal(ss_metrics_down_count(f->m, alive_but_one, NULL), 2);
-    assert_int_equal(ss_metrics_store_state(f->m, &s5, 105, 1, alive_but_one, NULL), APR_SUCCESS);
+    assert_int_equal(ss_metrics_down_count(f->m, T0, alive_but_one, NULL), 2);
+    assert_int_equal(ss_metrics_store_state(f->m, &s5, 105, 1, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
     assert_int_equal(s5, s2);
-    assert_int_equal(ss_metrics_down_count(f->m, alive_but_one, NULL), 3);
+    assert_int_equal(ss_metrics_down_count(f->m, T0, alive_but_one, NULL), 3);
     /* A clean exit frees the slot, down or not. */
     ss_metrics_release(f->m, s3, 103);
     ss_metrics_release(f->m, s4, 999); /* not its slot: nothing happens */
-    assert_int_equal(ss_metrics_down_count(f->m, alive_but_one, NULL), 2);
-    assert_int_equal(ss_metrics_store_state(f->m, &s6, 106, 1, alive_but_one, NULL), APR_SUCCESS);
+    assert_int_equal(ss_metrics_down_count(f->m, T0, alive_but_one, NULL), 2);
+    assert_int_equal(ss_metrics_store_state(f->m, &s6, 106, 1, T0, alive_but_one, NULL),
+                     APR_SUCCESS);
     assert_int_equal(s6, s3);
+    /* A failure counts for SS_METRICS_DOWN_WINDOW_SEC: idle processes stop
+     * counting once the store is back. A failure stamped a moment ahead of
+     * the reader's clock counts. */
+    assert_int_equal(ss_metrics_down_count(f->m, T0 + apr_time_from_sec(9), alive_but_one, NULL),
+                     3);
+    assert_int_equal(ss_metrics_down_count(f->m, T0 + apr_time_from_sec(10), alive_but_one, NULL),
+                     0);
+    assert_int_equal(ss_metrics_down_count(f->m, T0 - apr_time_from_sec(1), alive_but_one, NULL),
+                     3);
+    /* A new failure stamps the time again. */
+    assert_int_equal(
+        ss_metrics_store_state(f->m, &s6, 106, 1, T0 + apr_time_from_sec(20), alive_but_one, NULL),
+        APR_SUCCESS);
+    assert_int_equal(ss_metrics_down_count(f->m, T0 + apr_time_from_sec(25), alive_but_one, NULL),
+                     1);
 }
 
 /* ---- the exposition ---- */
@@ -224,7 +249,7 @@ static void test_render(void **state)
     ss_metrics_bump(f->m, SS_M_REVOCATIONS);
     ss_metrics_observe(f->m, SS_OP_LOAD, 300);
     ss_metrics_observe(f->m, SS_OP_LOAD, 2000000);
-    ss_metrics_store_state(f->m, &s, 7, 1, alive_but_one, NULL);
+    ss_metrics_store_state(f->m, &s, 7, 1, T0, alive_but_one, NULL);
     st[0].label = "shm (16 MiB)";
     st[0].stats_ok = st[0].shared_stats = 1;
     st[0].stats.entries = 3;
@@ -238,7 +263,7 @@ static void test_render(void **state)
     st[1].stats_ok = 1;
     st[1].evictions = 4;
     st[1].rtt = 1500000;
-    text = ss_metrics_render(f->m, st, 2, alive_but_one, NULL, f->arena.p);
+    text = ss_metrics_render(f->m, st, 2, T0, alive_but_one, NULL, f->arena.p);
     assert_non_null(strstr(text, "# HELP sessstore_loads_total "));
     assert_non_null(strstr(text, "# TYPE sessstore_loads_total counter\n"));
     assert_non_null(strstr(text, "\nsessstore_loads_total{result=\"hit\"} 2\n"));
