@@ -159,6 +159,11 @@ static void uris(void)
         "redis://h?password=SeKr1t&connect_timeout=RetPw9",
         "redis://al%69ce:s%3Acr%25t@@[::1]:7000",
         "shm",
+        "redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3/mymaster/2",
+        "redis-sentinel://alice:p%2Fw@10.0.0.1:26379/my%2Em_1/4?wait=1,50",
+        ("redis-sentinel://s1,[::1]:26380/m?sentinel_user=sent&sentinel_password=SentPw2&"
+         "password=DataPw&prefix=app:"),
+        "rediss-sentinel://s1.example,s2.example/m?tls_ca_file=/etc/ca.pem&tls_verify=ca",
     };
     size_t i;
 
