@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -584,4 +585,50 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     (*store)->form = SS_RECORD_FORM_SEALED;
     apr_pool_cleanup_register(p, *store, cleanup, apr_pool_cleanup_null);
     return APR_SUCCESS;
+}
+
+apr_status_t ss_redis_info_parse(const char *info, const char *field, apr_uint64_t *value)
+{
+    apr_size_t flen = strlen(field);
+    const char *line = info;
+
+    while (line && *line) {
+        if (!strncmp(line, field, flen) && line[flen] == ':' && apr_isdigit(line[flen + 1])) {
+            char *end;
+
+            *value = (apr_uint64_t)apr_strtoi64(line + flen + 1, &end, 10);
+            return *end == '\r' || *end == '\n' || !*end ? APR_SUCCESS : APR_EINVAL;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return APR_NOTFOUND;
+}
+
+apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
+                                   apr_uint64_t *value)
+{
+    redis_store_t *s;
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    if (!store || store->ops != &redis_ops) {
+        return APR_EINVAL;
+    }
+    s = store->impl;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "INFO");
+    cmd_str(&cmd, section);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type == REDIS_REPLY_STRING) {
+        rv = ss_redis_info_parse(reply->str, field, value);
+    } else {
+        rv = APR_EGENERAL; /* an error reply: INFO not allowed to this user (ACL) */
+    }
+    freeReplyObject(reply);
+    return rv;
 }
