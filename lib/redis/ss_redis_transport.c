@@ -549,6 +549,7 @@ static apr_status_t handshake(ss_redis_transport_t *t, apr_time_t deadline, char
             return APR_EGENERAL;
         }
     }
+    SSL_set_app_data(t->ssl, ep); /* for new_session: endpoints may share the SSL_CTX */
     apr_thread_mutex_lock(ep->mu);
     if (ep->session) {
         SSL_set_session(t->ssl, ep->session);
@@ -577,7 +578,7 @@ static apr_status_t handshake(ss_redis_transport_t *t, apr_time_t deadline, char
  * handshake): kept for the next connection of this store. */
 static int new_session(SSL *ssl, SSL_SESSION *session)
 {
-    ss_redis_endpoint_t *ep = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    ss_redis_endpoint_t *ep = SSL_get_app_data(ssl);
     SSL_SESSION *old;
 
     apr_thread_mutex_lock(ep->mu);
@@ -924,10 +925,23 @@ static apr_status_t literal_addrs(ss_redis_endpoint_t *ep, char *err, apr_size_t
     return APR_SUCCESS;
 }
 
-apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **out, const ss_redis_config_t *cfg,
-                                      apr_pool_t *p, char *err, apr_size_t errlen)
+/* The name sent as SNI and verified: tls_server_name, else the host. */
+static void set_tls_name(ss_redis_endpoint_t *ep, apr_pool_t *p)
 {
-    ss_redis_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    const ss_redis_config_t *cfg = ep->cfg;
+    char *zone;
+
+    ep->tls_name = apr_pstrdup(p, cfg->tls_server_name ? cfg->tls_server_name : cfg->host);
+    zone = strchr(ep->tls_name, '%');
+    if (zone) {
+        *zone = '\0'; /* fe80::1%eth0: the address is fe80::1 */
+    }
+    ep->tls_name_ip = ss_redis_tls_is_ip(ep->tls_name);
+}
+
+static apr_status_t endpoint_init(ss_redis_endpoint_t *ep, const ss_redis_config_t *cfg,
+                                  apr_pool_t *p, char *err, apr_size_t errlen)
+{
     apr_status_t rv;
 
     ep->cfg = cfg;
@@ -938,26 +952,46 @@ apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **out, const ss_redis_
         return rv;
     }
     apr_pool_cleanup_register(p, ep, endpoint_cleanup, apr_pool_cleanup_null);
-    rv = literal_addrs(ep, err, errlen);
+    return literal_addrs(ep, err, errlen);
+}
+
+apr_status_t ss_redis_endpoint_derive(ss_redis_endpoint_t **out, const ss_redis_endpoint_t *base,
+                                      const ss_redis_config_t *cfg, apr_pool_t *p, char *err,
+                                      apr_size_t errlen)
+{
+    ss_redis_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    apr_status_t rv = endpoint_init(ep, cfg, p, err, errlen);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (base->ctx) {
+        SSL_CTX_up_ref(base->ctx); /* endpoint_cleanup drops it */
+        ep->ctx = base->ctx;
+        set_tls_name(ep, p);
+    }
+    *out = ep;
+    return APR_SUCCESS;
+}
+
+apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **out, const ss_redis_config_t *cfg,
+                                      apr_pool_t *p, char *err, apr_size_t errlen)
+{
+    ss_redis_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    apr_status_t rv = endpoint_init(ep, cfg, p, err, errlen);
+
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (cfg->tls) {
         const char *msg = ss_redis_tls_ctx(&ep->ctx, cfg, p);
-        char *zone;
 
         if (msg) {
             apr_cpystrn(err, msg, errlen);
             return APR_EGENERAL;
         }
-        SSL_CTX_set_app_data(ep->ctx, ep);
         SSL_CTX_sess_set_new_cb(ep->ctx, new_session);
-        ep->tls_name = apr_pstrdup(p, cfg->tls_server_name ? cfg->tls_server_name : cfg->host);
-        zone = strchr(ep->tls_name, '%');
-        if (zone) {
-            *zone = '\0'; /* fe80::1%eth0: the address is fe80::1 */
-        }
-        ep->tls_name_ip = ss_redis_tls_is_ip(ep->tls_name);
+        set_tls_name(ep, p);
     }
     if (!ep->literal) {
         /* At start-up, so that the first connections need not wait; a

@@ -72,6 +72,15 @@ apr_time_t ss_redis_clock(void);
 apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **ep, const ss_redis_config_t *cfg,
                                       apr_pool_t *p, char *err, apr_size_t errlen);
 
+/* Another endpoint, for cfg (kept, not copied), sharing base's SSL_CTX, so
+ * that no file is read again (a child may not be able to): the sentinels, and
+ * the masters they name, use the options of the store's endpoint with another
+ * host and port. Each keeps its own TLS session and addresses. No wait: a
+ * host name is resolved when a connection opens. Freed with p. */
+apr_status_t ss_redis_endpoint_derive(ss_redis_endpoint_t **ep, const ss_redis_endpoint_t *base,
+                                      const ss_redis_config_t *cfg, apr_pool_t *p, char *err,
+                                      apr_size_t errlen);
+
 /* Open a connection: resolve (if due), connect, TLS handshake, all before
  * deadline. On failure *t is NULL and err says why; APR_TIMEUP when the
  * deadline passed. */
