@@ -95,6 +95,10 @@ typedef struct {
 
 static apr_size_t shm_size = DEFAULT_SHM_SIZE;
 static int shm_size_set;
+/* SessionStoreRecordFormat (0: unset, the current format) and
+ * SessionStoreSeal (-1: unset, on): how every store writes records. */
+static int record_format;
+static int record_seal = -1;
 static shm_retained_t *shm_retained;
 static apr_array_header_t *open_stores; /* ss_store_t *, each once */
 
@@ -335,6 +339,45 @@ static const char *set_max_session_size(cmd_parms *cmd, void *dummy, const char 
     return parse_size(cmd, arg, MIN_MAX_SESSION_SIZE, MAX_MAX_SESSION_SIZE, &c->max_size);
 }
 
+static const char *set_record_format(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    if (strcmp(arg, "1") && strcmp(arg, "2")) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is neither 1 (the format of earlier releases, for a rolling "
+                            "upgrade) nor 2 (the current one)",
+                            cmd->cmd->name, arg);
+    }
+    record_format = *arg - '0';
+    return NULL;
+}
+
+static const char *set_seal(cmd_parms *cmd, void *dummy, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    record_seal = on;
+    return NULL;
+}
+
+/* How the stores write records, from both directives. */
+static ss_record_form_e record_form(void)
+{
+    if (record_format == 1) {
+        return SS_RECORD_FORM_V1;
+    }
+    return record_seal ? SS_RECORD_FORM_SEALED : SS_RECORD_FORM_CLEAR;
+}
+
 static const char *set_lock(cmd_parms *cmd, void *dconf, int on)
 {
     (void)cmd;
@@ -417,6 +460,11 @@ static const command_rec sessstore_cmds[] = {
                   "Bytes of shared memory for the shm backend (K, M, G suffixes)"),
     AP_INIT_TAKE1("SessionStoreMaxSessionSize", set_max_session_size, NULL, RSRC_CONF,
                   "Largest stored session in bytes; larger saves are refused"),
+    AP_INIT_TAKE1("SessionStoreRecordFormat", set_record_format, NULL, RSRC_CONF,
+                  "Format of the records written: 2 (the default) or 1, while nodes of an "
+                  "earlier release still share the store"),
+    AP_INIT_FLAG("SessionStoreSeal", set_seal, NULL, RSRC_CONF,
+                 "Seal records with a key derived from the session ID (On, the default)"),
     /* Not in .htaccess: start-up checks every lock wait against the
      * server's Timeout. */
     AP_INIT_FLAG("SessionStoreLock", set_lock, NULL, RSRC_CONF | ACCESS_CONF,
@@ -466,6 +514,8 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     shm_size = DEFAULT_SHM_SIZE;
     shm_size_set = 0;
+    record_format = 0;
+    record_seal = -1;
     rv = ap_mutex_register(pconf, SHM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -521,6 +571,12 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
                      " does not fit SessionStoreShmSize %" APR_SIZE_T_FMT
                      ": one session may use at most a quarter of the shared memory",
                      max, shm_size);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (record_format == 1 && record_seal == 1) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                     "SessionStoreSeal On needs SessionStoreRecordFormat 2: format 1 records "
+                     "are never sealed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (vs = s; vs; vs = vs->next) {
@@ -637,10 +693,13 @@ static void store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pconf)
 {
     apr_pool_t *ptemp;
 
+    static const char *const forms[] = {"format 2, unsealed", "format 2, sealed", "format 1"};
+
+    store->form = record_form();
     APR_ARRAY_PUSH(open_stores, ss_store_t *) = store;
     apr_pool_create(&ptemp, pconf);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s",
-                 store->ops->describe(store, ptemp));
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s; records written in %s",
+                 store->ops->describe(store, ptemp), forms[store->form]);
     apr_pool_destroy(ptemp);
 }
 

@@ -113,6 +113,10 @@ VARIANTS = [
             needs=["pgsql"], optional=True),
     Variant("shm", "mod_sessstore, shm", modules=["session"], sessstore=True,
             server=["SessionStoreBackend shm"], location=SESSSTORE_LOCATION, cookie="session"),
+    # The shm variant with records in clear: the cost of sealing, side by side.
+    Variant("shm-clear", "mod_sessstore, shm, unsealed", modules=["session"], sessstore=True,
+            server=["SessionStoreBackend shm", "SessionStoreSeal Off"],
+            location=SESSSTORE_LOCATION, cookie="session"),
     Variant("redis", "mod_sessstore, Redis TCP", modules=["session"], sessstore=True,
             server=["SessionStoreBackend redis://127.0.0.1:{redis_port}/0?prefix=bench:"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
@@ -1308,6 +1312,14 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                    f"{cap['arena_bytes_per_session'] - cap['payload']:.0f} beyond the payload "
                    f"(each record takes {cap['footprint']} bytes of blocks).")
         out.append("")
+    seal = next((m for m in micro if m.get("bench") == "seal"), None)
+    if seal:
+        out.append(f"Sealing (AES-256-GCM, HKDF-SHA-256), CPU per request for a "
+                   f"{seal['payload']}-byte session: decode + encode {seal['sealed_us']:.2f} µs "
+                   f"sealed, {seal['clear_us']:.2f} µs in clear, the seal key "
+                   f"{seal['key_us']:.2f} µs: {seal['seal_us_per_req']:.2f} µs per request "
+                   f"added by sealing.")
+        out.append("")
     if rlib:
         out.append("| Redis, one connection | library ops/s | redis-benchmark -c 1 ops/s | ratio |")
         out.append("| --- | ---: | ---: | ---: |")
@@ -1329,6 +1341,15 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     redis_dbd = paired_ratio(results, "redis", "dbd", key)
     redis_floor = paired_ratio(results, "redis", "floor", key)
     tls_tcp = paired_ratio(results, "redis-tls", "redis", key)
+    sealed_clear = paired_ratio(results, "shm", "shm-clear", key)
+    seal_us = seal["seal_us_per_req"] if seal else None
+    # httpd's CPU per read+write request, sealed minus clear, paired per repetition.
+    cpu_by_rep = {n: {r["rep"]: r.get("httpd_cpu_us") for r in results.get((n, key), [])
+                      if r.get("ok")} for n in ("shm", "shm-clear")}
+    cpu_diffs = [cpu_by_rep["shm"][k] - cpu_by_rep["shm-clear"][k] for k in cpu_by_rep["shm"]
+                 if k in cpu_by_rep["shm-clear"] and cpu_by_rep["shm"][k] is not None
+                 and cpu_by_rep["shm-clear"][k] is not None]
+    seal_httpd_us = median(cpu_diffs) if cpu_diffs else None
     ro64 = ("ro", 64, False)
 
     def redis_cpu(name):
@@ -1434,7 +1455,9 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
                f"redis_rtt_per_save={fmt(per_save, '.2f')} redis/floor={fmt(redis_floor, '.3f')} "
                f"redis_server_us_per_load={fmt(lean_us, '.1f')} tls/tcp={fmt(tls_tcp, '.3f')} "
-               f"php_bridge/phpredis={fmt(php_ratio, '.3f')} "
+               f"php_bridge/phpredis={fmt(php_ratio, '.3f')} seal_us_per_req={fmt(seal_us, '.2f')} "
+               f"seal_httpd_us_per_req={fmt(seal_httpd_us, '.1f')} "
+               f"shm_sealed/clear={fmt(sealed_clear, '.3f')} "
                f"merge_lost_disjoint={fmt(merge_lost, '.4f')} "
                f"locked_rps_shm={fmt(locked_rps['shm'], '.0f')} "
                f"locked_rps_redis={fmt(locked_rps['redis'], '.0f')}")
@@ -1529,7 +1552,7 @@ def main():
         # The Redis rows come together (their ratios are to Redis TCP).
         redis_rows = ("redis", "redis-tls", "redis-script", "floor")
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
-                    or v.name == "shm-baseline"
+                    or v.name == "shm-baseline" or (v.name == "shm-clear" and "shm" in wanted)
                     or (v.name in redis_rows and any(w in wanted for w in ("redis", "redis-tls")))]
     php_variants = [] if args.no_php or (args.variants and "php" not in
                                          args.variants.split(",")) else list(PHP_VARIANTS)

@@ -105,7 +105,8 @@ struct ss_store_t {
     const ss_store_ops_t *ops;
     void *impl;
     /* How save() writes records: the backends open with
-     * SS_RECORD_FORM_CLEAR; the host may change it before the first save. */
+     * SS_RECORD_FORM_SEALED; the host may change it before the first save
+     * (SessionStoreRecordFormat, SessionStoreSeal). */
     ss_record_form_e form;
 };
 

@@ -1214,5 +1214,6 @@ apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mut
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &shm_ops;
     (*store)->impl = s;
+    (*store)->form = SS_RECORD_FORM_SEALED;
     return APR_SUCCESS;
 }
