@@ -15,6 +15,7 @@
 
 static struct {
     int redis;
+    int sealed; /* the store seals records, as the module's do by default */
     server_t server;
     unit_arena_t *arena;
     apr_pool_t *p;
@@ -27,6 +28,15 @@ static int group_setup_shm(void **state)
 {
     (void)state;
     g.redis = 0;
+    g.sealed = 0;
+    return 0;
+}
+
+static int group_setup_shm_sealed(void **state)
+{
+    (void)state;
+    g.redis = 0;
+    g.sealed = 1;
     return 0;
 }
 
@@ -36,6 +46,7 @@ static int group_setup_redis(void **state)
 
     (void)state;
     g.redis = 1;
+    g.sealed = 1;
     return binary ? server_start(&g.server, binary, NULL) : -1;
 }
 
@@ -72,6 +83,7 @@ static int setup(void **state)
         unit_arena_open(g.arena, ARENA_SIZE, 4096);
         g.store = g.arena->store;
     }
+    g.store->form = g.sealed ? SS_RECORD_FORM_SEALED : SS_RECORD_FORM_CLEAR;
     g.ctx.store = g.store;
     g.ctx.lease = MS(5000);
     g.ctx.timeout = MS(150);
@@ -370,7 +382,9 @@ int main(void)
     int failed;
 
     failed = unit_run("lock over shm", shm, UNIT_COUNT(shm), group_setup_shm, group_teardown);
-    failed +=
-        unit_run("lock over redis", redis, UNIT_COUNT(redis), group_setup_redis, group_teardown);
+    failed += unit_run("lock over shm, sealed records", shm, UNIT_COUNT(shm),
+                       group_setup_shm_sealed, group_teardown);
+    failed += unit_run("lock over redis, sealed records", redis, UNIT_COUNT(redis),
+                       group_setup_redis, group_teardown);
     return failed;
 }
