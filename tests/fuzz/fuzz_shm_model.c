@@ -8,7 +8,7 @@
  *   - the result is the one the model predicts (EEXIST, NOTFOUND, ENOSPC,
  *     SS_ECONFLICT, the record loaded byte for byte with its revision, the
  *     last access a touch rewrote, a sealed record a miss for a key without
- *     its seal key);
+ *     its seal key, a record in clear removed by a child requiring seals);
  *   - ss_shm_check walks the whole arena and finds it consistent, and it
  *     was never rebuilt;
  *   - exactly the keys the model holds are in the arena. A save may evict:
@@ -20,8 +20,9 @@
  * ss_shm_fault_field (this harness builds ss_shm.c with SS_FAULT_POINTS,
  * like tests/unit/test_shm); everything else goes through the public API.
  *
- * Input: the arena size and record limit, the number of children (1-4) and
- * the record format each writes (sealed, clear, format 1: 2 bits each),
+ * Input: the arena size and record limit, the number of children (1-4, and
+ * for each a bit: it refuses records in clear) and the record format each
+ * writes (sealed, clear, format 1: 2 bits each),
  * two locations' idle and absolute timeouts (the store keeps records for
  * the more lenient of them), then operations of 6 bytes each: child, kind,
  * location and clock skew; key; clock advance (2 bytes); size variation;
@@ -168,6 +169,11 @@ static void op_load(world_t *w, ss_store_t *s, int k, const ss_expiry_t *judge, 
         FUZZ_CHECK(rv == APR_NOTFOUND, "a sealed record loaded without its seal key: %d", rv);
         return;
     }
+    if (s->sealed_only && !m->sealed) {
+        FUZZ_CHECK(rv == APR_NOTFOUND, "a record in clear served where seals are required: %d", rv);
+        m->present = 0; /* malformed there: removed */
+        return;
+    }
     if (ss_expiry_check(&w->keep, m->created, m->accessed, now) != SS_LIVE) {
         FUZZ_CHECK(rv == APR_NOTFOUND, "load of key %d, dead everywhere: %d", k, rv);
         m->present = 0; /* the load removes it */
@@ -300,7 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     world_t w;
     fuzz_reader_t r;
     apr_time_t now = T0;
-    unsigned forms;
+    unsigned children, forms;
     int i;
 
     memset(&w, 0, sizeof(w));
@@ -313,7 +319,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     w.base = malloc(w.size); /* exactly the arena: ASan sees a step past its end */
     FUZZ_CHECK(ss_shm_format(w.base, w.size, w.max_record) == APR_SUCCESS, "format");
-    w.nchildren = 1 + (int)(fuzz_u8(&r) % MAX_CHILDREN);
+    children = fuzz_u8(&r);
+    w.nchildren = 1 + (int)(children % MAX_CHILDREN);
     forms = fuzz_u8(&r);
     for (i = 0; i < w.nchildren; i++) {
         static const ss_record_form_e form[4] = {SS_RECORD_FORM_SEALED, SS_RECORD_FORM_CLEAR,
@@ -321,8 +328,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         FUZZ_CHECK(ss_shm_open(&w.child[i], w.base, mutex, w.p) == APR_SUCCESS, "open");
         FUZZ_CHECK(w.child[i]->ops->child_init(w.child[i], w.p) == APR_SUCCESS, "child_init");
-        /* Children that write different formats: a rolling upgrade. */
+        /* Children that write different formats: a rolling upgrade; some
+         * refuse records in clear (SessionStoreSeal Required). */
         w.child[i]->form = form[(forms >> (2 * i)) & 3];
+        w.child[i]->sealed_only = (children >> (2 + i)) & 1;
     }
     w.keep.idle = w.keep.absolute = SS_EXPIRY_NARROWEST;
     for (i = 0; i < 2; i++) {

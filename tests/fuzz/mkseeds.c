@@ -419,6 +419,8 @@ static void shm_programs(void)
     op(&p, 0, 2, 0, 0, 10, 50, 2);
     op(&p, 0, 2, 0, 0, 10, 50, 0);
     put("shm_model", "formats", p.buf, p.len);
+    p.buf[3] |= 1 << 3; /* the second child (clear) refuses records in clear */
+    put("shm_model", "formats-required", p.buf, p.len);
 }
 
 int main(int argc, char **argv)
