@@ -68,7 +68,8 @@ struct ss_redis_transport_t {
     int fd;
     SSL *ssl;
     redisReader *reader;
-    int fresh; /* nothing read yet */
+    int fresh;            /* nothing read yet */
+    apr_int64_t too_many; /* the element count of an array refused, else 0 */
 };
 
 apr_time_t ss_redis_clock(void)
@@ -89,6 +90,69 @@ static void set_err(char *err, apr_size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     apr_vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* hiredis's reply functions but for arrays, whose element count is bounded
+ * (SS_REDIS_MAX_ELEMENTS): set up once, read-only afterwards. */
+#if HIREDIS_MAJOR >= 1
+typedef size_t elements_t;
+#else
+typedef int elements_t;
+#endif
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+static redisReplyObjectFunctions bounded_fn;
+static void *(*hiredis_array)(const redisReadTask *task, elements_t n);
+
+static void *bounded_array(const redisReadTask *task, elements_t n)
+{
+    if ((unsigned long long)n > SS_REDIS_MAX_ELEMENTS) {
+        ss_redis_transport_t *t = task->privdata;
+
+        t->too_many = (apr_int64_t)n;
+        return NULL; /* the reader stops with an error */
+    }
+    return hiredis_array(task, n);
+}
+
+static void bounded_init(void)
+{
+    redisReader *r = redisReaderCreate();
+
+    if (r && r->fn && r->fn->createArray) {
+        bounded_fn = *r->fn;
+        hiredis_array = bounded_fn.createArray;
+        bounded_fn.createArray = bounded_array;
+    }
+    redisReaderFree(r);
+}
+
+/* A reader that refuses arrays too large; NULL when out of memory. */
+static redisReader *reader_create(ss_redis_transport_t *t)
+{
+    redisReader *r;
+
+    pthread_once(&bounded_once, bounded_init);
+    if (!hiredis_array) {
+        return NULL;
+    }
+    r = redisReaderCreate();
+    if (r) {
+        r->fn = &bounded_fn;
+        r->privdata = t;
+    }
+    return r;
+}
+
+/* What the reader stopped on. */
+static void reader_failed(ss_redis_transport_t *t, char *err, apr_size_t errlen)
+{
+    if (t->too_many) {
+        set_err(err, errlen,
+                "protocol error: an array of %" APR_INT64_T_FMT " elements (at most %d)",
+                t->too_many, SS_REDIS_MAX_ELEMENTS);
+    } else {
+        set_err(err, errlen, "protocol error: %s", t->reader->errstr);
+    }
 }
 
 static const char *os_error(int e, char *buf, apr_size_t len)
@@ -572,7 +636,7 @@ apr_status_t ss_redis_transport_open(ss_redis_transport_t **out, ss_redis_endpoi
     }
     t = calloc(1, sizeof(*t));
     if (t) {
-        t->reader = redisReaderCreate();
+        t->reader = reader_create(t);
     }
     if (!t || !t->reader) {
         close(fd);
@@ -712,7 +776,7 @@ static apr_status_t read_reply(ss_redis_transport_t *t, redisReply **reply, apr_
 
     for (;;) {
         if (redisReaderGetReply(t->reader, &r) != REDIS_OK) {
-            set_err(err, errlen, "protocol error: %s", t->reader->errstr);
+            reader_failed(t, err, errlen);
             return APR_EGENERAL;
         }
         if (r) {
@@ -729,7 +793,7 @@ static apr_status_t read_reply(ss_redis_transport_t *t, redisReply **reply, apr_
         }
         t->fresh = 0;
         if (redisReaderFeed(t->reader, buf, n) != REDIS_OK) {
-            set_err(err, errlen, "protocol error: %s", t->reader->errstr);
+            reader_failed(t, err, errlen);
             return APR_EGENERAL;
         }
     }

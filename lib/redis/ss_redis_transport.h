@@ -40,6 +40,12 @@
 
 #include "ss_redis_config.h"
 
+/* The most elements an array in a reply may announce. hiredis allocates an
+ * array's element pointers as soon as it reads the header, before any
+ * element arrives, and 0.14 sets no bound: "*2147483647" would cost 16 GB.
+ * A larger count is a protocol error. */
+#define SS_REDIS_MAX_ELEMENTS 65536
+
 /* Room for a failure's description. */
 #define SS_REDIS_ERR_LEN 256
 
