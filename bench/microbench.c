@@ -3,9 +3,9 @@
  *   microbench [-q] [-r REDIS_URI]
  *
  * shm: load and save operations per second on one arena, with 1, 2, 8 and 64
- *      threads in one process, and with several processes (2 x 1, 8 x 1, and
- *      2 x 32 threads: httpd's shape). The arena and its mutex are set up as
- *      the module does (anonymous apr_shm, APR_LOCK_DEFAULT global mutex).
+ *      threads in one process, and with several processes (2 x 1, 8 x 1,
+ *      64 x 1: prefork's shape, and 2 x 32 threads: event's). The arena is
+ *      set up as the module does (anonymous apr_shm; its locks inside).
  *      Every operation uses its own key out of 256 per worker, a 200-byte
  *      payload, apr_time_now() as the clock and a pool cleared per operation,
  *      like a request. Configurations are interleaved and repeated; the median
@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include <apr_general.h>
-#include <apr_global_mutex.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
@@ -72,9 +71,6 @@ typedef struct {
 } worker_arg_t;
 
 static char payload[PAYLOAD_LEN + 1];
-static apr_lockmech_e lock_mech = APR_LOCK_DEFAULT;
-static const char *lock_name = "default";
-static char lock_file[64];
 static const ss_expiry_t expiry = {APR_USEC_PER_SEC * 1800, APR_USEC_PER_SEC * 28800};
 static apr_time_t created;
 
@@ -189,8 +185,8 @@ static void run_threads(ss_store_t *store, control_t *ctl, int first, int thread
 }
 
 /* One measurement: procs processes of threads threads each. Returns ops/s. */
-static double measure(ss_store_t *store, apr_global_mutex_t *mutex, control_t *ctl, int procs,
-                      int threads, op_e op, double seconds, apr_pool_t *pool)
+static double measure(ss_store_t *store, control_t *ctl, int procs, int threads, op_e op,
+                      double seconds, apr_pool_t *pool)
 {
     apr_uint64_t total = 0, failed = 0;
     apr_time_t t0, t1;
@@ -234,7 +230,6 @@ static double measure(ss_store_t *store, apr_global_mutex_t *mutex, control_t *c
                 apr_pool_t *cp;
 
                 apr_pool_create(&cp, NULL);
-                apr_global_mutex_child_init(&mutex, lock_file, cp);
                 run_threads(store, ctl, i * threads, threads, op, cp);
                 _exit(0);
             }
@@ -277,13 +272,12 @@ static void bench_shm(int quick, apr_pool_t *pool)
 {
     static const struct {
         int procs, threads;
-    } shapes[] = {{1, 1}, {1, 2}, {1, 8}, {1, 64}, {2, 1}, {8, 1}, {2, 32}};
+    } shapes[] = {{1, 1}, {1, 2}, {1, 8}, {1, 64}, {2, 1}, {8, 1}, {64, 1}, {2, 32}};
     const int nshapes = sizeof(shapes) / sizeof(shapes[0]);
     const int reps = quick ? 3 : 5;
     const double seconds = quick ? 0.2 : 0.5;
     double results[2][sizeof(shapes) / sizeof(shapes[0])][MAX_REPS];
     apr_shm_t *shm;
-    apr_global_mutex_t *mutex;
     ss_store_t *store;
     control_t *ctl;
     apr_status_t rv;
@@ -293,13 +287,9 @@ static void bench_shm(int quick, apr_pool_t *pool)
     if (rv != APR_SUCCESS) {
         die("apr_shm_create", rv);
     }
-    rv = apr_global_mutex_create(&mutex, lock_file, lock_mech, pool);
-    if (rv != APR_SUCCESS) {
-        die("apr_global_mutex_create", rv);
-    }
     rv = ss_shm_format(apr_shm_baseaddr_get(shm), ARENA_SIZE, MAX_RECORD);
     if (rv == APR_SUCCESS) {
-        rv = ss_shm_open(&store, apr_shm_baseaddr_get(shm), mutex, pool);
+        rv = ss_shm_open(&store, apr_shm_baseaddr_get(shm), pool);
     }
     if (rv != APR_SUCCESS) {
         die("ss_shm_format/open", rv);
@@ -313,11 +303,12 @@ static void bench_shm(int quick, apr_pool_t *pool)
 
     if (only.procs > 0) {
         double ops =
-            measure(store, mutex, ctl, only.procs, only.threads, (op_e)only.op, only.seconds, pool);
+            measure(store, ctl, only.procs, only.threads, (op_e)only.op, only.seconds, pool);
 
-        printf("{\"bench\":\"shm\",\"lock\":\"%s\",\"op\":\"%s\",\"procs\":%d,"
+        printf("{\"bench\":\"shm\",\"stripes\":%u,\"op\":\"%s\",\"procs\":%d,"
                "\"threads\":%d,\"ops_per_s\":%.0f,\"reps\":1}\n",
-               lock_name, only.op == OP_LOAD ? "load" : "save", only.procs, only.threads, ops);
+               ss_shm_stripes(apr_shm_baseaddr_get(shm)), only.op == OP_LOAD ? "load" : "save",
+               only.procs, only.threads, ops);
         return;
     }
     /* Interleave: every repetition runs every configuration once. */
@@ -326,7 +317,7 @@ static void bench_shm(int quick, apr_pool_t *pool)
             for (o = 0; o < 2; o++) {
                 int si = (r % 2) ? nshapes - 1 - s : s; /* alternate the order */
 
-                results[o][si][r] = measure(store, mutex, ctl, shapes[si].procs, shapes[si].threads,
+                results[o][si][r] = measure(store, ctl, shapes[si].procs, shapes[si].threads,
                                             (op_e)o, seconds, pool);
             }
         }
@@ -334,10 +325,11 @@ static void bench_shm(int quick, apr_pool_t *pool)
     for (s = 0; s < nshapes; s++) {
         for (o = 0; o < 2; o++) {
             qsort(results[o][s], (size_t)reps, sizeof(double), cmp_double);
-            printf("{\"bench\":\"shm\",\"lock\":\"%s\",\"op\":\"%s\",\"procs\":%d,"
+            printf("{\"bench\":\"shm\",\"stripes\":%u,\"op\":\"%s\",\"procs\":%d,"
                    "\"threads\":%d,\"ops_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,\"reps\":%d}\n",
-                   lock_name, o == OP_LOAD ? "load" : "save", shapes[s].procs, shapes[s].threads,
-                   results[o][s][reps / 2], results[o][s][0], results[o][s][reps - 1], reps);
+                   ss_shm_stripes(apr_shm_baseaddr_get(shm)), o == OP_LOAD ? "load" : "save",
+                   shapes[s].procs, shapes[s].threads, results[o][s][reps / 2], results[o][s][0],
+                   results[o][s][reps - 1], reps);
         }
     }
     fflush(stdout);
@@ -346,20 +338,15 @@ static void bench_shm(int quick, apr_pool_t *pool)
 static void bench_capacity(apr_pool_t *pool)
 {
     char *arena = apr_palloc(pool, CAPACITY_ARENA_SIZE);
-    apr_global_mutex_t *mutex;
     ss_store_stats_t stats;
     ss_store_t *store;
     apr_uint64_t entries = 0, used = 0, capacity = 0;
     apr_status_t rv;
     int k;
 
-    rv = apr_global_mutex_create(&mutex, NULL, APR_LOCK_DEFAULT, pool);
-    if (rv != APR_SUCCESS) {
-        die("apr_global_mutex_create", rv);
-    }
     rv = ss_shm_format(arena, CAPACITY_ARENA_SIZE, MAX_RECORD);
     if (rv == APR_SUCCESS) {
-        rv = ss_shm_open(&store, arena, mutex, pool);
+        rv = ss_shm_open(&store, arena, pool);
     }
     if (rv != APR_SUCCESS) {
         die("ss_shm_format/open", rv);
@@ -497,27 +484,6 @@ static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
     fflush(stdout);
 }
 
-/* The mechanisms httpd's Mutex directive offers for the shm mutex. */
-static int set_lock(const char *name)
-{
-    static const struct {
-        const char *name;
-        apr_lockmech_e mech;
-    } mechs[] = {{"default", APR_LOCK_DEFAULT}, {"pthread", APR_LOCK_PROC_PTHREAD},
-                 {"sysvsem", APR_LOCK_SYSVSEM}, {"posixsem", APR_LOCK_POSIXSEM},
-                 {"fcntl", APR_LOCK_FCNTL},     {"flock", APR_LOCK_FLOCK}};
-    size_t i;
-
-    for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
-        if (!strcmp(name, mechs[i].name)) {
-            lock_mech = mechs[i].mech;
-            lock_name = mechs[i].name;
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     apr_pool_t *pool;
@@ -525,7 +491,7 @@ int main(int argc, char **argv)
     long count = 0;
     int quick = 0, ch;
 
-    while ((ch = getopt(argc, argv, "ql:n:r:s:")) != -1) {
+    while ((ch = getopt(argc, argv, "qn:r:s:")) != -1) {
         switch (ch) {
         case 's': {
             char opname[8];
@@ -543,12 +509,6 @@ int main(int argc, char **argv)
         case 'q':
             quick = 1;
             break;
-        case 'l':
-            if (set_lock(optarg)) {
-                fprintf(stderr, "microbench: unknown lock mechanism %s\n", optarg);
-                return 2;
-            }
-            break;
         case 'r':
             redis_uri = optarg;
             break;
@@ -556,7 +516,7 @@ int main(int argc, char **argv)
             count = atol(optarg);
             break;
         default:
-            fprintf(stderr, "usage: microbench [-q] [-l LOCK] [-r REDIS_URI [-n LOADS]] "
+            fprintf(stderr, "usage: microbench [-q] [-r REDIS_URI [-n LOADS]] "
                             "[-s PROCSxTHREADS:load|save:SECONDS]\n");
             return 2;
         }
@@ -565,7 +525,6 @@ int main(int argc, char **argv)
     atexit(apr_terminate);
     apr_pool_create(&pool, NULL);
     memset(payload, 'x', PAYLOAD_LEN);
-    snprintf(lock_file, sizeof(lock_file), "/tmp/sessstore-microbench.%ld.lock", (long)getpid());
     created = apr_time_now();
 
     if (redis_uri && count > 0) {
@@ -576,7 +535,6 @@ int main(int argc, char **argv)
         bench_capacity(pool);
     }
     bench_shm(quick, pool);
-    unlink(lock_file);
     if (only.procs > 0) {
         return 0;
     }

@@ -15,7 +15,6 @@
 #include <apr_file_io.h>
 #include <apr_general.h>
 #include <apr_atomic.h>
-#include <apr_global_mutex.h>
 #include <apr_pools.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -30,14 +29,17 @@
 #define T0 SEC(1700000000)
 #define MIB (1024 * 1024)
 
-/* The arena, its mutex and the captured log. */
+/* The arena and the captured log. */
 typedef unit_arena_t fixture_t;
 
 static const ss_expiry_t no_expiry = {0, 0};
 
 static int setup(void **state)
 {
-    *state = unit_arena_create("test_shm", sizeof(fixture_t));
+    /* One stripe: one LRU list, exact capacities. The tests of concurrency
+     * and of crashes use the stripes the arena's size gives. */
+    ss_shm_fault_max_stripes = 1;
+    *state = unit_arena_create(sizeof(fixture_t));
     return *state ? 0 : -1;
 }
 
@@ -172,7 +174,7 @@ static void test_format_rejects_max_record_over_quarter(void **state)
     /* The exact boundary: the largest record whose blocks fit in a quarter
      * of the arena's blocks. */
     f->base = buf;
-    assert_int_equal(ss_shm_open(&f->store, buf, f->mutex, f->p), APR_SUCCESS);
+    assert_int_equal(ss_shm_open(&f->store, buf, f->p), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.capacity_bytes % SS_SHM_BLOCK_SIZE, 0);
     nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
@@ -197,7 +199,7 @@ static void test_is_formatted(void **state)
 
     assert_non_null(buf);
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
-    assert_int_equal(ss_shm_open(&store, buf, f->mutex, f->p), APR_EINVAL);
+    assert_int_equal(ss_shm_open(&store, buf, f->p), APR_EINVAL);
     assert_int_equal(ss_shm_format(buf, 2 * SS_SHM_MIN_SIZE, 4096), APR_SUCCESS);
     assert_true(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
     /* Another size or record limit is another arena. */
@@ -205,12 +207,12 @@ static void test_is_formatted(void **state)
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE + SS_SHM_BLOCK_SIZE, 4096));
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4095));
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 8192));
-    assert_int_equal(ss_shm_open(&store, buf, f->mutex, f->p), APR_SUCCESS);
+    assert_int_equal(ss_shm_open(&store, buf, f->p), APR_SUCCESS);
     assert_non_null(store);
     /* A damaged header is not an arena. */
     buf[0] ^= 0x5a;
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
-    assert_int_equal(ss_shm_open(&store, buf, f->mutex, f->p), APR_EINVAL);
+    assert_int_equal(ss_shm_open(&store, buf, f->p), APR_EINVAL);
     free(buf);
 }
 
@@ -665,10 +667,7 @@ typedef struct {
     char ids[MAX_KEYS][SS_ID_LEN + 1];
     worker_result_t *results;
     volatile apr_uint32_t *go; /* the workers start together when this turns 1 */
-    /* processes */
-    apr_global_mutex_t *mutex;
-    const char *lockpath;
-    void *base;
+    void *base;                /* for processes */
 } hammer_t;
 
 typedef struct {
@@ -901,15 +900,15 @@ static void hammer_init(fixture_t *f, hammer_t *h, int nworkers, int ops, apr_si
     int k, j;
 
     memset(h, 0, sizeof(*h));
+    ss_shm_fault_max_stripes = 0; /* as many stripes as the size gives */
     unit_arena_open(f, arena, 8192);
+    assert_true(ss_shm_stripes(f->base) >= (arena >= MIB ? 16u : 1u));
     h->ctx.store = f->store;
     h->ctx.expiry.idle = HAMMER_IDLE;
     h->ctx.expiry.absolute = 0;
     h->ctx.max_size = 8192;
     h->nworkers = nworkers;
     h->ops = ops;
-    h->mutex = f->mutex;
-    h->lockpath = f->lockpath;
     h->base = f->base;
     h->evicting = arena < MIB;
     for (k = 0; k < nkeys_of(h); k++) {
@@ -1019,7 +1018,6 @@ static void run_processes(fixture_t *f, hammer_t *h)
 
         if (rv == APR_INCHILD) {
             apr_pool_t *cp;
-            apr_global_mutex_t *mutex = h->mutex;
             worker_result_t *res = &h->results[w];
             hammer_t mine = *h;
             static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS};
@@ -1031,8 +1029,7 @@ static void run_processes(fixture_t *f, hammer_t *h)
                 signal(crash_signals[k], SIG_DFL);
             }
             if (apr_pool_create(&cp, NULL) != APR_SUCCESS ||
-                apr_global_mutex_child_init(&mutex, h->lockpath, cp) != APR_SUCCESS ||
-                ss_shm_open(&mine.ctx.store, h->base, mutex, cp) != APR_SUCCESS) {
+                ss_shm_open(&mine.ctx.store, h->base, cp) != APR_SUCCESS) {
                 _exit(3);
             }
             hammer_worker(&mine, w, cp, res);
@@ -1284,8 +1281,10 @@ static void test_writer_killed_at_every_step(void **state)
     size_t s, k;
     int op;
 
-    alarm(300); /* a hang fails the test */
+    alarm(300);                   /* a hang fails the test */
+    ss_shm_fault_max_stripes = 0; /* each kill damages one stripe of several */
     unit_arena_open(f, DAMAGE_ARENA, DAMAGE_MAX_RECORD);
+    assert_true(ss_shm_stripes(f->base) > 1);
     assert_int_equal(apr_pool_create(&p, f->p), APR_SUCCESS);
     ss_log_set(capture_damage, &log);
     for (s = 0; s < UNIT_COUNT(fault_steps); s++) {
@@ -1565,7 +1564,7 @@ static void test_kept_arena_of_another_layout(void **state)
     assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, &why), APR_EINVAL);
     assert_non_null(strstr(why, "layout"));
     assert_false(ss_shm_is_formatted(f->base, f->size, DAMAGE_MAX_RECORD));
-    assert_int_equal(ss_shm_open(&store, f->base, f->mutex, f->p), APR_EINVAL);
+    assert_int_equal(ss_shm_open(&store, f->base, f->p), APR_EINVAL);
     /* Another size or record limit is refused as foreign too, not walked. */
     *ss_shm_fault_field(f->base, "layout", &none) -= 1;
     assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
