@@ -1113,18 +1113,21 @@ apr_uint32_t ss_shm_fault_stripe_of(const void *base, const ss_key_t *key)
 
 /* ---- operations --------------------------------------------------------- */
 
-/* Find key, decode it, judge it and touch it. A record that does not decode
- * is removed (a miss, counted and logged); one of a newer format is left for
- * the nodes that read it. A record dead for every location (keep) is
- * removed; one dead only for this location (judge) stays. */
+/* Find key, judge it by the timestamps of its header and touch it, and copy
+ * its bytes out to *buf: decoding them is left to the caller, outside the
+ * lock. A record whose header is not a record's is removed (a miss,
+ * counted and logged); one of a newer format is left for the nodes that
+ * read it. A record dead for every location (keep) is removed; one dead
+ * only for this location (judge) stays. *accessed: its access time, after
+ * the touch. */
 static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_expiry_t *judge,
-                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                                ss_record_t *rec)
+                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p, char **buf,
+                                apr_size_t *len, apr_time_t *accessed)
 {
     shm_stripe_t *h = z->st;
+    apr_time_t created;
     apr_uint32_t i;
     shm_entry_t *e;
-    char *buf;
     apr_status_t rv;
 
     if (find(z, key, &i) != APR_SUCCESS) {
@@ -1135,14 +1138,15 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
         return APR_NOTFOUND;
     }
     e = entry(z, i);
-    buf = apr_palloc(p, e->length ? e->length : 1);
-    copy_out(z, i, buf, e->length);
-    rv = ss_record_decode(buf, e->length, p, rec);
+    *len = e->length;
+    *buf = apr_palloc(p, *len);
+    copy_out(z, i, *buf, *len);
+    rv = ss_record_peek_times((const unsigned char *)*buf, *len, &created, accessed);
     if (rv == APR_ENOTIMPL) {
         h->stats.newer_format++;
         return APR_NOTFOUND;
     }
-    if (rv != APR_SUCCESS || ss_expiry_check(keep, rec->created, rec->accessed, now) != SS_LIVE) {
+    if (rv != APR_SUCCESS || ss_expiry_check(keep, created, *accessed, now) != SS_LIVE) {
         if (remove_entry(z, i) != APR_SUCCESS) {
             return SHM_BROKEN;
         }
@@ -1155,15 +1159,15 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
         }
         return APR_NOTFOUND;
     }
-    if (ss_expiry_check(judge, rec->created, rec->accessed, now) != SS_LIVE) {
+    if (ss_expiry_check(judge, created, *accessed, now) != SS_LIVE) {
         h->stats.expired++; /* dead here only: kept for the lenient locations */
         return APR_NOTFOUND;
     }
-    if (ss_expiry_touch_due(judge, rec->accessed, now)) {
+    if (ss_expiry_touch_due(judge, *accessed, now)) {
         ss_record_poke_accessed((unsigned char *)block(z->a, i) + sizeof(shm_entry_t), now);
         FAULT("touch.accessed");
-        rec->accessed = now;
-        e->deadline = ss_expiry_deadline(keep, rec->created, now);
+        *accessed = now;
+        e->deadline = ss_expiry_deadline(keep, created, now);
         h->stats.touches++;
     }
     if (lru_unlink(z, i) != APR_SUCCESS) {
@@ -1175,6 +1179,38 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
     }
     h->stats.hits++;
     return APR_SUCCESS;
+}
+
+/* A record whose header passed but whose body did not decode: removed if
+ * key still holds exactly those bytes, and counted as malformed, not as
+ * the hit it was counted as. */
+static void remove_malformed(const zone_t *z, const ss_key_t *key, const char *buf, apr_size_t len,
+                             apr_status_t why, apr_pool_t *p)
+{
+    apr_uint32_t i;
+    char *now_there;
+
+    if (begin_update(z) != APR_SUCCESS) {
+        return;
+    }
+    if (find(z, key, &i) != APR_SUCCESS) {
+        recover_broken(z);
+    } else if (i != NIL && entry(z, i)->length == len) {
+        now_there = apr_palloc(p, len);
+        copy_out(z, i, now_there, len);
+        if (memcmp(now_there, buf, len) == 0) {
+            if (remove_entry(z, i) != APR_SUCCESS) {
+                recover_broken(z);
+            } else {
+                z->st->stats.malformed++;
+                z->st->stats.hits--;
+                ss_log(SS_LOG_WARNING, why,
+                       "shm store: session %s held a malformed record; removed",
+                       ss_key_tag(key, p));
+            }
+        }
+    }
+    end_update(z);
 }
 
 /* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
@@ -1247,7 +1283,10 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
                              ss_record_t *rec)
 {
     shm_store_t *s = store->impl;
+    apr_time_t accessed;
+    apr_size_t len;
     apr_status_t rv;
+    char *buf;
     zone_t z;
 
     zone_of(&z, &s->a, key->bytes);
@@ -1255,13 +1294,22 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = load_locked(&z, key, judge, keep, now, p, rec);
+    rv = load_locked(&z, key, judge, keep, now, p, &buf, &len, &accessed);
     if (rv == SHM_BROKEN) {
         recover_broken(&z);
         rv = APR_NOTFOUND;
     }
     end_update(&z);
-    return rv;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = ss_record_decode(buf, len, p, rec);
+    if (rv != APR_SUCCESS) {
+        remove_malformed(&z, key, buf, len, rv, p);
+        return APR_NOTFOUND;
+    }
+    rec->accessed = accessed; /* the copy was taken before the touch */
+    return APR_SUCCESS;
 }
 
 static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
