@@ -920,14 +920,52 @@ static void hammer_init(fixture_t *f, hammer_t *h, int nworkers, int ops, apr_si
     ss_log_set(NULL, NULL);
 }
 
+/* Every key loaded once more at later: what a worker last saved under its
+ * own key, or (only where records may be lost) nothing; under a shared key
+ * some worker's value, whole. The records found, their bytes in *bytes. */
+static apr_uint64_t hammer_contents(fixture_t *f, hammer_t *h, apr_time_t later,
+                                    apr_uint64_t *bytes)
+{
+    apr_uint64_t found = 0;
+    int k;
+
+    for (k = 0; k < nkeys_of(h); k++) {
+        ss_record_t rec;
+        apr_status_t rv = unit_id_load(&h->ctx, h->ids[k], later, f->p, &rec);
+        int own = k < h->nworkers * OWN_KEYS, writer = -1, c = -1;
+        const worker_result_t *res = own ? &h->results[k / OWN_KEYS] : NULL;
+
+        if (rv == APR_NOTFOUND) {
+            /* Only an eviction can lose a record its owner last saved. */
+            if (own && !h->evicting) {
+                assert_int_equal(res->final_counter[k % OWN_KEYS], -1);
+            }
+            continue;
+        }
+        assert_int_equal(rv, APR_SUCCESS);
+        assert_int_equal(verify_payload(h, &rec, k, &writer, &c), 0);
+        if (own) {
+            assert_int_equal(writer, k / OWN_KEYS);
+            assert_int_equal(c, res->final_counter[k % OWN_KEYS]);
+            assert_int_equal(rec.payload_len, res->final_len[k % OWN_KEYS]);
+            assert_int_equal(rec.created, res->final_created[k % OWN_KEYS]);
+        }
+        /* Every record was last accessed over a minute before: touched now. */
+        assert_int_equal(rec.accessed, later);
+        found++;
+        *bytes += ss_shm_footprint(ss_record_size(&rec));
+    }
+    return found;
+}
+
 /* After the workers: counters agree with what they saw, and the arena holds
  * exactly what loading every key finds. */
 static void hammer_check(fixture_t *f, hammer_t *h)
 {
     ss_store_stats_t st, st2;
-    apr_uint64_t saves = 0, hits = 0, misses = 0, removes = 0, touches = 0, found = 0, bytes = 0;
+    apr_uint64_t saves = 0, hits = 0, misses = 0, removes = 0, touches = 0, found, bytes = 0;
     apr_time_t later = T0 + (apr_time_t)h->ops * OP_STEP + SEC(60);
-    int w, k;
+    int w;
 
     for (w = 0; w < h->nworkers; w++) {
         const worker_result_t *res = &h->results[w];
@@ -964,32 +1002,7 @@ static void hammer_check(fixture_t *f, hammer_t *h)
         assert_int_equal(st.removes, removes);
     }
 
-    for (k = 0; k < nkeys_of(h); k++) {
-        ss_record_t rec;
-        apr_status_t rv = unit_id_load(&h->ctx, h->ids[k], later, f->p, &rec);
-        int own = k < h->nworkers * OWN_KEYS, writer = -1, c = -1;
-        const worker_result_t *res = own ? &h->results[k / OWN_KEYS] : NULL;
-
-        if (rv == APR_NOTFOUND) {
-            /* Only an eviction can lose a record its owner last saved. */
-            if (own && !h->evicting) {
-                assert_int_equal(res->final_counter[k % OWN_KEYS], -1);
-            }
-            continue;
-        }
-        assert_int_equal(rv, APR_SUCCESS);
-        assert_int_equal(verify_payload(h, &rec, k, &writer, &c), 0);
-        if (own) {
-            assert_int_equal(writer, k / OWN_KEYS);
-            assert_int_equal(c, res->final_counter[k % OWN_KEYS]);
-            assert_int_equal(rec.payload_len, res->final_len[k % OWN_KEYS]);
-            assert_int_equal(rec.created, res->final_created[k % OWN_KEYS]);
-        }
-        /* Every record was last accessed over a minute before: touched now. */
-        assert_int_equal(rec.accessed, later);
-        found++;
-        bytes += ss_shm_footprint(ss_record_size(&rec));
-    }
+    found = hammer_contents(f, h, later, &bytes);
     st2 = unit_stats(f->store);
     assert_true(found > 0);
     assert_int_equal(st2.entries, found);
@@ -999,11 +1012,12 @@ static void hammer_check(fixture_t *f, hammer_t *h)
     assert_int_equal(st2.touches, st.touches + found);
 }
 
-static void run_processes(fixture_t *f, hammer_t *h)
+/* Fork the workers, waiting for *h->go in shared memory; the number
+ * started. */
+static int fork_workers(fixture_t *f, hammer_t *h, apr_proc_t *procs)
 {
-    apr_proc_t procs[MAX_WORKERS];
     apr_shm_t *results_shm;
-    int w, started = 0, bad = 0;
+    int w, started = 0;
 
     /* The results and the start flag live in shared memory too. */
     assert_int_equal(
@@ -1040,8 +1054,15 @@ static void run_processes(fixture_t *f, hammer_t *h)
         }
         started++;
     }
-    apr_atomic_set32(h->go, 1);
-    for (w = 0; w < started; w++) {
+    return started;
+}
+
+/* How many of the n processes did not exit with 0. */
+static int wait_workers(apr_proc_t *procs, int n)
+{
+    int w, bad = 0;
+
+    for (w = 0; w < n; w++) {
         int code = -1;
         apr_exit_why_e why = APR_PROC_SIGNAL;
 
@@ -1051,8 +1072,17 @@ static void run_processes(fixture_t *f, hammer_t *h)
             bad++;
         }
     }
+    return bad;
+}
+
+static void run_processes(fixture_t *f, hammer_t *h)
+{
+    apr_proc_t procs[MAX_WORKERS];
+    int started = fork_workers(f, h, procs);
+
+    apr_atomic_set32(h->go, 1);
+    assert_int_equal(wait_workers(procs, started), 0);
     assert_int_equal(started, h->nworkers);
-    assert_int_equal(bad, 0);
     hammer_check(f, h);
 }
 
@@ -1321,6 +1351,68 @@ static void test_writer_killed_at_every_step(void **state)
     print_message("  %d fault points, %d kills, %d arenas damaged and rebuilt, %d ops after them\n",
                   (int)UNIT_COUNT(fault_steps), kills, damaged, ops);
     ss_log_set(NULL, NULL);
+    alarm(0);
+}
+
+/* Processes hammer a striped arena while another one, saving its own keys
+ * in between, is killed with a stripe's lock held in the middle of a save
+ * (its blocks taken, owned by nobody). The lock is robust: nobody waits for
+ * the dead process, the next holder of that stripe's lock empties the
+ * stripe, once, and every worker finishes its operations without an error
+ * or a foreign value; the arena is whole. */
+static void test_hammer_processes_one_killed(void **state)
+{
+    fixture_t *f = *state;
+    hammer_t *h = apr_palloc(f->p, sizeof(*h));
+    apr_proc_t procs[MAX_WORKERS], killer;
+    apr_exit_why_e why = APR_PROC_EXIT;
+    apr_uint64_t bytes = 0;
+    apr_status_t rv;
+    int started, code = -1;
+
+    alarm(120); /* a process waiting for the dead one's lock fails the test */
+    hammer_init(f, h, 4, 8000, DAMAGE_ARENA);
+    assert_true(ss_shm_stripes(f->base) >= 4);
+    h->evicting = 1; /* records of the emptied stripe are lost, like evicted ones */
+    started = fork_workers(f, h, procs);
+    assert_int_equal(started, h->nworkers);
+    rv = apr_proc_fork(&killer, f->p);
+    if (rv == APR_INCHILD) {
+        apr_pool_t *p;
+        int op;
+
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        fault_target = "save.allocated";
+        fault_passes_left = 300;
+        ss_shm_fault_hook = kill_at_target;
+        apr_pool_create(&p, NULL);
+        while (!apr_atomic_read32(h->go)) {
+            apr_sleep(100);
+        }
+        for (op = 0; op < 100000; op++) {
+            apr_pool_clear(p);
+            if (op % 5 != 3 && op % 11 != 7) { /* saves only: every op passes the point */
+                damage_op(f, op, T0 + op * SEC(1), p);
+            }
+        }
+        _exit(0);
+    }
+    assert_int_equal(rv, APR_INPARENT);
+    apr_atomic_set32(h->go, 1);
+    assert_int_equal(apr_proc_wait(&killer, &code, &why, APR_WAIT), APR_CHILD_DONE);
+    assert_int_equal(why, APR_PROC_SIGNAL);
+    assert_int_equal(code, SIGKILL);
+    assert_int_equal(wait_workers(procs, started), 0);
+    /* The workers met the dead writer's stripe and emptied it, once. */
+    assert_int_equal(ss_shm_rebuilds(f->base), 1);
+    assert_int_equal(ss_shm_check(f->base, f->size, 8192, NULL), APR_SUCCESS);
+    assert_true(hammer_contents(f, h, T0 + (apr_time_t)h->ops * OP_STEP + SEC(60), &bytes) > 0);
+    assert_int_equal(ss_shm_check(f->base, f->size, 8192, NULL), APR_SUCCESS);
+    print_message("  %d workers x %d ops on %u stripes, a writer killed mid-save: 1 stripe "
+                  "emptied, %lu records kept\n",
+                  h->nworkers, h->ops, ss_shm_stripes(f->base),
+                  (unsigned long)unit_stats(f->store).entries);
     alarm(0);
 }
 
@@ -1638,6 +1730,7 @@ int main(void)
         UNIT_TEST(test_hammer_threads),
         UNIT_TEST(test_hammer_threads_evicting),
         UNIT_TEST(test_writer_killed_at_every_step),
+        UNIT_TEST(test_hammer_processes_one_killed),
         UNIT_TEST(test_damage_bucket_out_of_range),
         UNIT_TEST(test_damage_block_index_out_of_range),
         UNIT_TEST(test_damage_hash_chain_cycle),
