@@ -49,6 +49,7 @@
 #define PAYLOAD_LEN 200
 #define ARENA_SIZE (64 * 1024 * 1024)
 #define CAPACITY_ARENA_SIZE (16 * 1024 * 1024)
+#define MILLION_ARENA_MIB 300
 #define MAX_RECORD (16 * 1024)
 #define MAX_WORKERS 64
 #define MAX_REPS 9
@@ -98,6 +99,27 @@ static void make_record(ss_record_t *rec, apr_time_t now)
     rec->user = "";
     rec->payload = payload;
     rec->payload_len = PAYLOAD_LEN;
+}
+
+/* Save key k of worker w as a new session accessed at now, alive until
+ * deadline, in a pool of its own. */
+static void save_fresh(ss_store_t *store, int w, int k, apr_time_t now, apr_time_t deadline,
+                       apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    ss_key_t key;
+    ss_record_t rec;
+    apr_status_t rv;
+
+    apr_pool_create(&p, pool);
+    worker_key(w, k, &key);
+    make_record(&rec, now);
+    rec.created = now;
+    rv = STORE_SAVE_NEW(store, &key, &rec, deadline, p);
+    apr_pool_destroy(p);
+    if (rv != APR_SUCCESS) {
+        die("save", rv);
+    }
 }
 
 static void prefill(ss_store_t *store, int workers, apr_pool_t *p)
@@ -352,19 +374,9 @@ static void bench_capacity(apr_pool_t *pool)
         die("ss_shm_format/open", rv);
     }
     for (k = 0;; k++) {
-        apr_pool_t *p;
-        ss_key_t key;
-        ss_record_t rec;
         apr_time_t now = apr_time_now();
 
-        apr_pool_create(&p, pool);
-        worker_key(MAX_WORKERS + 1, k, &key);
-        make_record(&rec, now);
-        rv = STORE_SAVE_NEW(store, &key, &rec, ss_expiry_deadline(&expiry, created, now), p);
-        apr_pool_destroy(p);
-        if (rv != APR_SUCCESS) {
-            die("capacity save", rv);
-        }
+        save_fresh(store, MAX_WORKERS + 1, k, now, ss_expiry_deadline(&expiry, now, now), pool);
         store->ops->stats(store, &stats);
         if (stats.evicted_lru || stats.evicted_expired) {
             break;
@@ -373,16 +385,112 @@ static void bench_capacity(apr_pool_t *pool)
         used = stats.used_bytes;
         capacity = stats.capacity_bytes;
     }
-    printf("{\"bench\":\"capacity\",\"arena_bytes\":%d,\"record_capacity_bytes\":%llu,"
-           "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
-           "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
-           "\"footprint\":%lu}\n",
-           CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN,
-           SS_RECORD_HEADER_LEN + PAYLOAD_LEN, (unsigned long long)entries,
-           (unsigned long long)used, (double)CAPACITY_ARENA_SIZE / (double)entries,
-           (double)used / (double)entries,
-           (unsigned long)ss_shm_footprint(SS_RECORD_HEADER_LEN + PAYLOAD_LEN));
+    /* Go on to twice as many: every stripe is full, the arena at its steady
+     * state under eviction. */
+    for (k = 0; k < (int)entries * 2; k++) {
+        apr_time_t now = apr_time_now();
+
+        save_fresh(store, MAX_WORKERS + 2, k, now, ss_expiry_deadline(&expiry, now, now), pool);
+    }
+    store->ops->stats(store, &stats);
+    printf(
+        "{\"bench\":\"capacity\",\"arena_bytes\":%d,\"record_capacity_bytes\":%llu,"
+        "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
+        "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
+        "\"footprint\":%lu,\"stripes\":%u,\"sessions_full\":%llu,"
+        "\"arena_bytes_per_session_full\":%.1f}\n",
+        CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN,
+        SS_RECORD_HEADER_LEN + PAYLOAD_LEN, (unsigned long long)entries, (unsigned long long)used,
+        (double)CAPACITY_ARENA_SIZE / (double)entries, (double)used / (double)entries,
+        (unsigned long)ss_shm_footprint(SS_RECORD_HEADER_LEN + PAYLOAD_LEN), ss_shm_stripes(arena),
+        (unsigned long long)stats.entries, (double)CAPACITY_ARENA_SIZE / (double)stats.entries);
     fflush(stdout);
+}
+
+/* SessionStoreShmSize 300M, sessions of 200 bytes: the time to format the
+ * arena (start-up) and to check it (what a restart does with the arena it
+ * keeps); how many sessions it takes before the first eviction, hence the
+ * MiB that 1 M sessions need; and the sweeps of dead sessions. Every session
+ * dies a minute after it was saved; two minutes later (the clock is the
+ * sessions', not the machine's) new sessions fill the stripes again, and a
+ * stripe that runs out of room sweeps its dead ones under its own lock: the
+ * slowest such save is the longest a sweep holds a lock, their sum what a
+ * sweep of the whole arena costs, one stripe at a time. */
+static void bench_million(apr_pool_t *pool)
+{
+    const apr_size_t size = (apr_size_t)MILLION_ARENA_MIB * 1024 * 1024;
+    const apr_time_t t0 = apr_time_now(), t1 = t0 + apr_time_from_sec(180);
+    apr_time_t start, format_us, check_us, slowest = 0, swept_us = 0;
+    apr_uint64_t first_eviction = 0, dead, slow_saves = 0;
+    ss_store_stats_t stats;
+    ss_store_t *store;
+    apr_shm_t *shm;
+    apr_status_t rv;
+    char *base;
+    int k;
+
+    rv = apr_shm_create(&shm, size, NULL, pool);
+    if (rv != APR_SUCCESS) {
+        die("apr_shm_create (300 MiB)", rv);
+    }
+    base = apr_shm_baseaddr_get(shm);
+    start = apr_time_now();
+    rv = ss_shm_format(base, size, MAX_RECORD);
+    format_us = apr_time_now() - start;
+    if (rv == APR_SUCCESS) {
+        rv = ss_shm_open(&store, base, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        die("ss_shm_format/open (300 MiB)", rv);
+    }
+    /* Until the first eviction, checked every thousand saves: the sessions
+     * held then (to a few hundred). */
+    for (k = 0; !first_eviction; k++) {
+        save_fresh(store, MAX_WORKERS + 3, k, t0, t0 + apr_time_from_sec(60), pool);
+        if (k % 1000 == 999) {
+            store->ops->stats(store, &stats);
+            if (stats.evicted_lru) {
+                first_eviction = stats.entries;
+            }
+        }
+    }
+    start = apr_time_now();
+    rv = ss_shm_check(base, size, MAX_RECORD, NULL);
+    check_us = apr_time_now() - start;
+    if (rv != APR_SUCCESS) {
+        die("ss_shm_check (300 MiB)", rv);
+    }
+    store->ops->stats(store, &stats);
+    dead = stats.entries;
+    /* Every one of them dead now: new saves make the stripes sweep. */
+    for (k = 0; stats.evicted_expired < dead && k < (int)dead; k++) {
+        apr_time_t took = apr_time_now();
+
+        save_fresh(store, MAX_WORKERS + 4, k, t1, t1 + apr_time_from_sec(60), pool);
+        took = apr_time_now() - took;
+        if (took > slowest) {
+            slowest = took;
+        }
+        if (took > 20) { /* a save alone takes about a microsecond */
+            swept_us += took;
+            slow_saves++;
+        }
+        if (k % 1000 == 999) {
+            store->ops->stats(store, &stats);
+        }
+    }
+    store->ops->stats(store, &stats);
+    printf("{\"bench\":\"million\",\"arena_mib\":%d,\"stripes\":%u,\"payload\":%d,"
+           "\"format_ms\":%.1f,\"check_ms\":%.1f,\"sessions_before_eviction\":%llu,"
+           "\"mib_per_million\":%.1f,\"swept\":%llu,\"sweeping_saves\":%llu,"
+           "\"sweep_total_ms\":%.1f,\"sweep_max_ms\":%.2f}\n",
+           MILLION_ARENA_MIB, ss_shm_stripes(base), PAYLOAD_LEN, format_us / 1000.0,
+           check_us / 1000.0, (unsigned long long)first_eviction,
+           (double)MILLION_ARENA_MIB * 1e6 / (double)first_eviction,
+           (unsigned long long)stats.evicted_expired, (unsigned long long)slow_saves,
+           swept_us / 1000.0, slowest / 1000.0);
+    fflush(stdout);
+    apr_shm_destroy(shm);
 }
 
 /* -r URI -n N: the prefill, then N loads, nothing else. */
@@ -533,6 +641,7 @@ int main(int argc, char **argv)
     }
     if (only.procs < 0) {
         bench_capacity(pool);
+        bench_million(pool);
     }
     bench_shm(quick, pool);
     if (only.procs > 0) {
