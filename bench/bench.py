@@ -1255,13 +1255,14 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     # Micro-benchmarks.
     shm = {(m["op"], m["procs"], m["threads"]): m for m in micro if m.get("bench") == "shm"}
     cap = next((m for m in micro if m.get("bench") == "capacity"), None)
+    mil = next((m for m in micro if m.get("bench") == "million"), None)
     rlib = {m["op"]: m["ops_per_s"] for m in micro if m.get("bench") == "redis" and "op" in m}
     rbench = {m["op"]: m["ops_per_s"] for m in micro if m.get("bench") == "redis-benchmark"}
     out.append("### Library (bench/microbench, no httpd)")
     out.append("")
     out.append("| shm store | load ops/s | save ops/s |")
     out.append("| --- | ---: | ---: |")
-    for procs, threads in [(1, 1), (1, 2), (1, 8), (1, 64), (2, 1), (8, 1), (2, 32)]:
+    for procs, threads in [(1, 1), (1, 2), (1, 8), (1, 64), (2, 1), (8, 1), (64, 1), (2, 32)]:
         lo, sa = shm.get(("load", procs, threads)), shm.get(("save", procs, threads))
         what = f"{threads} thread{'s' if threads > 1 else ''}" if procs == 1 else \
             f"{procs} processes x {threads} thread{'s' if threads > 1 else ''}"
@@ -1274,7 +1275,19 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                    f"({cap['record']}-byte records) before the first eviction: "
                    f"{cap['arena_bytes_per_session']:.0f} bytes of shared memory per session, "
                    f"{cap['arena_bytes_per_session'] - cap['payload']:.0f} beyond the payload "
-                   f"(each record takes {cap['footprint']} bytes of blocks).")
+                   f"(each record takes {cap['footprint']} bytes of blocks); full, under eviction, "
+                   f"it holds {cap.get('sessions_full', 'n/a')} "
+                   f"({fmt(cap.get('arena_bytes_per_session_full'), '.0f')} bytes each, "
+                   f"{cap.get('stripes', 'n/a')} stripes).")
+        out.append("")
+    if mil:
+        out.append(f"shm at SessionStoreShmSize {mil['arena_mib']}M ({mil['stripes']} stripes): "
+                   f"formatted in {mil['format_ms']:.0f} ms, checked (a restart) in "
+                   f"{mil['check_ms']:.0f} ms; {mil['sessions_before_eviction']} sessions of "
+                   f"{mil['payload']} bytes before the first eviction, so 1 M sessions need "
+                   f"{mil['mib_per_million']:.0f} MiB; {mil['swept']} dead sessions swept by "
+                   f"{mil['sweeping_saves']} saves, one stripe each, {mil['sweep_total_ms']:.0f} ms "
+                   f"in all, the longest {mil['sweep_max_ms']:.1f} ms under one stripe's lock.")
         out.append("")
     if rlib:
         out.append("| Redis, one connection | library ops/s | redis-benchmark -c 1 ops/s | ratio |")
@@ -1311,7 +1324,9 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     ri = meta.get("redis_instructions") or {}
     ri_ratio = ri["lean"] / ri["script"] if ri.get("lean") and ri.get("script") else None
     per_load, per_save = (rtt.get("redis") or (None, None, None, None))[:2]
-    overhead = cap["arena_bytes_per_session"] - cap["payload"] if cap else None
+    # What a session takes in a full arena (every stripe full, evicting).
+    overhead = (cap.get("arena_bytes_per_session_full", cap["arena_bytes_per_session"])
+                - cap["payload"]) if cap else None
 
     def ops(op, procs, threads):
         m = shm.get((op, procs, threads))
@@ -1321,6 +1336,10 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
         return a / b if a is not None and b else None
 
     scale = {op: div(ops(op, 1, 64), ops(op, 1, 8)) for op in ("load", "save")}
+    # Processes over 2 processes: the lower of load's and save's ratio.
+    procs = {n: min([r for r in (div(ops(op, n, 1), ops(op, 2, 1)) for op in ("load", "save"))
+                     if r is not None], default=None) for n in (8, 64)}
+    mib_1m = mil["mib_per_million"] if mil else None
     lib_ratio = {lop: div(rlib.get(lop), rbench.get(bop)) for lop, bop in
                  (("load", "get"), ("save", "set"))}
 
@@ -1353,6 +1372,12 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
          verdict(scale["load"], lambda x: x >= 0.8)),
         ("shm save ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["save"], ".2f"),
          verdict(scale["save"], lambda x: x >= 0.8)),
+        ("shm ops/s, 8 processes ≥ 0.8 × 2 processes (lower of load, save)",
+         fmt(procs[8], ".2f"), verdict(procs[8], lambda x: x >= 0.8)),
+        ("shm ops/s, 64 processes ≥ 0.8 × 2 processes (lower of load, save)",
+         fmt(procs[64], ".2f"), verdict(procs[64], lambda x: x >= 0.8)),
+        ("1 M sessions of 200 bytes fit in SessionStoreShmSize 300M (MiB they need)",
+         fmt(mib_1m, ".0f"), verdict(mib_1m, lambda x: x <= 300)),
     ]
     def user_pct(name):
         f = median([r.get("redis_user_frac") for r in results.get((name, ro64), [])
@@ -1388,7 +1413,9 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
                f"redis_rtt_per_save={fmt(per_save, '.2f')} redis/floor={fmt(redis_floor, '.3f')} "
                f"redis_server_us_per_load={fmt(lean_us, '.1f')} tls/tcp={fmt(tls_tcp, '.3f')} "
-               f"php_bridge/phpredis={fmt(php_ratio, '.3f')}")
+               f"php_bridge/phpredis={fmt(php_ratio, '.3f')} "
+               f"shm_procs8/procs2={fmt(procs[8], '.2f')} shm_procs64/procs2={fmt(procs[64], '.2f')} "
+               f"shm_overhead_bytes={fmt(overhead, '.0f')} shm_1m_mib={fmt(mib_1m, '.0f')}")
     return "\n".join(out)
 
 

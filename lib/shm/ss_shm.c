@@ -17,7 +17,10 @@
  * A record is a chain of blocks of its stripe. Every block starts with the
  * index of the next one; the first block of a chain holds the rest of
  * shm_entry_t too (key, deadline, hash-chain and LRU links), then the
- * record's first bytes. Free blocks form a singly linked list. Equal blocks
+ * record's first bytes. Free blocks form a singly linked list, and the
+ * blocks a stripe never used yet (from its `fresh` mark to its end) are free
+ * without being on it: formatting writes no block, so a large arena is
+ * ready at once and its pages are touched as it fills. Equal blocks
  * mean no fragmentation and no compaction: a record of n bytes needs
  * blocks_for(n) blocks, always available once enough others are freed.
  *
@@ -134,7 +137,7 @@ typedef struct {
     apr_uint32_t lru_head; /* most recently used */
     apr_uint32_t lru_tail; /* next to evict */
     apr_uint32_t entries;
-    apr_uint32_t unused;
+    apr_uint32_t fresh;    /* blocks from here to the stripe's end were never used: free */
     apr_time_t next_sweep; /* no full scan for dead records before this */
     ss_store_stats_t stats;
 } shm_stripe_t;
@@ -348,23 +351,22 @@ int ss_shm_fits(apr_size_t size, apr_size_t max_record)
     return layout(&a, size, max_record);
 }
 
-/* Empty the stripe: every block on its free list, nothing indexed. Its
- * mutex is left alone (it may be held: by the caller of a rebuild). */
+/* Empty the stripe: every block free as never used, nothing indexed. No
+ * block is written. Its mutex is left alone (it may be held: by the caller
+ * of a rebuild). */
 static void format_stripe(const zone_t *z)
 {
     shm_stripe_t *st = z->st;
     apr_uint32_t i;
 
-    st->free_head = z->first;
+    st->free_head = NIL;
+    st->fresh = z->first;
     st->free_count = z->end - z->first;
     st->lru_head = st->lru_tail = NIL;
     st->entries = 0;
     st->next_sweep = 0;
     for (i = z->index; i < z->a->nbuckets; i += z->a->nstripes) {
         buckets(z->a)[i] = NIL;
-    }
-    for (i = z->first; i < z->end; i++) {
-        set_next(z, i, i + 1 < z->end ? i + 1 : NIL);
     }
 }
 
@@ -461,10 +463,18 @@ static const char *walk_free(const zone_t *z, unsigned char *seen)
 {
     apr_uint32_t i, n = 0;
 
+    /* The blocks never used yet, from fresh to the end, are free. */
+    if (z->st->fresh < z->first || z->st->fresh > z->end) {
+        return "the first unused block is outside the stripe";
+    }
+    for (i = z->st->fresh; i < z->end; i++) {
+        seen[i - z->first] = SEEN_FREE;
+        n++;
+    }
     /* Marking each block bounds the walk: a loop meets a marked block. */
     for (i = z->st->free_head; i != NIL; i = next_of(z, i)) {
         if (!in_range(z, i) || seen[i - z->first] != SEEN_NONE) {
-            return "the free list leaves the stripe or loops";
+            return "the free list leaves the stripe, loops or reaches the unused blocks";
         }
         seen[i - z->first] = SEEN_FREE;
         n++;
@@ -978,29 +988,39 @@ static apr_status_t make_room(const zone_t *z, apr_uint32_t n, apr_time_t now)
     return APR_SUCCESS;
 }
 
+/* n blocks chained from *first: off the free list, then off the blocks never
+ * used yet. */
 static apr_status_t alloc_chain(const zone_t *z, apr_uint32_t n, apr_uint32_t *first)
 {
     shm_stripe_t *h = z->st;
-    apr_uint32_t last = h->free_head, next, k;
+    apr_uint32_t prev = NIL, b, k;
 
-    if (h->free_count < n || h->free_count > z->end - z->first || !in_range(z, last)) {
+    if (h->free_count < n || h->free_count > z->end - z->first || h->fresh < z->first ||
+        h->fresh > z->end) {
         return SHM_BROKEN;
     }
-    for (k = 1; k < n; k++) {
-        last = next_of(z, last);
-        if (!in_range(z, last)) {
-            return SHM_BROKEN;
+    for (k = 0; k < n; k++) {
+        if (h->free_head != NIL) {
+            b = h->free_head;
+            if (!in_range(z, b) || !link_ok(z, next_of(z, b))) {
+                return SHM_BROKEN;
+            }
+            h->free_head = next_of(z, b);
+        } else if (h->fresh < z->end) {
+            b = h->fresh++;
+        } else {
+            return SHM_BROKEN; /* fewer free blocks than counted */
         }
+        FAULT("alloc.head_moved");
+        h->free_count--;
+        if (prev == NIL) {
+            *first = b;
+        } else {
+            set_next(z, prev, b);
+        }
+        prev = b;
     }
-    next = next_of(z, last);
-    if (!link_ok(z, next)) {
-        return SHM_BROKEN;
-    }
-    *first = h->free_head;
-    h->free_head = next;
-    FAULT("alloc.head_moved");
-    h->free_count -= n;
-    set_next(z, last, NIL);
+    set_next(z, prev, NIL);
     return APR_SUCCESS;
 }
 
@@ -1050,6 +1070,7 @@ static const field_t stripe_fields[] = {
     {"lru_head", offsetof(shm_stripe_t, lru_head)},
     {"lru_tail", offsetof(shm_stripe_t, lru_tail)},
     {"entries", offsetof(shm_stripe_t, entries)},
+    {"fresh", offsetof(shm_stripe_t, fresh)},
 };
 
 static const field_t entry_fields[] = {

@@ -216,6 +216,29 @@ static void test_is_formatted(void **state)
     free(buf);
 }
 
+/* Formatting writes the header, the stripes and the index, never a block:
+ * a large arena is ready at once, its pages touched only as it fills. */
+static void test_format_writes_no_block(void **state)
+{
+    fixture_t *f = *state;
+    const apr_size_t size = 4 * MIB;
+    unsigned char *buf = malloc(size);
+    apr_size_t untouched = 0, k;
+
+    (void)f;
+    ss_shm_fault_max_stripes = 0;
+    assert_non_null(buf);
+    memset(buf, 0x5a, size);
+    assert_int_equal(ss_shm_format(buf, size, 8192), APR_SUCCESS);
+    assert_true(ss_shm_stripes(buf) > 1);
+    for (k = size; k > 0 && buf[k - 1] == 0x5a; k--) {
+        untouched++;
+    }
+    /* The blocks are all but the few percent the index and stripes take. */
+    assert_true(untouched >= size - size / 32);
+    free(buf);
+}
+
 static void test_reformat_empties(void **state)
 {
     fixture_t *f = *state;
@@ -1643,6 +1666,18 @@ static void test_damage_free_count_too_high(void **state)
     assert_detected(f, &log, op_save_many, 0);
 }
 
+static void test_damage_fresh_out_of_range(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    ss_key_t none = {{0}};
+
+    fill_for_damage(f, &log);
+    /* The never-used blocks said to begin past the stripe's end. */
+    *ss_shm_fault_field(f->base, "fresh", &none) += 1000000;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
 static void test_kept_arena_of_another_layout(void **state)
 {
     fixture_t *f = *state;
@@ -1714,6 +1749,7 @@ int main(void)
         UNIT_TEST(test_format_rejects_tiny_max_record),
         UNIT_TEST(test_format_rejects_max_record_over_quarter),
         UNIT_TEST(test_is_formatted),
+        UNIT_TEST(test_format_writes_no_block),
         UNIT_TEST(test_reformat_empties),
         UNIT_TEST(test_footprint),
         UNIT_TEST(test_capacity_fill),
@@ -1741,6 +1777,7 @@ int main(void)
         UNIT_TEST(test_damage_lru_link_out_of_range),
         UNIT_TEST(test_damage_lru_tail_broken_on_evict),
         UNIT_TEST(test_damage_free_count_too_high),
+        UNIT_TEST(test_damage_fresh_out_of_range),
         UNIT_TEST(test_kept_arena_of_another_layout),
         UNIT_TEST(test_walk_time),
     };
