@@ -351,10 +351,11 @@ int ss_shm_fits(apr_size_t size, apr_size_t max_record)
     return layout(&a, size, max_record);
 }
 
-/* Empty the stripe: every block free as never used, nothing indexed. No
- * block is written. Its mutex is left alone (it may be held: by the caller
- * of a rebuild). */
-static void format_stripe(const zone_t *z)
+/* Empty the stripe: every block free as never used, nothing indexed (its
+ * buckets emptied unless buckets_too is 0: the caller has emptied every
+ * bucket). No block is written. Its mutex is left alone (it may be held: by
+ * the caller of a rebuild). */
+static void format_stripe(const zone_t *z, int buckets_too)
 {
     shm_stripe_t *st = z->st;
     apr_uint32_t i;
@@ -365,7 +366,7 @@ static void format_stripe(const zone_t *z)
     st->lru_head = st->lru_tail = NIL;
     st->entries = 0;
     st->next_sweep = 0;
-    for (i = z->index; i < z->a->nbuckets; i += z->a->nstripes) {
+    for (i = z->index; buckets_too && i < z->a->nbuckets; i += z->a->nstripes) {
         buckets(z->a)[i] = NIL;
     }
 }
@@ -401,6 +402,9 @@ apr_status_t ss_shm_format(void *base, apr_size_t size, apr_size_t max_record)
     }
     a.base = base;
     memset(h, 0, sizeof(*h));
+    /* Every bucket NIL in one pass (format_stripe's loop for each stripe
+     * would cross the whole index a thousand times). */
+    memset(buckets(&a), 0xff, (apr_size_t)a.nbuckets * sizeof(apr_uint32_t));
     for (s = 0; s < a.nstripes; s++) {
         zone_init(&z, &a, s);
         memset(z.st, 0, sizeof(*z.st));
@@ -408,7 +412,7 @@ apr_status_t ss_shm_format(void *base, apr_size_t size, apr_size_t max_record)
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        format_stripe(&z);
+        format_stripe(&z, 0);
     }
     h->layout = SHM_LAYOUT;
     apr_cpystrn(h->builder, SHM_BUILDER, sizeof(h->builder));
@@ -592,7 +596,7 @@ static void rebuild(const zone_t *z, const char *why, apr_uint32_t dead_pid)
     shm_stripe_t *st = z->st;
     apr_uint32_t lost = st->entries;
 
-    format_stripe(z);
+    format_stripe(z, 1);
     st->rebuilds++;
     st->stats.rebuilds++;
     if (dead_pid) {
