@@ -1,6 +1,6 @@
 /* microbench.c - micro-benchmarks of lib/ without httpd (bench/run runs it).
  *
- *   microbench [-q] [-r REDIS_URI]
+ *   microbench [-q] [-c] [-r REDIS_URI]
  *
  * shm: load and save operations per second on one arena, with 1, 2, 8 and 64
  *      threads in one process, and with several processes (2 x 1, 8 x 1,
@@ -11,7 +11,9 @@
  *      like a request. Configurations are interleaved and repeated; the median
  *      is printed.
  * capacity: a 16 MiB arena (the SessionStoreShmSize default) filled with
- *      200-byte sessions until the first eviction: bytes per session.
+ *      200-byte sessions until the first eviction: bytes per session; then
+ *      to twice that, every stripe full: bytes per session under eviction.
+ * million: a 300 MiB arena (see bench_million). With -c, only these two.
  * redis: with -r URI, load and save per second through the library's Redis
  *      backend on one connection (bench/run sets it up next to
  *      redis-benchmark -c 1). With -n N as well, only this: after the
@@ -597,9 +599,9 @@ int main(int argc, char **argv)
     apr_pool_t *pool;
     const char *redis_uri = NULL;
     long count = 0;
-    int quick = 0, ch;
+    int quick = 0, capacity_only = 0, ch;
 
-    while ((ch = getopt(argc, argv, "qn:r:s:")) != -1) {
+    while ((ch = getopt(argc, argv, "cqn:r:s:")) != -1) {
         switch (ch) {
         case 's': {
             char opname[8];
@@ -617,6 +619,9 @@ int main(int argc, char **argv)
         case 'q':
             quick = 1;
             break;
+        case 'c':
+            capacity_only = 1;
+            break;
         case 'r':
             redis_uri = optarg;
             break;
@@ -624,7 +629,7 @@ int main(int argc, char **argv)
             count = atol(optarg);
             break;
         default:
-            fprintf(stderr, "usage: microbench [-q] [-r REDIS_URI [-n LOADS]] "
+            fprintf(stderr, "usage: microbench [-q] [-c] [-r REDIS_URI [-n LOADS]] "
                             "[-s PROCSxTHREADS:load|save:SECONDS]\n");
             return 2;
         }
@@ -642,6 +647,9 @@ int main(int argc, char **argv)
     if (only.procs < 0) {
         bench_capacity(pool);
         bench_million(pool);
+    }
+    if (capacity_only) {
+        return 0;
     }
     bench_shm(quick, pool);
     if (only.procs > 0) {

@@ -67,7 +67,8 @@
 #define SHM_MAGIC 0x53534d34u /* "SSM4" */
 /* Bump whenever shm_header_t, shm_stripe_t, shm_entry_t or an invariant of
  * the arena changes: an arena kept across a restart by another layout is not
- * reused. 4: stripes with their own locks inside the arena. */
+ * reused. 4: stripes with their own locks inside the arena, 96-byte blocks,
+ * 16-byte keys in the entries. */
 #define SHM_LAYOUT 4u
 #define SHM_BUILDER "mod_sessstore " PACKAGE_VERSION
 #define NIL 0xffffffffu
@@ -76,7 +77,7 @@
 #define SHM_BROKEN (APR_OS_START_USERERR + 0x5353)
 /* Stripes: a power of two, at most this many, each of at least
  * STRIPE_MIN_BYTES of blocks and four times the largest record. */
-#define MAX_STRIPES 1024u
+#define MAX_STRIPES 512u
 #define STRIPE_MIN_BYTES (64 * 1024)
 
 #ifdef SS_FAULT_POINTS
@@ -142,6 +143,8 @@ typedef struct {
     ss_store_stats_t stats;
 } shm_stripe_t;
 
+#define ENTRY_KEY_BYTES 16
+
 /* Stripes on cache lines of their own. */
 #define STRIPE_STRIDE ((sizeof(shm_stripe_t) + 63) & ~(apr_size_t)63)
 
@@ -156,7 +159,10 @@ typedef struct {
      * ss_store.h); 0: none. Refuses updates of a dead record and picks the
      * dead ones to reclaim first; a load judges by its own timeouts. */
     apr_time_t deadline;
-    unsigned char key[SS_KEY_BYTES];
+    /* The first ENTRY_KEY_BYTES of the key (SHA-256 of the ID): 128 bits,
+     * which no two of a store's keys share by chance, nor can anyone make
+     * them share without a second preimage of SHA-256. */
+    unsigned char key[ENTRY_KEY_BYTES];
 } shm_entry_t;
 
 #define FIRST_DATA (SS_SHM_BLOCK_SIZE - sizeof(shm_entry_t))
@@ -815,7 +821,7 @@ static apr_status_t find(const zone_t *z, const ss_key_t *key, apr_uint32_t *fou
         if (!in_range(z, i) || ++steps > z->a->stripe_blocks) {
             return SHM_BROKEN;
         }
-        if (memcmp(entry(z, i)->key, key->bytes, SS_KEY_BYTES) == 0) {
+        if (memcmp(entry(z, i)->key, key->bytes, ENTRY_KEY_BYTES) == 0) {
             if (!entry_ok(z, i)) {
                 return SHM_BROKEN;
             }
@@ -1282,7 +1288,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const char
     }
     FAULT("save.allocated");
     e = entry(z, i);
-    memcpy(e->key, key->bytes, SS_KEY_BYTES);
+    memcpy(e->key, key->bytes, ENTRY_KEY_BYTES);
     e->length = (apr_uint32_t)len;
     e->deadline = deadline;
     copy_in(z, i, buf, len);

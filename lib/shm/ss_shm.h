@@ -26,7 +26,9 @@
 
 #include "ss_store.h"
 
-#define SS_SHM_BLOCK_SIZE 128
+/* A 48-byte entry and 48 bytes of the record in the first block of a chain,
+ * 92 in each next: a 200-byte session (a 226-byte record) takes 3 blocks. */
+#define SS_SHM_BLOCK_SIZE 96
 #define SS_SHM_MIN_SIZE (64 * 1024)
 
 /* Lay out an empty arena over [base, base + size), its locks included.
