@@ -1,7 +1,7 @@
 /* ss_shm.h - the shared-memory backend.
  *
  * One fixed arena, shared by every process that maps it: a header, stripes,
- * a hash index and equal blocks. The arena is cut into stripes (up to 1024,
+ * a hash index and equal blocks. The arena is cut into stripes (up to 512,
  * each at least 64 KiB), each with its own lock, buckets, blocks, free list
  * and LRU list; a key's hash picks its stripe. A record lives in a chain of
  * blocks of its stripe whose first block also carries the entry (key,
