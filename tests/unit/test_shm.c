@@ -1635,10 +1635,14 @@ static void test_damage_lru_link_out_of_range(void **state)
 {
     fixture_t *f = *state;
     damage_log_t log;
-    int i;
+    int i, k;
 
     fill_for_damage(f, &log);
     i = stored_key(f, 0);
+    /* Out of the front quarter of the LRU list, where a load moves it. */
+    for (k = 0; k <= (int)unit_stats(f->store).entries / 4; k++) {
+        assert_int_equal(save_kv(f, 50000 + k, 0, 10, T0, 0), APR_SUCCESS);
+    }
     *field_of(f, "lru_prev", i) = 0x7ffffff0u;
     assert_detected(f, &log, op_load, i);
 }
