@@ -67,9 +67,9 @@
 #define SHM_MAGIC 0x53534d34u /* "SSM4" */
 /* Bump whenever shm_header_t, shm_stripe_t, shm_entry_t or an invariant of
  * the arena changes: an arena kept across a restart by another layout is not
- * reused. 4: stripes with their own locks inside the arena, 96-byte blocks,
- * 16-byte keys in the entries. */
-#define SHM_LAYOUT 4u
+ * reused. 4: record v2 (revisions); 5: stripes with their own locks inside
+ * the arena, 104-byte blocks, 16-byte keys in the entries. */
+#define SHM_LAYOUT 5u
 #define SHM_BUILDER "mod_sessstore " PACKAGE_VERSION
 #define NIL 0xffffffffu
 #define SWEEP_INTERVAL apr_time_from_sec(1)
@@ -139,7 +139,6 @@ typedef struct {
     apr_uint32_t lru_tail; /* next to evict */
     apr_uint32_t entries;
     apr_uint32_t fresh;    /* blocks from here to the stripe's end were never used: free */
-    apr_uint32_t pushes;   /* entries put at the LRU head so far (wraps around) */
     apr_time_t next_sweep; /* no full scan for dead records before this */
     ss_store_stats_t stats;
 } shm_stripe_t;
@@ -155,7 +154,7 @@ typedef struct {
     apr_uint32_t lru_prev;
     apr_uint32_t lru_next;
     apr_uint32_t length; /* record bytes in the chain */
-    apr_uint32_t pushed; /* the stripe's pushes when it was put at the LRU head */
+    apr_uint32_t unused;
     /* When the record is dead for every location (the keeping timeouts, see
      * ss_store.h); 0: none. Refuses updates of a dead record and picks the
      * dead ones to reclaim first; a load judges by its own timeouts. */
@@ -335,7 +334,7 @@ static int layout(arena_t *a, apr_size_t size, apr_size_t max_record)
 {
     apr_uint32_t n = MAX_STRIPES;
 
-    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_HEADER_LEN || max_record > 0xffffffffUL) {
+    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_MIN_LEN || max_record > 0xffffffffUL) {
         return 0;
     }
 #ifdef SS_FAULT_POINTS
@@ -499,7 +498,7 @@ static const char *walk_chain(const zone_t *z, apr_uint32_t i, unsigned char *se
     const shm_entry_t *e = entry(z, i);
     apr_uint32_t n, k;
 
-    if (e->length < SS_RECORD_HEADER_LEN || e->length > z->a->max_record) {
+    if (e->length < SS_RECORD_MIN_LEN || e->length > z->a->max_record) {
         return "a record length out of bounds";
     }
     n = blocks_for(e->length);
@@ -799,7 +798,7 @@ static int entry_ok(const zone_t *z, apr_uint32_t i)
 {
     apr_uint32_t len = entry(z, i)->length, n, k;
 
-    if (len < SS_RECORD_HEADER_LEN || len > z->a->max_record) {
+    if (len < SS_RECORD_MIN_LEN || len > z->a->max_record) {
         return 0;
     }
     n = blocks_for(len);
@@ -872,7 +871,6 @@ static apr_status_t lru_push_head(const zone_t *z, apr_uint32_t i)
     }
     e->lru_prev = NIL;
     e->lru_next = head;
-    e->pushed = h->pushes++;
     if (head != NIL) {
         entry(z, head)->lru_prev = i;
         FAULT("lru.push_half");
@@ -1158,6 +1156,7 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
                                 apr_size_t *len, apr_time_t *accessed)
 {
     shm_stripe_t *h = z->st;
+    ss_record_head_t head;
     apr_time_t created;
     apr_uint32_t i;
     shm_entry_t *e;
@@ -1174,11 +1173,16 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
     *len = e->length;
     *buf = apr_palloc(p, *len);
     copy_out(z, i, *buf, *len);
-    rv = ss_record_peek_times((const unsigned char *)*buf, *len, &created, accessed);
+    rv = ss_record_peek((const unsigned char *)*buf, *len, &head);
     if (rv == APR_ENOTIMPL) {
         h->stats.newer_format++;
         return APR_NOTFOUND;
     }
+    if (rv == APR_SUCCESS && (head.flags & SS_RECORD_FLAG_SEALED) && !key->sealable) {
+        return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
+    }
+    created = head.created;
+    *accessed = head.accessed;
     if (rv != APR_SUCCESS || ss_expiry_check(keep, created, *accessed, now) != SS_LIVE) {
         if (remove_entry(z, i) != APR_SUCCESS) {
             return SHM_BROKEN;
@@ -1203,19 +1207,12 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
         e->deadline = ss_expiry_deadline(keep, created, now);
         h->stats.touches++;
     }
-    /* An entry put at the head less than a quarter of the entries ago is
-     * still in the front quarter: it stays where it is. The order there does
-     * not decide an eviction yet, and a load of a recent session writes
-     * nothing but the counters (a memory-bound arena: the neighbours' cache
-     * lines are not touched). */
-    if (h->pushes - e->pushed >= h->entries / 4) {
-        if (lru_unlink(z, i) != APR_SUCCESS) {
-            return SHM_BROKEN;
-        }
-        FAULT("touch.lru_unlinked");
-        if (lru_push_head(z, i) != APR_SUCCESS) {
-            return SHM_BROKEN;
-        }
+    if (lru_unlink(z, i) != APR_SUCCESS) {
+        return SHM_BROKEN;
+    }
+    FAULT("touch.lru_unlinked");
+    if (lru_push_head(z, i) != APR_SUCCESS) {
+        return SHM_BROKEN;
     }
     h->stats.hits++;
     return APR_SUCCESS;
@@ -1253,11 +1250,28 @@ static void remove_malformed(const zone_t *z, const ss_key_t *key, const char *b
     end_update(z);
 }
 
+/* The revision of entry i's record, from the header in its first block;
+ * APR_EINVAL when it is not a record of a version we read. */
+static apr_status_t stored_revision(const zone_t *z, apr_uint32_t i, apr_uint32_t *revision)
+{
+    apr_uint32_t len = entry(z, i)->length;
+    ss_record_head_t head;
+    apr_status_t rv;
+
+    rv = ss_record_peek((const unsigned char *)block(z->a, i) + sizeof(shm_entry_t),
+                        len < FIRST_DATA ? len : FIRST_DATA, &head);
+    *revision = head.revision;
+    return rv;
+}
+
 /* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
- * entry counts as gone. */
-static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e mode, apr_time_t now)
+ * entry counts as gone; an update goes ahead only over the revision it
+ * loaded (revision - 1). */
+static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e mode,
+                               apr_uint32_t revision, apr_time_t now)
 {
     int live = i != NIL && !is_dead(entry(z, i), now);
+    apr_uint32_t stored = 0;
 
     if (mode == SS_SAVE_NEW && live) {
         return APR_EEXIST;
@@ -1266,6 +1280,11 @@ static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e m
         z->st->stats.refused_gone++;
         return APR_NOTFOUND;
     }
+    if (mode == SS_SAVE_UPDATE &&
+        (stored_revision(z, i, &stored) != APR_SUCCESS || stored != revision - 1)) {
+        z->st->stats.refused_conflict++;
+        return SS_ECONFLICT;
+    }
     return APR_SUCCESS;
 }
 
@@ -1273,7 +1292,7 @@ static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e m
  * and only then linked into the index and the LRU list. */
 static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const char *buf,
                                 apr_size_t len, apr_time_t deadline, ss_save_mode_e mode,
-                                apr_time_t now)
+                                apr_uint32_t revision, apr_time_t now)
 {
     shm_stripe_t *h = z->st;
     apr_uint32_t i, n, *head;
@@ -1283,7 +1302,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const char
     if (find(z, key, &i) != APR_SUCCESS) {
         return SHM_BROKEN;
     }
-    rv = check_mode(z, i, mode, now);
+    rv = check_mode(z, i, mode, revision, now);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1343,7 +1362,7 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = ss_record_decode(buf, len, p, rec);
+    rv = ss_record_decode(buf, len, key, p, rec);
     if (rv != APR_SUCCESS) {
         remove_malformed(&z, key, buf, len, rv, p);
         return APR_NOTFOUND;
@@ -1362,7 +1381,7 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     apr_status_t rv;
     zone_t z;
 
-    rv = ss_record_encode(rec, p, &buf, &len);
+    rv = ss_record_encode(rec, key, store->form, p, &buf, &len);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1380,11 +1399,11 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = save_locked(&z, key, buf, len, deadline, mode, rec->accessed);
+    rv = save_locked(&z, key, buf, len, deadline, mode, rec->revision, rec->accessed);
     if (rv == SHM_BROKEN) {
         /* The stripe's sessions are lost, this one need not be: save it anew. */
         recover_broken(&z);
-        rv = save_locked(&z, key, buf, len, deadline, mode, rec->accessed);
+        rv = save_locked(&z, key, buf, len, deadline, mode, rec->revision, rec->accessed);
         rv = rv == SHM_BROKEN ? APR_EGENERAL : rv;
     }
     end_update(&z);
@@ -1494,5 +1513,6 @@ apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_pool_t *p)
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &shm_ops;
     (*store)->impl = s;
+    (*store)->form = SS_RECORD_FORM_SEALED;
     return APR_SUCCESS;
 }

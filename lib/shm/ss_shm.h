@@ -26,9 +26,10 @@
 
 #include "ss_store.h"
 
-/* A 48-byte entry and 48 bytes of the record in the first block of a chain,
- * 92 in each next: a 200-byte session (a 226-byte record) takes 3 blocks. */
-#define SS_SHM_BLOCK_SIZE 96
+/* A 48-byte entry and 56 bytes of the record in the first block of a chain,
+ * 100 in each next: a 200-byte session (a 254-byte sealed record, 226 in
+ * clear) takes 3 blocks. */
+#define SS_SHM_BLOCK_SIZE 104
 #define SS_SHM_MIN_SIZE (64 * 1024)
 
 /* Lay out an empty arena over [base, base + size), its locks included.
