@@ -1146,14 +1146,14 @@ apr_uint32_t ss_shm_fault_stripe_of(const void *base, const ss_key_t *key)
 
 /* Find key, judge it by the timestamps of its header and touch it, and copy
  * its bytes out to *buf: decoding them is left to the caller, outside the
- * lock. A record whose header is not a record's is removed (a miss,
- * counted and logged); one of a newer format is left for the nodes that
- * read it. A record dead for every location (keep) is removed; one dead
- * only for this location (judge) stays. *accessed: its access time, after
- * the touch. */
-static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_expiry_t *judge,
-                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p, char **buf,
-                                apr_size_t *len, apr_time_t *accessed)
+ * lock. A record whose header is not a record's, or one in clear where only
+ * sealed ones are accepted (sealed_only), is removed (a miss, counted and
+ * logged); one of a newer format is left for the nodes that read it. A
+ * record dead for every location (keep) is removed; one dead only for this
+ * location (judge) stays. *accessed: its access time, after the touch. */
+static apr_status_t load_locked(const zone_t *z, int sealed_only, const ss_key_t *key,
+                                const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
+                                apr_pool_t *p, char **buf, apr_size_t *len, apr_time_t *accessed)
 {
     shm_stripe_t *h = z->st;
     ss_record_head_t head;
@@ -1180,6 +1180,9 @@ static apr_status_t load_locked(const zone_t *z, const ss_key_t *key, const ss_e
     }
     if (rv == APR_SUCCESS && (head.flags & SS_RECORD_FLAG_SEALED) && !key->sealable) {
         return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
+    }
+    if (rv == APR_SUCCESS && sealed_only && !ss_record_is_sealed(*buf, *len)) {
+        rv = APR_EINVAL; /* in clear where only sealed records are accepted */
     }
     created = head.created;
     *accessed = head.accessed;
@@ -1353,7 +1356,7 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = load_locked(&z, key, judge, keep, now, p, &buf, &len, &accessed);
+    rv = load_locked(&z, store->sealed_only, key, judge, keep, now, p, &buf, &len, &accessed);
     if (rv == SHM_BROKEN) {
         recover_broken(&z);
         rv = APR_NOTFOUND;
