@@ -2,7 +2,7 @@
  *
  * Random sequences of operations (new saves, updates, loads, removes, with
  * random sizes, keys, users, limits and clocks) from several simulated
- * children, each with its own ss_store_t over one arena and one mutex, are
+ * children, each with its own ss_store_t over one arena (and its locks), are
  * played against the store through its ss_store_ops_t and against a plain
  * array of what each key should hold. After every operation:
  *   - the result is the one the model predicts (EEXIST, NOTFOUND, ENOSPC,
@@ -13,14 +13,16 @@
  *     was never rebuilt;
  *   - exactly the keys the model holds are in the arena. A save may evict:
  *     the keys that vanished must be as many as the eviction counters say,
- *     and every live one among them must have been used less recently than
- *     every key that stayed (dead ones may go first, from anywhere);
+ *     all from the stripe of the key saved (each stripe has its own LRU
+ *     list), and every live one among them must have been used less
+ *     recently than every key that stayed there (dead ones may go first);
  *   - the entry count and the bytes used match the model.
  * Membership is read without side effects by the test-only
  * ss_shm_fault_field (this harness builds ss_shm.c with SS_FAULT_POINTS,
  * like tests/unit/test_shm); everything else goes through the public API.
  *
- * Input: the arena size and record limit, the number of children (1-4, and
+ * Input: the geometry (bits 0-1 the arena size, 2-3 at most 1, 2, 4 stripes
+ * or as many as fit, bit 4 large records) and the record limit, the number of children (1-4, and
  * for each a bit: it refuses records in clear) and the record format each
  * writes (sealed, clear, format 1: 2 bits each),
  * two locations' idle and absolute timeouts (the store keeps records for
@@ -31,13 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <apr_global_mutex.h>
 #include <apr_strings.h>
 
 #include "fuzz.h"
 #include "ss_shm.h"
 
-#define NKEYS 24
+#define NKEYS 40
 #define MAX_CHILDREN 4
 #define MAX_OPS 400
 #define T0 apr_time_from_sec(1700000000)
@@ -72,8 +73,6 @@ typedef struct {
     unsigned seq;       /* operation number */
 } world_t;
 
-static apr_global_mutex_t *mutex;
-
 static void no_fault(const char *step)
 {
     (void)step;
@@ -84,9 +83,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     ss_shm_fault_hook = no_fault; /* never the SS_FAULT_FILE lookup */
-    if (apr_global_mutex_create(&mutex, NULL, APR_LOCK_DEFAULT, fuzz_pool()) != APR_SUCCESS) {
-        fuzz_fail(__FILE__, __LINE__, "apr_global_mutex_create", "no mutex");
-    }
     return 0;
 }
 
@@ -198,9 +194,12 @@ static void op_load(world_t *w, ss_store_t *s, int k, const ss_expiry_t *judge, 
     m->used = ++w->clock;
 }
 
-/* Vanished keys: as many as the counters say, the live ones least recent. */
+/* Vanished keys: as many as the counters say, all from the stripe of the
+ * key saved (each stripe has its own LRU list), the live ones less recently
+ * used than any key that stayed there. */
 static void check_evictions(world_t *w, int saved, const ss_store_stats_t *before, apr_time_t now)
 {
+    apr_uint32_t stripe = saved >= 0 ? ss_shm_fault_stripe_of(w->base, &w->keys[saved]) : 0;
     ss_store_stats_t after = stats_of(w);
     apr_uint64_t evicted = (after.evicted_lru + after.evicted_expired) -
                            (before->evicted_lru + before->evicted_expired);
@@ -214,9 +213,13 @@ static void check_evictions(world_t *w, int saved, const ss_store_stats_t *befor
             continue;
         }
         if (in_arena(w, k)) {
-            oldest_kept = m->used < oldest_kept ? m->used : oldest_kept;
+            if (saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe) {
+                oldest_kept = m->used < oldest_kept ? m->used : oldest_kept;
+            }
             continue;
         }
+        FUZZ_CHECK(saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe,
+                   "op %u: key %d vanished from another stripe than the save's", w->seq, k);
         gone++;
         if (!dead_at(m, now) && m->used > newest_live_gone) {
             newest_live_gone = m->used;
@@ -302,23 +305,29 @@ static void op_save(world_t *w, int child, int k, ss_save_mode_e mode, apr_time_
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const apr_size_t sizes[] = {SS_SHM_MIN_SIZE, SS_SHM_MIN_SIZE + 40000,
-                                       2 * SS_SHM_MIN_SIZE};
+                                       4 * SS_SHM_MIN_SIZE};
     world_t w;
     fuzz_reader_t r;
     apr_time_t now = T0;
-    unsigned children, forms;
+    unsigned geometry, children, forms;
     int i;
 
     memset(&w, 0, sizeof(w));
     fuzz_reader_init(&r, data, size);
     w.p = fuzz_pool();
-    w.size = sizes[fuzz_u8(&r) % 3];
-    w.max_record = SS_RECORD_MIN_LEN + fuzz_u16(&r) % 8192;
+    geometry = fuzz_u8(&r);
+    w.size = sizes[(geometry & 3) % 3];
+    /* At most 1, 2 or 4 stripes, or as many as fit (0). */
+    ss_shm_fault_max_stripes = (apr_uint32_t[]){1, 2, 4, 0}[(geometry >> 2) & 3];
+    /* Small records leave room for stripes; large ones for long chains. */
+    w.max_record = SS_RECORD_MIN_LEN + fuzz_u16(&r) % (geometry & 0x10 ? 8192 : 400);
     while (!ss_shm_fits(w.size, w.max_record)) {
         w.max_record = SS_RECORD_MIN_LEN + (w.max_record - SS_RECORD_MIN_LEN) / 2;
     }
     w.base = malloc(w.size); /* exactly the arena: ASan sees a step past its end */
     FUZZ_CHECK(ss_shm_format(w.base, w.size, w.max_record) == APR_SUCCESS, "format");
+    fuzz_trace("arena of %lu bytes, records up to %lu, %u stripes", (unsigned long)w.size,
+               (unsigned long)w.max_record, ss_shm_stripes(w.base));
     children = fuzz_u8(&r);
     w.nchildren = 1 + (int)(children % MAX_CHILDREN);
     forms = fuzz_u8(&r);
@@ -326,7 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const ss_record_form_e form[4] = {SS_RECORD_FORM_SEALED, SS_RECORD_FORM_CLEAR,
                                                  SS_RECORD_FORM_V1, SS_RECORD_FORM_SEALED};
 
-        FUZZ_CHECK(ss_shm_open(&w.child[i], w.base, mutex, w.p) == APR_SUCCESS, "open");
+        FUZZ_CHECK(ss_shm_open(&w.child[i], w.base, w.p) == APR_SUCCESS, "open");
         FUZZ_CHECK(w.child[i]->ops->child_init(w.child[i], w.p) == APR_SUCCESS, "child_init");
         /* Children that write different formats: a rolling upgrade; some
          * refuse records in clear (SessionStoreSeal Required). */

@@ -327,8 +327,9 @@ static void b16(prog_t *p, unsigned v)
     b8(p, v);
 }
 
-/* forms: the record format of each child, 2 bits each (0 sealed, 1 clear,
- * 2 format 1). */
+/* size: the geometry byte (bits 0-1 the arena size, 2-3 the stripe cap:
+ * 1, 2, 4 or none, bit 4 large records); forms: the record format of each
+ * child, 2 bits each (0 sealed, 1 clear, 2 format 1). */
 static void header(prog_t *p, unsigned size, unsigned max_record, unsigned children, unsigned forms,
                    unsigned idle0, unsigned abs0, unsigned idle1, unsigned abs1)
 {
@@ -361,7 +362,7 @@ static void shm_programs(void)
     unsigned i;
 
     /* One session's life: new, load, update, load, remove, load. */
-    header(&p, 0, 2048, 1, 0, 1801, 3601, 0, 0);
+    header(&p, 0x10, 2048, 1, 0, 1801, 3601, 0, 0);
     op(&p, 0, 1, 0, 1, 0, 40, 0);
     op(&p, 0, 0, 0, 1, 100, 0, 0);
     op(&p, 0, 2, 0, 1, 100, 60, 0);
@@ -379,9 +380,9 @@ static void shm_programs(void)
     put("shm_model", "children", p.buf, p.len);
 
     /* Fill a small arena with large records: evictions. */
-    header(&p, 0, 8191, 2, 0, 0, 0, 3, 0);
+    header(&p, 0x10, 8191, 2, 0, 0, 0, 3, 0);
     for (i = 0; i < 40; i++) {
-        op(&p, i & 1, 1, 0, i % 24, 1, 200 + i % 50, 0);
+        op(&p, i & 1, 1, 0, i % 40, 1, 200 + i % 50, 0);
         if (i % 5 == 4) {
             op(&p, 0, 0, 0, (i * 7) % 24, 1, 0, 0);
         }
@@ -421,6 +422,16 @@ static void shm_programs(void)
     put("shm_model", "formats", p.buf, p.len);
     p.buf[3] |= 1 << 3; /* the second child (clear) refuses records in clear */
     put("shm_model", "formats-required", p.buf, p.len);
+
+    /* Two stripes, large records: each stripe evicts from its own LRU list. */
+    header(&p, 2 | 0x10 | 1 << 2, 8000, 2, 0, 0, 0, 0, 0);
+    for (i = 0; i < 120; i++) {
+        op(&p, i & 1, 1, 0, i % 40, 1, 200 + i % 50, 0);
+        if (i % 4 == 3) {
+            op(&p, 1, 0, 0, (i * 5) % 40, 1, 0, 0);
+        }
+    }
+    put("shm_model", "stripes", p.buf, p.len);
 }
 
 int main(int argc, char **argv)

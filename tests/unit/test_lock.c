@@ -64,7 +64,7 @@ static int setup(void **state)
     char id[SS_ID_LEN + 1];
 
     (void)state;
-    g.arena = unit_arena_create("test_lock", sizeof(unit_arena_t));
+    g.arena = unit_arena_create(sizeof(unit_arena_t));
     if (!g.arena) {
         return -1;
     }
