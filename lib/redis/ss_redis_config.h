@@ -3,6 +3,13 @@
  *   redis://[[user]:password@]host[:port][/db][?param=value&...]
  *   rediss://...   the same over TLS (OpenSSL), with the tls_* parameters
  *   unix:///path/to/redis.sock[?db=N&password=...&...]   (also redis+unix://)
+ *   redis-cluster://[[user]:password@]host[:port][,host[:port]...][?param=value&...]
+ *   rediss-cluster://...   a Redis Cluster, over TLS for the second form
+ *
+ * A cluster URI lists seed nodes (at most SS_REDIS_SEEDS_MAX, port 6379 by
+ * default): any one that answers gives the slot map (ss_redis_cluster.h).
+ * It takes no db (a cluster has only db 0: /db and db= are refused); the
+ * other parameters, tls_* included, apply to every node.
  *
  * user, password, prefix and the socket path are percent-decoded; a password
  * holding '@', '/', '?', '&', '#' or '%' must be percent-encoded, and an '@'
@@ -50,6 +57,7 @@
 #define SS_REDIS_DEFAULT_BREAKER_MS 1000
 #define SS_REDIS_DEFAULT_MAX_IDLE 64
 #define SS_REDIS_DEFAULT_MAX_AGE_S 300
+#define SS_REDIS_SEEDS_MAX 64
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
 
@@ -58,6 +66,12 @@ typedef enum {
     SS_REDIS_TLS_VERIFY_CA,   /* chain only */
     SS_REDIS_TLS_VERIFY_NONE  /* nothing: only when written */
 } ss_redis_tls_verify_e;
+
+/* A node's address: a DNS name or an address (IPv6 without brackets). */
+typedef struct {
+    const char *host;
+    int port;
+} ss_redis_addr_t;
 
 typedef struct {
     const char *host;     /* TCP: name or address (no brackets); NULL for a Unix socket */
@@ -79,7 +93,10 @@ typedef struct {
     const char *tls_key_file;
     const char *tls_server_name;
     ss_redis_tls_verify_e tls_verify;
-    int tls_min_version; /* OpenSSL's TLS1_2_VERSION or TLS1_3_VERSION */
+    int tls_min_version;          /* OpenSSL's TLS1_2_VERSION or TLS1_3_VERSION */
+    int cluster;                  /* redis-cluster:// or rediss-cluster:// */
+    int nseeds;                   /* cluster: the seed nodes; host and port are the first */
+    const ss_redis_addr_t *seeds; /* cluster: nseeds of them */
 } ss_redis_config_t;
 
 /* Parse uri into a new *cfg. NULL on success, else a message naming the
@@ -102,5 +119,8 @@ const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p);
 /* The short form, for the backend's own log lines: scheme, user, host or
  * socket path, port and db; the password masked, no other option. */
 const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p);
+
+/* A cluster's seeds as the URI writes them: host:port,host:port... */
+const char *ss_redis_seeds(const ss_redis_config_t *cfg, apr_pool_t *p);
 
 #endif

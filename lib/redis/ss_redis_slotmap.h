@@ -23,12 +23,8 @@
 #include <apr_pools.h>
 #include <hiredis.h>
 
+#include "ss_redis_config.h"
 #include "ss_redis_slot.h"
-
-typedef struct {
-    const char *host; /* an address or a name, as the cluster announces it */
-    int port;
-} ss_redis_addr_t;
 
 typedef struct {
     int nmasters;
