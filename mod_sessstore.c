@@ -963,6 +963,10 @@ static int status_handler(request_rec *r)
     STAT(fast_fails);
     STAT(connects);
     STAT(retries);
+    STAT(cluster_nodes);
+    STAT(slotmap_refreshes);
+    STAT(moved);
+    STAT(asked);
 #undef STAT
     return OK;
 }

@@ -350,12 +350,53 @@ static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease, apr_t
 static apr_status_t send_cmd(lease_t *lease, const ss_redis_cmd_t *cmd, apr_time_t deadline,
                              redisReply **reply, char *why)
 {
-    ss_redis_argv_t one;
+    static const char *const asking[] = {"ASKING"};
+    static const size_t asking_len[] = {6};
+    ss_redis_argv_t cmds[2];
+    redisReply *replies[2];
+    apr_status_t rv;
+    int n = 0;
 
-    one.argc = cmd->argc;
-    one.argv = cmd->argv;
-    one.len = cmd->len;
-    return ss_redis_transport_call(lease->c, 1, &one, reply, deadline, why, ERR_LEN);
+    if (cmd->asking) {
+        cmds[n].argc = 1;
+        cmds[n].argv = asking;
+        cmds[n++].len = asking_len;
+    }
+    cmds[n].argc = cmd->argc;
+    cmds[n].argv = cmd->argv;
+    cmds[n++].len = cmd->len;
+    rv = ss_redis_transport_call(lease->c, n, cmds, replies, deadline, why, ERR_LEN);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (n == 2) {
+        /* ASKING answers +OK; an error (an old server) stands for the command's. */
+        if (replies[0]->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(replies[1]);
+            replies[1] = replies[0];
+        } else {
+            freeReplyObject(replies[0]);
+        }
+    }
+    *reply = replies[n - 1];
+    return APR_SUCCESS;
+}
+
+/* An error reply the caller asked to judge itself (cmd->pass). */
+static int passed(const ss_redis_cmd_t *cmd, const char *err)
+{
+    static const char *const codes[] = {"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"};
+    size_t i;
+
+    if (cmd->pass == SS_REDIS_PASS_ALL) {
+        return 1;
+    }
+    for (i = 0; cmd->pass == SS_REDIS_PASS_CLUSTER && i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (!strncmp(err, codes[i], strlen(codes[i]))) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* An error reply that says this node cannot serve us now: a replica
@@ -418,6 +459,10 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     if (rv != APR_SUCCESS) {
         return conn_failed(lease, lease->c, rv, cmd->argv[0], why);
     }
+    if (reply->type == REDIS_REPLY_ERROR && !node_unusable(reply->str) && passed(cmd, reply->str)) {
+        *out = reply;
+        return APR_SUCCESS;
+    }
     if (reply->type == REDIS_REPLY_ERROR) {
         refused(lease, cmd->argv[0], reply);
         lease->refused = 1;
@@ -443,16 +488,20 @@ apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cm
 {
     apr_time_t start = ss_redis_clock();
     apr_time_t longest = start + rc->cfg->connect_timeout + rc->cfg->command_timeout;
+    apr_time_t pooled = start + rc->cfg->command_timeout;
     lease_t lease;
     apr_status_t rv;
 
+    if (cmd->deadline && cmd->deadline < longest) {
+        longest = cmd->deadline;
+        pooled = pooled < longest ? pooled : longest;
+    }
     memset(&lease, 0, sizeof(lease));
     rv = acquire(rc, &lease);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv =
-        exchange(rc, &lease, cmd, lease.pooled ? start + rc->cfg->command_timeout : longest, reply);
+    rv = exchange(rc, &lease, cmd, lease.pooled ? pooled : longest, reply);
     if (rv != APR_SUCCESS && lease.pooled && !lease.c) {
         flush_idle(rc);
         if (!lease.timed_out) {

@@ -67,6 +67,7 @@ static ss_redis_slotmap_t *new_map(apr_pool_t *p, size_t most)
     ss_redis_slotmap_t *map = apr_pcalloc(p, sizeof(*map));
 
     map->masters = apr_pcalloc(p, sizeof(*map->masters) * (most ? most : 1));
+    map->all = NULL;
     memset(map->owner, 0xff, sizeof(map->owner)); /* -1 */
     return map;
 }
@@ -94,6 +95,27 @@ static int add_master(ss_redis_slotmap_t *map, const char *host, int port)
         map->masters[i].port = port;
     }
     return i;
+}
+
+/* Note a node listed, once. */
+static void add_node(apr_array_header_t *all, apr_hash_t *seen, const char *host, int port,
+                     apr_pool_t *p)
+{
+    const char *id = apr_psprintf(p, "%s:%d", host, port);
+
+    if (!apr_hash_get(seen, id, APR_HASH_KEY_STRING)) {
+        ss_redis_addr_t *a = apr_array_push(all);
+
+        apr_hash_set(seen, id, APR_HASH_KEY_STRING, id);
+        a->host = host;
+        a->port = port;
+    }
+}
+
+static void set_all(ss_redis_slotmap_t *map, apr_array_header_t *all)
+{
+    map->nodes = all->nelts;
+    map->all = (ss_redis_addr_t *)all->elts;
 }
 
 /* Give start..end (numbers or strings) to master m. */
@@ -153,7 +175,8 @@ static const char *shard_node_addr(const redisReply *node, int tls, const ss_red
 }
 
 static const char *parse_shard(ss_redis_slotmap_t *map, const redisReply *shard, int tls,
-                               const ss_redis_addr_t *asked, apr_pool_t *p)
+                               const ss_redis_addr_t *asked, apr_array_header_t *all,
+                               apr_hash_t *seen, apr_pool_t *p)
 {
     const redisReply *slots = field(shard, "slots"), *nodes = field(shard, "nodes"), *best = NULL;
     ss_redis_addr_t addr;
@@ -169,7 +192,10 @@ static const char *parse_shard(ss_redis_slotmap_t *map, const redisReply *shard,
         const redisReply *health = field(nodes->element[i], "health");
         int r = master_rank(nodes->element[i]);
 
-        map->nodes += !health || !is_str(health, "fail");
+        if ((!health || !is_str(health, "fail")) &&
+            !shard_node_addr(nodes->element[i], tls, asked, &addr, p)) {
+            add_node(all, seen, addr.host, addr.port, p);
+        }
         if (r > rank) {
             rank = r;
             best = nodes->element[i];
@@ -196,6 +222,8 @@ const char *ss_redis_slotmap_from_shards(ss_redis_slotmap_t **out, const redisRe
                                          const ss_redis_addr_t *asked, apr_pool_t *p)
 {
     ss_redis_slotmap_t *map;
+    apr_array_header_t *all = apr_array_make(p, 8, sizeof(ss_redis_addr_t));
+    apr_hash_t *seen = apr_hash_make(p);
     const char *err = NULL;
     size_t i;
 
@@ -204,68 +232,79 @@ const char *ss_redis_slotmap_from_shards(ss_redis_slotmap_t **out, const redisRe
     }
     map = new_map(p, reply->elements);
     for (i = 0; i < reply->elements && !err; i++) {
-        err = parse_shard(map, reply->element[i], tls, asked, p);
+        err = parse_shard(map, reply->element[i], tls, asked, all, seen, p);
     }
     if (err) {
         return apr_pstrcat(p, "CLUSTER SHARDS: ", err, NULL);
     }
+    set_all(map, all);
     *out = map;
     return NULL;
 }
 
+/* The address of a CLUSTER SLOTS node {endpoint, port, id...}: 1 when
+ * usable, 0 when its endpoint is unknown ("?" or nil), -1 when malformed. */
+static int slots_node_addr(const redisReply *node, const ss_redis_addr_t *asked,
+                           ss_redis_addr_t *addr, apr_pool_t *p)
+{
+    long long port;
+
+    if (node->type != REDIS_REPLY_ARRAY || node->elements < 2 ||
+        !reply_number(node->element[1], 65535, &port) || port == 0 ||
+        (node->element[0]->type != REDIS_REPLY_STRING &&
+         node->element[0]->type != REDIS_REPLY_NIL)) {
+        return -1;
+    }
+    if (node->element[0]->type == REDIS_REPLY_NIL || is_str(node->element[0], "?")) {
+        return 0;
+    }
+    addr->host = apr_pstrmemdup(p, node->element[0]->str, node->element[0]->len);
+    if (!*addr->host) {
+        if (!asked) {
+            return -1;
+        }
+        addr->host = asked->host;
+    }
+    addr->port = (int)port;
+    return 1;
+}
+
 /* One CLUSTER SLOTS range: {start, end, master, replicas...}. */
 static const char *parse_range(ss_redis_slotmap_t *map, const redisReply *range,
-                               const ss_redis_addr_t *asked, apr_hash_t *seen, apr_pool_t *p)
+                               const ss_redis_addr_t *asked, apr_array_header_t *all,
+                               apr_hash_t *seen, apr_pool_t *p)
 {
-    const redisReply *node;
-    const char *host;
-    long long port;
+    ss_redis_addr_t addr, master;
+    int known = 0;
     size_t i;
 
     if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) {
         return "a range without a master";
     }
-    node = range->element[2];
-    if (node->type != REDIS_REPLY_ARRAY || node->elements < 2 ||
-        !reply_number(node->element[1], 65535, &port) || port == 0 ||
-        (node->element[0]->type != REDIS_REPLY_STRING &&
-         node->element[0]->type != REDIS_REPLY_NIL)) {
-        return "a node without an address or a port";
-    }
     for (i = 2; i < range->elements; i++) {
-        const redisReply *n = range->element[i];
-        const char *id;
+        int got = slots_node_addr(range->element[i], asked, &addr, p);
 
-        if (n->type != REDIS_REPLY_ARRAY || n->elements < 2) {
+        if (got < 0) {
             return "a node without an address or a port";
         }
-        /* A node appears once per range it serves: count it once. */
-        id = n->elements > 2 && n->element[2]->type == REDIS_REPLY_STRING
-                 ? apr_pstrmemdup(p, n->element[2]->str, n->element[2]->len)
-                 : apr_psprintf(p, "%zu:%lld", i, (long long)map->nodes);
-        if (!apr_hash_get(seen, id, APR_HASH_KEY_STRING)) {
-            apr_hash_set(seen, id, APR_HASH_KEY_STRING, id);
-            map->nodes++;
+        if (got) {
+            add_node(all, seen, addr.host, addr.port, p);
+        }
+        if (i == 2) {
+            known = got;
+            master = addr;
         }
     }
-    if (node->element[0]->type == REDIS_REPLY_NIL || is_str(node->element[0], "?")) {
-        return assign(map, range->element[0], range->element[1], -1);
-    }
-    host = apr_pstrmemdup(p, node->element[0]->str, node->element[0]->len);
-    if (!*host) {
-        if (!asked) {
-            return "an empty endpoint, and no node asked";
-        }
-        host = asked->host;
-    }
-    return assign(map, range->element[0], range->element[1], add_master(map, host, (int)port));
+    return assign(map, range->element[0], range->element[1],
+                  known ? add_master(map, master.host, master.port) : -1);
 }
 
 const char *ss_redis_slotmap_from_slots(ss_redis_slotmap_t **out, const redisReply *reply,
                                         const ss_redis_addr_t *asked, apr_pool_t *p)
 {
     ss_redis_slotmap_t *map;
-    apr_hash_t *seen;
+    apr_array_header_t *all = apr_array_make(p, 8, sizeof(ss_redis_addr_t));
+    apr_hash_t *seen = apr_hash_make(p);
     const char *err = NULL;
     size_t i;
 
@@ -273,13 +312,13 @@ const char *ss_redis_slotmap_from_slots(ss_redis_slotmap_t **out, const redisRep
         return "CLUSTER SLOTS: not an array";
     }
     map = new_map(p, reply->elements);
-    seen = apr_hash_make(p);
     for (i = 0; i < reply->elements && !err; i++) {
-        err = parse_range(map, reply->element[i], asked, seen, p);
+        err = parse_range(map, reply->element[i], asked, all, seen, p);
     }
     if (err) {
         return apr_pstrcat(p, "CLUSTER SLOTS: ", err, NULL);
     }
+    set_all(map, all);
     *out = map;
     return NULL;
 }

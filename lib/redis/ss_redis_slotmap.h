@@ -21,6 +21,7 @@
 #define SS_REDIS_SLOTMAP_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <hiredis.h>
 
 #include "ss_redis_config.h"
@@ -30,6 +31,7 @@ typedef struct {
     int nmasters;
     ss_redis_addr_t *masters;    /* the masters that own slots, each once */
     int nodes;                   /* nodes listed, masters and replicas, failed ones excluded */
+    ss_redis_addr_t *all;        /* those nodes' addresses */
     short owner[SS_REDIS_SLOTS]; /* index into masters, -1: none */
 } ss_redis_slotmap_t;
 

@@ -119,6 +119,23 @@ static void check_full(const ss_redis_slotmap_t *map, int nodes)
     for (s = 0; s < 3; s++) {
         assert_string_equal(map->masters[s].host, "127.0.0.1");
     }
+    /* Every node listed once, the masters among them. */
+    for (s = 0; s < map->nodes; s++) {
+        int o;
+
+        assert_string_equal(map->all[s].host, "127.0.0.1");
+        for (o = 0; o < s; o++) {
+            assert_int_not_equal(map->all[o].port, map->all[s].port);
+        }
+    }
+    for (s = 0; s < 3; s++) {
+        int o, found = 0;
+
+        for (o = 0; o < map->nodes; o++) {
+            found += map->all[o].port == map->masters[s].port;
+        }
+        assert_int_equal(found, 1);
+    }
     assert_int_not_equal(map->masters[0].port, map->masters[1].port);
     assert_int_not_equal(map->masters[1].port, map->masters[2].port);
     assert_int_not_equal(map->masters[0].port, map->masters[2].port);
