@@ -24,6 +24,7 @@ typedef struct {
     ss_redis_config_t cfg; /* the store's, with this node's host and port */
     const char *target;    /* for log lines */
     ss_redis_conn_t *conn;
+    int listed; /* in the last map, not failed (under the cluster's mutex) */
 } node_t;
 
 struct ss_redis_cluster_t {
@@ -222,8 +223,15 @@ static void apply_map(ss_redis_cluster_t *cl, const ss_redis_slotmap_t *map)
     }
     /* The replicas too: one may be promoted, and its connections are best
      * set up here (in httpd's parent, TLS files are read as root). */
+    for (i = 0; i < cl->nnodes; i++) {
+        cl->nodes[i]->listed = 0;
+    }
     for (i = 0; i < map->nodes; i++) {
-        node_locked(cl, map->all[i].host, map->all[i].port);
+        int n = node_locked(cl, map->all[i].host, map->all[i].port);
+
+        if (n >= 0) {
+            cl->nodes[n]->listed = 1;
+        }
     }
     for (s = 0; s < SS_REDIS_SLOTS; s++) {
         cl->owner[s] = (short)(map->owner[s] < 0 ? -1 : index[map->owner[s]]);
@@ -298,7 +306,7 @@ static apr_status_t refresh(ss_redis_cluster_t *cl, apr_time_t deadline, int for
     const char *why = NULL;
     apr_pool_t *p;
     unsigned from;
-    int n, i;
+    int n, i, k, pass, *order;
 
     apr_thread_mutex_lock(cl->mutex);
     check_pid_locked(cl);
@@ -309,16 +317,29 @@ static apr_status_t refresh(ss_redis_cluster_t *cl, apr_time_t deadline, int for
     }
     cl->refreshing = 1;
     cl->refreshed = now;
-    n = cl->nnodes;
     from = cl->next_from++;
-    apr_thread_mutex_unlock(cl->mutex);
     if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
         p = NULL;
     }
-    for (i = 0; p && i < n && ss_redis_clock() < deadline; i++) {
+    /* The nodes the last map listed first, each time from the next one
+     * (a dead node, dropped from the map, is not asked first again), then
+     * the others: seeds, and nodes since failed. */
+    n = cl->nnodes;
+    order = p ? apr_palloc(p, sizeof(*order) * (n ? n : 1)) : NULL;
+    for (k = 0, pass = 1; order && pass >= 0; pass--) {
+        for (i = 0; i < n; i++) {
+            int j = (int)((from + (unsigned)i) % (unsigned)n);
+
+            if (cl->nodes[j]->listed == pass) {
+                order[k++] = j;
+            }
+        }
+    }
+    apr_thread_mutex_unlock(cl->mutex);
+    for (i = 0; order && i < n && ss_redis_clock() < deadline; i++) {
         const char *w;
 
-        rv = ask_map(cl, (int)((from + (unsigned)i) % (unsigned)n), deadline, p, &w);
+        rv = ask_map(cl, order[i], deadline, p, &w);
         if (rv == APR_SUCCESS) {
             break;
         }

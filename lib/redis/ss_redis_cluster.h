@@ -7,8 +7,9 @@
  * node is named, kept for the life of the store).
  *
  * The map is read with CLUSTER SHARDS (CLUSTER SLOTS on a server without
- * it) from any node that answers: the known masters first, then the seeds of
- * the URI, starting each time with the next one. It is read on first use (or
+ * it) from any node that answers: those the last map listed (masters and
+ * replicas, not failed) first, starting each time with the next one, then
+ * the seeds of the URI and the nodes since dropped. It is read on first use (or
  * by ss_redis_cluster_refresh, the start-up check in httpd's parent), and
  * again after a MOVED, a CLUSTERDOWN, a slot without an owner or a node that
  * failed, but at most once per SS_REDIS_CLUSTER_REFRESH_MIN, by one thread at
