@@ -466,13 +466,15 @@ apr_status_t ss_redis_cluster_command(ss_redis_cluster_t *cl, const ss_redis_cmd
             int n = redirect_node(cl, &to, node);
 
             count(cl, 1, 0);
+            /* Other slots have likely moved too; the node asked may not know
+             * this one's new owner yet, so the redirect has the last word. */
+            refresh(cl, deadline, 0);
             if (n >= 0) {
                 apr_thread_mutex_lock(cl->mutex);
                 cl->owner[moved_slot] = (short)n;
                 apr_thread_mutex_unlock(cl->mutex);
             }
-            refresh(cl, deadline, 0); /* other slots have likely moved too */
-            node = owner_of(cl, slot);
+            node = moved_slot == slot && n >= 0 ? n : owner_of(cl, slot);
         } else if (step == SS_CLUSTER_ASK) {
             count(cl, 0, 1);
             node = redirect_node(cl, &to, node);
