@@ -1,16 +1,24 @@
 /* test_redis_cluster.c - the redirect state machine of the cluster layer
  * (ss_redis_cluster_step), on error replies as Redis sends them: MOVED and
  * ASK followed once each, TRYAGAIN and CLUSTERDOWN paused and retried while
- * the deadline allows, anything else handed back. No server needed; the
- * routing over real nodes is tests/e2e/test_cluster.sh. */
+ * the deadline allows, anything else handed back. Then the store over two
+ * real cluster nodes (redis-server --cluster-enabled yes), a slot migrated
+ * from one to the other by hand: ASK followed with ASKING while the slot is
+ * half-way, MOVED once it has moved, the load script loaded again on the
+ * node that answered NOSCRIPT. Failover and redis-cli --cluster reshard
+ * under load are tests/e2e/test_cluster.sh. */
 #include <hiredis.h>
 
+#include "ss_redis.h"
 #include "ss_redis_cluster.h"
+#include "ss_redis_slot.h"
 #include "unit.h"
+#include "unit_redis.h"
 
 #define MS apr_time_from_msec(1)
 
 static apr_pool_t *pool;
+static server_t node_a, node_b; /* test_two_nodes' servers, stopped by the teardown */
 
 static int setup(void **state)
 {
@@ -18,9 +26,13 @@ static int setup(void **state)
     return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
 }
 
+static void stop_node(server_t *srv);
+
 static int teardown(void **state)
 {
     (void)state;
+    stop_node(&node_a);
+    stop_node(&node_b);
     apr_pool_destroy(pool);
     return 0;
 }
@@ -173,6 +185,178 @@ static void test_pauses_within_deadline(void **state)
     assert_non_null(strstr(run.why, "TRYAGAIN"));
 }
 
+/* ---- two real nodes ---- */
+
+static redisReply *admin(const server_t *srv, const char *fmt, ...)
+{
+    redisContext *c = admin_connect(srv);
+    redisReply *r;
+    va_list ap;
+
+    assert_non_null(c);
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    assert_non_null(r);
+    return r;
+}
+
+static void admin_ok(const server_t *srv, const char *fmt, const char *a, const char *b)
+{
+    redisReply *r = admin(srv, fmt, a, b);
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        fail_msg("%s: %s", fmt, r->str);
+    }
+    freeReplyObject(r);
+}
+
+/* Keys held (EXISTS would be redirected while the slot is importing). */
+static long long dbsize(const server_t *srv)
+{
+    redisReply *r = admin(srv, "DBSIZE");
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
+static char *node_id(const server_t *srv)
+{
+    redisReply *r = admin(srv, "CLUSTER MYID");
+    char *id = apr_pstrdup(pool, r->str);
+
+    freeReplyObject(r);
+    return id;
+}
+
+/* Both nodes agree: two nodes, every slot assigned, state ok. */
+static int agreed(const server_t *srv)
+{
+    redisReply *r = admin(srv, "CLUSTER INFO");
+    int ok = r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok") &&
+             strstr(r->str, "cluster_known_nodes:2") &&
+             strstr(r->str, "cluster_slots_assigned:16384");
+
+    freeReplyObject(r);
+    return ok;
+}
+
+static void start_node(server_t *srv, const char *binary, char *bus)
+{
+    const char *extra[] = {"--cluster-enabled",
+                           "yes",
+                           "--cluster-config-file",
+                           "nodes.conf",
+                           "--cluster-port",
+                           bus,
+                           NULL};
+
+    snprintf(bus, 16, "%d", free_port());
+    assert_int_equal(server_start(srv, binary, extra), 0);
+}
+
+static void stop_node(server_t *srv)
+{
+    char path[128];
+
+    if (!srv->dir[0]) {
+        return;
+    }
+    server_kill(srv);
+    snprintf(path, sizeof(path), "%s/nodes.conf", srv->dir);
+    unlink(path);
+    server_destroy(srv);
+}
+
+static ss_store_stats_t stats_of(ss_store_t *store)
+{
+    ss_store_stats_t st;
+
+    assert_int_equal(store->ops->stats(store, &st), APR_SUCCESS);
+    return st;
+}
+
+static void test_two_nodes(void **state)
+{
+    const char *binary = unit_redis_binary();
+    server_t *a = &node_a, *b = &node_b;
+    char bus_a[16], bus_b[16], hex[SS_KEY_HEX_LEN + 1], *name, *a_id, *b_id, slot_s[8];
+    ss_expiry_t e = {600 * apr_time_from_sec(1), 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = {now, now, "alice", "n=1", 3}, out;
+    ss_redis_config_t *cfg = NULL;
+    ss_store_t *store = NULL;
+    ss_key_t key;
+    unsigned slot;
+    int i;
+
+    (void)state;
+    assert_non_null(binary);
+    start_node(a, binary, bus_a);
+    start_node(b, binary, bus_b);
+    freeReplyObject(admin(a, "CLUSTER ADDSLOTSRANGE 0 16383"));
+    freeReplyObject(admin(a, "CLUSTER MEET 127.0.0.1 %d %s", b->port, bus_b));
+    for (i = 0; i < 500 && !(agreed(a) && agreed(b)); i++) {
+        usleep(20000);
+    }
+    assert_true(agreed(a) && agreed(b));
+    a_id = node_id(a);
+    b_id = node_id(b);
+
+    /* Every load by the script: it must be loaded on each node in turn. */
+    setenv(SS_REDIS_LOAD_ENV, "script", 1);
+    assert_null(ss_redis_parse(
+        &cfg, apr_psprintf(pool, "redis-cluster://127.0.0.1:%d?prefix=t:", a->port), pool));
+    assert_int_equal(ss_redis_open(&store, cfg, pool), APR_SUCCESS);
+    unsetenv(SS_REDIS_LOAD_ENV);
+    assert_int_equal(store->ops->ping(store), APR_SUCCESS);
+    assert_int_equal(stats_of(store).cluster_nodes, 2);
+    assert_int_equal(stats_of(store).slotmap_refreshes, 1);
+
+    assert_int_equal(ss_id_key("a session id of this test", &key), APR_SUCCESS);
+    ss_key_hex(&key, hex);
+    name = apr_pstrcat(pool, "t:", hex, NULL);
+    slot = ss_redis_slot(name, strlen(name));
+    snprintf(slot_s, sizeof(slot_s), "%u", slot);
+    assert_int_equal(store->ops->save(store, &key, &rec, 0, SS_SAVE_NEW, (apr_size_t)-1, pool),
+                     APR_SUCCESS);
+    assert_int_equal(store->ops->load(store, &key, &e, &e, now, pool, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "n=1");
+
+    /* Half-way: the key is on B, A still owns the slot (MIGRATING). */
+    admin_ok(b, "CLUSTER SETSLOT %s IMPORTING %s", slot_s, a_id);
+    admin_ok(a, "CLUSTER SETSLOT %s MIGRATING %s", slot_s, b_id);
+    freeReplyObject(admin(a, "MIGRATE 127.0.0.1 %d %s 0 5000", b->port, name));
+    assert_int_equal(dbsize(b), 1);
+    assert_int_equal(dbsize(a), 0);
+    assert_int_equal(store->ops->load(store, &key, &e, &e, now, pool, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "n=1");
+    assert_int_equal(stats_of(store).asked, 1);
+    assert_int_equal(stats_of(store).moved, 0);
+    rec.payload = "n=2";
+    assert_int_equal(store->ops->save(store, &key, &rec, 0, SS_SAVE_UPDATE, (apr_size_t)-1, pool),
+                     APR_SUCCESS);
+    assert_int_equal(stats_of(store).asked, 2);
+
+    /* Moved: A answers MOVED once, then the map knows (read again: the
+     * last read is older than the interval). */
+    apr_sleep(SS_REDIS_CLUSTER_REFRESH_MIN + apr_time_from_msec(50));
+    admin_ok(b, "CLUSTER SETSLOT %s NODE %s", slot_s, b_id);
+    admin_ok(a, "CLUSTER SETSLOT %s NODE %s", slot_s, b_id);
+    assert_int_equal(store->ops->load(store, &key, &e, &e, now, pool, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "n=2");
+    assert_int_equal(stats_of(store).moved, 1);
+    assert_int_equal(store->ops->load(store, &key, &e, &e, now, pool, &out), APR_SUCCESS);
+    assert_int_equal(stats_of(store).moved, 1);
+    assert_true(stats_of(store).slotmap_refreshes >= 2);
+    assert_int_equal(stats_of(store).errors, 0);
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
+    assert_int_equal(dbsize(b), 0);
+    store->ops->close(store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +365,7 @@ int main(void)
         UNIT_TEST(test_ask_once),
         UNIT_TEST(test_malformed_redirects),
         UNIT_TEST(test_pauses_within_deadline),
+        UNIT_TEST(test_two_nodes),
     };
 
     return UNIT_RUN(tests);
