@@ -285,7 +285,7 @@ static void test_two_nodes(void **state)
     char bus_a[16], bus_b[16], hex[SS_KEY_HEX_LEN + 1], *name, *a_id, *b_id, slot_s[8];
     ss_expiry_t e = {600 * apr_time_from_sec(1), 0};
     apr_time_t now = apr_time_now();
-    ss_record_t rec = {now, now, "alice", "n=1", 3}, out;
+    ss_record_t rec = {now, now, "alice", "n=1", 3, 1}, out;
     ss_redis_config_t *cfg = NULL;
     ss_store_t *store = NULL;
     ss_key_t key;
@@ -336,6 +336,7 @@ static void test_two_nodes(void **state)
     assert_int_equal(stats_of(store).asked, 1);
     assert_int_equal(stats_of(store).moved, 0);
     rec.payload = "n=2";
+    rec.revision = out.revision + 1; /* compare-and-set on the revision loaded */
     assert_int_equal(store->ops->save(store, &key, &rec, 0, SS_SAVE_UPDATE, (apr_size_t)-1, pool),
                      APR_SUCCESS);
     assert_int_equal(stats_of(store).asked, 2);
