@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <apr_allocator.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -491,10 +492,24 @@ apr_status_t ss_redis_cluster_command(ss_redis_cluster_t *cl, const ss_redis_cmd
     return rv;
 }
 
+/* p is being destroyed: its subpools (the nodes) go before its cleanups
+ * run, so the nodes are closed and forgotten first. */
+static apr_status_t cluster_gone(void *data)
+{
+    ss_redis_cluster_t *cl = data;
+
+    ss_redis_cluster_close(cl);
+    apr_thread_mutex_lock(cl->mutex);
+    cl->nnodes = 0;
+    apr_thread_mutex_unlock(cl->mutex);
+    return APR_SUCCESS;
+}
+
 apr_status_t ss_redis_cluster_create(ss_redis_cluster_t **out, const ss_redis_config_t *cfg,
                                      const char *target, apr_pool_t *p)
 {
     ss_redis_cluster_t *cl = apr_pcalloc(p, sizeof(*cl));
+    apr_allocator_t *alloc;
     apr_status_t rv;
     int i;
 
@@ -503,9 +518,22 @@ apr_status_t ss_redis_cluster_create(ss_redis_cluster_t **out, const ss_redis_co
     cl->pid = getpid();
     memset(cl->owner, 0xff, sizeof(cl->owner));
     cl->nodes = apr_pcalloc(p, sizeof(*cl->nodes) * SS_REDIS_CLUSTER_NODES_MAX);
-    rv = apr_pool_create(&cl->pool, p);
+    /* Nodes are made at run time by any thread (under the mutex): their
+     * pool has an allocator of its own, shared with no other pool. */
+    rv = apr_allocator_create(&alloc);
+    if (rv == APR_SUCCESS) {
+        rv = apr_pool_create_ex(&cl->pool, p, NULL, alloc);
+        if (rv == APR_SUCCESS) {
+            apr_allocator_owner_set(alloc, cl->pool);
+        } else {
+            apr_allocator_destroy(alloc);
+        }
+    }
     if (rv == APR_SUCCESS) {
         rv = apr_thread_mutex_create(&cl->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    }
+    if (rv == APR_SUCCESS) {
+        apr_pool_pre_cleanup_register(p, cl, cluster_gone);
     }
     for (i = 0; rv == APR_SUCCESS && i < cfg->nseeds; i++) {
         if (node_locked(cl, cfg->seeds[i].host, cfg->seeds[i].port) < 0) {
