@@ -179,7 +179,8 @@ cluster_start r 6 1
 P1=${r_PORTS[0]}
 SEEDS="127.0.0.1:${r_PORTS[0]},127.0.0.1:${r_PORTS[1]}"
 PW=$(free_port)
-web w "$PW" "redis-cluster://$SEEDS?prefix=$PREFIX&connect_timeout=200&command_timeout=300&breaker=200"
+TIMEOUTS=${REDIS_SLOW_OPTIONS:-&connect_timeout=200&command_timeout=300}
+web w "$PW" "redis-cluster://$SEEDS?prefix=$PREFIX&breaker=200$TIMEOUTS"
 httpd_start w "$PW"
 W=http://127.0.0.1:$PW
 
@@ -368,7 +369,7 @@ tls_cluster_start() {
 }
 tls_cluster_start
 PT=$(free_port)
-web t "$PT" "rediss-cluster://127.0.0.1:${t_PORTS[0]}?prefix=$PREFIX&tls_ca_file=$PKI/ca.pem&tls_cert_file=$PKI/client.pem&tls_key_file=$PKI/client.key"
+web t "$PT" "rediss-cluster://127.0.0.1:${t_PORTS[0]}?prefix=$PREFIX&tls_ca_file=$PKI/ca.pem&tls_cert_file=$PKI/client.pem&tls_key_file=$PKI/client.key${REDIS_SLOW_OPTIONS:-}"
 httpd_start t "$PT"
 T=http://127.0.0.1:$PT
 expect_eq "TLS: the status page counts 3 cluster nodes" 3 "$(status "$PT" cluster_nodes)"
