@@ -103,7 +103,7 @@ session_key() {
 
 # ---- httpd ----
 status() { # status PORT FIELD: a counter of the status page
-    curl -s --max-time 5 "http://127.0.0.1:$1/status" | sed -n "s/^$2: //p"
+    curl -s --max-time "$CURL_MAX_TIME" "http://127.0.0.1:$1/status" | sed -n "s/^$2: //p"
 }
 # One process (the counters are per process), threads enough for the clients.
 ONE_PROCESS=("StartServers 1" "ServerLimit 1" "ThreadsPerChild 64" "MaxRequestWorkers 64"
@@ -122,7 +122,7 @@ client() {
     local i=$1 url=$2 out code n
     out=$TOP_WORK/body.$i
     while [ ! -e "$TOP_WORK/stop" ]; do
-        code=$(curl -s --max-time 5 -b "$TOP_WORK/jar.c$i" -c "$TOP_WORK/jar.c$i" -o "$out" \
+        code=$(curl -s --max-time "$CURL_MAX_TIME" -b "$TOP_WORK/jar.c$i" -c "$TOP_WORK/jar.c$i" -o "$out" \
             -w '%{http_code}' "$url/probe?w=1")
         n=-
         [ "$code" = 200 ] && n=$(tr -dc 0-9 <"$out")
@@ -162,7 +162,7 @@ open_sessions() { # open_sessions URL SEED_PORT
     local i
     for i in $(seq 1 $NCLIENTS); do
         rm -f "$WORK/jar.c$i"
-        curl -s --max-time 5 -b "$WORK/jar.c$i" -c "$WORK/jar.c$i" "$1/probe?w=1" >/dev/null
+        curl -s --max-time "$CURL_MAX_TIME" -b "$WORK/jar.c$i" -c "$WORK/jar.c$i" "$1/probe?w=1" >/dev/null
     done
     locate_sessions "$2"
 }
@@ -378,7 +378,7 @@ spread=$(printf '%s\n' "${OWNER[@]}" | sort -u | wc -l)
 expect_eq "TLS: the sessions spread over all three masters" 3 "$spread"
 good=0
 for i in $(seq 1 $NCLIENTS); do
-    n=$(curl -s --max-time 5 -b "$WORK/jar.c$i" -c "$WORK/jar.c$i" "$T/probe?w=1")
+    n=$(curl -s --max-time "$CURL_MAX_TIME" -b "$WORK/jar.c$i" -c "$WORK/jar.c$i" "$T/probe?w=1")
     [ "$n" = 1 ] && good=$((good + 1))
 done
 expect_eq "TLS: every session read back and written again (counter 1)" $NCLIENTS "$good"
