@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -244,9 +245,9 @@ static apr_status_t load_gone(redis_store_t *s, const ss_key_t *key, const redis
     return unexpected(s, "the load script", reply);
 }
 
-static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
-                               apr_time_t now, const redisReply *reply, apr_pool_t *p,
-                               ss_record_t *rec)
+static apr_status_t load_reply(redis_store_t *s, int sealed_only, const ss_key_t *key,
+                               const ss_expiry_t *judge, apr_time_t now, const redisReply *reply,
+                               apr_pool_t *p, ss_record_t *rec)
 {
     const redisReply *value, *touched;
     ss_store_stats_t *st;
@@ -265,6 +266,9 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     rv = ss_record_decode(value->str, value->len, key, p, rec);
     if (rv == SS_RECORD_ENOKEY) {
         return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
+    }
+    if (rv == APR_SUCCESS && sealed_only && !ss_record_is_sealed(value->str, value->len)) {
+        rv = APR_EINVAL; /* in clear where only sealed records are accepted */
     }
     if (rv != APR_SUCCESS) {
         /* What the script cannot see, such as a NUL inside a string or a
@@ -288,9 +292,9 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     return APR_SUCCESS;
 }
 
-static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
-                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                                ss_record_t *rec)
+static apr_status_t script_load(redis_store_t *s, int sealed_only, const ss_key_t *key,
+                                const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
+                                apr_pool_t *p, ss_record_t *rec)
 {
     char k[KEY_MAX], now_s[24], limits[6 * 24];
     unsigned char stamp[SS_RECORD_HEADER_LEN];
@@ -320,7 +324,7 @@ static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = load_reply(s, key, judge, now, reply, p, rec);
+    rv = load_reply(s, sealed_only, key, judge, now, reply, p, rec);
     freeReplyObject(reply);
     return rv;
 }
@@ -330,9 +334,9 @@ static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_
  * location only, live with no touch due) and returns 0 in *decided for the
  * others (malformed, dead for every location, touch due): the script then
  * makes the load again, atomically, and its answer stands. */
-static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
-                              const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                              ss_record_t *rec, int *decided)
+static apr_status_t lean_load(redis_store_t *s, int sealed_only, const ss_key_t *key,
+                              const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
+                              apr_pool_t *p, ss_record_t *rec, int *decided)
 {
     redisReply *reply = NULL;
     apr_status_t rv;
@@ -351,6 +355,9 @@ static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_ex
         /* The script's order: malformed (the header), then newer, then the
          * lengths, then dead everywhere, dead here, touch. */
         rv = ss_record_decode(reply->str, reply->len, key, p, rec);
+        if (rv == APR_SUCCESS && sealed_only && !ss_record_is_sealed(reply->str, reply->len)) {
+            rv = APR_EINVAL; /* malformed here: the script deletes it */
+        }
         if (rv == APR_ENOTIMPL) {
             COUNT(s, newer_format);
             rv = APR_NOTFOUND;
@@ -381,12 +388,12 @@ static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_
     apr_status_t rv;
 
     if (!s->script_only) {
-        rv = lean_load(s, key, judge, keep, now, p, rec, &decided);
+        rv = lean_load(s, store->sealed_only, key, judge, keep, now, p, rec, &decided);
         if (decided) {
             return rv;
         }
     }
-    return script_load(s, key, judge, keep, now, p, rec);
+    return script_load(s, store->sealed_only, key, judge, keep, now, p, rec);
 }
 
 static apr_status_t redis_remove(ss_store_t *store, const ss_key_t *key)
@@ -485,7 +492,11 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
         cmd_str(&cmd, ms);
         cmd_add(&cmd, (const char *)loaded_be, sizeof(loaded_be));
     }
-    rv = command(s, &cmd, k, &reply);
+    /* wait= is refused on a cluster URI: WAIT goes to one node only. */
+    rv = s->cfg.wait_replicas && !s->cluster
+             ? ss_redis_conn_command_wait(s->conn, &cmd, s->cfg.wait_replicas, s->cfg.wait_timeout,
+                                          &reply)
+             : command(s, &cmd, k, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -527,8 +538,10 @@ static apr_status_t cleanup(void *store)
 static const char *redis_describe(ss_store_t *store, apr_pool_t *p)
 {
     redis_store_t *s = store->impl;
+    const char *master = s->conn ? ss_redis_conn_describe(s->conn, p) : NULL;
 
-    return ss_redis_describe(&s->cfg, p);
+    return master ? apr_pstrcat(p, ss_redis_describe(&s->cfg, p), "; ", master, NULL)
+                  : ss_redis_describe(&s->cfg, p);
 }
 
 static apr_status_t redis_ping(ss_store_t *store)
@@ -600,7 +613,19 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     s->cfg.user = dup_or_null(p, cfg->user);
     s->cfg.password = dup_or_null(p, cfg->password);
     s->cfg.prefix = apr_pstrdup(p, cfg->prefix);
-    if (cfg->nseeds) {
+    s->cfg.sentinel_master = dup_or_null(p, cfg->sentinel_master);
+    s->cfg.sentinel_user = dup_or_null(p, cfg->sentinel_user);
+    s->cfg.sentinel_password = dup_or_null(p, cfg->sentinel_password);
+    if (cfg->nsentinels > 0) {
+        ss_redis_addr_t *a = apr_pmemdup(p, cfg->sentinels, sizeof(*a) * cfg->nsentinels);
+        int i;
+
+        for (i = 0; i < cfg->nsentinels; i++) {
+            a[i].host = apr_pstrdup(p, a[i].host);
+        }
+        s->cfg.sentinels = a;
+    }
+    if (cfg->nseeds > 0) {
         ss_redis_addr_t *seeds = apr_pmemdup(p, cfg->seeds, sizeof(*seeds) * cfg->nseeds);
         int i;
 
@@ -609,7 +634,9 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
         }
         s->cfg.seeds = seeds;
     }
-    if (strlen(s->cfg.prefix) > SS_REDIS_PREFIX_MAX || (!s->cfg.host == !s->cfg.path)) {
+    if (strlen(s->cfg.prefix) > SS_REDIS_PREFIX_MAX ||
+        (!!s->cfg.host + !!s->cfg.path + !!s->cfg.sentinel_master) != 1 ||
+        (s->cfg.sentinel_master && s->cfg.nsentinels < 1)) {
         return APR_EINVAL;
     }
     s->target = ss_redis_target(&s->cfg, p);
@@ -632,4 +659,53 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     (*store)->form = SS_RECORD_FORM_SEALED;
     apr_pool_cleanup_register(p, *store, cleanup, apr_pool_cleanup_null);
     return APR_SUCCESS;
+}
+
+apr_status_t ss_redis_info_parse(const char *info, const char *field, apr_uint64_t *value)
+{
+    apr_size_t flen = strlen(field);
+    const char *line = info;
+
+    while (line && *line) {
+        if (!strncmp(line, field, flen) && line[flen] == ':' && apr_isdigit(line[flen + 1])) {
+            char *end;
+
+            *value = (apr_uint64_t)apr_strtoi64(line + flen + 1, &end, 10);
+            return *end == '\r' || *end == '\n' || !*end ? APR_SUCCESS : APR_EINVAL;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return APR_NOTFOUND;
+}
+
+apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
+                                   apr_uint64_t *value)
+{
+    redis_store_t *s;
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    if (!store || store->ops != &redis_ops) {
+        return APR_EINVAL;
+    }
+    s = store->impl;
+    if (s->cluster) {
+        return APR_ENOTIMPL; /* one INFO per node: not summed */
+    }
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "INFO");
+    cmd_str(&cmd, section);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type == REDIS_REPLY_STRING) {
+        rv = ss_redis_info_parse(reply->str, field, value);
+    } else {
+        rv = APR_EGENERAL; /* an error reply: INFO not allowed to this user (ACL) */
+    }
+    freeReplyObject(reply);
+    return rv;
 }
