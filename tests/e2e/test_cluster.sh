@@ -112,7 +112,8 @@ web() { # web NAME PORT URI
     httpd_conf "$1" "$2" event "SessionStoreBackend $3" "${ONE_PROCESS[@]}" \
         "LoadModule sessprobe_module $PROBE" \
         "<Location /probe>" "SetHandler sessprobe" "</Location>" \
-        "<Location /status>" "SetHandler sessstore-status" "</Location>"
+        "<Location /status>" "SetHandler sessstore-status" "</Location>" \
+        "<Location /metrics>" "SetHandler sessstore-metrics" "</Location>"
 }
 
 # ---- load ----
@@ -185,6 +186,8 @@ httpd_start w "$PW"
 W=http://127.0.0.1:$PW
 
 expect_eq "the status page counts 6 cluster nodes" 6 "$(status "$PW" cluster_nodes)"
+check "... and so does the metrics page" bash -c \
+    "curl -s --max-time $CURL_MAX_TIME http://127.0.0.1:$PW/metrics | grep -q '^sessstore_store_cluster_nodes{store=\"redis-cluster://.*\"} 6\$'"
 MASTERS=$(for p in "${r_PORTS[@]}"; do rcli "$p" role | head -1 | grep -q master && echo "$p"; done | sort)
 expect_eq "three masters" 3 "$(echo "$MASTERS" | wc -l)"
 
