@@ -186,8 +186,10 @@ httpd_start w "$PW"
 W=http://127.0.0.1:$PW
 
 expect_eq "the status page counts 6 cluster nodes" 6 "$(status "$PW" cluster_nodes)"
-check "... and so does the metrics page" bash -c \
-    "curl -s --max-time $CURL_MAX_TIME http://127.0.0.1:$PW/metrics | grep -q '^sessstore_store_cluster_nodes{store=\"redis-cluster://.*\"} 6\$'"
+curl -s --max-time "$CURL_MAX_TIME" "http://127.0.0.1:$PW/metrics" >"$WORK/metrics.prom"
+check "the metrics page is valid Prometheus text" python3 "$E2E_DIR/prom_check.py" "$WORK/metrics.prom"
+check "... and counts 6 cluster nodes too" \
+    grep -q '^sessstore_store_cluster_nodes{store="redis-cluster://.*"} 6$' "$WORK/metrics.prom"
 MASTERS=$(for p in "${r_PORTS[@]}"; do rcli "$p" role | head -1 | grep -q master && echo "$p"; done | sort)
 expect_eq "three masters" 3 "$(echo "$MASTERS" | wc -l)"
 
