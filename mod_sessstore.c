@@ -12,6 +12,7 @@
 #include "http_request.h"
 #include "mod_session.h"
 #include "mod_status.h"
+#include "util_cfgtree.h"
 #include "util_mutex.h"
 
 #include <errno.h>
@@ -86,10 +87,10 @@ typedef struct {
 } dir_conf;
 
 /* Process-wide, kept across restarts so sessions survive graceful and
- * restart, and so old- and new-generation children share one lock. */
+ * restart. The arena's locks live inside it, so old- and new-generation
+ * children share them with the arena. */
 typedef struct {
     apr_shm_t *shm;
-    apr_global_mutex_t *mutex;
     apr_size_t size;
     apr_size_t max_record;
 } shm_retained_t;
@@ -557,8 +558,28 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     shm_size_set = 0;
     record_format = 0;
     record_seal = -1;
+    /* Registered only so that the Mutex line of an older configuration
+     * still parses: warn_mutex_directive says it is ignored. */
     rv = ap_mutex_register(pconf, SHM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* "Mutex mechanism sessstore-shm" served the shm store until its locks moved
+ * into the arena: accepted, it no longer does anything, and the error log
+ * says so once per start or restart, with where it is. */
+static void warn_mutex_directive(const ap_directive_t *d, server_rec *s)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "Mutex") && d->args &&
+            ap_strcasestr(d->args, SHM_MUTEX_TYPE)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "Mutex %s (%s line %d) is deprecated and ignored: the shared-memory "
+                         "session store locks with process-shared mutexes inside its own "
+                         "memory; remove the line",
+                         d->args, d->filename, d->line_num);
+        }
+        warn_mutex_directive(d->first_child, s);
+    }
 }
 
 /* Every section that sets a lock directive or turns the lock on: its wait
@@ -643,30 +664,22 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     return OK;
 }
 
-/* Create the arena and its mutex once per httpd process; every later
- * generation reuses both. */
-/* An arena kept across a restart is used again only if this build lays it
- * out the same way and a full walk finds it whole, under the mutex: old
- * children of a graceful restart may still be using it. A damaged arena is
- * emptied; one of another layout (an older module) is left to the old
- * generation, and APR_EINVAL says to create a new one. */
+/* Create the arena once per httpd process; every later generation reuses
+ * it. An arena kept across a restart is used again only if this build lays
+ * it out the same way and a walk finds each stripe whole, under the
+ * stripe's lock: old children of a graceful restart may still be using it.
+ * A damaged stripe is emptied; an arena of another layout (an older module)
+ * is left to the old generation, and APR_EINVAL says to create a new one. */
 static apr_status_t shm_keep(server_rec *s)
 {
     void *base = apr_shm_baseaddr_get(shm_retained->shm);
     const char *why = NULL;
-    apr_status_t rv = apr_global_mutex_lock(shm_retained->mutex);
+    apr_status_t rv = ss_shm_repair(base, shm_retained->size, shm_retained->max_record, &why);
 
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
-                     "cannot lock the shared-memory session store to check it; kept unchecked");
-        return APR_SUCCESS;
-    }
-    rv = ss_shm_check(base, shm_retained->size, shm_retained->max_record, &why);
     if (rv == APR_EGENERAL) {
-        ss_shm_format(base, shm_retained->size, shm_retained->max_record);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                      "the shared-memory session store kept across the restart was damaged (%s): "
-                     "emptied it, its sessions are lost",
+                     "emptied the damaged stripes, their sessions are lost",
                      why);
         rv = APR_SUCCESS;
     } else if (rv != APR_SUCCESS) {
@@ -675,7 +688,6 @@ static apr_status_t shm_keep(server_rec *s)
                      "is created, its sessions are lost",
                      why);
     }
-    apr_global_mutex_unlock(shm_retained->mutex);
     return rv;
 }
 
@@ -701,13 +713,6 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
         /* Old children keep their own mapping of the old arena. */
         apr_shm_destroy(shm_retained->shm);
         shm_retained->shm = NULL;
-    }
-    if (!shm_retained->mutex) {
-        rv = ap_global_mutex_create(&shm_retained->mutex, NULL, SHM_MUTEX_TYPE, NULL, s,
-                                    s->process->pool, 0);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
     }
     rv = apr_shm_create(&shm_retained->shm, shm_size, NULL, s->process->pool);
     if (rv != APR_SUCCESS) {
@@ -894,13 +899,13 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
         return OK;
     }
     ss_log_set(log_from_lib, s);
+    warn_mutex_directive(ap_conftree, s);
     open_stores = apr_array_make(pconf, 4, sizeof(ss_store_t *));
     metrics_attach(s);
     if (max_record) {
         rv = shm_attach(s, max_record);
         if (rv == APR_SUCCESS) {
-            rv = ss_shm_open(&shm_store, apr_shm_baseaddr_get(shm_retained->shm),
-                             shm_retained->mutex, pconf);
+            rv = ss_shm_open(&shm_store, apr_shm_baseaddr_get(shm_retained->shm), pconf);
         }
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,

@@ -67,7 +67,7 @@ class Variant:
 
     def __init__(self, name, label, modules=(), server=(), location=(), cookie=None,
                  needs=(), sessstore=False, optional=False, module=None, handler="sessprobe",
-                 env=None, required=False):
+                 env=None, required=False, prefork=None):
         self.name = name
         self.label = label
         self.modules = list(modules)    # httpd modules besides the common ones
@@ -81,6 +81,7 @@ class Variant:
         self.handler = handler          # sessprobe, or sessfloor (mod_sessfloor: the floor)
         self.env = dict(env or {})      # environment of its httpd (SESSSTORE_REDIS_LOAD)
         self.required = required        # cannot run here: the whole run fails, loudly
+        self.prefork = prefork          # children under the prefork MPM; None: event
         self.unavailable = None         # reason, when it cannot run here
         self.port = None
         self.dir = None
@@ -175,6 +176,21 @@ def measured_on(v, cell):
     """Whether variant v runs in cell: the lock is mod_sessstore's."""
     return cell[2] != "lock" or v.sessstore
 KEY_CELLS = {("ro", 64, False), ("rw", 64, False)}  # the summary's: more repetitions
+
+# The prefork rows: the shm store next to mod_session_cookie under the prefork
+# MPM (what php setups often run), with this many children and as many
+# connections, read+write: one process per connection, all of them on the
+# arena's locks. Measured after the event variants, side by side in pairs.
+PREFORK_CHILDREN = (64, 150)
+
+
+def prefork_variants():
+    base = {v.name: v for v in VARIANTS}
+    return [Variant(f"{name}-prefork{n}", f"{base[name].label}, prefork {n} children",
+                    modules=base[name].modules, server=base[name].server,
+                    location=base[name].location, cookie=base[name].cookie,
+                    sessstore=base[name].sessstore, prefork=n)
+            for n in PREFORK_CHILDREN for name in ("shm", "cookie")]
 
 
 # ---------------------------------------------------------------- PHP rows
@@ -663,7 +679,7 @@ def stats_delta(before, after):
 def httpd_conf(v, work, ctx):
     d = v.dir
     user = ["User nobody", "Group nogroup"] if os.getuid() == 0 else []
-    mods = ["mpm_event", "authz_core"] + v.modules
+    mods = ["mpm_prefork" if v.prefork else "mpm_event", "authz_core"] + v.modules
     lines = [
         f"ServerRoot {d}",
         "ServerName 127.0.0.1",
@@ -679,17 +695,19 @@ def httpd_conf(v, work, ctx):
     lines.append(f"LoadModule sessprobe_module {PROBE}")
     if v.handler == "sessfloor":
         lines.append(f"LoadModule sessfloor_module {FLOOR}")
-    lines += user + [
+    if v.prefork:
+        # Prefork: every child started at once and kept, one per connection.
+        n = v.prefork
+        lines += user + [f"ServerLimit {n}", f"StartServers {n}", f"MinSpareServers {n}",
+                         f"MaxSpareServers {n}", f"MaxRequestWorkers {n}",
+                         "MaxConnectionsPerChild 0"]
+    else:
         # Event MPM, 2 processes x 64 threads: 64 connections never wait for a
         # thread, and the shm store is shared by processes as in production.
-        "ServerLimit 2",
-        "StartServers 2",
-        "ThreadLimit 64",
-        "ThreadsPerChild 64",
-        "MaxRequestWorkers 128",
-        "MinSpareThreads 1",
-        "MaxSpareThreads 128",
-        "MaxConnectionsPerChild 0",
+        lines += user + ["ServerLimit 2", "StartServers 2", "ThreadLimit 64",
+                         "ThreadsPerChild 64", "MaxRequestWorkers 128", "MinSpareThreads 1",
+                         "MaxSpareThreads 128", "MaxConnectionsPerChild 0"]
+    lines += [
         "KeepAlive On",
         "MaxKeepAliveRequests 0",
         "KeepAliveTimeout 60",
@@ -741,8 +759,11 @@ def setup_variant(v, work, ctx):
         else:
             v.unavailable = "configtest failed: " + msg.strip()[:120]
         return
+    # prefork's parent signals its whole process group when it stops: its own.
     v.proc = spawn([HTTPD, "-d", v.dir, "-f", conf, "-DFOREGROUND"],
-                   env=dict(os.environ, **v.env), stdout=subprocess.DEVNULL, stderr=open(os.path.join(v.dir, "stderr.log"), "w"))
+                   env=dict(os.environ, **v.env), stdout=subprocess.DEVNULL,
+                   stderr=open(os.path.join(v.dir, "stderr.log"), "w"),
+                   start_new_session=bool(v.prefork))
     wait_port(v.port, v.proc, f"httpd ({v.name})")
     # Smoke test: a write creates a session, the next one sees it.
     status, headers, body = http_get(v.port, "/probe?w=1")
@@ -927,6 +948,44 @@ def measure_all(variants, args, redis):
             ", ".join(f"{v.name} {results[(v.name, cell)][-1].get('rps', 0):.0f}/s"
                       for v in order))
     return results
+
+
+def measure_prefork(pvariants, args):
+    """Read+write at as many connections as children, shm and cookie back to
+    back in an order alternating between repetitions."""
+    results = {}
+    for rep in range(args.reps):
+        for n in PREFORK_CHILDREN:
+            pair = [v for v in pvariants if v.prefork == n and not v.unavailable]
+            order = pair if rep % 2 == 0 else list(reversed(pair))
+            for v in order:
+                res = run_cell(v, ("rw", n, False), args, None)
+                res["rep"] = rep
+                results.setdefault((v.name, ("rw", n, False)), []).append(res)
+                if not res.get("ok"):
+                    log(f"  {v.name}: {res.get('error')}")
+            log(f"  prefork rep {rep + 1} rw x{n}: " + ", ".join(
+                f"{v.name} {results[(v.name, ('rw', n, False))][-1].get('rps', 0):.0f}/s"
+                for v in order))
+    return results
+
+
+def prefork_report(presults):
+    """The table of the prefork rows and the lower of their shm/cookie ratios."""
+    out = ["### prefork MPM (read+write, one connection per child)", "",
+           "| children = connections | shm req/s | cookie req/s | shm / cookie |",
+           "| ---: | ---: | ---: | ---: |"]
+    ratios = []
+    for n in PREFORK_CHILDREN:
+        cell = ("rw", n, False)
+        shm = median([r["rps"] for r in presults.get((f"shm-prefork{n}", cell), []) if r.get("ok")])
+        cookie = median([r["rps"] for r in presults.get((f"cookie-prefork{n}", cell), [])
+                         if r.get("ok")])
+        ratio = paired_ratio(presults, f"shm-prefork{n}", f"cookie-prefork{n}", cell)
+        ratios.append(ratio)
+        out.append(f"| {n} | {fmt(shm, '.0f')} | {fmt(cookie, '.0f')} | {fmt(ratio, '.3f')} |")
+    worst = None if any(r is None for r in ratios) else min(ratios)
+    return out + [""], worst
 
 
 def median(xs):
@@ -1177,7 +1236,7 @@ def cell_name(cell):
     return f"{'read-only' if w == 'ro' else 'read+write'}", f"{c}{how}"
 
 
-def report(variants, results, micro, args, meta, php_variants=(), php=None):
+def report(variants, results, micro, args, meta, php_variants=(), php=None, presults=None):
     out = []
     names = [v.name for v in variants]
     by = {v.name: v for v in variants}
@@ -1299,13 +1358,14 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     # Micro-benchmarks.
     shm = {(m["op"], m["procs"], m["threads"]): m for m in micro if m.get("bench") == "shm"}
     cap = next((m for m in micro if m.get("bench") == "capacity"), None)
+    mil = next((m for m in micro if m.get("bench") == "million"), None)
     rlib = {m["op"]: m["ops_per_s"] for m in micro if m.get("bench") == "redis" and "op" in m}
     rbench = {m["op"]: m["ops_per_s"] for m in micro if m.get("bench") == "redis-benchmark"}
     out.append("### Library (bench/microbench, no httpd)")
     out.append("")
     out.append("| shm store | load ops/s | save ops/s |")
     out.append("| --- | ---: | ---: |")
-    for procs, threads in [(1, 1), (1, 2), (1, 8), (1, 64), (2, 1), (8, 1), (2, 32)]:
+    for procs, threads in [(1, 1), (1, 2), (1, 8), (1, 64), (2, 1), (8, 1), (64, 1), (2, 32)]:
         lo, sa = shm.get(("load", procs, threads)), shm.get(("save", procs, threads))
         what = f"{threads} thread{'s' if threads > 1 else ''}" if procs == 1 else \
             f"{procs} processes x {threads} thread{'s' if threads > 1 else ''}"
@@ -1318,7 +1378,19 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                    f"({cap['record']}-byte records) before the first eviction: "
                    f"{cap['arena_bytes_per_session']:.0f} bytes of shared memory per session, "
                    f"{cap['arena_bytes_per_session'] - cap['payload']:.0f} beyond the payload "
-                   f"(each record takes {cap['footprint']} bytes of blocks).")
+                   f"(each record takes {cap['footprint']} bytes of blocks); full, under eviction, "
+                   f"it holds {cap.get('sessions_full', 'n/a')} "
+                   f"({fmt(cap.get('arena_bytes_per_session_full'), '.0f')} bytes each, "
+                   f"{cap.get('stripes', 'n/a')} stripes).")
+        out.append("")
+    if mil:
+        out.append(f"shm at SessionStoreShmSize {mil['arena_mib']}M ({mil['stripes']} stripes): "
+                   f"formatted in {mil['format_ms']:.0f} ms, checked (a restart) in "
+                   f"{mil['check_ms']:.0f} ms; {mil['sessions_before_eviction']} sessions of "
+                   f"{mil['payload']} bytes before the first eviction, so 1 M sessions need "
+                   f"{mil['mib_per_million']:.0f} MiB; {mil['swept']} dead sessions swept by "
+                   f"{mil['sweeping_saves']} saves, one stripe each, {mil['sweep_total_ms']:.0f} ms "
+                   f"in all, the longest {mil['sweep_max_ms']:.1f} ms under one stripe's lock.")
         out.append("")
     seal = next((m for m in micro if m.get("bench") == "seal"), None)
     if seal:
@@ -1373,7 +1445,9 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     ri = meta.get("redis_instructions") or {}
     ri_ratio = ri["lean"] / ri["script"] if ri.get("lean") and ri.get("script") else None
     per_load, per_save = (rtt.get("redis") or (None, None, None, None))[:2]
-    overhead = cap["arena_bytes_per_session"] - cap["payload"] if cap else None
+    # What a session takes in a full arena (every stripe full, evicting).
+    overhead = (cap.get("arena_bytes_per_session_full", cap["arena_bytes_per_session"])
+                - cap["payload"]) if cap else None
 
     def ops(op, procs, threads):
         m = shm.get((op, procs, threads))
@@ -1383,6 +1457,10 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
         return a / b if a is not None and b else None
 
     scale = {op: div(ops(op, 1, 64), ops(op, 1, 8)) for op in ("load", "save")}
+    # Processes over 2 processes: the lower of load's and save's ratio.
+    procs = {n: min([r for r in (div(ops(op, n, 1), ops(op, 2, 1)) for op in ("load", "save"))
+                     if r is not None], default=None) for n in (8, 64)}
+    mib_1m = mil["mib_per_million"] if mil else None
     lib_ratio = {lop: div(rlib.get(lop), rbench.get(bop)) for lop, bop in
                  (("load", "get"), ("save", "set"))}
 
@@ -1431,6 +1509,12 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
          verdict(scale["load"], lambda x: x >= 0.8)),
         ("shm save ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["save"], ".2f"),
          verdict(scale["save"], lambda x: x >= 0.8)),
+        ("shm ops/s, 8 processes ≥ 0.8 × 2 processes (lower of load, save)",
+         fmt(procs[8], ".2f"), verdict(procs[8], lambda x: x >= 0.8)),
+        ("shm ops/s, 64 processes ≥ 0.8 × 2 processes (lower of load, save)",
+         fmt(procs[64], ".2f"), verdict(procs[64], lambda x: x >= 0.8)),
+        ("1 M sessions of 200 bytes fit in SessionStoreShmSize 300M (MiB they need)",
+         fmt(mib_1m, ".0f"), verdict(mib_1m, lambda x: x <= 300)),
     ]
     def user_pct(name):
         f = median([r.get("redis_user_frac") for r in results.get((name, ro64), [])
@@ -1455,6 +1539,12 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
         out += lines + [""]
         targets.append(("PHP bridge ≥ 0.90 × phpredis req/s (read+write, %d conns)" % PHP_CONNS,
                         fmt(php_ratio, ".3f"), verdict(php_ratio, lambda x: x >= 0.9)))
+    prefork_ratio = None
+    if presults:
+        lines, prefork_ratio = prefork_report(presults)
+        out += lines
+        targets.append(("shm ≥ 0.95 × cookie req/s under prefork (64 and 150 children, the lower)",
+                        fmt(prefork_ratio, ".3f"), verdict(prefork_ratio, lambda x: x >= 0.95)))
     out.append("### Targets (reported, not asserted)")
     out.append("")
     out.append("| target | measured | |")
@@ -1472,6 +1562,9 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                f"merge_lost_disjoint={fmt(merge_lost, '.4f')} "
                f"locked_rps_shm={fmt(locked_rps['shm'], '.0f')} "
                f"locked_rps_redis={fmt(locked_rps['redis'], '.0f')} "
+               f"shm_procs8/procs2={fmt(procs[8], '.2f')} shm_procs64/procs2={fmt(procs[64], '.2f')} "
+               f"shm_overhead_bytes={fmt(overhead, '.0f')} shm_1m_mib={fmt(mib_1m, '.0f')} "
+               f"prefork_shm/cookie={fmt(prefork_ratio, '.3f')} "
                f"cluster/redis={fmt(cluster_redis, '.3f')}")
     return "\n".join(out)
 
@@ -1514,7 +1607,7 @@ def main():
                     help="leave out the PHP rows (the bridge and phpredis through php-cgi), "
                          "which otherwise fail the run when php-cgi or php-redis is missing")
     ap.add_argument("--variants", help="comma-separated subset of: " +
-                    ",".join(v.name for v in VARIANTS) + ",php (the PHP rows)")
+                    ",".join(v.name for v in VARIANTS) + ",php (the PHP rows),prefork (the prefork rows)")
     ap.add_argument("--duration", type=float, help="seconds per measurement")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up per measurement")
     ap.add_argument("--reps", type=int, help="repetitions at 64 connections")
@@ -1527,6 +1620,8 @@ def main():
                     "(s: one shared session; k: the same, a key per connection; l: the same "
                     "with SessionStoreLock On)")
     ap.add_argument("--no-micro", action="store_true", help="skip the library micro-benchmarks")
+    ap.add_argument("--no-prefork", action="store_true",
+                    help="leave out the prefork rows (shm and cookie, 64 and 150 children)")
     ap.add_argument("--callgrind", type=int, metavar="N",
                     help="instructions per request under callgrind, N requests per variant and "
                          "workload (default: 600 in the full run; 0 = off, as with --quick)")
@@ -1580,6 +1675,7 @@ def main():
     meta = {"machine": machine_description(), "httpd": httpd_version(), "memory": {}, "log": {}}
     t_start = time.time()
     redis = None
+    presults = None
     php = None
     pg = None
     try:
@@ -1656,6 +1752,18 @@ def main():
                 meta["log"][v.name] = scan_error_log(v)
                 if meta["log"][v.name][2]:
                     log(f"  {v.name} error.log: {meta['log'][v.name][2][:300]}")
+        # The prefork rows once the event variants are stopped: hundreds of
+        # children are not kept up all along.
+        pvariants = [] if args.no_prefork or (args.variants and "prefork" not in
+                                              args.variants.split(",")) else prefork_variants()
+        for v in pvariants:
+            setup_variant(v, work, ctx)
+            log(f"  {v.name}: " + (v.unavailable or f"httpd on port {v.port}"))
+        presults = measure_prefork(pvariants, args) if pvariants else None
+        for v in pvariants:
+            if v.proc:
+                stop(v.proc)
+                meta["log"][v.name] = scan_error_log(v)
         if args.callgrind and shutil.which("valgrind"):
             meta["callgrind"] = callgrind_costs(variants, args, work)
         micro = [] if args.no_micro else run_microbench(args, redis)
@@ -1674,10 +1782,12 @@ def main():
             meta_json = dict(meta, callgrind={f"{k[0]}/{k[1]}": x for k, x in
                                               meta.get("callgrind", {}).items()})
             json.dump({"meta": meta_json, "micro": micro, "php": php,
+                       "prefork": [{"variant": k[0], "cell": list(k[1]), "runs": r}
+                                   for k, r in (presults or {}).items()],
                        "results": [{"variant": k[0], "cell": list(k[1]), "runs": r}
                                    for k, r in results.items()]}, f, indent=1)
     log(f"bench: done in {time.time() - t_start:.0f} s")
-    print(report(variants, results, micro, args, meta, php_variants, php))
+    print(report(variants, results, micro, args, meta, php_variants, php, presults))
 
 
 class RedisCluster:

@@ -1,17 +1,19 @@
 /* microbench.c - micro-benchmarks of lib/ without httpd (bench/run runs it).
  *
- *   microbench [-q] [-r REDIS_URI]
+ *   microbench [-q] [-c] [-r REDIS_URI]
  *
  * shm: load and save operations per second on one arena, with 1, 2, 8 and 64
- *      threads in one process, and with several processes (2 x 1, 8 x 1, and
- *      2 x 32 threads: httpd's shape). The arena and its mutex are set up as
- *      the module does (anonymous apr_shm, APR_LOCK_DEFAULT global mutex).
+ *      threads in one process, and with several processes (2 x 1, 8 x 1,
+ *      64 x 1: prefork's shape, and 2 x 32 threads: event's). The arena is
+ *      set up as the module does (anonymous apr_shm; its locks inside).
  *      Every operation uses its own key out of 256 per worker, a 200-byte
  *      payload, apr_time_now() as the clock and a pool cleared per operation,
  *      like a request. Configurations are interleaved and repeated; the median
  *      is printed.
  * capacity: a 16 MiB arena (the SessionStoreShmSize default) filled with
- *      200-byte sessions until the first eviction: bytes per session.
+ *      200-byte sessions until the first eviction: bytes per session; then
+ *      to twice that, every stripe full: bytes per session under eviction.
+ * million: a 300 MiB arena (see bench_million). With -c, only these two.
  * seal: CPU microseconds per request that sealing adds (a load's decode, a
  *      save's encode and the seal key's derivation) for a 200-byte session:
  *      ss_record_encode and ss_record_decode sealed and in clear, and
@@ -32,7 +34,6 @@
 #include <unistd.h>
 
 #include <apr_general.h>
-#include <apr_global_mutex.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
@@ -55,6 +56,7 @@
 #define PAYLOAD_LEN 200
 #define ARENA_SIZE (64 * 1024 * 1024)
 #define CAPACITY_ARENA_SIZE (16 * 1024 * 1024)
+#define MILLION_ARENA_MIB 300
 #define MAX_RECORD (16 * 1024)
 #define MAX_WORKERS 64
 #define MAX_REPS 9
@@ -77,9 +79,6 @@ typedef struct {
 } worker_arg_t;
 
 static char payload[PAYLOAD_LEN + 1];
-static apr_lockmech_e lock_mech = APR_LOCK_DEFAULT;
-static const char *lock_name = "default";
-static char lock_file[64];
 static const ss_expiry_t expiry = {APR_USEC_PER_SEC * 1800, APR_USEC_PER_SEC * 28800};
 static apr_time_t created;
 
@@ -108,6 +107,27 @@ static void make_record(ss_record_t *rec, apr_time_t now)
     rec->payload = payload;
     rec->payload_len = PAYLOAD_LEN;
     rec->revision = 0;
+}
+
+/* Save key k of worker w as a new session accessed at now, alive until
+ * deadline, in a pool of its own. */
+static void save_fresh(ss_store_t *store, int w, int k, apr_time_t now, apr_time_t deadline,
+                       apr_pool_t *pool)
+{
+    apr_pool_t *p;
+    ss_key_t key;
+    ss_record_t rec;
+    apr_status_t rv;
+
+    apr_pool_create(&p, pool);
+    worker_key(w, k, &key);
+    make_record(&rec, now);
+    rec.created = now;
+    rv = STORE_SAVE_NEW(store, &key, &rec, deadline, p);
+    apr_pool_destroy(p);
+    if (rv != APR_SUCCESS) {
+        die("save", rv);
+    }
 }
 
 static void prefill(ss_store_t *store, int workers, apr_pool_t *p)
@@ -218,8 +238,8 @@ static void run_threads(ss_store_t *store, control_t *ctl, int first, int thread
 }
 
 /* One measurement: procs processes of threads threads each. Returns ops/s. */
-static double measure(ss_store_t *store, apr_global_mutex_t *mutex, control_t *ctl, int procs,
-                      int threads, op_e op, double seconds, apr_pool_t *pool)
+static double measure(ss_store_t *store, control_t *ctl, int procs, int threads, op_e op,
+                      double seconds, apr_pool_t *pool)
 {
     apr_uint64_t total = 0, failed = 0;
     apr_time_t t0, t1;
@@ -263,7 +283,6 @@ static double measure(ss_store_t *store, apr_global_mutex_t *mutex, control_t *c
                 apr_pool_t *cp;
 
                 apr_pool_create(&cp, NULL);
-                apr_global_mutex_child_init(&mutex, lock_file, cp);
                 run_threads(store, ctl, i * threads, threads, op, cp);
                 _exit(0);
             }
@@ -306,13 +325,12 @@ static void bench_shm(int quick, apr_pool_t *pool)
 {
     static const struct {
         int procs, threads;
-    } shapes[] = {{1, 1}, {1, 2}, {1, 8}, {1, 64}, {2, 1}, {8, 1}, {2, 32}};
+    } shapes[] = {{1, 1}, {1, 2}, {1, 8}, {1, 64}, {2, 1}, {8, 1}, {64, 1}, {2, 32}};
     const int nshapes = sizeof(shapes) / sizeof(shapes[0]);
     const int reps = quick ? 3 : 5;
     const double seconds = quick ? 0.2 : 0.5;
     double results[2][sizeof(shapes) / sizeof(shapes[0])][MAX_REPS];
     apr_shm_t *shm;
-    apr_global_mutex_t *mutex;
     ss_store_t *store;
     control_t *ctl;
     apr_status_t rv;
@@ -322,13 +340,9 @@ static void bench_shm(int quick, apr_pool_t *pool)
     if (rv != APR_SUCCESS) {
         die("apr_shm_create", rv);
     }
-    rv = apr_global_mutex_create(&mutex, lock_file, lock_mech, pool);
-    if (rv != APR_SUCCESS) {
-        die("apr_global_mutex_create", rv);
-    }
     rv = ss_shm_format(apr_shm_baseaddr_get(shm), ARENA_SIZE, MAX_RECORD);
     if (rv == APR_SUCCESS) {
-        rv = ss_shm_open(&store, apr_shm_baseaddr_get(shm), mutex, pool);
+        rv = ss_shm_open(&store, apr_shm_baseaddr_get(shm), pool);
     }
     if (rv != APR_SUCCESS) {
         die("ss_shm_format/open", rv);
@@ -342,11 +356,12 @@ static void bench_shm(int quick, apr_pool_t *pool)
 
     if (only.procs > 0) {
         double ops =
-            measure(store, mutex, ctl, only.procs, only.threads, (op_e)only.op, only.seconds, pool);
+            measure(store, ctl, only.procs, only.threads, (op_e)only.op, only.seconds, pool);
 
-        printf("{\"bench\":\"shm\",\"lock\":\"%s\",\"op\":\"%s\",\"procs\":%d,"
+        printf("{\"bench\":\"shm\",\"stripes\":%u,\"op\":\"%s\",\"procs\":%d,"
                "\"threads\":%d,\"ops_per_s\":%.0f,\"reps\":1}\n",
-               lock_name, only.op == OP_LOAD ? "load" : "save", only.procs, only.threads, ops);
+               ss_shm_stripes(apr_shm_baseaddr_get(shm)), only.op == OP_LOAD ? "load" : "save",
+               only.procs, only.threads, ops);
         return;
     }
     /* Interleave: every repetition runs every configuration once. */
@@ -355,7 +370,7 @@ static void bench_shm(int quick, apr_pool_t *pool)
             for (o = 0; o < 2; o++) {
                 int si = (r % 2) ? nshapes - 1 - s : s; /* alternate the order */
 
-                results[o][si][r] = measure(store, mutex, ctl, shapes[si].procs, shapes[si].threads,
+                results[o][si][r] = measure(store, ctl, shapes[si].procs, shapes[si].threads,
                                             (op_e)o, seconds, pool);
             }
         }
@@ -363,10 +378,11 @@ static void bench_shm(int quick, apr_pool_t *pool)
     for (s = 0; s < nshapes; s++) {
         for (o = 0; o < 2; o++) {
             qsort(results[o][s], (size_t)reps, sizeof(double), cmp_double);
-            printf("{\"bench\":\"shm\",\"lock\":\"%s\",\"op\":\"%s\",\"procs\":%d,"
+            printf("{\"bench\":\"shm\",\"stripes\":%u,\"op\":\"%s\",\"procs\":%d,"
                    "\"threads\":%d,\"ops_per_s\":%.0f,\"min\":%.0f,\"max\":%.0f,\"reps\":%d}\n",
-                   lock_name, o == OP_LOAD ? "load" : "save", shapes[s].procs, shapes[s].threads,
-                   results[o][s][reps / 2], results[o][s][0], results[o][s][reps - 1], reps);
+                   ss_shm_stripes(apr_shm_baseaddr_get(shm)), o == OP_LOAD ? "load" : "save",
+                   shapes[s].procs, shapes[s].threads, results[o][s][reps / 2], results[o][s][0],
+                   results[o][s][reps - 1], reps);
         }
     }
     fflush(stdout);
@@ -375,7 +391,6 @@ static void bench_shm(int quick, apr_pool_t *pool)
 static void bench_capacity(apr_pool_t *pool)
 {
     char *arena = apr_palloc(pool, CAPACITY_ARENA_SIZE);
-    apr_global_mutex_t *mutex;
     ss_store_stats_t stats;
     ss_store_t *store;
     apr_uint64_t entries = 0, used = 0, capacity = 0;
@@ -383,32 +398,23 @@ static void bench_capacity(apr_pool_t *pool)
     apr_status_t rv;
     int k;
 
-    rv = apr_global_mutex_create(&mutex, NULL, APR_LOCK_DEFAULT, pool);
-    if (rv != APR_SUCCESS) {
-        die("apr_global_mutex_create", rv);
-    }
     rv = ss_shm_format(arena, CAPACITY_ARENA_SIZE, MAX_RECORD);
     if (rv == APR_SUCCESS) {
-        rv = ss_shm_open(&store, arena, mutex, pool);
+        rv = ss_shm_open(&store, arena, pool);
     }
     if (rv != APR_SUCCESS) {
         die("ss_shm_format/open", rv);
     }
-    for (k = 0;; k++) {
-        apr_pool_t *p;
-        ss_key_t key;
+    {
         ss_record_t rec;
+
+        make_record(&rec, apr_time_now());
+        reclen = ss_record_size(&rec, store->form); /* as written: sealed */
+    }
+    for (k = 0;; k++) {
         apr_time_t now = apr_time_now();
 
-        apr_pool_create(&p, pool);
-        worker_key(MAX_WORKERS + 1, k, &key);
-        make_record(&rec, now);
-        reclen = ss_record_size(&rec, store->form); /* as written: sealed */
-        rv = STORE_SAVE_NEW(store, &key, &rec, ss_expiry_deadline(&expiry, created, now), p);
-        apr_pool_destroy(p);
-        if (rv != APR_SUCCESS) {
-            die("capacity save", rv);
-        }
+        save_fresh(store, MAX_WORKERS + 1, k, now, ss_expiry_deadline(&expiry, now, now), pool);
         store->ops->stats(store, &stats);
         if (stats.evicted_lru || stats.evicted_expired) {
             break;
@@ -417,15 +423,111 @@ static void bench_capacity(apr_pool_t *pool)
         used = stats.used_bytes;
         capacity = stats.capacity_bytes;
     }
+    /* Go on to twice as many: every stripe is full, the arena at its steady
+     * state under eviction. */
+    for (k = 0; k < (int)entries * 2; k++) {
+        apr_time_t now = apr_time_now();
+
+        save_fresh(store, MAX_WORKERS + 2, k, now, ss_expiry_deadline(&expiry, now, now), pool);
+    }
+    store->ops->stats(store, &stats);
     printf("{\"bench\":\"capacity\",\"arena_bytes\":%d,\"record_capacity_bytes\":%llu,"
            "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
            "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
-           "\"footprint\":%lu}\n",
+           "\"footprint\":%lu,\"stripes\":%u,\"sessions_full\":%llu,"
+           "\"arena_bytes_per_session_full\":%.1f}\n",
            CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN, (int)reclen,
            (unsigned long long)entries, (unsigned long long)used,
            (double)CAPACITY_ARENA_SIZE / (double)entries, (double)used / (double)entries,
-           (unsigned long)ss_shm_footprint(reclen));
+           (unsigned long)ss_shm_footprint(reclen), ss_shm_stripes(arena),
+           (unsigned long long)stats.entries, (double)CAPACITY_ARENA_SIZE / (double)stats.entries);
     fflush(stdout);
+}
+
+/* SessionStoreShmSize 300M, sessions of 200 bytes: the time to format the
+ * arena (start-up) and to check it (what a restart does with the arena it
+ * keeps); how many sessions it takes before the first eviction, hence the
+ * MiB that 1 M sessions need; and the sweeps of dead sessions. Every session
+ * dies a minute after it was saved; two minutes later (the clock is the
+ * sessions', not the machine's) new sessions fill the stripes again, and a
+ * stripe that runs out of room sweeps its dead ones under its own lock: the
+ * slowest such save is the longest a sweep holds a lock, their sum what a
+ * sweep of the whole arena costs, one stripe at a time. */
+static void bench_million(apr_pool_t *pool)
+{
+    const apr_size_t size = (apr_size_t)MILLION_ARENA_MIB * 1024 * 1024;
+    const apr_time_t t0 = apr_time_now(), t1 = t0 + apr_time_from_sec(180);
+    apr_time_t start, format_us, check_us, slowest = 0, swept_us = 0;
+    apr_uint64_t first_eviction = 0, dead, slow_saves = 0;
+    ss_store_stats_t stats;
+    ss_store_t *store;
+    apr_shm_t *shm;
+    apr_status_t rv;
+    char *base;
+    int k;
+
+    rv = apr_shm_create(&shm, size, NULL, pool);
+    if (rv != APR_SUCCESS) {
+        die("apr_shm_create (300 MiB)", rv);
+    }
+    base = apr_shm_baseaddr_get(shm);
+    start = apr_time_now();
+    rv = ss_shm_format(base, size, MAX_RECORD);
+    format_us = apr_time_now() - start;
+    if (rv == APR_SUCCESS) {
+        rv = ss_shm_open(&store, base, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        die("ss_shm_format/open (300 MiB)", rv);
+    }
+    /* Until the first eviction, checked every thousand saves: the sessions
+     * held then (to a few hundred). */
+    for (k = 0; !first_eviction; k++) {
+        save_fresh(store, MAX_WORKERS + 3, k, t0, t0 + apr_time_from_sec(60), pool);
+        if (k % 1000 == 999) {
+            store->ops->stats(store, &stats);
+            if (stats.evicted_lru) {
+                first_eviction = stats.entries;
+            }
+        }
+    }
+    start = apr_time_now();
+    rv = ss_shm_check(base, size, MAX_RECORD, NULL);
+    check_us = apr_time_now() - start;
+    if (rv != APR_SUCCESS) {
+        die("ss_shm_check (300 MiB)", rv);
+    }
+    store->ops->stats(store, &stats);
+    dead = stats.entries;
+    /* Every one of them dead now: new saves make the stripes sweep. */
+    for (k = 0; stats.evicted_expired < dead && k < (int)dead; k++) {
+        apr_time_t took = apr_time_now();
+
+        save_fresh(store, MAX_WORKERS + 4, k, t1, t1 + apr_time_from_sec(60), pool);
+        took = apr_time_now() - took;
+        if (took > slowest) {
+            slowest = took;
+        }
+        if (took > 20) { /* a save alone takes about a microsecond */
+            swept_us += took;
+            slow_saves++;
+        }
+        if (k % 1000 == 999) {
+            store->ops->stats(store, &stats);
+        }
+    }
+    store->ops->stats(store, &stats);
+    printf("{\"bench\":\"million\",\"arena_mib\":%d,\"stripes\":%u,\"payload\":%d,"
+           "\"format_ms\":%.1f,\"check_ms\":%.1f,\"sessions_before_eviction\":%llu,"
+           "\"mib_per_million\":%.1f,\"swept\":%llu,\"sweeping_saves\":%llu,"
+           "\"sweep_total_ms\":%.1f,\"sweep_max_ms\":%.2f}\n",
+           MILLION_ARENA_MIB, ss_shm_stripes(base), PAYLOAD_LEN, format_us / 1000.0,
+           check_us / 1000.0, (unsigned long long)first_eviction,
+           (double)MILLION_ARENA_MIB * 1e6 / (double)first_eviction,
+           (unsigned long long)stats.evicted_expired, (unsigned long long)slow_saves,
+           swept_us / 1000.0, slowest / 1000.0);
+    fflush(stdout);
+    apr_shm_destroy(shm);
 }
 
 /* -r URI -n N: the prefill, then N loads, nothing else. */
@@ -617,35 +719,14 @@ static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
     fflush(stdout);
 }
 
-/* The mechanisms httpd's Mutex directive offers for the shm mutex. */
-static int set_lock(const char *name)
-{
-    static const struct {
-        const char *name;
-        apr_lockmech_e mech;
-    } mechs[] = {{"default", APR_LOCK_DEFAULT}, {"pthread", APR_LOCK_PROC_PTHREAD},
-                 {"sysvsem", APR_LOCK_SYSVSEM}, {"posixsem", APR_LOCK_POSIXSEM},
-                 {"fcntl", APR_LOCK_FCNTL},     {"flock", APR_LOCK_FLOCK}};
-    size_t i;
-
-    for (i = 0; i < sizeof(mechs) / sizeof(mechs[0]); i++) {
-        if (!strcmp(name, mechs[i].name)) {
-            lock_mech = mechs[i].mech;
-            lock_name = mechs[i].name;
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
     apr_pool_t *pool;
     const char *redis_uri = NULL;
     long count = 0;
-    int quick = 0, ch;
+    int quick = 0, capacity_only = 0, ch;
 
-    while ((ch = getopt(argc, argv, "ql:n:r:s:")) != -1) {
+    while ((ch = getopt(argc, argv, "cqn:r:s:")) != -1) {
         switch (ch) {
         case 's': {
             char opname[8];
@@ -663,11 +744,8 @@ int main(int argc, char **argv)
         case 'q':
             quick = 1;
             break;
-        case 'l':
-            if (set_lock(optarg)) {
-                fprintf(stderr, "microbench: unknown lock mechanism %s\n", optarg);
-                return 2;
-            }
+        case 'c':
+            capacity_only = 1;
             break;
         case 'r':
             redis_uri = optarg;
@@ -676,7 +754,7 @@ int main(int argc, char **argv)
             count = atol(optarg);
             break;
         default:
-            fprintf(stderr, "usage: microbench [-q] [-l LOCK] [-r REDIS_URI [-n LOADS]] "
+            fprintf(stderr, "usage: microbench [-q] [-c] [-r REDIS_URI [-n LOADS]] "
                             "[-s PROCSxTHREADS:load|save:SECONDS]\n");
             return 2;
         }
@@ -685,7 +763,6 @@ int main(int argc, char **argv)
     atexit(apr_terminate);
     apr_pool_create(&pool, NULL);
     memset(payload, 'x', PAYLOAD_LEN);
-    snprintf(lock_file, sizeof(lock_file), "/tmp/sessstore-microbench.%ld.lock", (long)getpid());
     created = apr_time_now();
 
     if (redis_uri && count > 0) {
@@ -694,9 +771,12 @@ int main(int argc, char **argv)
     }
     if (only.procs < 0) {
         bench_capacity(pool);
+        bench_million(pool);
+    }
+    if (capacity_only) {
+        return 0;
     }
     bench_shm(quick, pool);
-    unlink(lock_file);
     if (only.procs > 0) {
         return 0;
     }

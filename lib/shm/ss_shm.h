@@ -1,30 +1,41 @@
 /* ss_shm.h - the shared-memory backend.
  *
- * One fixed arena, shared by every process that maps it: a header, a hash
- * index and equal blocks. A record lives in a chain of blocks whose first
- * block also carries the entry (key, deadline, hash and LRU links). When the
- * arena is full, dead records go first, then the least recently used. All
- * access is under one global mutex supplied by the host, and everything is
- * copied in and out under it. The arena holds only offsets, never pointers,
- * so it stays valid wherever it is mapped.
+ * One fixed arena, shared by every process that maps it: a header, stripes,
+ * a hash index and equal blocks. The arena is cut into stripes (up to 512,
+ * each at least 64 KiB), each with its own lock, buckets, blocks, free list
+ * and LRU list; a key's hash picks its stripe. A record lives in a chain of
+ * blocks of its stripe whose first block also carries the entry (key,
+ * deadline, hash and LRU links). When a stripe is full, its dead records go
+ * first, then its least recently used. Everything is copied in and out
+ * under the stripe's lock. The arena holds only offsets, never pointers, so
+ * it stays valid wherever it is mapped.
  *
- * Every update is marked in the header while it runs: if its process dies
- * with the lock held, the next one to take the lock checks the arena and
+ * The locks live in the arena itself: process-shared, robust pthread
+ * mutexes, set up by ss_shm_format. Any process that maps the arena (an
+ * httpd child, an admin tool attached to a named segment) takes the same
+ * locks with nothing else to share.
+ *
+ * Every update is marked in its stripe while it runs: if its process dies
+ * with the lock held, the next one to take the lock checks the stripe and
  * empties it if it is damaged (logged at SS_LOG_ERR, counted by
- * ss_shm_rebuilds). A damaged index or length met by any operation does the
- * same: it is detected, never followed. */
+ * ss_shm_rebuilds); the other stripes are not touched. A damaged index or
+ * length met by any operation does the same: it is detected, never
+ * followed. */
 #ifndef SS_SHM_H
 #define SS_SHM_H
 
-#include <apr_global_mutex.h>
-
 #include "ss_store.h"
 
-#define SS_SHM_BLOCK_SIZE 128
+/* A 48-byte entry and 56 bytes of the record in the first block of a chain,
+ * 100 in each next: a 200-byte session (a 254-byte sealed record, 226 in
+ * clear) takes 3 blocks. */
+#define SS_SHM_BLOCK_SIZE 104
 #define SS_SHM_MIN_SIZE (64 * 1024)
 
-/* Lay out an empty arena over [base, base + size). max_record bounds one
- * record; it must fit in a quarter of the arena. */
+/* Lay out an empty arena over [base, base + size), its locks included.
+ * max_record bounds one record; it must fit in a quarter of a stripe (of
+ * the whole arena when it is too small for two). Only on memory that no
+ * process is using: it initialises the locks. */
 apr_status_t ss_shm_format(void *base, apr_size_t size, apr_size_t max_record);
 
 /* True when an arena of size bytes can hold a record of max_record bytes
@@ -37,20 +48,27 @@ int ss_shm_is_formatted(const void *base, apr_size_t size, apr_size_t max_record
 
 /* Whether an arena kept from an earlier generation (a restart) can be used
  * as it is: APR_SUCCESS if it is formatted as ss_shm_is_formatted says and a
- * full walk finds it consistent; APR_EINVAL if it is not an arena of this
- * layout, size and record limit; APR_EGENERAL if it is damaged. *why (may be
- * NULL) says why not, for the log. Reads only; call it under the mutex while
- * other processes may use the arena. */
+ * walk of every stripe finds it consistent; APR_EINVAL if it is not an arena
+ * of this layout, size and record limit; APR_EGENERAL if a stripe is
+ * damaged. *why (may be NULL) says why not, for the log. Reads only, each
+ * stripe under its lock, so other processes may go on using the arena. */
 apr_status_t ss_shm_check(const void *base, apr_size_t size, apr_size_t max_record,
                           const char **why);
 
-/* How many times the arena was found damaged and emptied since it was
- * formatted. */
+/* ss_shm_check, and every damaged stripe emptied (logged at SS_LOG_ERR):
+ * APR_EGENERAL then says that some were, and the arena is usable again. */
+apr_status_t ss_shm_repair(void *base, apr_size_t size, apr_size_t max_record, const char **why);
+
+/* How many times a stripe of the arena was found damaged and emptied since
+ * the arena was formatted. */
 apr_uint32_t ss_shm_rebuilds(const void *base);
 
-/* Open a store over an arena formatted by ss_shm_format. mutex guards the
- * arena and must be the same for every process and generation using it. */
-apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex, apr_pool_t *p);
+/* The number of stripes (locks) of a formatted arena; 0 if it is not one. */
+apr_uint32_t ss_shm_stripes(const void *base);
+
+/* Open a store over an arena formatted by ss_shm_format, in any process
+ * that maps it. */
+apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_pool_t *p);
 
 /* Bytes of arena one record of len bytes occupies. */
 apr_size_t ss_shm_footprint(apr_size_t len);
@@ -60,9 +78,17 @@ apr_size_t ss_shm_footprint(apr_size_t len);
  * middle of an update ("save.allocated", "remove.hash_unlinked", ...). */
 extern void (*ss_shm_fault_hook)(const char *step);
 
-/* Test builds only: the address of a named field of the header or of key's
- * entry, for tests that damage the arena by hand (see ss_shm.c). */
+/* Test builds only: when not 0, arenas formatted and opened afterwards have
+ * at most this many stripes (a power of two; 1: one LRU list for all). */
+extern apr_uint32_t ss_shm_fault_max_stripes;
+
+/* Test builds only: the address of a named field of the header, of key's
+ * stripe or of key's entry, for tests that damage the arena by hand (see
+ * ss_shm.c). */
 apr_uint32_t *ss_shm_fault_field(void *base, const char *name, const ss_key_t *key);
+
+/* Test builds only: the stripe that holds key. */
+apr_uint32_t ss_shm_fault_stripe_of(const void *base, const ss_key_t *key);
 #endif
 
 #endif

@@ -190,4 +190,20 @@ for max in 15000 15564 15565 15700 15812 16000; do
     fi
 done
 
+# ---- Mutex sessstore-shm: accepted, ignored, a deprecation warning ----
+# The shm store's locks live in its shared memory; an older configuration
+# that still chooses a mechanism for them starts, and the log says once, with
+# the file and line, that the line does nothing.
+httpd_conf mutex "$P" prefork "Mutex fcntl sessstore-shm"
+httpd_start mutex "$P"
+get x "http://127.0.0.1:$P/public/" >/dev/null
+expect_eq "Mutex fcntl sessstore-shm: the server starts and serves" 200 "$(code)"
+expect_eq "... a login stores a session" 302 "$(login m "http://127.0.0.1:$P" alice secret)"
+expect_eq "... found again" "SECRET PAGE" "$(get m "http://127.0.0.1:$P/private/")"
+check "... the log says the Mutex line is deprecated and ignored, with its line" \
+    grep -Eq "Mutex fcntl sessstore-shm \(.*httpd.conf line [0-9]+\) is deprecated and ignored" \
+    "$WORK/mutex/logs/error.log"
+expect_eq "... once" 1 "$(grep -c 'is deprecated and ignored' "$WORK/mutex/logs/error.log")"
+httpd_stop mutex
+
 finish

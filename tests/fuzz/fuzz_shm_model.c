@@ -2,7 +2,7 @@
  *
  * Random sequences of operations (new saves, updates, loads, removes, with
  * random sizes, keys, users, limits and clocks) from several simulated
- * children, each with its own ss_store_t over one arena and one mutex, are
+ * children, each with its own ss_store_t over one arena (and its locks), are
  * played against the store through its ss_store_ops_t and against a plain
  * array of what each key should hold. After every operation:
  *   - the result is the one the model predicts (EEXIST, NOTFOUND, ENOSPC,
@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <apr_global_mutex.h>
 #include <apr_strings.h>
 
 #include "fuzz.h"
@@ -71,8 +70,6 @@ typedef struct {
     unsigned seq;       /* operation number */
 } world_t;
 
-static apr_global_mutex_t *mutex;
-
 static void no_fault(const char *step)
 {
     (void)step;
@@ -83,9 +80,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     ss_shm_fault_hook = no_fault; /* never the SS_FAULT_FILE lookup */
-    if (apr_global_mutex_create(&mutex, NULL, APR_LOCK_DEFAULT, fuzz_pool()) != APR_SUCCESS) {
-        fuzz_fail(__FILE__, __LINE__, "apr_global_mutex_create", "no mutex");
-    }
+    ss_shm_fault_max_stripes = 1; /* one LRU list, as the model keeps */
     return 0;
 }
 
@@ -319,7 +314,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const ss_record_form_e form[4] = {SS_RECORD_FORM_SEALED, SS_RECORD_FORM_CLEAR,
                                                  SS_RECORD_FORM_V1, SS_RECORD_FORM_SEALED};
 
-        FUZZ_CHECK(ss_shm_open(&w.child[i], w.base, mutex, w.p) == APR_SUCCESS, "open");
+        FUZZ_CHECK(ss_shm_open(&w.child[i], w.base, w.p) == APR_SUCCESS, "open");
         FUZZ_CHECK(w.child[i]->ops->child_init(w.child[i], w.p) == APR_SUCCESS, "child_init");
         /* Children that write different formats: a rolling upgrade. */
         w.child[i]->form = form[(forms >> (2 * i)) & 3];

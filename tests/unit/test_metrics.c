@@ -23,7 +23,7 @@ typedef struct {
 
 static int setup(void **state)
 {
-    fixture_t *f = unit_arena_create("test_metrics", sizeof(fixture_t));
+    fixture_t *f = unit_arena_create(sizeof(fixture_t));
 
     if (!f) {
         return -1;

@@ -10,7 +10,6 @@
 #include <cmocka.h>
 
 #include <apr_general.h>
-#include <apr_global_mutex.h>
 
 #include "ss_session.h"
 #include "ss_shm.h"
@@ -22,7 +21,6 @@
 typedef struct {
     apr_pool_t *pool;
     void *arena;
-    apr_global_mutex_t *mutex;
     ss_store_t *store;
     ss_session_ctx_t ctx;
 } fixture_t;
@@ -34,8 +32,7 @@ static int setup(void **state)
     apr_pool_create(&f->pool, NULL);
     f->arena = apr_pcalloc(f->pool, ARENA_SIZE);
     if (ss_shm_format(f->arena, ARENA_SIZE, 4096) != APR_SUCCESS ||
-        apr_global_mutex_create(&f->mutex, NULL, APR_LOCK_DEFAULT, f->pool) != APR_SUCCESS ||
-        ss_shm_open(&f->store, f->arena, f->mutex, f->pool) != APR_SUCCESS) {
+        ss_shm_open(&f->store, f->arena, f->pool) != APR_SUCCESS) {
         return -1;
     }
     f->ctx.store = f->store;

@@ -159,7 +159,7 @@ static void admin_flush(void)
 static int setup(void **state)
 {
     (void)state;
-    g.arena = unit_arena_create("test_session", sizeof(unit_arena_t));
+    g.arena = unit_arena_create(sizeof(unit_arena_t));
     if (!g.arena) {
         return -1;
     }

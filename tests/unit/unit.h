@@ -1,5 +1,5 @@
 /* unit.h - what the cmocka unit tests share: running a group under APR, the
- * pool fixture, log capture, and a shared-memory arena with its global mutex.
+ * pool fixture, log capture, and a shared-memory arena.
  *
  * Header-only (the tests are built from one source file each): every function
  * is static inline, so that a test that does not use one compiles it out
@@ -20,7 +20,6 @@
 
 #include <apr_file_io.h>
 #include <apr_general.h>
-#include <apr_global_mutex.h>
 #include <apr_pools.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
@@ -244,13 +243,10 @@ static inline apr_status_t unit_id_remove(const ss_session_ctx_t *ctx, const cha
 
 /* ---- the shared-memory arena fixture ----------------------------------- */
 
-/* A pool, a global mutex on a lock file of its own in the temp directory, the
- * log captured into log, and (after unit_arena_open) an arena at base, of
+/* A pool, the log captured into log, and (after unit_arena_open) an arena at base, of
  * size bytes, opened as store. */
 typedef struct {
     apr_pool_t *p;
-    apr_global_mutex_t *mutex;
-    const char *lockpath;
     void *base;
     apr_size_t size;
     ss_store_t *store;
@@ -258,27 +254,18 @@ typedef struct {
 } unit_arena_t;
 
 /* A zeroed fixture of fixture_size bytes, allocated from its own pool, that
- * begins with a unit_arena_t (set up as above, with no arena yet); the lock
- * file is named after name. NULL when something fails. */
-static inline void *unit_arena_create(const char *name, apr_size_t fixture_size)
+ * begins with a unit_arena_t (set up as above, with no arena yet). NULL when
+ * something fails. */
+static inline void *unit_arena_create(apr_size_t fixture_size)
 {
-    static int lock_serial;
     apr_pool_t *p;
     unit_arena_t *a;
-    const char *tmp;
 
     if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
         return NULL;
     }
     a = apr_pcalloc(p, fixture_size);
     a->p = p;
-    if (apr_temp_dir_get(&tmp, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    a->lockpath = apr_psprintf(p, "%s/%s.%ld.%d.lock", tmp, name, (long)getpid(), ++lock_serial);
-    if (apr_global_mutex_create(&a->mutex, a->lockpath, APR_LOCK_DEFAULT, p) != APR_SUCCESS) {
-        return NULL;
-    }
     ss_log_set(unit_capture_log, &a->log);
     return a;
 }
@@ -293,7 +280,7 @@ static inline void unit_arena_open(unit_arena_t *a, apr_size_t size, apr_size_t 
     a->size = size;
     assert_int_equal(ss_shm_format(a->base, size, max_record), APR_SUCCESS);
     assert_true(ss_shm_is_formatted(a->base, size, max_record));
-    assert_int_equal(ss_shm_open(&a->store, a->base, a->mutex, a->p), APR_SUCCESS);
+    assert_int_equal(ss_shm_open(&a->store, a->base, a->p), APR_SUCCESS);
 }
 
 /* Undoes unit_arena_create (and unit_arena_open), the pool last. */
@@ -303,8 +290,6 @@ static inline void unit_arena_destroy(unit_arena_t *a)
     if (a->store) {
         a->store->ops->close(a->store);
     }
-    apr_global_mutex_destroy(a->mutex);
-    apr_file_remove(a->lockpath, a->p);
     apr_pool_destroy(a->p);
 }
 
