@@ -2,8 +2,9 @@
  * from its result (ss_redis_describe, ss_redis_target).
  *
  * Input: a SessionStoreBackend value, any form (redis://, rediss://,
- * unix://, redis+unix://, redis-sentinel://, rediss-sentinel://, and
- * whatever forms the parser grows). Checks
+ * unix://, redis+unix://, redis-sentinel://, rediss-sentinel://,
+ * redis-cluster://, rediss-cluster://, and whatever forms the parser
+ * grows). Checks
  * (ss_redis_config.h promises them): an error is a non-empty message; a
  * parsed configuration describes itself without its passwords (the data
  * nodes' and the sentinels'), and that description, with the passwords put
@@ -60,6 +61,13 @@ static void check_same(const ss_redis_config_t *a, const ss_redis_config_t *b, c
         FUZZ_CHECK(!strcmp(a->sentinels[i].host, b->sentinels[i].host) &&
                        a->sentinels[i].port == b->sentinels[i].port,
                    "sentinel %d changed through '%s'", i, d);
+    }
+    FUZZ_CHECK(a->cluster == b->cluster && a->nseeds == b->nseeds,
+               "a cluster setting changed through '%s'", d);
+    for (i = 0; i < a->nseeds; i++) {
+        FUZZ_CHECK(!strcmp(a->seeds[i].host, b->seeds[i].host) &&
+                       a->seeds[i].port == b->seeds[i].port,
+                   "seed %d changed through '%s'", i, d);
     }
     FUZZ_CHECK(a->tls == b->tls && a->tls_verify == b->tls_verify &&
                    a->tls_min_version == b->tls_min_version &&

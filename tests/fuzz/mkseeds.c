@@ -164,6 +164,10 @@ static void uris(void)
         ("redis-sentinel://s1,[::1]:26380/m?sentinel_user=sent&sentinel_password=SentPw2&"
          "password=DataPw&prefix=app:"),
         "rediss-sentinel://s1.example,s2.example/m?tls_ca_file=/etc/ca.pem&tls_verify=ca",
+        "redis-cluster://10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002",
+        "redis-cluster://alice:s%40cret@10.0.0.1:7000,node2.example,[fe80::1%25eth0]:7002",
+        "redis-cluster://u%3Ax:p%40w@a.example,10.0.0.2:7001,[::1]:7002/?prefix=s:&max_idle=8",
+        "rediss-cluster://:pw@h1:7000,h2:7001?tls_ca_file=/etc/ca.pem&tls_verify=ca",
     };
     size_t i;
 
