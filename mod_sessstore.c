@@ -1005,7 +1005,9 @@ static void count_load(const ss_session_t *sess)
         ss_metrics_bump(metrics, SS_M_LOAD_ERROR);
         note_store_state(1);
     } else if (sess->nnamed) { /* without a well-formed ID the store was not asked */
-        ss_metrics_bump(metrics, sess->state == SS_SESSION_LOADED ? SS_M_LOAD_HIT : SS_M_LOAD_MISS);
+        ss_metrics_bump(metrics, sess->state == SS_SESSION_LOADED ? SS_M_LOAD_HIT
+                                 : sess->expired                  ? SS_M_LOAD_EXPIRED
+                                                                  : SS_M_LOAD_MISS);
         note_store_state(0);
     }
 }

@@ -86,7 +86,7 @@ static apr_status_t probe(ss_health_t *h, apr_time_t now, apr_pool_t *p)
         return fail(h, "the store cannot save", rv);
     }
     rv = h->store->ops->load(h->store, &h->key, &forever, &forever, now, p, &back);
-    if (rv == APR_NOTFOUND) {
+    if (rv == APR_NOTFOUND || rv == SS_EEXPIRED) {
         apr_snprintf(h->why, sizeof(h->why),
                      "the store cannot load: a record just saved is not found");
         return APR_EGENERAL;

@@ -124,7 +124,7 @@ apr_status_t ss_lock_release(const ss_lock_ctx_t *ctx, ss_lock_t *lock, apr_pool
     lock->held = 0;
     memset(&rec, 0, sizeof(rec));
     rv = ctx->store->ops->load(ctx->store, &lock->key, &lease, &lease, apr_time_now(), p, &rec);
-    if (rv == APR_NOTFOUND) {
+    if (rv == APR_NOTFOUND || rv == SS_EEXPIRED) {
         return APR_SUCCESS; /* the lease ran out: nothing of ours left */
     }
     if (rv != APR_SUCCESS) {

@@ -9,7 +9,7 @@
 #include "ss_metrics.h"
 
 #define METRICS_MAGIC 0x53534d54u /* "SSMT" */
-#define METRICS_LAYOUT 1u
+#define METRICS_LAYOUT 2u         /* 2: loads_expired */
 
 const apr_uint32_t ss_metrics_bounds_us[SS_METRICS_NBUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
@@ -93,11 +93,18 @@ void ss_metrics_bump(ss_metrics_t *m, ss_metric_e which)
 
 const char *ss_metrics_key(ss_metric_e which)
 {
-    static const char *const keys[SS_M__COUNT] = {
-        "loads_hit",          "loads_miss",      "loads_error",
-        "saves_written",      "saves_unchanged", "saves_refused_oversize",
-        "saves_refused_gone", "saves_error",     "deletes",
-        "rotations",          "revocations"};
+    static const char *const keys[SS_M__COUNT] = {"loads_hit",
+                                                  "loads_miss",
+                                                  "loads_expired",
+                                                  "loads_error",
+                                                  "saves_written",
+                                                  "saves_unchanged",
+                                                  "saves_refused_oversize",
+                                                  "saves_refused_gone",
+                                                  "saves_error",
+                                                  "deletes",
+                                                  "rotations",
+                                                  "revocations"};
 
     return which < SS_M__COUNT ? keys[which] : "unknown";
 }
@@ -421,7 +428,7 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
                               apr_time_t now, ss_metrics_alive_fn *alive, void *baton,
                               apr_pool_t *p)
 {
-    static const char *const loads[] = {"hit", "miss", "error"};
+    static const char *const loads[] = {"hit", "miss", "expired", "error"};
     static const char *const saves[] = {"written", "unchanged", "refused_oversize", "refused_gone",
                                         "error"};
     out_t o;
@@ -429,9 +436,10 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
     o.p = p;
     o.parts = apr_array_make(p, 128, sizeof(const char *));
     counter_by(&o, m, "loads_total", "result",
-               "Session loads by result: hit (a live session), miss (no live session for the "
-               "IDs sent, absent or expired), error (the store did not answer).",
-               SS_M_LOAD_HIT, loads, 3);
+               "Session loads by result: hit (a live session), miss (no record for the IDs "
+               "sent), expired (a record found, expired for this location), error (the store "
+               "did not answer).",
+               SS_M_LOAD_HIT, loads, 4);
     counter_by(&o, m, "saves_total", "result",
                "Session saves by result: written, unchanged (no write needed), refused_oversize, "
                "refused_gone (ended meanwhile), error (the store failed).",

@@ -28,7 +28,8 @@
 
 typedef enum {
     SS_M_LOAD_HIT,       /* a live session was found */
-    SS_M_LOAD_MISS,      /* well-formed IDs, none live (absent or expired) */
+    SS_M_LOAD_MISS,      /* well-formed IDs, none live, no record found for any */
+    SS_M_LOAD_EXPIRED,   /* well-formed IDs, none live, a record found but expired */
     SS_M_LOAD_ERROR,     /* the store could not answer */
     SS_M_SAVE_WRITTEN,   /* a record written (new or updated) */
     SS_M_SAVE_UNCHANGED, /* nothing changed: no write */

@@ -44,6 +44,10 @@ void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cook
          * backend bug or a clock step from ever handing out a dead session. */
         if (rv == APR_SUCCESS &&
             ss_expiry_check(&ctx->expiry, rec.created, rec.accessed, now) != SS_LIVE) {
+            rv = SS_EEXPIRED;
+        }
+        if (rv == SS_EEXPIRED) { /* not adopted, like an unknown ID: only counted apart */
+            sess->expired++;
             rv = APR_NOTFOUND;
         }
         if (rv == APR_SUCCESS) {
@@ -254,6 +258,9 @@ static apr_status_t update(const ss_session_ctx_t *ctx, ss_session_t *sess, ss_r
         memset(&cur, 0, sizeof(cur));
         rv = ctx->store->ops->load(ctx->store, &sess->key, &ctx->expiry, &ctx->retention, now, p,
                                    &cur);
+        if (rv == SS_EEXPIRED) {
+            rv = APR_NOTFOUND; /* expired meanwhile: as good as ended */
+        }
         if (rv != APR_SUCCESS) {
             return rv; /* APR_NOTFOUND: ended meanwhile, and it stays so */
         }

@@ -9,7 +9,10 @@
  * - Which cookie: the first well-formed value that names a live session.
  *   Malformed values are skipped without counting against the limit of
  *   SS_SESSION_MAX_CANDIDATES store lookups, so planted junk cookies cannot
- *   hide the real one. An ID the store does not know is never adopted.
+ *   hide the real one. An ID the store does not know is never adopted, nor
+ *   one whose record this location judges expired (SS_EEXPIRED: counted in
+ *   sess->expired, otherwise treated as unknown; the next save gets a new
+ *   ID).
  * - Owner change: a session recorded for one named user is never handed to
  *   another. ss_session_claim drops it (the new user starts empty) and the
  *   commit deletes its record.
@@ -107,6 +110,7 @@ typedef struct {
     const char *ended_id;   /* a session this request ended: deleted at commit */
     int cookie_seen;        /* the browser sent our cookie, valid or not */
     int malformed, unknown; /* cookie values skipped at load */
+    int expired;            /* of the unknown, records the store held but judged expired */
     /* Set by ss_session_commit. */
     ss_commit_e outcome;
     apr_status_t rv;    /* with SS_COMMIT_FAILED */

@@ -39,6 +39,13 @@
  * the request loaded: another request wrote it meanwhile. */
 #define SS_ECONFLICT (APR_OS_START_USERERR + 1)
 
+/* A load that found a record under the key, dead for the judging location:
+ * expired everywhere (and removed), or expired for this location only (and
+ * kept for the more lenient ones). A caller that does not care why treats it
+ * as APR_NOTFOUND. A Redis key that Redis itself dropped when its TTL ran
+ * out is simply absent: APR_NOTFOUND, a miss. */
+#define SS_EEXPIRED (APR_OS_START_USERERR + 2)
+
 typedef struct {
     apr_uint64_t entries;           /* live records now */
     apr_uint64_t capacity_bytes;    /* bytes available to records */
@@ -85,8 +92,9 @@ typedef struct {
     /* Whose counters stats() returns: "all httpd processes on this host" or
      * "this httpd process". */
     const char *stats_scope;
-    /* APR_SUCCESS with *rec, or APR_NOTFOUND (absent, expired for judge,
-     * malformed, or of a newer format). */
+    /* APR_SUCCESS with *rec; SS_EEXPIRED when the record is there but dead
+     * for judge (removed when it is dead for keep too); APR_NOTFOUND when it
+     * is absent, malformed, of a newer format or sealed for another key. */
     apr_status_t (*load)(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
                          const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p, ss_record_t *rec);
     /* Write the whole record; it lives until deadline (0: no deadline).

@@ -231,10 +231,10 @@ static apr_status_t load_gone(redis_store_t *s, const ss_key_t *key, const redis
     case 0:
         COUNT(s, misses);
         return APR_NOTFOUND;
-    case 1:
-    case 3:
+    case 1: /* expired everywhere: deleted */
+    case 3: /* expired for this location: kept for the others */
         COUNT(s, expired);
-        return APR_NOTFOUND;
+        return SS_EEXPIRED;
     case 2:
         malformed(s, key, p);
         return APR_NOTFOUND;
@@ -283,7 +283,7 @@ static apr_status_t load_reply(redis_store_t *s, int sealed_only, const ss_key_t
      * and must not return a dead session. */
     if (ss_expiry_check(judge, rec->created, rec->accessed, now) != SS_LIVE) {
         COUNT(s, expired);
-        return APR_NOTFOUND;
+        return SS_EEXPIRED;
     }
     st = stats_lock(s);
     st->hits++;
@@ -368,7 +368,7 @@ static apr_status_t lean_load(redis_store_t *s, int sealed_only, const ss_key_t 
             *decided = 0; /* malformed, or dead for every location: deleted by the script */
         } else if (ss_expiry_check(judge, rec->created, rec->accessed, now) != SS_LIVE) {
             COUNT(s, expired); /* the script's 3: kept for the other locations */
-            rv = APR_NOTFOUND;
+            rv = SS_EEXPIRED;
         } else if (ss_expiry_touch_due(judge, rec->accessed, now)) {
             *decided = 0; /* the script rewrites the last access and the TTL */
         } else {

@@ -1194,14 +1194,14 @@ static apr_status_t load_locked(const zone_t *z, int sealed_only, const ss_key_t
             h->stats.malformed++;
             ss_log(SS_LOG_WARNING, rv, "shm store: session %s held a malformed record; removed",
                    ss_key_tag(key, p));
-        } else {
-            h->stats.expired++;
+            return APR_NOTFOUND;
         }
-        return APR_NOTFOUND;
+        h->stats.expired++;
+        return SS_EEXPIRED;
     }
     if (ss_expiry_check(judge, created, *accessed, now) != SS_LIVE) {
         h->stats.expired++; /* dead here only: kept for the lenient locations */
-        return APR_NOTFOUND;
+        return SS_EEXPIRED;
     }
     if (ss_expiry_touch_due(judge, *accessed, now)) {
         ss_record_poke_accessed((unsigned char *)block(z->a, i) + sizeof(shm_entry_t), now);

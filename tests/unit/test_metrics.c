@@ -83,6 +83,8 @@ static void test_bump(void **state)
     assert_int_equal(ss_metrics_get(f->m, SS_M__COUNT), 0);
     assert_int_equal(ss_metrics_get(f->m, SS_M_REVOCATIONS), 3);
     assert_string_equal(ss_metrics_key(SS_M_LOAD_HIT), "loads_hit");
+    assert_string_equal(ss_metrics_key(SS_M_LOAD_EXPIRED), "loads_expired");
+    assert_string_equal(ss_metrics_key(SS_M_LOAD_ERROR), "loads_error");
     assert_string_equal(ss_metrics_key(SS_M_SAVE_GONE), "saves_refused_gone");
     assert_string_equal(ss_metrics_key(SS_M_REVOCATIONS), "revocations");
     assert_string_equal(ss_metrics_key(SS_M__COUNT), "unknown");
@@ -245,6 +247,7 @@ static void test_render(void **state)
     dead_pid = 0;
     ss_metrics_bump(f->m, SS_M_LOAD_HIT);
     ss_metrics_bump(f->m, SS_M_LOAD_HIT);
+    ss_metrics_bump(f->m, SS_M_LOAD_EXPIRED);
     ss_metrics_bump(f->m, SS_M_SAVE_OVERSIZE);
     ss_metrics_bump(f->m, SS_M_REVOCATIONS);
     ss_metrics_observe(f->m, SS_OP_LOAD, 300);
@@ -268,6 +271,8 @@ static void test_render(void **state)
     assert_non_null(strstr(text, "# TYPE sessstore_loads_total counter\n"));
     assert_non_null(strstr(text, "\nsessstore_loads_total{result=\"hit\"} 2\n"));
     assert_non_null(strstr(text, "\nsessstore_loads_total{result=\"miss\"} 0\n"));
+    assert_non_null(strstr(text, "\nsessstore_loads_total{result=\"expired\"} 1\n"));
+    assert_non_null(strstr(text, "\nsessstore_loads_total{result=\"error\"} 0\n"));
     assert_non_null(strstr(text, "\nsessstore_saves_total{result=\"refused_oversize\"} 1\n"));
     assert_non_null(strstr(text, "\nsessstore_revocations_total 1\n"));
     assert_non_null(strstr(text, "\nsessstore_children_store_down 1\n"));

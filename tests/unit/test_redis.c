@@ -552,10 +552,10 @@ static void test_expired_records_are_deleted(void **state)
     assert_int_equal(save(store, &k1, &rec, &idle, SS_SAVE_NEW), APR_SUCCESS);
     assert_int_equal(save(store, &k2, &rec, &absolute, SS_SAVE_NEW), APR_SUCCESS);
     /* The loads' clock is ahead of Redis's TTLs: the script itself must judge. */
-    assert_int_equal(load(store, &k1, &idle, now + 2 * SEC, &out), APR_NOTFOUND);
+    assert_int_equal(load(store, &k1, &idle, now + 2 * SEC, &out), SS_EEXPIRED);
     assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k1)), 0);
     assert_int_equal(load(store, &k2, &absolute, now + 4 * SEC, &out), APR_SUCCESS);
-    assert_int_equal(load(store, &k2, &absolute, now + 5 * SEC, &out), APR_NOTFOUND);
+    assert_int_equal(load(store, &k2, &absolute, now + 5 * SEC, &out), SS_EEXPIRED);
     assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &k2)), 0);
 
     /* Garbage under our key is no session, and is removed. */
@@ -707,7 +707,7 @@ static void test_load_commands(void **state)
     counters_expect(&c, 1, 1, script, 0);
     /* Dead for this location, kept for the others. */
     assert_int_equal(store->ops->load(store, &key, &strict, &e, now + 5 * SEC, g.pool, &out),
-                     APR_NOTFOUND);
+                     SS_EEXPIRED);
     counters_expect(&c, 1, 1, script, 0);
     assert_int_equal(exists_on(&c, k), 1);
     /* A newer format: left alone. */
@@ -722,7 +722,7 @@ static void test_load_commands(void **state)
     assert_true(out.accessed == now + 10 * SEC);
     counters_expect(&c, 1, 1, script, 0);
     /* Dead everywhere: deleted by the script. */
-    assert_int_equal(load(store, &key, &e, now + 110 * SEC, &out), APR_NOTFOUND);
+    assert_int_equal(load(store, &key, &e, now + 110 * SEC, &out), SS_EEXPIRED);
     counters_expect(&c, 1 + !script, 2 - script, 1, 0);
     assert_int_equal(exists_on(&c, k), 0);
 

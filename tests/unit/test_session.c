@@ -791,12 +791,45 @@ static void test_unknown_id_is_not_adopted(void **state)
     assert_int_equal(ss_id_generate(forged), APR_SUCCESS);
     s = load_id(&g.ctx, forged, g.now);
     assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_int_equal(s.unknown, 1);
+    assert_int_equal(s.expired, 0); /* a miss: no record was there */
     assert_int_equal(ss_session_commit(&g.ctx, &s, "", "a=1", 0, g.now, g.p), APR_SUCCESS);
     assert_string_not_equal(s.cookie, forged);
     assert_false(is_live(forged));
 }
 
 /* ---- expiry ---- */
+
+/* A session idle past the timeout loads as expired (the store held a
+ * record: SS_EEXPIRED), counted apart from an unknown ID, and is never
+ * adopted: the next save gets a new ID. */
+static void test_idle_timed_out_loads_as_expired(void **state)
+{
+    apr_time_t later = g.now + SEC(61);
+    const char *id;
+    ss_session_t s;
+
+    (void)state;
+    g.ctx.expiry.idle = SEC(60);
+    g.ctx.retention = g.ctx.expiry;
+    id = stored("alice", "a=1");
+    s = load_id(&g.ctx, id, later);
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_null(s.id);
+    assert_int_equal(s.expired, 1);
+    assert_int_equal(s.unknown, 1);
+    assert_int_equal(unit_stats(g.backend).expired, 1);
+    /* Dead for every location: removed, and the next save gets a new ID. */
+    assert_int_equal(live_records(), 0);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "", "a=2", 0, later, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_string_not_equal(s.cookie, id);
+    /* Gone now: the same cookie is a plain miss. */
+    s = load_id(&g.ctx, id, later);
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_int_equal(s.expired, 0);
+    assert_int_equal(s.unknown, 1);
+}
 
 /* Defect 4: one rule on both backends. The location judges its loads; the
  * store keeps the record as long as the most lenient location could still
@@ -815,8 +848,10 @@ static void test_per_location_expiry(void **state)
 
     s = load_id(&strict, id, g.now + SEC(120));
     assert_int_equal(s.state, SS_SESSION_NONE); /* idle for this location */
+    assert_int_equal(s.expired, 1);             /* a record was there: counted as expired */
     s = load_id(&g.ctx, id, g.now + SEC(120));
     assert_int_equal(s.state, SS_SESSION_LOADED); /* still live elsewhere */
+    assert_int_equal(s.expired, 0);
     assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now + SEC(120), g.p),
                      APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_WRITTEN); /* not silently dropped */
@@ -849,14 +884,16 @@ static void test_logout_at_a_strict_location(void **state)
     assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
     assert_null(s.cookie);
     assert_int_equal(load_id(&g.ctx, id, g.now + SEC(120)).state, SS_SESSION_LOADED);
-    /* A logout there does. */
-    s = load_id(&strict, id, g.now + SEC(130));
+    /* A logout there does, while that location judges it expired. */
+    s = load_id(&strict, id, g.now + SEC(200));
+    assert_int_equal(s.state, SS_SESSION_NONE);
+    assert_int_equal(s.expired, 1);
     assert_int_equal(
-        ss_session_commit(&strict, &s, NULL, NULL, SS_COMMIT_LOGOUT, g.now + SEC(130), g.p),
+        ss_session_commit(&strict, &s, NULL, NULL, SS_COMMIT_LOGOUT, g.now + SEC(200), g.p),
         APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_ENDED);
     assert_string_equal(s.cookie, "");
-    assert_int_equal(load_id(&g.ctx, id, g.now + SEC(130)).state, SS_SESSION_NONE);
+    assert_int_equal(load_id(&g.ctx, id, g.now + SEC(200)).state, SS_SESSION_NONE);
     assert_int_equal(live_records(), 0);
 }
 
@@ -977,6 +1014,7 @@ static void test_forged_times_do_not_overflow(void **state)
         UNIT_TEST(test_merge_reload_fails),                                                        \
         UNIT_TEST(test_malformed_cookies_do_not_count),                                            \
         UNIT_TEST(test_unknown_id_is_not_adopted),                                                 \
+        UNIT_TEST(test_idle_timed_out_loads_as_expired),                                           \
         UNIT_TEST(test_per_location_expiry),                                                       \
         UNIT_TEST(test_logout_at_a_strict_location),                                               \
         UNIT_TEST(test_retention_widens),                                                          \
