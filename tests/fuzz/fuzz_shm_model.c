@@ -5,7 +5,7 @@
  * children, each with its own ss_store_t over one arena (and its locks), are
  * played against the store through its ss_store_ops_t and against a plain
  * array of what each key should hold. After every operation:
- *   - the result is the one the model predicts (EEXIST, NOTFOUND, ENOSPC,
+ *   - the result is the one the model predicts (EEXIST, NOTFOUND, EEXPIRED, ENOSPC,
  *     SS_ECONFLICT, the record loaded byte for byte with its revision, the
  *     last access a touch rewrote, a sealed record a miss for a key without
  *     its seal key, a record in clear removed by a child requiring seals);
@@ -171,12 +171,12 @@ static void op_load(world_t *w, ss_store_t *s, int k, const ss_expiry_t *judge, 
         return;
     }
     if (ss_expiry_check(&w->keep, m->created, m->accessed, now) != SS_LIVE) {
-        FUZZ_CHECK(rv == APR_NOTFOUND, "load of key %d, dead everywhere: %d", k, rv);
+        FUZZ_CHECK(rv == SS_EEXPIRED, "load of key %d, dead everywhere: %d", k, rv);
         m->present = 0; /* the load removes it */
         return;
     }
     if (ss_expiry_check(judge, m->created, m->accessed, now) != SS_LIVE) {
-        FUZZ_CHECK(rv == APR_NOTFOUND, "load of key %d, dead here: %d", k, rv);
+        FUZZ_CHECK(rv == SS_EEXPIRED, "load of key %d, dead here: %d", k, rv);
         return; /* kept for the other location */
     }
     FUZZ_CHECK(rv == APR_SUCCESS, "load of live key %d: %d", k, rv);

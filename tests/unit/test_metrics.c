@@ -355,10 +355,17 @@ static void test_metered(void **state)
     assert_int_equal(w->ops->save(w, &key, &rec, 0, SS_SAVE_NEW, 1024, f->arena.p), APR_SUCCESS);
     assert_int_equal(w->ops->load(w, &key, &e, &e, now, f->arena.p, &back), APR_SUCCESS);
     assert_string_equal(back.payload, "a=1");
+    {
+        /* Expired for a strict judge, kept for a lenient keeper: passed through as it is. */
+        const ss_expiry_t strict = {1, 0};
+
+        assert_int_equal(w->ops->load(w, &key, &strict, &e, now + 10, f->arena.p, &back),
+                         SS_EEXPIRED);
+    }
     assert_int_equal(w->ops->remove(w, &key), APR_SUCCESS);
     assert_int_equal(w->ops->load(w, &key, &e, &e, now, f->arena.p, &back), APR_NOTFOUND);
     ss_metrics_histogram(f->m, SS_OP_LOAD, b, &sum, &count);
-    assert_int_equal(count, 2);
+    assert_int_equal(count, 3);
     ss_metrics_histogram(f->m, SS_OP_SAVE, b, &sum, &count);
     assert_int_equal(count, 1);
     ss_metrics_histogram(f->m, SS_OP_DELETE, b, &sum, &count);
