@@ -2,7 +2,8 @@
 # test_metrics.sh - sessstore-metrics sums every child exactly (shm under
 # prefork, Redis under event with several processes), its text parses as
 # the Prometheus exposition format, sessstore-status?auto and mod_status's
-# server-status show the same totals, and the session's log tag
+# server-status show the same totals, a session idle past a <Location>'s
+# SessionStoreIdleTimeout counts as an expired load (not a miss), and the session's log tag
 # (%{sessstore-tag}n) in the access log is the one in the error log.
 # The exact sums come from parallel clients with a session each (one load
 # and one write per count.cgi); a burst of parallel requests of ONE session
@@ -27,6 +28,7 @@ sample() {
 }
 hit='sessstore_loads_total{result="hit"}'
 miss='sessstore_loads_total{result="miss"}'
+expired='sessstore_loads_total{result="expired"}'
 written='sessstore_saves_total{result="written"}'
 rotations='sessstore_rotations_total'
 deletes='sessstore_deletes_total'
@@ -87,7 +89,9 @@ P=$(free_port)
 httpd_conf pf "$P" prefork "StartServers 4" "MinSpareServers 4" "MaxSpareServers 8" "KeepAlive Off" \
     "LoadModule status_module $MODDIR/mod_status.so" \
     "<Location /server-status>" "SetHandler server-status" "</Location>" \
+    "<Location /public/strict.html>" "SessionStoreIdleTimeout 1" "</Location>" \
     "${PAGES[@]}" "${TAGLOG[@]}" "CustomLog $WORK/pf/logs/tag.log tagged"
+echo "STRICT PAGE" >"$WORK/pf/htdocs/public/strict.html"
 httpd_start pf "$P"
 U=http://127.0.0.1:$P
 check "prefork: the metrics page parses" metrics pf0 "$U"
@@ -181,6 +185,26 @@ httpd_signal pf graceful
 httpd_wait_ready pf "$P" 2 || not_ok "prefork: graceful restart"
 check "metrics after a graceful restart" metrics pf4 "$U"
 expect_eq "the totals survive a graceful restart" 181 "$(sample pf4 "$hit")"
+expect_eq "no expired load yet" 0 "$(sample pf4 "$expired")"
+# A session idle past the strict page's SessionStoreIdleTimeout 1: an
+# expired load there (the record is found, dead for that location), no miss;
+# the rest of the site (the server's 1800 s) still serves it.
+expect_eq "expiry: login" 302 "$(login ex "$U" alice secret)"
+sleep 2.5
+expect_eq "expiry: the strict page answers" "STRICT PAGE" "$(get ex "$U/public/strict.html")"
+check "metrics after the idle session's visit" metrics pf5 "$U"
+expect_eq "expiry: loads expired = 1" 1 "$(sample pf5 "$expired")"
+expect_eq "expiry: misses unchanged" "$(sample pf4 "$miss")" "$(sample pf5 "$miss")"
+expect_eq "expiry: no hit for it" "$(sample pf4 "$hit")" "$(sample pf5 "$hit")"
+get st "$U/status?auto" >"$WORK/auto5"
+expect_eq "status?auto: LoadsExpired" "LoadsExpired: 1" "$(grep '^LoadsExpired:' "$WORK/auto5")"
+get st "$U/server-status?auto" >"$WORK/ss5"
+expect_eq "server-status?auto: SessstoreLoadsExpired" "SessstoreLoadsExpired: 1" \
+    "$(grep '^SessstoreLoadsExpired:' "$WORK/ss5")"
+expect_eq "expiry: still served elsewhere" "PUBLIC PAGE" "$(get ex "$U/public/index.html")"
+check "metrics after the lenient visit" metrics pf6 "$U"
+expect_eq "expiry: ... a hit there" $(($(sample pf5 "$hit") + 1)) "$(sample pf6 "$hit")"
+expect_eq "expiry: ... and no more expired loads" 1 "$(sample pf6 "$expired")"
 # Five clients sharing alice's new session at once: the merges' accounting.
 expect_eq "prefork: alice logs in again" 302 "$(login c "$U" alice secret)"
 shared_burst prefork "$U" c 5 20
