@@ -37,6 +37,7 @@
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
+#include <apr_tables.h>
 #include <apr_thread_mutex.h>
 
 #ifdef HAVE_CONFIG_H
@@ -52,7 +53,7 @@
 #define SHM_MAGIC 0x53534d33u /* "SSM3" */
 /* Bump whenever shm_header_t, shm_entry_t or an invariant of the arena
  * changes: an arena kept across a restart by another layout is not reused. */
-#define SHM_LAYOUT 3u
+#define SHM_LAYOUT 4u
 #define SHM_BUILDER "mod_sessstore " PACKAGE_VERSION
 #define NIL 0xffffffffu
 #define SWEEP_INTERVAL apr_time_from_sec(1)
@@ -124,6 +125,9 @@ typedef struct {
      * dead ones to reclaim first; a load judges by its own timeouts. */
     apr_time_t deadline;
     unsigned char key[SS_KEY_BYTES];
+    /* ss_owner_t of the record's owner, all zero when anonymous: the
+     * per-owner index is a walk of the entries comparing this (revoke). */
+    unsigned char owner[SS_OWNER_BYTES];
 } shm_entry_t;
 
 #define FIRST_DATA (SS_SHM_BLOCK_SIZE - sizeof(shm_entry_t))
@@ -1011,9 +1015,9 @@ static apr_status_t check_mode(const arena_t *a, apr_uint32_t i, ss_save_mode_e 
 
 /* Replace or add key's record: the old one out, room made, a chain filled
  * and only then linked into the index and the LRU list. */
-static apr_status_t save_locked(const arena_t *a, const ss_key_t *key, const char *buf,
-                                apr_size_t len, apr_time_t deadline, ss_save_mode_e mode,
-                                apr_time_t now)
+static apr_status_t save_locked(const arena_t *a, const ss_key_t *key, const ss_owner_t *owner,
+                                const char *buf, apr_size_t len, apr_time_t deadline,
+                                ss_save_mode_e mode, apr_time_t now)
 {
     shm_header_t *h = header(a);
     apr_uint32_t i, n, *head;
@@ -1038,6 +1042,7 @@ static apr_status_t save_locked(const arena_t *a, const ss_key_t *key, const cha
     FAULT("save.allocated");
     e = entry(a, i);
     memcpy(e->key, key->bytes, SS_KEY_BYTES);
+    memcpy(e->owner, owner->bytes, SS_OWNER_BYTES);
     e->length = (apr_uint32_t)len;
     e->deadline = deadline;
     copy_in(a, i, buf, len);
@@ -1063,11 +1068,16 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
                              apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
+    ss_owner_t owner;
     char *buf;
     apr_size_t len;
     apr_status_t rv;
 
-    rv = ss_record_encode(rec, p, &buf, &len);
+    memset(&owner, 0, sizeof(owner));
+    rv = *rec->user ? ss_owner_hash(rec->user, &owner) : APR_SUCCESS;
+    if (rv == APR_SUCCESS) {
+        rv = ss_record_encode(rec, p, &buf, &len);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1084,11 +1094,11 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = save_locked(&s->a, key, buf, len, deadline, mode, rec->accessed);
+    rv = save_locked(&s->a, key, &owner, buf, len, deadline, mode, rec->accessed);
     if (rv == SHM_BROKEN) {
         /* The sessions are lost, this one need not be: save it anew. */
         recover_broken(&s->a);
-        rv = save_locked(&s->a, key, buf, len, deadline, mode, rec->accessed);
+        rv = save_locked(&s->a, key, &owner, buf, len, deadline, mode, rec->accessed);
         rv = rv == SHM_BROKEN ? APR_EGENERAL : rv;
     }
     end_update(s);
@@ -1159,11 +1169,155 @@ static void shm_close(ss_store_t *store)
     (void)store;
 }
 
+/* ---- the per-owner index and administration ---------------------------- */
+
+static apr_status_t shm_index_add(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *key,
+                                  apr_time_t until, apr_time_t now)
+{
+    /* The owner goes into the entry with the record itself (shm_save), under
+     * the same lock: nothing to do before. */
+    (void)store;
+    (void)owner;
+    (void)key;
+    (void)until;
+    (void)now;
+    return APR_SUCCESS;
+}
+
+/* Remove every live entry of owner but except; a walk of the LRU list. */
+static apr_status_t revoke_locked(const arena_t *a, const ss_owner_t *owner, const ss_key_t *except,
+                                  apr_size_t *count)
+{
+    shm_header_t *h = header(a);
+    apr_uint32_t i, prev, steps = 0;
+
+    for (i = h->lru_tail; i != NIL; i = prev) {
+        shm_entry_t *e;
+
+        if (!in_range(a, i) || ++steps > a->nblocks) {
+            return SHM_BROKEN;
+        }
+        e = entry(a, i);
+        prev = e->lru_prev;
+        if (memcmp(e->owner, owner->bytes, SS_OWNER_BYTES) ||
+            (except && !memcmp(e->key, except->bytes, SS_KEY_BYTES))) {
+            continue;
+        }
+        if (remove_entry(a, i) != APR_SUCCESS) {
+            return SHM_BROKEN;
+        }
+        FAULT("revoke.removed");
+        h->stats.removes++;
+        ++*count;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
+                                     const ss_key_t *except, apr_time_t now, apr_size_t *count)
+{
+    shm_store_t *s = store->impl;
+    apr_size_t n = 0;
+    apr_status_t rv = begin_update(s);
+
+    (void)now;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (revoke_locked(&s->a, owner, except, &n) != APR_SUCCESS) {
+        /* Emptied: the owner's sessions are gone with the rest. */
+        recover_broken(&s->a);
+    }
+    end_update(s);
+    if (count) {
+        *count = n;
+    }
+    return APR_SUCCESS;
+}
+
+/* Copy the live entries (of owner, when given) out, most recent first. */
+static apr_status_t scan_locked(const arena_t *a, const ss_owner_t *owner, apr_size_t limit,
+                                apr_time_t now, apr_array_header_t *out)
+{
+    apr_uint32_t i, steps = 0;
+
+    for (i = header(a)->lru_head; i != NIL && (!limit || (apr_size_t)out->nelts < limit);
+         i = entry(a, i)->lru_next) {
+        const shm_entry_t *e;
+        ss_store_entry_t *x;
+
+        if (!in_range(a, i) || ++steps > a->nblocks || !entry_ok(a, i)) {
+            return SHM_BROKEN;
+        }
+        e = entry(a, i);
+        if (is_dead(e, now) || (owner && memcmp(e->owner, owner->bytes, SS_OWNER_BYTES))) {
+            continue;
+        }
+        x = apr_array_push(out);
+        memset(x, 0, sizeof(*x));
+        memcpy(x->key.bytes, e->key, SS_KEY_BYTES);
+        x->size = e->length;
+        x->expires = e->deadline;
+        /* The header lies in the first block (FIRST_DATA >= its length). */
+        x->readable = ss_record_peek_times((const unsigned char *)block(a, i) + sizeof(shm_entry_t),
+                                           e->length, &x->created, &x->accessed) == APR_SUCCESS;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_scan(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
+                             ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    shm_store_t *s = store->impl;
+    apr_array_header_t *found = apr_array_make(p, 64, sizeof(ss_store_entry_t));
+    apr_status_t rv = lock(s);
+    int i;
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = scan_locked(&s->a, owner, limit, now, found);
+    unlock(s);
+    if (rv != APR_SUCCESS) {
+        /* A damaged link: the next update finds and rebuilds it. */
+        return APR_EGENERAL;
+    }
+    /* The callback runs outside the lock. */
+    for (i = 0; i < found->nelts; i++) {
+        if (fn(baton, &APR_ARRAY_IDX(found, i, ss_store_entry_t))) {
+            break;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_purge_expired(ss_store_t *store, apr_time_t now, apr_size_t *count)
+{
+    shm_store_t *s = store->impl;
+    apr_uint32_t before;
+    apr_status_t rv = begin_update(s);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    before = header(&s->a)->entries;
+    if (sweep(&s->a, now) != APR_SUCCESS) {
+        recover_broken(&s->a);
+    }
+    if (count) {
+        *count = before >= header(&s->a)->entries ? before - header(&s->a)->entries : 0;
+    }
+    end_update(s);
+    return APR_SUCCESS;
+}
+
 static const ss_store_ops_t shm_ops = {"shm",          "all httpd processes on this host",
                                        shm_load,       shm_save,
                                        shm_remove,     shm_stats,
                                        shm_describe,   shm_ping,
-                                       shm_child_init, shm_close};
+                                       shm_child_init, shm_close,
+                                       shm_index_add,  shm_revoke_owner,
+                                       shm_scan,       shm_purge_expired};
 
 apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mutex, apr_pool_t *p)
 {

@@ -109,8 +109,46 @@ static void f_close(ss_store_t *s)
     (void)s;
 }
 
-static const ss_store_ops_t faulty_ops = {"faulty", "test",     f_load, f_save,       f_remove,
-                                          f_stats,  f_describe, f_ping, f_child_init, f_close};
+static apr_status_t f_index_add(ss_store_t *s, const ss_owner_t *owner, const ss_key_t *key,
+                                apr_time_t until, apr_time_t now)
+{
+    faulty_t *f = s->impl;
+
+    if (f->fail_save) {
+        return f->fail_save;
+    }
+    return f->inner->ops->index_add(f->inner, owner, key, until, now);
+}
+
+static apr_status_t f_revoke_owner(ss_store_t *s, const ss_owner_t *owner, const ss_key_t *except,
+                                   apr_time_t now, apr_size_t *count)
+{
+    faulty_t *f = s->impl;
+
+    if (f->fail_remove) {
+        return f->fail_remove;
+    }
+    return f->inner->ops->revoke_owner(f->inner, owner, except, now, count);
+}
+
+static apr_status_t f_scan(ss_store_t *s, const ss_owner_t *owner, apr_size_t limit,
+                           ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    faulty_t *f = s->impl;
+
+    return f->inner->ops->scan(f->inner, owner, limit, fn, baton, now, p);
+}
+
+static apr_status_t f_purge_expired(ss_store_t *s, apr_time_t now, apr_size_t *count)
+{
+    faulty_t *f = s->impl;
+
+    return f->inner->ops->purge_expired(f->inner, now, count);
+}
+
+static const ss_store_ops_t faulty_ops = {
+    "faulty", "test",       f_load,  f_save,      f_remove,       f_stats, f_describe,
+    f_ping,   f_child_init, f_close, f_index_add, f_revoke_owner, f_scan,  f_purge_expired};
 
 /* ---- fixtures ---- */
 
@@ -242,7 +280,11 @@ static apr_uint64_t live_records(void)
 {
     if (g.redis) {
         redisContext *c = admin_connect(&g.server);
-        redisReply *r = redisCommand(c, "DBSIZE");
+        /* Session keys only: prefix and 64 hex digits, not the owners' indexes. */
+        redisReply *r = redisCommand(c, "EVAL %s 0",
+                                     "local n = 0 for _, k in ipairs(redis.call('KEYS', "
+                                     "'sessstore:*')) do if #k == 74 then n = n + 1 end end "
+                                     "return n");
         apr_uint64_t n = r && r->type == REDIS_REPLY_INTEGER ? (apr_uint64_t)r->integer : 999;
 
         freeReplyObject(r);
@@ -698,7 +740,11 @@ static void corrupt(const char *payload, int offset_from_start, unsigned char va
 {
     if (g.redis) {
         redisContext *c = admin_connect(&g.server);
-        redisReply *keys = redisCommand(c, "KEYS *"), *v;
+        redisReply
+            *keys = redisCommand(
+                c,
+                "KEYS sessstore:????????????????????????????????????????????????????????????????"),
+            *v;
         char *buf;
 
         assert_int_equal(keys->elements, 1);
