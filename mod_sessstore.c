@@ -58,6 +58,8 @@ typedef struct {
     apr_interval_time_t absolute;
     int absolute_set;
     outage_e outage;
+    const char *revoke_header; /* SessionStoreRevokeHeader; NULL: none */
+    int revoke_header_set;
 } dir_conf;
 
 /* Process-wide, kept across restarts so sessions survive graceful and
@@ -133,6 +135,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->absolute = add->absolute_set ? add->absolute : base->absolute;
     c->absolute_set = add->absolute_set || base->absolute_set;
     c->outage = add->outage ? add->outage : base->outage;
+    c->revoke_header = add->revoke_header_set ? add->revoke_header : base->revoke_header;
+    c->revoke_header_set = add->revoke_header_set || base->revoke_header_set;
     return c;
 }
 
@@ -310,6 +314,30 @@ static const char *set_max_session_size(cmd_parms *cmd, void *dummy, const char 
     return parse_size(cmd, arg, MIN_MAX_SESSION_SIZE, MAX_MAX_SESSION_SIZE, &c->max_size);
 }
 
+static const char *set_revoke_header(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+    const char *p;
+
+    c->revoke_header_set = 1;
+    if (!strcasecmp(arg, "none")) {
+        c->revoke_header = NULL;
+        return NULL;
+    }
+    for (p = arg; *p; p++) {
+        /* An HTTP token: what a handler can set as a header name. */
+        if (!apr_isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p)) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a header name", cmd->cmd->name,
+                                ap_escape_logitem(cmd->pool, arg));
+        }
+    }
+    if (!*arg) {
+        return apr_psprintf(cmd->pool, "%s needs a header name", cmd->cmd->name);
+    }
+    c->revoke_header = arg;
+    return NULL;
+}
+
 static const command_rec sessstore_cmds[] = {
     AP_INIT_TAKE1("SessionStoreBackend", set_backend, NULL, RSRC_CONF,
                   "Where sessions live: 'shm' (shared memory on this host, the default), "
@@ -332,6 +360,10 @@ static const command_rec sessstore_cmds[] = {
                   "Bytes of shared memory for the shm backend (K, M, G suffixes)"),
     AP_INIT_TAKE1("SessionStoreMaxSessionSize", set_max_session_size, NULL, RSRC_CONF,
                   "Largest stored session in bytes; larger saves are refused"),
+    AP_INIT_TAKE1("SessionStoreRevokeHeader", set_revoke_header, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Response header through which an application ends sessions of the "
+                  "current user: value 'user' (all of them) or 'others' (all but this "
+                  "one); never sent to the client ('none' switches it off)"),
     {NULL}};
 
 /* ---- start-up ---- */
@@ -856,6 +888,80 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     return OK;
 }
 
+/* Take out the Set-Cookie of our cookie that the save added: a revoke
+ * replaces it with the clearing one. */
+static void drop_our_cookie(request_rec *r, const char *name)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->err_headers_out);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_size_t n = strlen(name);
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && !strcasecmp(e[i].key, "Set-Cookie") &&
+            !(e[i].val && !strncmp(e[i].val, name, n) && e[i].val[n] == '=')) {
+            APR_ARRAY_PUSH(keep, const char *) = e[i].val;
+        }
+    }
+    apr_table_unset(r->err_headers_out, "Set-Cookie");
+    for (i = 0; i < keep->nelts; i++) {
+        apr_table_addn(r->err_headers_out, "Set-Cookie", APR_ARRAY_IDX(keep, i, const char *));
+    }
+}
+
+/* SessionStoreRevokeHeader: the handler (a CGI script's headers land in
+ * headers_out or err_headers_out) asked to end the user's sessions. The
+ * header is taken out of the response whatever happens; the policy is
+ * ss_session_revoke's. A failure fails the response like a failed commit. */
+static void revoke_from_header(request_rec *r)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+    request_rec *first = first_request(r);
+    const char *value;
+    req_session_t *rs;
+    ss_session_ctx_t ctx;
+    ss_revoke_e what;
+    apr_size_t n = 0;
+
+    if (!d->revoke_header) {
+        return;
+    }
+    value = apr_table_get(r->headers_out, d->revoke_header);
+    if (!value) {
+        value = apr_table_get(r->err_headers_out, d->revoke_header);
+    }
+    apr_table_unset(r->headers_out, d->revoke_header);
+    apr_table_unset(r->err_headers_out, d->revoke_header);
+    if (!value || !d->cookie.name) {
+        return;
+    }
+    what = ss_session_revoke_parse(value);
+    if (what == SS_REVOKE_NONE) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "%s: '%s' is neither 'user' nor 'others'; nothing revoked", d->revoke_header,
+                      ap_escape_logitem(r->pool, value));
+        return;
+    }
+    rs = request_session(r, d);
+    session_ctx(r, d, &ctx);
+    ss_session_revoke(&ctx, &rs->sess, r->user ? r->user : first->user, what, apr_time_now(), &n);
+    if (rs->sess.outcome == SS_COMMIT_FAILED) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rs->sess.rv, r,
+                      "session store (%s): revoke (%s) failed; the request fails",
+                      ctx.store->ops->name, value);
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "%s: %s: %" APR_SIZE_T_FMT " session(s) ended",
+                  d->revoke_header, what == SS_REVOKE_USER ? "user" : "others", n);
+    if (rs->sess.cookie && !*rs->sess.cookie) {
+        drop_our_cookie(r, d->cookie.name);
+        apr_table_addn(
+            r->err_headers_out, "Set-Cookie",
+            ss_cookie_header(&d->cookie, NULL, !strcmp(ap_http_scheme(r), "https"), r->pool));
+    }
+}
+
 /* After mod_session's filter has saved the session: a change that could not
  * be saved must not be answered as a success (a login redirect without its
  * cookie, a logout whose old cookie still works). The response becomes 503
@@ -874,6 +980,7 @@ static apr_status_t refuse_failed_commit(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_brigade_cleanup(bb); /* the rest of the original body */
         return APR_SUCCESS;
     }
+    revoke_from_header(r);
     rs = ap_get_module_config(first_request(r)->request_config, &sessstore_module);
     if (!rs || rs->sess.outcome != SS_COMMIT_FAILED) {
         ap_remove_output_filter(f);
@@ -911,7 +1018,7 @@ static void insert_refuse_filter(request_rec *r)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
 
-    if (!r->main && d->cookie.name) {
+    if (!r->main && (d->cookie.name || d->revoke_header)) {
         ap_add_output_filter(REFUSE_FILTER, NULL, r, r->connection);
     }
 }
