@@ -62,12 +62,12 @@ static const char main_usage[] =
  * -v only: without it, each failure is said once, by the command. */
 static void lib_log(void *baton, int level, apr_status_t rv, const char *msg)
 {
-    char buf[128];
-
     if (!*(int *)baton || level > SS_LOG_NOTICE) {
         return;
     }
     if (rv) {
+        char buf[128];
+
         fprintf(stderr, PROG ": %s (%s)\n", msg, apr_strerror(rv, buf, sizeof(buf)));
     } else {
         fprintf(stderr, PROG ": %s\n", msg);
@@ -242,9 +242,11 @@ static int cmd_list(ss_store_t *store, int argc, const char *const *argv, apr_po
     ss_owner_t owner;
     lister_t l;
     apr_status_t rv;
-    int i, r;
+    int i;
 
     for (i = 1; i < argc; i++) {
+        int r;
+
         if ((r = option(argc, argv, &i, "--user", &user)) != 0 ||
             (r = option(argc, argv, &i, "--limit", &limit_s)) != 0) {
             if (r < 0) {
@@ -387,9 +389,11 @@ static int revoke_user(ss_store_t *store, const char *user)
 static int cmd_revoke(ss_store_t *store, int argc, const char *const *argv, apr_pool_t *p)
 {
     const char *user = NULL, *cookie = NULL, *tag = NULL;
-    int i, r;
+    int i;
 
     for (i = 1; i < argc; i++) {
+        int r;
+
         if ((r = option(argc, argv, &i, "--user", &user)) != 0 ||
             (r = option(argc, argv, &i, "--cookie", &cookie)) != 0 ||
             (r = option(argc, argv, &i, "--tag", &tag)) != 0) {
