@@ -1063,6 +1063,7 @@ static int status_handler(request_rec *r)
     STAT(evicted_lru);
     STAT(refused_oversize);
     STAT(refused_gone);
+    STAT(refused_conflict);
     STAT(malformed);
     STAT(newer_format);
     STAT(rebuilds);

@@ -102,6 +102,7 @@ static void make_record(ss_record_t *rec, apr_time_t now)
     rec->user = "";
     rec->payload = payload;
     rec->payload_len = PAYLOAD_LEN;
+    rec->revision = 0;
 }
 
 static void prefill(ss_store_t *store, int workers, apr_pool_t *p)
@@ -125,10 +126,30 @@ static void prefill(ss_store_t *store, int workers, apr_pool_t *p)
     }
 }
 
+/* The revision each key holds now: the next update of key k writes
+ * revs[k] + 1 (SS_SAVE_UPDATE is a compare-and-set on it). */
+static void stored_revisions(ss_store_t *store, const ss_key_t *keys, apr_uint32_t *revs,
+                             apr_pool_t *p)
+{
+    int k;
+
+    for (k = 0; k < KEYS_PER_WORKER; k++) {
+        ss_record_t rec;
+
+        revs[k] = 0;
+        if (store->ops->load(store, &keys[k], &expiry, &expiry, apr_time_now(), p, &rec) ==
+            APR_SUCCESS) {
+            revs[k] = rec.revision;
+        }
+    }
+    apr_pool_clear(p);
+}
+
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
 {
     worker_arg_t *a = data;
     ss_key_t keys[KEYS_PER_WORKER];
+    apr_uint32_t revs[KEYS_PER_WORKER]; /* an update is a compare-and-set on it */
     apr_pool_t *p;
     apr_uint64_t n = 0, failed = 0;
     int k;
@@ -138,6 +159,7 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
     for (k = 0; k < KEYS_PER_WORKER; k++) {
         worker_key(a->worker, k, &keys[k]);
     }
+    stored_revisions(a->store, keys, revs, p);
     while (!a->ctl->go) {
         /* spin until every worker is ready */
     }
@@ -150,7 +172,9 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
             rv = a->store->ops->load(a->store, &keys[k], &expiry, &expiry, now, p, &rec);
         } else {
             make_record(&rec, now);
+            rec.revision = revs[k] + 1;
             rv = STORE_SAVE(a->store, &keys[k], &rec, ss_expiry_deadline(&expiry, created, now), p);
+            revs[k] += rv == APR_SUCCESS;
         }
         if (rv != APR_SUCCESS) {
             failed++;
@@ -457,6 +481,7 @@ static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
     prefill(store, 1, pool);
     for (o = 0; o < 2; o++) {
         ss_key_t keys[KEYS_PER_WORKER];
+        apr_uint32_t revs[KEYS_PER_WORKER];
         apr_pool_t *p;
         apr_uint64_t n = 0, failed = 0;
         apr_time_t t0, t1, end;
@@ -466,6 +491,7 @@ static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
             worker_key(0, k, &keys[k]);
         }
         apr_pool_create(&p, pool);
+        stored_revisions(store, keys, revs, p);
         t0 = apr_time_now();
         end = t0 + (apr_interval_time_t)(seconds * APR_USEC_PER_SEC);
         for (k = 0;; k = (k + 1) % KEYS_PER_WORKER) {
@@ -480,8 +506,10 @@ static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
                 rv = store->ops->load(store, &keys[k], &expiry, &expiry, now, p, &rec);
             } else {
                 make_record(&rec, now);
+                rec.revision = revs[k] + 1;
                 rv =
                     STORE_SAVE(store, &keys[k], &rec, ss_expiry_deadline(&expiry, created, now), p);
+                revs[k] += rv == APR_SUCCESS;
             }
             failed += rv != APR_SUCCESS;
             n++;

@@ -108,10 +108,16 @@ apr_status_t ss_id_key(const char *id, ss_key_t *key)
 {
     unsigned int len = 0;
 
-    if (!EVP_Digest(id, strlen(id), key->bytes, &len, sha256(), NULL) || len != SS_KEY_BYTES) {
+    apr_size_t id_len = strlen(id);
+    apr_status_t rv;
+
+    key->sealable = 0;
+    if (!EVP_Digest(id, id_len, key->bytes, &len, sha256(), NULL) || len != SS_KEY_BYTES) {
         return APR_EGENERAL;
     }
-    return APR_SUCCESS;
+    rv = ss_seal_key(id, id_len, key->seal);
+    key->sealable = rv == APR_SUCCESS;
+    return rv;
 }
 
 void ss_key_hex(const ss_key_t *key, char *out)

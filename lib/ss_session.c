@@ -24,7 +24,7 @@ void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cook
     sess->cookie_seen = 1;
     for (i = 0; i < cookies->nelts && tried < SS_SESSION_MAX_CANDIDATES; i++) {
         const char *id = APR_ARRAY_IDX(cookies, i, const char *);
-        ss_record_t rec = {0, 0, NULL, NULL, 0};
+        ss_record_t rec = {0, 0, NULL, NULL, 0, 0};
         apr_status_t rv;
 
         if (!ss_id_is_valid(id, strlen(id))) {
@@ -50,6 +50,7 @@ void ss_session_load(const ss_session_ctx_t *ctx, const apr_array_header_t *cook
             sess->owner = rec.user;
             sess->created = rec.created;
             sess->payload = rec.payload;
+            sess->revision = rec.revision;
             return;
         }
         if (rv != APR_NOTFOUND) {
@@ -132,7 +133,7 @@ static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, ap
            "session not saved: %" APR_SIZE_T_FMT " bytes exceed the limit of %" APR_SIZE_T_FMT
            " (SessionStoreMaxSessionSize); the previous version is kept (%u more such "
            "refusals since the last line)",
-           ss_record_size(rec), ctx->max_size, apr_atomic_xchg32(&suppressed, 0));
+           ss_record_size(rec, ctx->store->form), ctx->max_size, apr_atomic_xchg32(&suppressed, 0));
 }
 
 static apr_status_t failed(const ss_session_ctx_t *ctx, ss_session_t *sess, apr_status_t rv,
@@ -297,6 +298,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     rec.accessed = now;
     rec.payload = payload;
     rec.payload_len = strlen(payload);
+    rec.revision = sess->revision + 1; /* compared with what the store holds now */
     if (!sess->id || (*u && strcmp(u, sess->owner))) {
         /* A new session, or an anonymous one logging in: a new ID. */
         rec.created = now;
@@ -306,6 +308,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
             sess->owner = u;
             sess->created = now;
             sess->payload = payload;
+            sess->revision = rec.revision;
         }
         return rv;
     }
@@ -324,11 +327,14 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
         sess->id = NULL;
         return APR_SUCCESS;
     }
+    /* SS_ECONFLICT: another request wrote the session since this one loaded
+     * it; writing over it would lose that write. A failed commit. */
     if (rv != APR_SUCCESS) {
         return failed(ctx, sess, rv, &rec, now);
     }
     sess->outcome = SS_COMMIT_WRITTEN;
     sess->payload = payload;
+    sess->revision = rec.revision;
     return APR_SUCCESS;
 }
 

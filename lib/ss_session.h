@@ -28,6 +28,9 @@
  *   and that by less than the expiry slack.
  * - A change that cannot be saved (store down, session too large) is a
  *   failed commit: the host must not answer as if it had worked.
+ * - An update is written only over the revision this request loaded: a
+ *   session another request wrote meanwhile is not overwritten (the commit
+ *   fails with SS_ECONFLICT).
  * - A session ended meanwhile by another request is not brought back, and
  *   its cookie is left alone: a newer one (a login that rotated it) may
  *   already have replaced it in the browser.
@@ -86,6 +89,7 @@ typedef struct {
     const char *owner;      /* "" when anonymous */
     apr_time_t created;     /* with id */
     const char *payload;    /* as loaded; NULL when none */
+    apr_uint32_t revision;  /* the record's, as loaded (or last written) */
     const char *ended_id;   /* a session this request ended: deleted at commit */
     int cookie_seen;        /* the browser sent our cookie, valid or not */
     int malformed, unknown; /* cookie values skipped at load */

@@ -13,8 +13,15 @@
  * a session for the rest of the site, and both backends agree.
  *
  * A record that does not decode is a miss: it is removed, logged and counted
- * (malformed). A well-formed record of a newer format version (written by an
- * upgraded node during a rolling upgrade) is a miss that stays (newer_format). */
+ * (malformed); so does a sealed record that does not authenticate under the
+ * key. A well-formed record of a newer format version (written by an
+ * upgraded node during a rolling upgrade) is a miss that stays (newer_format).
+ * A sealed record loaded with a key that cannot open it (sealable = 0) is a
+ * miss that stays too.
+ *
+ * Updates are compare-and-set on the record's revision (ss_record.h): a
+ * request writes revision + 1 of what it loaded, and only over that
+ * revision. */
 #ifndef SS_STORE_H
 #define SS_STORE_H
 
@@ -26,6 +33,10 @@
 #include "ss_id.h"
 #include "ss_owner.h"
 #include "ss_record.h"
+
+/* An update refused because the stored record is no longer the revision
+ * the request loaded: another request wrote it meanwhile. */
+#define SS_ECONFLICT (APR_OS_START_USERERR + 1)
 
 typedef struct {
     apr_uint64_t entries;          /* live records now */
@@ -41,6 +52,7 @@ typedef struct {
     apr_uint64_t evicted_lru;      /* live records dropped to make room */
     apr_uint64_t refused_oversize; /* saves refused because the record was too large */
     apr_uint64_t refused_gone;     /* updates refused because the record was gone */
+    apr_uint64_t refused_conflict; /* updates refused: another request wrote the record */
     apr_uint64_t malformed;        /* records that did not decode, removed */
     apr_uint64_t newer_format;     /* records of a newer format version, left alone */
     apr_uint64_t rebuilds;         /* shm: the arena was found damaged and emptied */
@@ -54,8 +66,11 @@ typedef struct {
  * overwrite: a request still holding a session that another request has just
  * removed (logout) would write it back. */
 typedef enum {
-    SS_SAVE_NEW,   /* a fresh ID: APR_EEXIST if a live record holds the key */
-    SS_SAVE_UPDATE /* an existing ID: APR_NOTFOUND, nothing written, if it is gone */
+    SS_SAVE_NEW, /* a fresh ID: APR_EEXIST if a live record holds the key */
+    /* An existing ID: APR_NOTFOUND, nothing written, if it is gone;
+     * SS_ECONFLICT, nothing written, unless the stored record's revision is
+     * rec->revision - 1, the one loaded (a v1 record is revision 0). */
+    SS_SAVE_UPDATE
 } ss_save_mode_e;
 
 typedef struct ss_store_t ss_store_t;
@@ -84,9 +99,9 @@ typedef struct {
     apr_status_t (*load)(ss_store_t *store, const ss_key_t *key, const ss_expiry_t *judge,
                          const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p, ss_record_t *rec);
     /* Write the whole record; it lives until deadline (0: no deadline).
-     * rec->accessed is taken as the current time. APR_ENOSPC (counted as
-     * refused_oversize, nothing written) when the encoded record exceeds
-     * limit bytes. */
+     * rec->accessed is taken as the current time. The record is encoded in
+     * store->form under key. APR_ENOSPC (counted as refused_oversize,
+     * nothing written) when the encoded record exceeds limit bytes. */
     apr_status_t (*save)(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
                          apr_time_t deadline, ss_save_mode_e mode, apr_size_t limit, apr_pool_t *p);
     /* APR_SUCCESS whether or not the record existed. */
@@ -133,6 +148,9 @@ typedef struct {
 struct ss_store_t {
     const ss_store_ops_t *ops;
     void *impl;
+    /* How save() writes records: the backends open with
+     * SS_RECORD_FORM_CLEAR; the host may change it before the first save. */
+    ss_record_form_e form;
 };
 
 #endif

@@ -32,9 +32,13 @@
  * everywhere, deleted), 2 (malformed, deleted), 3 (expired for this
  * location, kept), 4 (newer format, kept) or {record, touched}. Lua 5.1
  * numbers are doubles: exact for microsecond times below 2^53 (year 2255).
- * The offsets below are ss_record.h's, 1-based. */
-#if SS_RECORD_HEADER_LEN != 26 || SS_RECORD_ACCESSED_OFFSET != 12 || SS_RECORD_VERSION != 1
-#error "load_script hard-codes the record layout: update it"
+ * The offsets below are ss_record.h's, 1-based; both versions are judged
+ * (the timestamps sit at the same offsets), a sealed body is authenticated
+ * by the caller, which alone holds its key. */
+#if SS_RECORD_HEADER_LEN != 24 || SS_RECORD_V1_HEADER_LEN != 26 || SS_RECORD_MIN_LEN != 26 ||      \
+    SS_RECORD_ACCESSED_OFFSET != 12 || SS_RECORD_REVISION_OFFSET != 20 ||                          \
+    SS_RECORD_VERSION != 2 || SS_RECORD_FLAG_SEALED != 1 || SS_RECORD_SEALED_MIN_LEN != 54
+#error "load_script and save_script hard-code the record layout: update them"
 #endif
 static const char load_script[] =
     "local v = redis.call('GET', KEYS[1])\n"
@@ -44,13 +48,17 @@ static const char load_script[] =
     "  redis.call('DEL', KEYS[1])\n"
     "  return 2\n"
     "end\n"
-    "if ver > 1 then return 4 end\n"
+    "if ver > 2 then return 4 end\n"
     "local function be(i, n)\n"
     "  local x = 0\n"
     "  for k = i, i + n - 1 do x = x * 256 + string.byte(v, k) end\n"
     "  return x\n"
     "end\n"
-    "if flags ~= 0 or #v ~= 26 + be(21, 2) + be(23, 4) then\n"
+    "local bad\n"
+    "if ver == 1 then bad = flags ~= 0 or #v ~= 26 + be(21, 2) + be(23, 4)\n"
+    "elseif flags == 0 then bad = be(25, 2) > #v - 26\n"
+    "else bad = flags ~= 1 or #v < 54 end\n"
+    "if bad then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  return 2\n"
     "end\n"
@@ -79,11 +87,30 @@ static const char load_script[] =
     "end\n"
     "return {v, 0}\n";
 
+/* An update, compare-and-set on the record's revision, in one round trip.
+ * KEYS[1] the key; ARGV[1] the new record, ARGV[2] its TTL in milliseconds,
+ * ARGV[3] the revision loaded, as 4 big-endian bytes: it must be what the
+ * stored record holds at bytes 21..24 (1-based; a v1 record holds revision
+ * 0). Returns 1 (written), 0 (gone: nothing written) or 2 (conflict: another
+ * revision, or not a record of a version this node reads; nothing written). */
+static const char save_script[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return 0 end\n"
+    "local m1, m2, ver = string.byte(v, 1, 3)\n"
+    "local rev = '\\0\\0\\0\\0'\n"
+    "if ver == 2 then rev = string.sub(v, 21, 24) end\n"
+    "if #v < 26 or m1 ~= 83 or m2 ~= 83 or (ver ~= 1 and ver ~= 2) or rev ~= ARGV[3] then\n"
+    "  return 2\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n";
+
 typedef struct {
     ss_redis_config_t cfg;
     const char *target;    /* for log lines, no password */
     int script_only;       /* every load by the script (SS_REDIS_LOAD_ENV) */
     char sha[41];          /* SHA-1 of load_script */
+    char save_sha[41];     /* SHA-1 of save_script */
     ss_redis_conn_t *conn; /* also holds the counters: a fork resets them with the pool */
     ss_redis_index_t ix;   /* the per-owner index, over conn */
 } redis_store_t;
@@ -206,9 +233,13 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     }
     value = reply->element[0];
     touched = reply->element[1];
-    rv = ss_record_decode(value->str, value->len, p, rec);
+    rv = ss_record_decode(value->str, value->len, key, p, rec);
+    if (rv == SS_RECORD_ENOKEY) {
+        return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
+    }
     if (rv != APR_SUCCESS) {
-        /* What the script cannot see, such as a NUL inside a string. */
+        /* What the script cannot see, such as a NUL inside a string or a
+         * sealed body that does not authenticate. */
         int deleted;
 
         del_key(s, key, &deleted);
@@ -290,10 +321,12 @@ static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_ex
     } else {
         /* The script's order: malformed (the header), then newer, then the
          * lengths, then dead everywhere, dead here, touch. */
-        rv = ss_record_decode(reply->str, reply->len, p, rec);
+        rv = ss_record_decode(reply->str, reply->len, key, p, rec);
         if (rv == APR_ENOTIMPL) {
             COUNT(s, newer_format);
             rv = APR_NOTFOUND;
+        } else if (rv == SS_RECORD_ENOKEY) {
+            rv = APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
         } else if (rv != APR_SUCCESS ||
                    ss_expiry_check(keep, rec->created, rec->accessed, now) != SS_LIVE) {
             *decided = 0; /* malformed, or dead for every location: deleted by the script */
@@ -339,23 +372,37 @@ static apr_status_t redis_remove(ss_store_t *store, const ss_key_t *key)
     return rv;
 }
 
-static apr_status_t save_reply(redis_store_t *s, const redisReply *reply, ss_save_mode_e mode)
+/* The reply to SET ... NX (a new record): OK, or nil when the key is taken. */
+static apr_status_t save_new_reply(redis_store_t *s, const redisReply *reply)
 {
     if (reply->type == REDIS_REPLY_STATUS) {
-        ss_redis_conn_lock(s->conn)->saves++;
-        ss_redis_conn_unlock(s->conn);
+        COUNT(s, saves);
         return APR_SUCCESS;
     }
     if (reply->type != REDIS_REPLY_NIL) {
         return unexpected(s, "SET", reply);
     }
-    /* NX or XX said no. */
-    if (mode == SS_SAVE_NEW) {
-        return APR_EEXIST;
+    return APR_EEXIST;
+}
+
+/* The reply to save_script (an update). */
+static apr_status_t save_update_reply(redis_store_t *s, const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        return unexpected(s, "the save script", reply);
     }
-    ss_redis_conn_lock(s->conn)->refused_gone++;
-    ss_redis_conn_unlock(s->conn);
-    return APR_NOTFOUND;
+    switch (reply->integer) {
+    case 1:
+        COUNT(s, saves);
+        return APR_SUCCESS;
+    case 0:
+        COUNT(s, refused_gone);
+        return APR_NOTFOUND;
+    case 2:
+        COUNT(s, refused_conflict);
+        return SS_ECONFLICT;
+    }
+    return unexpected(s, "the save script", reply);
 }
 
 static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_record_t *rec,
@@ -364,6 +411,8 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
 {
     redis_store_t *s = store->impl;
     apr_interval_time_t ttl = deadline ? deadline - rec->accessed : SS_REDIS_NO_DEADLINE_TTL;
+    apr_uint32_t loaded = rec->revision - 1; /* what an update expects to find */
+    unsigned char loaded_be[4];
     char k[KEY_MAX], ms[24], *buf;
     apr_size_t len;
     ss_redis_cmd_t cmd;
@@ -375,7 +424,7 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
         rv = redis_remove(store, key);
         return rv == APR_SUCCESS && mode == SS_SAVE_UPDATE ? APR_NOTFOUND : rv;
     }
-    rv = ss_record_encode(rec, p, &buf, &len);
+    rv = ss_record_encode(rec, key, store->form, p, &buf, &len);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -385,18 +434,33 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
     }
     make_key(s, key, k);
     apr_snprintf(ms, sizeof(ms), "%" APR_TIME_T_FMT, (ttl + 999) / 1000);
+    loaded_be[0] = (unsigned char)(loaded >> 24);
+    loaded_be[1] = (unsigned char)(loaded >> 16);
+    loaded_be[2] = (unsigned char)(loaded >> 8);
+    loaded_be[3] = (unsigned char)loaded;
     memset(&cmd, 0, sizeof(cmd));
-    cmd_str(&cmd, "SET");
-    cmd_str(&cmd, k);
-    cmd_add(&cmd, buf, len);
-    cmd_str(&cmd, "PX");
-    cmd_str(&cmd, ms);
-    cmd_str(&cmd, mode == SS_SAVE_NEW ? "NX" : "XX");
+    if (mode == SS_SAVE_NEW) {
+        cmd_str(&cmd, "SET");
+        cmd_str(&cmd, k);
+        cmd_add(&cmd, buf, len);
+        cmd_str(&cmd, "PX");
+        cmd_str(&cmd, ms);
+        cmd_str(&cmd, "NX");
+    } else {
+        cmd.script = save_script;
+        cmd_str(&cmd, "EVALSHA");
+        cmd_str(&cmd, s->save_sha);
+        cmd_str(&cmd, "1");
+        cmd_str(&cmd, k);
+        cmd_add(&cmd, buf, len);
+        cmd_str(&cmd, ms);
+        cmd_add(&cmd, (const char *)loaded_be, sizeof(loaded_be));
+    }
     rv = ss_redis_conn_command(s->conn, &cmd, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = save_reply(s, reply, mode);
+    rv = mode == SS_SAVE_NEW ? save_new_reply(s, reply) : save_update_reply(s, reply);
     freeReplyObject(reply);
     return rv;
 }
@@ -501,13 +565,13 @@ static const ss_store_ops_t redis_ops = {
     redis_stats,     redis_describe,       redis_ping, redis_child_init,   redis_close,
     redis_index_add, redis_revoke_owner,   redis_scan, redis_purge_expired};
 
-static apr_status_t script_sha(char *out)
+static apr_status_t script_sha(const char *script, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0, i;
 
-    if (!EVP_Digest(load_script, strlen(load_script), md, &len, EVP_sha1(), NULL) || len != 20) {
+    if (!EVP_Digest(script, strlen(script), md, &len, EVP_sha1(), NULL) || len != 20) {
         return APR_EGENERAL;
     }
     for (i = 0; i < len; i++) {
@@ -539,7 +603,10 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     }
     s->target = ss_redis_target(&s->cfg, p);
     s->script_only = getenv(SS_REDIS_LOAD_ENV) && !strcmp(getenv(SS_REDIS_LOAD_ENV), "script");
-    rv = script_sha(s->sha);
+    rv = script_sha(load_script, s->sha);
+    if (rv == APR_SUCCESS) {
+        rv = script_sha(save_script, s->save_sha);
+    }
     if (rv == APR_SUCCESS) {
         rv = ss_redis_conn_create(&s->conn, &s->cfg, s->target, p);
     }

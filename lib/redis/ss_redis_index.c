@@ -297,7 +297,7 @@ apr_status_t ss_redis_index_revoke(const ss_redis_index_t *ix, const ss_owner_t 
 /* Fill e from the entry script's reply; 0 when the session is absent. */
 static int entry_from(const redisReply *r, apr_time_t now, ss_store_entry_t *e)
 {
-    apr_time_t created, accessed;
+    ss_record_head_t head;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_INTEGER ||
@@ -306,10 +306,11 @@ static int entry_from(const redisReply *r, apr_time_t now, ss_store_entry_t *e)
     }
     e->size = (apr_size_t)r->element[1]->integer;
     e->expires = r->element[2]->integer >= 0 ? now + r->element[2]->integer * 1000 : 0;
-    e->readable = ss_record_peek_times((const unsigned char *)r->element[0]->str,
-                                       r->element[0]->len, &created, &accessed) == APR_SUCCESS;
-    e->created = e->readable ? created : 0;
-    e->accessed = e->readable ? accessed : 0;
+    /* The clear header only: a sealed body needs the ID, which no store holds. */
+    e->readable = ss_record_peek((const unsigned char *)r->element[0]->str, r->element[0]->len,
+                                 &head) == APR_SUCCESS;
+    e->created = e->readable ? head.created : 0;
+    e->accessed = e->readable ? head.accessed : 0;
     return 1;
 }
 

@@ -53,7 +53,7 @@
 #define SHM_MAGIC 0x53534d33u /* "SSM3" */
 /* Bump whenever shm_header_t, shm_entry_t or an invariant of the arena
  * changes: an arena kept across a restart by another layout is not reused. */
-#define SHM_LAYOUT 4u
+#define SHM_LAYOUT 5u
 #define SHM_BUILDER "mod_sessstore " PACKAGE_VERSION
 #define NIL 0xffffffffu
 #define SWEEP_INTERVAL apr_time_from_sec(1)
@@ -258,7 +258,7 @@ int ss_shm_fits(apr_size_t size, apr_size_t max_record)
     apr_uint32_t nbuckets;
     apr_size_t offset, nblocks;
 
-    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_HEADER_LEN || max_record > 0xffffffffUL) {
+    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_MIN_LEN || max_record > 0xffffffffUL) {
         return 0;
     }
     layout(size, &nbuckets, &offset, &nblocks);
@@ -357,7 +357,7 @@ static const char *walk_chain(const arena_t *a, apr_uint32_t i, unsigned char *s
     const shm_entry_t *e = entry(a, i);
     apr_uint32_t n, k;
 
-    if (e->length < SS_RECORD_HEADER_LEN || e->length > a->max_record) {
+    if (e->length < SS_RECORD_MIN_LEN || e->length > a->max_record) {
         return "a record length out of bounds";
     }
     n = blocks_for(e->length);
@@ -515,7 +515,7 @@ static int entry_ok(const arena_t *a, apr_uint32_t i)
 {
     apr_uint32_t len = entry(a, i)->length, n, k;
 
-    if (len < SS_RECORD_HEADER_LEN || len > a->max_record) {
+    if (len < SS_RECORD_MIN_LEN || len > a->max_record) {
         return 0;
     }
     n = blocks_for(len);
@@ -937,10 +937,13 @@ static apr_status_t load_locked(const arena_t *a, const ss_key_t *key, const ss_
     e = entry(a, i);
     buf = apr_palloc(p, e->length ? e->length : 1);
     copy_out(a, i, buf, e->length);
-    rv = ss_record_decode(buf, e->length, p, rec);
+    rv = ss_record_decode(buf, e->length, key, p, rec);
     if (rv == APR_ENOTIMPL) {
         h->stats.newer_format++;
         return APR_NOTFOUND;
+    }
+    if (rv == SS_RECORD_ENOKEY) {
+        return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
     }
     if (rv != APR_SUCCESS || ss_expiry_check(keep, rec->created, rec->accessed, now) != SS_LIVE) {
         if (remove_entry(a, i) != APR_SUCCESS) {
@@ -996,12 +999,30 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     return rv;
 }
 
+/* The revision of entry i's record, from the header in its first block;
+ * APR_EINVAL when it is not a record of a version we read. */
+static apr_status_t stored_revision(const arena_t *a, apr_uint32_t i, apr_uint32_t *revision)
+{
+    apr_uint32_t len = entry(a, i)->length;
+    ss_record_head_t head;
+    apr_status_t rv;
+
+    /* The whole length: ss_record_peek checks it against the format's
+     * minimum (a sealed record's exceeds FIRST_DATA) but reads only the
+     * header, which lies in the first block. */
+    rv = ss_record_peek((const unsigned char *)block(a, i) + sizeof(shm_entry_t), len, &head);
+    *revision = head.revision;
+    return rv;
+}
+
 /* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
- * entry counts as gone. */
+ * entry counts as gone; an update goes ahead only over the revision it
+ * loaded (revision - 1). */
 static apr_status_t check_mode(const arena_t *a, apr_uint32_t i, ss_save_mode_e mode,
-                               apr_time_t now)
+                               apr_uint32_t revision, apr_time_t now)
 {
     int live = i != NIL && !is_dead(entry(a, i), now);
+    apr_uint32_t stored = 0;
 
     if (mode == SS_SAVE_NEW && live) {
         return APR_EEXIST;
@@ -1010,6 +1031,11 @@ static apr_status_t check_mode(const arena_t *a, apr_uint32_t i, ss_save_mode_e 
         header(a)->stats.refused_gone++;
         return APR_NOTFOUND;
     }
+    if (mode == SS_SAVE_UPDATE &&
+        (stored_revision(a, i, &stored) != APR_SUCCESS || stored != revision - 1)) {
+        header(a)->stats.refused_conflict++;
+        return SS_ECONFLICT;
+    }
     return APR_SUCCESS;
 }
 
@@ -1017,7 +1043,7 @@ static apr_status_t check_mode(const arena_t *a, apr_uint32_t i, ss_save_mode_e 
  * and only then linked into the index and the LRU list. */
 static apr_status_t save_locked(const arena_t *a, const ss_key_t *key, const ss_owner_t *owner,
                                 const char *buf, apr_size_t len, apr_time_t deadline,
-                                ss_save_mode_e mode, apr_time_t now)
+                                ss_save_mode_e mode, apr_uint32_t revision, apr_time_t now)
 {
     shm_header_t *h = header(a);
     apr_uint32_t i, n, *head;
@@ -1027,7 +1053,7 @@ static apr_status_t save_locked(const arena_t *a, const ss_key_t *key, const ss_
     if (find(a, key, &i) != APR_SUCCESS) {
         return SHM_BROKEN;
     }
-    rv = check_mode(a, i, mode, now);
+    rv = check_mode(a, i, mode, revision, now);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1076,7 +1102,7 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     memset(&owner, 0, sizeof(owner));
     rv = *rec->user ? ss_owner_hash(rec->user, &owner) : APR_SUCCESS;
     if (rv == APR_SUCCESS) {
-        rv = ss_record_encode(rec, p, &buf, &len);
+        rv = ss_record_encode(rec, key, store->form, p, &buf, &len);
     }
     if (rv != APR_SUCCESS) {
         return rv;
@@ -1094,11 +1120,12 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = save_locked(&s->a, key, &owner, buf, len, deadline, mode, rec->accessed);
+    rv = save_locked(&s->a, key, &owner, buf, len, deadline, mode, rec->revision, rec->accessed);
     if (rv == SHM_BROKEN) {
         /* The sessions are lost, this one need not be: save it anew. */
         recover_broken(&s->a);
-        rv = save_locked(&s->a, key, &owner, buf, len, deadline, mode, rec->accessed);
+        rv =
+            save_locked(&s->a, key, &owner, buf, len, deadline, mode, rec->revision, rec->accessed);
         rv = rv == SHM_BROKEN ? APR_EGENERAL : rv;
     }
     end_update(s);
@@ -1245,6 +1272,7 @@ static apr_status_t scan_locked(const arena_t *a, const ss_owner_t *owner, apr_s
          i = entry(a, i)->lru_next) {
         const shm_entry_t *e;
         ss_store_entry_t *x;
+        ss_record_head_t head;
 
         if (!in_range(a, i) || ++steps > a->nblocks || !entry_ok(a, i)) {
             return SHM_BROKEN;
@@ -1258,9 +1286,11 @@ static apr_status_t scan_locked(const arena_t *a, const ss_owner_t *owner, apr_s
         memcpy(x->key.bytes, e->key, SS_KEY_BYTES);
         x->size = e->length;
         x->expires = e->deadline;
-        /* The header lies in the first block (FIRST_DATA >= its length). */
-        x->readable = ss_record_peek_times((const unsigned char *)block(a, i) + sizeof(shm_entry_t),
-                                           e->length, &x->created, &x->accessed) == APR_SUCCESS;
+        /* The clear header lies in the first block (FIRST_DATA >= its length). */
+        x->readable = ss_record_peek((const unsigned char *)block(a, i) + sizeof(shm_entry_t),
+                                     e->length, &head) == APR_SUCCESS;
+        x->created = x->readable ? head.created : 0;
+        x->accessed = x->readable ? head.accessed : 0;
     }
     return APR_SUCCESS;
 }

@@ -366,6 +366,7 @@ static ss_store_t *open_server(const server_t *srv, const char *params)
     return open_uri(apr_psprintf(g.pool, "redis://127.0.0.1:%d%s", srv->port, params));
 }
 
+/* A key as if derived from an ID: any seal key works for the store. */
 static ss_key_t test_key(int n)
 {
     ss_key_t key;
@@ -373,7 +374,9 @@ static ss_key_t test_key(int n)
 
     for (i = 0; i < SS_KEY_BYTES; i++) {
         key.bytes[i] = (unsigned char)(n * 31 + i * 7);
+        key.seal[i] = (unsigned char)(n * 17 + i * 3);
     }
+    key.sealable = 1;
     return key;
 }
 
@@ -387,7 +390,7 @@ static const char *redis_key(const char *prefix, const ss_key_t *key)
 
 static ss_record_t record(const char *payload, apr_time_t created, apr_time_t accessed)
 {
-    ss_record_t rec = {created, accessed, "alice", payload, strlen(payload)};
+    ss_record_t rec = {created, accessed, "alice", payload, strlen(payload), 0};
 
     return rec;
 }
@@ -664,7 +667,7 @@ static void test_keys_and_ttls(void **state)
     /* The key is the prefix and the hex of ss_key_t, nothing else. */
     assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("t:ttl:", &k1)), 1);
     assert_int_equal(admin_integer(&g.main, "STRLEN %s", redis_key("t:ttl:", &k1)),
-                     SS_RECORD_HEADER_LEN + 5 + 3);
+                     ss_record_size(&rec, store->form));
 
     pttl = admin_integer(&g.main, "PTTL %s", redis_key("t:ttl:", &k1));
     assert_true(pttl > 590000 && pttl <= 600000);
@@ -896,9 +899,12 @@ static void test_save_modes(void **state)
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_EEXIST);
     rec.payload = "a=2";
+    rec.revision = 1; /* over revision 0, the one written */
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_SUCCESS);
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
     assert_string_equal(out.payload, "a=2");
+    assert_int_equal(out.revision, 1);
+    rec.revision = 2;
     /* Logout elsewhere, then a late save of the old state: not resurrected. */
     assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_NOTFOUND);
@@ -909,6 +915,149 @@ static void test_save_modes(void **state)
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
     assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
     assert_string_equal(out.payload, "a=3");
+}
+
+/* SS_SAVE_UPDATE is one EVALSHA comparing the stored revision (bytes 21..24)
+ * with the one loaded: the first of two writers wins, the second gets
+ * SS_ECONFLICT and writes nothing; gone stays APR_NOTFOUND. */
+static void test_update_is_compare_and_set(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now, now), out;
+    ss_key_t key = test_key(40);
+    const char *k = redis_key("sessstore:", &key);
+    long long evalsha, pttl;
+    ss_store_stats_t st;
+
+    (void)state;
+    rec.revision = 7;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    evalsha = calls_of(&g.main, "evalsha");
+    rec.revision = 8;
+    rec.payload = "a=first";
+    rec.payload_len = 7;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_SUCCESS);
+    assert_int_equal(calls_of(&g.main, "evalsha"), evalsha + 1); /* one round trip */
+    pttl = admin_integer(&g.main, "PTTL %s", k);
+    assert_true(pttl > 95000 && pttl <= 100000);
+    rec.payload = "a=second";
+    rec.payload_len = 8;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), SS_ECONFLICT);
+    rec.revision = 7;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), SS_ECONFLICT);
+    rec.revision = 10;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), SS_ECONFLICT);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=first");
+    assert_int_equal(out.revision, 8);
+    /* After a script-cache flush the update falls back to EVAL. */
+    admin_ok(&g.main, "SCRIPT FLUSH");
+    rec.revision = 9;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_SUCCESS);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=second");
+    assert_int_equal(out.revision, 9);
+    /* Something that is not a record of ours under the key: a conflict,
+     * never overwritten by an update. */
+    admin_ok(&g.main, "SET %s garbage", k);
+    rec.revision = 10;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), SS_ECONFLICT);
+    assert_int_equal(admin_integer(&g.main, "STRLEN %s", k), 7);
+    /* Gone. */
+    assert_int_equal(store->ops->remove(store, &key), APR_SUCCESS);
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_NOTFOUND);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", k), 0);
+    st = unit_stats(store);
+    assert_int_equal(st.refused_conflict, 4);
+    assert_int_equal(st.refused_gone, 1);
+    assert_int_equal(st.errors, 0);
+}
+
+/* Records of format v1 (an old node, or SessionStoreRecordFormat 1) are read
+ * by the lean load and the script, touched in place, and rewritten as v2 at
+ * their next update, which expects revision 0. */
+static void test_v1_records(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("a=1", now - 20 * SEC, now - 20 * SEC), out;
+    ss_key_t key = test_key(41);
+    const char *k = redis_key("sessstore:", &key);
+    char *v;
+    size_t len = 0;
+
+    (void)state;
+    store->form = SS_RECORD_FORM_V1;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    v = admin_range(&g.main, k, 0, 200, &len);
+    assert_int_equal(len, SS_RECORD_V1_HEADER_LEN + 5 + 3);
+    assert_int_equal(v[2], 1);
+    /* Loaded, and touched (due after 20 s) in place: still v1. */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=1");
+    assert_string_equal(out.user, "alice");
+    assert_int_equal(out.revision, 0);
+    assert_true(out.accessed == now);
+    assert_int_equal(unit_stats(store).touches, 1);
+    assert_true(stored_accessed(k) == now);
+    v = admin_range(&g.main, k, 0, 200, &len);
+    assert_int_equal(v[2], 1);
+    /* An update over revision 0, sealed. */
+    store->form = SS_RECORD_FORM_SEALED;
+    rec.accessed = now;
+    rec.revision = 2;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), SS_ECONFLICT);
+    rec.revision = 1;
+    rec.payload = "a=2";
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_SUCCESS);
+    v = admin_range(&g.main, k, 0, 200, &len);
+    assert_int_equal(v[2], SS_RECORD_VERSION);
+    assert_int_equal(v[3], SS_RECORD_FLAG_SEALED);
+    assert_int_equal(len, SS_RECORD_HEADER_LEN + SS_SEAL_OVERHEAD + 2 + 5 + 3);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "a=2");
+    assert_int_equal(out.revision, 1);
+    assert_int_equal(unit_stats(store).malformed, 0);
+}
+
+/* Sealed in Redis: neither owner nor payload readable there; a record whose
+ * sealed bytes were changed is malformed (removed, counted); a key that
+ * cannot open it (rebuilt from the store alone) leaves it alone. */
+static void test_sealed_records(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("pw=hunter2", now, now), out;
+    ss_key_t key = test_key(42), closed;
+    const char *k = redis_key("sessstore:", &key);
+    char *v;
+    size_t len = 0;
+
+    (void)state;
+    store->form = SS_RECORD_FORM_SEALED;
+    assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    v = admin_range(&g.main, k, 0, 500, &len);
+    assert_int_equal(v[3], SS_RECORD_FLAG_SEALED);
+    assert_null(memmem(v, len, "hunter2", 7));
+    assert_null(memmem(v, len, "alice", 5));
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "pw=hunter2");
+    closed = key;
+    closed.sealable = 0;
+    assert_int_equal(load(store, &closed, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", k), 1);
+    assert_int_equal(unit_stats(store).malformed, 0);
+    /* One bit of the ciphertext flipped. */
+    v[SS_RECORD_HEADER_LEN + SS_SEAL_NONCE_BYTES + 3] ^= 1;
+    admin_ok(&g.main, "SET %s %b KEEPTTL", k, v, len);
+    assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(unit_stats(store).malformed, 1);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", k), 0);
+    assert_true(unit_tlog_has(&g.log, "malformed"));
 }
 
 static void test_session_api_over_redis(void **state)
@@ -1233,7 +1382,7 @@ static void *APR_THREAD_FUNC worker(apr_thread_t *t, void *arg)
     (void)t;
     for (i = 0; i < THREAD_ROUNDS; i++) {
         apr_time_t now = apr_time_now();
-        ss_record_t rec = {now, now, "", payload, 0}, out;
+        ss_record_t rec = {now, now, "", payload, 0, (apr_uint32_t)i}, out;
 
         rec.payload_len = (apr_size_t)snprintf(payload, sizeof(payload), "t=%d&i=%d", w->n, i);
         if (w->store->ops->save(w->store, &key, &rec, now + e.idle,
@@ -1337,6 +1486,7 @@ static void test_readonly_closes_the_connection(void **state)
 
     /* Demoted: a replica of a master that is not there. */
     admin_ok(&g.own, "REPLICAOF 127.0.0.1 %d", free_port());
+    rec.revision = 1; /* over save_and_load's revision 0 */
     assert_int_equal(save(store, &key, &rec, &e, SS_SAVE_UPDATE), APR_EGENERAL);
     assert_non_null(strstr(g.log.last, "READONLY"));
     /* The pooled connection was closed and the save tried once more on a new
@@ -1444,6 +1594,9 @@ int main(void)
         UNIT_TEST(test_one_round_trip_each),
         UNIT_TEST(test_load_commands),
         UNIT_TEST(test_save_modes),
+        UNIT_TEST(test_update_is_compare_and_set),
+        UNIT_TEST(test_v1_records),
+        UNIT_TEST(test_sealed_records),
         UNIT_TEST(test_session_api_over_redis),
         UNIT_TEST(test_auth),
         UNIT_TEST(test_select_db),
@@ -1466,6 +1619,9 @@ int main(void)
         UNIT_TEST(test_one_round_trip_each),
         UNIT_TEST(test_load_commands),
         UNIT_TEST(test_save_modes),
+        UNIT_TEST(test_update_is_compare_and_set),
+        UNIT_TEST(test_v1_records),
+        UNIT_TEST(test_sealed_records),
         UNIT_TEST(test_session_api_over_redis),
         UNIT_TEST(test_auth),
         UNIT_TEST(test_readonly_closes_the_connection),

@@ -189,7 +189,9 @@ static ss_key_t test_key(int n)
 
     for (i = 0; i < SS_KEY_BYTES; i++) {
         key.bytes[i] = (unsigned char)(n * 13 + i);
+        key.seal[i] = (unsigned char)(n * 7 + i);
     }
+    key.sealable = 1;
     return key;
 }
 
@@ -454,7 +456,7 @@ static void save_and_load(ss_store_t *store, int n)
     ss_key_t key = test_key(n);
     apr_time_t now = apr_time_now();
     ss_expiry_t e = {60 * SEC, 0};
-    ss_record_t rec = {now, now, "alice", "x=y", 3}, out;
+    ss_record_t rec = {now, now, "alice", "x=y", 3, 0}, out;
 
     assert_int_equal(
         store->ops->save(store, &key, &rec, now + e.idle, SS_SAVE_NEW, 1 << 20, g.pool),

@@ -612,6 +612,36 @@ static void test_session_gone_meanwhile(void **state)
     assert_int_equal(live_records(), 0);
 }
 
+/* Two requests load the same revision and both change the session: the
+ * first write wins, the second is a failed commit (SS_ECONFLICT) that wrote
+ * nothing. Each write stores the loaded revision + 1. */
+static void test_concurrent_change_conflicts(void **state)
+{
+    const char *id = stored("alice", "a=1");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+    apr_uint32_t r0 = s.revision;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=1&b=1", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(other.outcome, SS_COMMIT_WRITTEN);
+    assert_int_equal(other.revision, r0 + 1);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), SS_ECONFLICT);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_int_equal(s.rv, SS_ECONFLICT);
+    assert_null(s.cookie);
+    s = load_id(&g.ctx, id, g.now);
+    assert_string_equal(s.payload, "a=1&b=1");
+    assert_int_equal(s.revision, r0 + 1);
+    /* Loaded anew, the change goes through. */
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    s = load_id(&g.ctx, id, g.now);
+    assert_string_equal(s.payload, "a=2");
+    assert_int_equal(s.revision, r0 + 2);
+    assert_int_equal(unit_stats(g.backend).refused_conflict, 1);
+}
+
 /* ---- cookies ---- */
 
 /* Defect 10: junk cookies do not use up the lookups. */
@@ -767,8 +797,9 @@ static void corrupt(const char *payload, int offset_from_start, unsigned char va
             }
         }
         assert_non_null(at);
-        /* The record begins with its 26-byte header, then the user. */
-        at -= SS_RECORD_HEADER_LEN + strlen("alice");
+        /* The record begins with its 24-byte header, the owner's length
+         * (2 bytes), then the owner. */
+        at -= SS_RECORD_HEADER_LEN + 2 + strlen("alice");
         assert_true(at[0] == 'S' && at[1] == 'S');
         at[offset_from_start] = (char)value;
     }
@@ -781,7 +812,7 @@ static void test_malformed_record_is_removed(void **state)
     const char *id = stored("alice", "unique-payload-1");
 
     (void)state;
-    corrupt("unique-payload-1", 25, 99); /* payload length low byte */
+    corrupt("unique-payload-1", 25, 99); /* owner length low byte */
     assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
     assert_int_equal(unit_stats(g.backend).malformed, 1);
     assert_int_equal(live_records(), 0);
@@ -1047,6 +1078,7 @@ static void test_forged_times_do_not_overflow(void **state)
         UNIT_TEST(test_oversize_is_refused_and_counted),                                           \
         UNIT_TEST(test_collision_retries_once),                                                    \
         UNIT_TEST(test_session_gone_meanwhile),                                                    \
+        UNIT_TEST(test_concurrent_change_conflicts),                                               \
         UNIT_TEST(test_malformed_cookies_do_not_count),                                            \
         UNIT_TEST(test_unknown_id_is_not_adopted),                                                 \
         UNIT_TEST(test_per_location_expiry),                                                       \

@@ -47,6 +47,10 @@ static int teardown(void **state)
     return 0;
 }
 
+/* The bytes a record of user "" adds to its payload, in the form the
+ * stores write (their default). */
+#define REC_OVERHEAD (SS_RECORD_HEADER_LEN + 2)
+
 static void key_of(int i, ss_key_t *key)
 {
     char name[32];
@@ -82,11 +86,12 @@ static apr_status_t save_kv(fixture_t *f, int i, int v, apr_size_t plen, apr_tim
     r.user = "";
     r.payload = payload_of(i, v, plen, f->p);
     r.payload_len = plen;
+    r.revision = 0;
     /* These tests are about the arena, not the save modes: create the key,
      * or update it when a live record holds it. */
     rv = f->store->ops->save(f->store, &key, &r, deadline, SS_SAVE_NEW, UNIT_NO_LIMIT, f->p);
     if (rv == APR_EEXIST) {
-        rv = f->store->ops->save(f->store, &key, &r, deadline, SS_SAVE_UPDATE, UNIT_NO_LIMIT, f->p);
+        rv = unit_update(f->store, &key, &r, deadline, UNIT_NO_LIMIT, f->p);
     }
     return rv;
 }
@@ -148,8 +153,8 @@ static void test_format_rejects_tiny_max_record(void **state)
     assert_non_null(buf);
     /* A record cannot be shorter than its header. */
     assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, 0), APR_EINVAL);
-    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, SS_RECORD_HEADER_LEN - 1), APR_EINVAL);
-    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, SS_RECORD_HEADER_LEN), APR_SUCCESS);
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, SS_RECORD_MIN_LEN - 1), APR_EINVAL);
+    assert_int_equal(ss_shm_format(buf, SS_SHM_MIN_SIZE, SS_RECORD_MIN_LEN), APR_SUCCESS);
     free(buf);
 }
 
@@ -240,7 +245,7 @@ static void test_footprint(void **state)
     apr_size_t len, prev = 0;
 
     (void)state;
-    for (len = SS_RECORD_HEADER_LEN; len < 20000; len++) {
+    for (len = SS_RECORD_MIN_LEN; len < 20000; len++) {
         apr_size_t fp = ss_shm_footprint(len);
 
         assert_int_equal(fp % SS_SHM_BLOCK_SIZE, 0);
@@ -250,7 +255,7 @@ static void test_footprint(void **state)
         assert_true(fp >= prev);
         prev = fp;
     }
-    assert_int_equal(ss_shm_footprint(SS_RECORD_HEADER_LEN), SS_SHM_BLOCK_SIZE);
+    assert_int_equal(ss_shm_footprint(SS_RECORD_MIN_LEN), SS_SHM_BLOCK_SIZE);
 }
 
 /* ---- capacity and eviction --------------------------------------------- */
@@ -260,7 +265,7 @@ static void test_footprint(void **state)
 static void test_capacity_fill(void **state)
 {
     fixture_t *f = *state;
-    const apr_size_t reclen = SS_RECORD_HEADER_LEN + CAP_PLEN; /* user "" */
+    const apr_size_t reclen = REC_OVERHEAD + CAP_PLEN; /* user "" */
     const apr_size_t fp = ss_shm_footprint(reclen);
     ss_store_stats_t st;
     apr_uint64_t fit;
@@ -325,7 +330,7 @@ static int fill_exactly(fixture_t *f, apr_time_t now, int dead_every, apr_time_t
     int i;
 
     unit_arena_open(f, MIB, 16384);
-    fit = unit_stats(f->store).capacity_bytes / ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
+    fit = unit_stats(f->store).capacity_bytes / ss_shm_footprint(REC_OVERHEAD + CAP_PLEN);
     for (i = 0; i < (int)fit; i++) {
         int dies = dead_every && i % dead_every == dead_every - 1;
 
@@ -379,8 +384,8 @@ static void test_evict_large_record_takes_several(void **state)
     fixture_t *f = *state;
     int n = fill_exactly(f, T0, 0, 0);
     const apr_size_t big = 4000;
-    const apr_size_t small_fp = ss_shm_footprint(SS_RECORD_HEADER_LEN + CAP_PLEN);
-    const apr_size_t big_fp = ss_shm_footprint(SS_RECORD_HEADER_LEN + big);
+    const apr_size_t small_fp = ss_shm_footprint(REC_OVERHEAD + CAP_PLEN);
+    const apr_size_t big_fp = ss_shm_footprint(REC_OVERHEAD + big);
     apr_uint64_t need, free_bytes;
     ss_store_stats_t st = unit_stats(f->store);
     int i;
@@ -510,7 +515,7 @@ static void test_arena_oversize_refused(void **state)
 {
     fixture_t *f = *state;
     const apr_size_t max_record = 1000;
-    const apr_size_t max_plen = max_record - SS_RECORD_HEADER_LEN; /* user "" */
+    const apr_size_t max_plen = max_record - REC_OVERHEAD; /* user "" */
     ss_store_stats_t before, after;
 
     unit_arena_open(f, 256 * 1024, max_record);
@@ -561,10 +566,10 @@ static void test_overwrite_no_leak(void **state)
         assert_int_equal(save_kv(f, 7, (int)k, sizes[k], T0, 0), APR_SUCCESS);
         st = unit_stats(f->store);
         assert_int_equal(st.entries, 1);
-        assert_int_equal(st.used_bytes, ss_shm_footprint(SS_RECORD_HEADER_LEN + sizes[k]));
+        assert_int_equal(st.used_bytes, ss_shm_footprint(REC_OVERHEAD + sizes[k]));
         assert_present(f, 7, (int)k, sizes[k]);
     }
-    assert_int_equal(f->store->ops->remove(f->store, &(ss_key_t){{0}}), APR_SUCCESS);
+    assert_int_equal(f->store->ops->remove(f->store, &(ss_key_t){{0}, {0}, 0}), APR_SUCCESS);
     {
         ss_key_t key;
 
@@ -582,7 +587,7 @@ static void test_overwrite_no_leak(void **state)
         for (i = 0; i < 200; i++) {
             cur[i] = lcg(&seed) % 3000;
             assert_int_equal(save_kv(f, i, round, cur[i], T0, 0), APR_SUCCESS);
-            expect += ss_shm_footprint(SS_RECORD_HEADER_LEN + cur[i]);
+            expect += ss_shm_footprint(REC_OVERHEAD + cur[i]);
         }
         st = unit_stats(f->store);
         assert_int_equal(st.evicted_lru, 0);
@@ -597,7 +602,7 @@ static void test_overwrite_no_leak(void **state)
 
         key_of(i, &key);
         assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
-        expect -= ss_shm_footprint(SS_RECORD_HEADER_LEN + cur[i]);
+        expect -= ss_shm_footprint(REC_OVERHEAD + cur[i]);
     }
     st = unit_stats(f->store);
     assert_int_equal(st.entries, 100);
@@ -618,7 +623,7 @@ static void test_overwrite_no_leak(void **state)
     {
         apr_uint64_t nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
 
-        assert_int_equal(ss_shm_footprint(SS_RECORD_HEADER_LEN), SS_SHM_BLOCK_SIZE);
+        assert_int_equal(ss_shm_footprint(SS_RECORD_MIN_LEN), SS_SHM_BLOCK_SIZE);
         for (i = 0; i < (int)nblocks; i++) {
             assert_int_equal(save_kv(f, 1000 + i, 0, 0, T0, 0), APR_SUCCESS);
         }
@@ -746,6 +751,37 @@ static apr_uint32_t xorshift(apr_uint32_t *s)
     return *s = x;
 }
 
+/* Write rec under id: as new, or as an update over the revision the store
+ * holds now (read by a load like any other, counted as the worker's). */
+static apr_status_t write_counted(const hammer_t *h, worker_result_t *res, const char *id,
+                                  const ss_record_t *rec, int is_new, apr_pool_t *p)
+{
+    ss_record_t now, next = *rec;
+    ss_key_t key;
+    apr_status_t rv;
+
+    if (is_new) {
+        return unit_id_write(&h->ctx, id, rec, 1, p);
+    }
+    rv = unit_id_load(&h->ctx, id, rec->accessed, p, &now);
+    if (rv == APR_SUCCESS) {
+        res->hits++;
+        next.revision = now.revision + 1;
+    } else if (rv == APR_NOTFOUND) {
+        res->misses++;
+        next.revision = 1;
+    } else {
+        return rv;
+    }
+    rv = unit_id_key(id, &key);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return h->ctx.store->ops->save(h->ctx.store, &key, &next,
+                                   ss_expiry_deadline(&h->ctx.expiry, next.created, next.accessed),
+                                   SS_SAVE_UPDATE, h->ctx.max_size, p);
+}
+
 /* A worker knows whether each of its own keys holds a record: it writes it
  * as new or as an update accordingly. Finding otherwise is corruption, except
  * for a record that an evicting arena dropped. */
@@ -753,30 +789,31 @@ static apr_status_t write_own(const hammer_t *h, worker_result_t *res, int slot,
                               const ss_record_t *rec, apr_pool_t *p)
 {
     int is_new = res->final_counter[slot] < 0;
-    apr_status_t rv = unit_id_write(&h->ctx, id, rec, is_new, p);
+    apr_status_t rv = write_counted(h, res, id, rec, is_new, p);
 
     if (rv == APR_NOTFOUND && !is_new && h->evicting) {
         res->final_counter[slot] = -1;
-        return unit_id_write(&h->ctx, id, rec, 1, p);
+        return write_counted(h, res, id, rec, 1, p);
     }
-    if (rv == APR_NOTFOUND || rv == APR_EEXIST) {
+    if (rv == APR_NOTFOUND || rv == APR_EEXIST || rv == SS_ECONFLICT) {
         res->corrupt++;
     }
     return rv;
 }
 
 /* Nobody knows whether a shared key holds a record: update it, or create it
- * when it is gone; another worker may create it in between, and an evicting
- * arena drop it. */
-static apr_status_t write_shared(const ss_session_ctx_t *ctx, const char *id,
+ * when it is gone; another worker may create it in between, write it between
+ * the revision read and the update (a conflict), or an evicting arena drop
+ * it. */
+static apr_status_t write_shared(const hammer_t *h, worker_result_t *res, const char *id,
                                  const ss_record_t *rec, apr_pool_t *p)
 {
     apr_status_t rv = APR_NOTFOUND;
     int is_new = 0, tries;
 
-    for (tries = 0; tries < 4; tries++) {
-        rv = unit_id_write(ctx, id, rec, is_new, p);
-        if (rv != APR_NOTFOUND && rv != APR_EEXIST) {
+    for (tries = 0; tries < 16; tries++) {
+        rv = write_counted(h, res, id, rec, is_new, p);
+        if (rv != APR_NOTFOUND && rv != APR_EEXIST && rv != SS_ECONFLICT) {
             break;
         }
         is_new = rv == APR_NOTFOUND;
@@ -829,8 +866,9 @@ static void hammer_worker(const hammer_t *h, int w, apr_pool_t *pool, worker_res
             rec.user = user;
             rec.payload = buf;
             rec.payload_len = (apr_size_t)len;
+            rec.revision = 0;
             rv = own ? write_own(h, res, slot, id, &rec, iter)
-                     : write_shared(&h->ctx, id, &rec, iter);
+                     : write_shared(h, res, id, &rec, iter);
             if (rv != APR_SUCCESS) {
                 res->errors++;
                 continue;
@@ -989,7 +1027,7 @@ static void hammer_check(fixture_t *f, hammer_t *h)
         /* Every record was last accessed over a minute before: touched now. */
         assert_int_equal(rec.accessed, later);
         found++;
-        bytes += ss_shm_footprint(ss_record_size(&rec));
+        bytes += ss_shm_footprint(ss_record_size(&rec, f->store->form));
     }
     st2 = unit_stats(f->store);
     assert_true(found > 0);
@@ -1198,10 +1236,11 @@ static void damage_op(fixture_t *f, int op, apr_time_t now, apr_pool_t *p)
         rec.user = "";
         rec.payload = payload_of(i, op, plen, p);
         rec.payload_len = plen;
+        rec.revision = 0;
         rv = f->store->ops->save(f->store, &key, &rec, i % 7 ? 0 : now + SEC(10), SS_SAVE_NEW,
                                  UNIT_NO_LIMIT, p);
         if (rv == APR_EEXIST) {
-            rv = f->store->ops->save(f->store, &key, &rec, 0, SS_SAVE_UPDATE, UNIT_NO_LIMIT, p);
+            rv = unit_update(f->store, &key, &rec, 0, UNIT_NO_LIMIT, p);
         }
         assert_true(rv == APR_SUCCESS || rv == APR_NOTFOUND);
     }
@@ -1533,7 +1572,7 @@ static void test_damage_lru_tail_broken_on_evict(void **state)
 {
     fixture_t *f = *state;
     damage_log_t log;
-    ss_key_t none = {{0}};
+    ss_key_t none = {{0}, {0}, 0};
 
     fill_for_damage(f, &log);
     *ss_shm_fault_field(f->base, "lru_tail", &none) = 0x7ffffff0u;
@@ -1544,7 +1583,7 @@ static void test_damage_free_count_too_high(void **state)
 {
     fixture_t *f = *state;
     damage_log_t log;
-    ss_key_t none = {{0}};
+    ss_key_t none = {{0}, {0}, 0};
 
     fill_for_damage(f, &log);
     /* More free blocks claimed than the list holds: allocation runs off its end. */
@@ -1556,7 +1595,7 @@ static void test_kept_arena_of_another_layout(void **state)
 {
     fixture_t *f = *state;
     damage_log_t log;
-    ss_key_t none = {{0}};
+    ss_key_t none = {{0}, {0}, 0};
     ss_store_t *store = NULL;
     const char *why = NULL;
 

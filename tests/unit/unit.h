@@ -177,7 +177,7 @@ static inline ss_store_stats_t unit_stats(ss_store_t *store)
 
 /* By-ID operations straight on ctx->store, for the tests of a backend: the
  * key of a well-formed ID, ctx->expiry as both the judging and the keeping
- * timeouts, ctx->max_size as the limit. */
+ * timeouts, ctx->max_size as the limit; an update with unit_update. */
 static inline apr_status_t unit_id_key(const char *id, ss_key_t *key)
 {
     if (!ss_id_is_valid(id, strlen(id))) {
@@ -186,18 +186,39 @@ static inline apr_status_t unit_id_key(const char *id, ss_key_t *key)
     return ss_id_key(id, key);
 }
 
+/* An update over whatever revision the store holds now (SS_SAVE_UPDATE is a
+ * compare-and-set on it): the revision is loaded first, with timeouts that
+ * judge nothing dead, and rec is written as the next one. Tests about
+ * something else than the compare-and-set use it; a writer that slips in
+ * between makes it SS_ECONFLICT. */
+static inline apr_status_t unit_update(ss_store_t *store, const ss_key_t *key,
+                                       const ss_record_t *rec, apr_time_t deadline,
+                                       apr_size_t limit, apr_pool_t *p)
+{
+    static const ss_expiry_t forever = {0, 0};
+    ss_record_t now, next = *rec;
+
+    next.revision = 1;
+    if (store->ops->load(store, key, &forever, &forever, rec->accessed, p, &now) == APR_SUCCESS) {
+        next.revision = now.revision + 1;
+    }
+    return store->ops->save(store, key, &next, deadline, SS_SAVE_UPDATE, limit, p);
+}
+
 static inline apr_status_t unit_id_write(const ss_session_ctx_t *ctx, const char *id,
                                          const ss_record_t *rec, int is_new, apr_pool_t *p)
 {
     ss_key_t key;
+    apr_time_t deadline = ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed);
     apr_status_t rv = unit_id_key(id, &key);
 
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    return ctx->store->ops->save(ctx->store, &key, rec,
-                                 ss_expiry_deadline(&ctx->expiry, rec->created, rec->accessed),
-                                 is_new ? SS_SAVE_NEW : SS_SAVE_UPDATE, ctx->max_size, p);
+    if (!is_new) {
+        return unit_update(ctx->store, &key, rec, deadline, ctx->max_size, p);
+    }
+    return ctx->store->ops->save(ctx->store, &key, rec, deadline, SS_SAVE_NEW, ctx->max_size, p);
 }
 
 static inline apr_status_t unit_id_load(const ss_session_ctx_t *ctx, const char *id, apr_time_t now,
