@@ -2,8 +2,9 @@
  *
  *   sessstore -b BACKEND COMMAND [options]
  *
- * BACKEND is what SessionStoreBackend takes (redis://, rediss://, unix://)
- * or shm:PATH. Commands: stats, count, list, revoke, purge-expired; --help
+ * BACKEND is what SessionStoreBackend takes (redis://, rediss://, unix://);
+ * shm:PATH is refused until the shm store's lock can be shared (BUGS in the
+ * man page). Commands: stats, count, list, revoke, purge-expired; --help
  * after any of them. It shares lib/ with the module: the same URI parser,
  * the same store operations, the same per-owner index. Nothing it prints
  * holds a session's content, an ID or a password; an owner's name only when
@@ -42,7 +43,7 @@ static const char main_usage[] =
     "       " PROG " COMMAND --help\n"
     "\n"
     "BACKEND: a SessionStoreBackend value (redis://..., rediss://..., unix:///path)\n"
-    "         or shm:PATH (the SessionStoreShmFile of an httpd using the shm store)\n"
+    "         (shm:PATH, the shared-memory store, is refused: see BUGS in sessstore(1))\n"
     "-v:      also the library's own log lines (outages, malformed records)\n"
     "\n"
     "commands:\n"
@@ -178,16 +179,14 @@ static int cmd_count(ss_store_t *store, int argc, const char *const *argv, apr_p
 static int cmd_stats(ss_store_t *store, int argc, const char *const *argv, apr_pool_t *p)
 {
     tally_t t = {0, 0, 0, 0};
-    ss_store_stats_t st;
     apr_status_t rv;
 
     if (argc > 1) {
         return bad_argument("stats", argv[1]);
     }
+    /* Not the store's counters: a Redis store's are those of one process
+     * (this one); httpd's sessstore-status page has the module's. */
     rv = store->ops->scan(store, NULL, 0, tally, &t, apr_time_now(), p);
-    if (rv == APR_SUCCESS) {
-        rv = store->ops->stats(store, &st);
-    }
     if (rv != APR_SUCCESS) {
         return store_failed("stats", rv);
     }
@@ -196,19 +195,6 @@ static int cmd_stats(ss_store_t *store, int argc, const char *const *argv, apr_p
     printf("bytes: %" APR_UINT64_T_FMT "\n", t.bytes);
     printf("unreadable: %" APR_UINT64_T_FMT "\n", t.unreadable);
     printf("oldest_created: %s\n", when(t.oldest, p));
-    /* The Redis store's counters are those of one process (this one):
-     * only the shm store's, kept in the arena, say anything here. */
-    if (!strcmp(store->ops->name, "shm")) {
-        printf("capacity_bytes: %" APR_UINT64_T_FMT "\n", st.capacity_bytes);
-        printf("used_bytes: %" APR_UINT64_T_FMT "\n", st.used_bytes);
-        printf("hits: %" APR_UINT64_T_FMT "\n", st.hits);
-        printf("misses: %" APR_UINT64_T_FMT "\n", st.misses);
-        printf("saves: %" APR_UINT64_T_FMT "\n", st.saves);
-        printf("removes: %" APR_UINT64_T_FMT "\n", st.removes);
-        printf("evicted_expired: %" APR_UINT64_T_FMT "\n", st.evicted_expired);
-        printf("evicted_lru: %" APR_UINT64_T_FMT "\n", st.evicted_lru);
-        printf("rebuilds: %" APR_UINT64_T_FMT "\n", st.rebuilds);
-    }
     return 0;
 }
 
@@ -439,8 +425,7 @@ static int cmd_purge(ss_store_t *store, int argc, const char *const *argv, apr_p
 static const command_t commands[] = {
     {"stats", "stats",
      "What the store holds: its sessions and their bytes (a walk of the store), how many\n"
-     "have a header this version cannot read, the oldest creation time; for shm, the\n"
-     "arena's capacity and its counters (shared by every httpd child).\n",
+     "have a header this version cannot read, the oldest creation time.\n",
      cmd_stats},
     {"count", "count", "The number of stored sessions (a walk of the store).\n", cmd_count},
     {"list", "list [--user NAME] [--limit N]",
