@@ -19,6 +19,7 @@
 
 #include "ss_cookie.h"
 #include "ss_id.h"
+#include "ss_lock.h"
 #include "ss_log.h"
 #include "ss_redis.h"
 #include "ss_session.h"
@@ -36,6 +37,10 @@ APLOG_USE_MODULE(sessstore);
 #define MIN_MAX_SESSION_SIZE 256
 #define MAX_MAX_SESSION_SIZE (1024 * 1024)
 #define MAX_TIMEOUT (10L * 365 * 24 * 3600)
+#define DEFAULT_LOCK_TIMEOUT apr_time_from_msec(2000)
+#define MAX_LOCK_TIMEOUT_MS 60000
+#define DEFAULT_LOCK_LEASE apr_time_from_sec(30)
+#define MAX_LOCK_LEASE 86400
 #define FORM_LOGOUT_HANDLER "form-logout-handler" /* mod_auth_form */
 #define REFUSE_FILTER "SESSSTORE_REFUSE"
 
@@ -60,6 +65,11 @@ typedef struct {
     outage_e outage;
     const char *revoke_header; /* SessionStoreRevokeHeader; NULL: none */
     int revoke_header_set;
+    int lock; /* SessionStoreLock: -1 unset (off), 0 off, 1 on */
+    apr_interval_time_t lock_timeout;
+    int lock_timeout_set;
+    apr_interval_time_t lock_lease;
+    int lock_lease_set;
 } dir_conf;
 
 /* Process-wide, kept across restarts so sessions survive graceful and
@@ -76,10 +86,21 @@ typedef struct {
 typedef struct {
     ss_session_t sess;
     session_rec *z;
+    /* SessionStoreLock: the lock held for the session, given back once the
+     * session is saved or, at the latest, when the request ends. */
+    ss_lock_ctx_t lock_ctx;
+    ss_lock_t lock;
+    apr_status_t lock_rv; /* APR_TIMEUP: not free in time, the request gets 503 */
+    conn_rec *conn;
+    server_rec *server;
 } req_session_t;
 
 static apr_size_t shm_size = DEFAULT_SHM_SIZE;
 static int shm_size_set;
+/* SessionStoreRecordFormat (0: unset, the current format) and
+ * SessionStoreSeal (-1: unset, on): how every store writes records. */
+static int record_format;
+static int record_seal = -1;
 static shm_retained_t *shm_retained;
 static apr_array_header_t *open_stores; /* ss_store_t *, each once */
 
@@ -121,6 +142,9 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     c->idle = apr_time_from_sec(DEFAULT_IDLE_TIMEOUT);
     c->absolute = apr_time_from_sec(DEFAULT_ABSOLUTE_TIMEOUT);
+    c->lock = -1;
+    c->lock_timeout = DEFAULT_LOCK_TIMEOUT;
+    c->lock_lease = DEFAULT_LOCK_LEASE;
     return c;
 }
 
@@ -137,6 +161,11 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->outage = add->outage ? add->outage : base->outage;
     c->revoke_header = add->revoke_header_set ? add->revoke_header : base->revoke_header;
     c->revoke_header_set = add->revoke_header_set || base->revoke_header_set;
+    c->lock = add->lock >= 0 ? add->lock : base->lock;
+    c->lock_timeout = add->lock_timeout_set ? add->lock_timeout : base->lock_timeout;
+    c->lock_timeout_set = add->lock_timeout_set || base->lock_timeout_set;
+    c->lock_lease = add->lock_lease_set ? add->lock_lease : base->lock_lease;
+    c->lock_lease_set = add->lock_lease_set || base->lock_lease_set;
     return c;
 }
 
@@ -338,6 +367,105 @@ static const char *set_revoke_header(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
+static const char *set_record_format(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    if (strcmp(arg, "1") && strcmp(arg, "2")) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is neither 1 (the format of earlier releases, for a rolling "
+                            "upgrade) nor 2 (the current one)",
+                            cmd->cmd->name, arg);
+    }
+    record_format = *arg - '0';
+    return NULL;
+}
+
+static const char *set_seal(cmd_parms *cmd, void *dummy, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    record_seal = on;
+    return NULL;
+}
+
+/* How the stores write records, from both directives. */
+static ss_record_form_e record_form(void)
+{
+    if (record_format == 1) {
+        return SS_RECORD_FORM_V1;
+    }
+    return record_seal ? SS_RECORD_FORM_SEALED : SS_RECORD_FORM_CLEAR;
+}
+
+static const char *set_lock(cmd_parms *cmd, void *dconf, int on)
+{
+    (void)cmd;
+    ((dir_conf *)dconf)->lock = on;
+    return NULL;
+}
+
+/* The wait must end before the lock it waits for could die of old age:
+ * checked here within one section, at start-up across them. */
+static const char *lock_pair_error(apr_pool_t *p, const dir_conf *c)
+{
+    if (c->lock_timeout >= c->lock_lease) {
+        return apr_psprintf(p,
+                            "SessionStoreLockTimeout (%" APR_TIME_T_FMT
+                            " ms) must be shorter than SessionStoreLockLease (%" APR_TIME_T_FMT
+                            " s): a waiter would outlast the lock it waits for",
+                            apr_time_as_msec(c->lock_timeout), apr_time_sec(c->lock_lease));
+    }
+    return NULL;
+}
+
+/* Seconds, or milliseconds with "ms": 0 (do not wait) to 60 s. */
+static const char *set_lock_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+    char *end;
+    apr_int64_t v, ms;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    ms = !strcasecmp(end, "ms") ? v : v * 1000;
+    if (errno || end == arg || (*end && strcasecmp(end, "ms")) || v < 0 ||
+        v > MAX_LOCK_TIMEOUT_MS || ms > MAX_LOCK_TIMEOUT_MS) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a wait between 0 and %d ms (seconds, or "
+                            "milliseconds with 'ms': 2, 500ms)",
+                            cmd->cmd->name, arg, MAX_LOCK_TIMEOUT_MS);
+    }
+    c->lock_timeout = apr_time_from_msec(ms);
+    c->lock_timeout_set = 1;
+    return c->lock_lease_set ? lock_pair_error(cmd->pool, c) : NULL;
+}
+
+static const char *set_lock_lease(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno || end == arg || *end || v < 1 || v > MAX_LOCK_LEASE) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds between 1 and %d",
+                            cmd->cmd->name, arg, MAX_LOCK_LEASE);
+    }
+    c->lock_lease = apr_time_from_sec(v);
+    c->lock_lease_set = 1;
+    return c->lock_timeout_set ? lock_pair_error(cmd->pool, c) : NULL;
+}
+
 static const command_rec sessstore_cmds[] = {
     AP_INIT_TAKE1("SessionStoreBackend", set_backend, NULL, RSRC_CONF,
                   "Where sessions live: 'shm' (shared memory on this host, the default), "
@@ -364,6 +492,20 @@ static const command_rec sessstore_cmds[] = {
                   "Response header through which an application ends sessions of the "
                   "current user: value 'user' (all of them) or 'others' (all but this "
                   "one); never sent to the client ('none' switches it off)"),
+    AP_INIT_TAKE1("SessionStoreRecordFormat", set_record_format, NULL, RSRC_CONF,
+                  "Format of the records written: 2 (the default) or 1, while nodes of an "
+                  "earlier release still share the store"),
+    AP_INIT_FLAG("SessionStoreSeal", set_seal, NULL, RSRC_CONF,
+                 "Seal records with a key derived from the session ID (On, the default)"),
+    /* Not in .htaccess: start-up checks every lock wait against the
+     * server's Timeout. */
+    AP_INIT_FLAG("SessionStoreLock", set_lock, NULL, RSRC_CONF | ACCESS_CONF,
+                 "On: the requests of one session run one after another (default Off)"),
+    AP_INIT_TAKE1("SessionStoreLockTimeout", set_lock_timeout, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Longest wait for a session's lock, then 503 (seconds, or ms with 'ms'; "
+                  "default 2)"),
+    AP_INIT_TAKE1("SessionStoreLockLease", set_lock_lease, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Seconds after which a session's lock frees itself, held or not (default 30)"),
     {NULL}};
 
 /* ---- start-up ---- */
@@ -404,13 +546,53 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)ptemp;
     shm_size = DEFAULT_SHM_SIZE;
     shm_size_set = 0;
+    record_format = 0;
+    record_seal = -1;
     rv = ap_mutex_register(pconf, SHM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* Every section that sets a lock directive or turns the lock on: its wait
+ * below its lease and below the server's Timeout (a client, or a proxy in
+ * front, would give up first). NULL when all are fine. */
+static const char *lock_sections_error(apr_pool_t *p, server_rec *s,
+                                       const apr_array_header_t *sections)
+{
+    int i;
+
+    for (i = 0; sections && i < sections->nelts; i++) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
+        dir_conf *d = ap_get_module_config(v, &sessstore_module);
+        core_dir_config *core = ap_get_core_module_config(v);
+        const char *err = NULL;
+
+        if (d && (d->lock > 0 || d->lock_timeout_set || d->lock_lease_set)) {
+            err = lock_pair_error(p, d);
+            if (!err && d->lock_timeout >= s->timeout) {
+                err = apr_psprintf(
+                    p,
+                    "SessionStoreLockTimeout (%" APR_TIME_T_FMT
+                    " ms) must be shorter than the server's Timeout (%" APR_TIME_T_FMT " s)",
+                    apr_time_as_msec(d->lock_timeout), apr_time_sec(s->timeout));
+            }
+        }
+        if (!err && core) {
+            err = lock_sections_error(p, s, core->sec_file);
+        }
+        if (!err && core) {
+            err = lock_sections_error(p, s, core->sec_if);
+        }
+        if (err) {
+            return err;
+        }
+    }
+    return NULL;
 }
 
 static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     apr_size_t max = shm_max_record(s);
+    server_rec *vs;
 
     (void)pconf;
     (void)plog;
@@ -422,6 +604,31 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
                      ": one session may use at most a quarter of the shared memory",
                      max, shm_size);
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (record_format == 1 && record_seal == 1) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                     "SessionStoreSeal On needs SessionStoreRecordFormat 2: format 1 records "
+                     "are never sealed");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (vs = s; vs; vs = vs->next) {
+        core_server_config *core = ap_get_core_module_config(vs->module_config);
+        apr_array_header_t *top = apr_array_make(ptemp, 1, sizeof(ap_conf_vector_t *));
+        const char *err;
+
+        APR_ARRAY_PUSH(top, ap_conf_vector_t *) = vs->lookup_defaults;
+        err = lock_sections_error(ptemp, vs, top);
+        if (!err) {
+            err = lock_sections_error(ptemp, vs, core->sec_dir);
+        }
+        if (!err) {
+            err = lock_sections_error(ptemp, vs, core->sec_url);
+        }
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, vs, "%s (server %s:%u)", err,
+                         vs->server_hostname ? vs->server_hostname : "?", vs->port);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     return OK;
 }
@@ -518,10 +725,13 @@ static void store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pconf)
 {
     apr_pool_t *ptemp;
 
+    static const char *const forms[] = {"format 2, unsealed", "format 2, sealed", "format 1"};
+
+    store->form = record_form();
     APR_ARRAY_PUSH(open_stores, ss_store_t *) = store;
     apr_pool_create(&ptemp, pconf);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s",
-                 store->ops->describe(store, ptemp));
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s; records written in %s",
+                 store->ops->describe(store, ptemp), forms[store->form]);
     apr_pool_destroy(ptemp);
 }
 
@@ -711,6 +921,55 @@ static session_rec *empty_session(apr_pool_t *p)
     return z;
 }
 
+/* Give the session's lock back (SessionStoreLock): once the session is
+ * saved, and as a pre-cleanup of the request's pool on every other path. */
+static apr_status_t release_lock(void *data)
+{
+    req_session_t *rs = data;
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    if (!rs->lock.held) {
+        return APR_SUCCESS;
+    }
+    /* Not the request's pool: this may run while it is destroyed. */
+    apr_pool_create(&p, rs->conn->pool);
+    rv = ss_lock_release(&rs->lock_ctx, &rs->lock, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rs->server,
+                     "session lock not given back (%s): it frees itself after "
+                     "SessionStoreLockLease",
+                     rs->lock_ctx.store->ops->name);
+    }
+    apr_pool_destroy(p);
+    return APR_SUCCESS;
+}
+
+/* Load under the session's lock (SessionStoreLock On). */
+static void load_locked(request_rec *first, const dir_conf *d, const ss_session_ctx_t *ctx,
+                        const apr_array_header_t *cookies, req_session_t *rs)
+{
+    rs->lock_ctx.store = ctx->store;
+    rs->lock_ctx.timeout = d->lock_timeout;
+    rs->lock_ctx.lease = d->lock_lease;
+    rs->conn = first->connection;
+    rs->server = first->server;
+    rs->lock_rv = ss_lock_load(&rs->lock_ctx, ctx, cookies, first->pool, &rs->sess, &rs->lock);
+    if (rs->lock.held) {
+        apr_pool_pre_cleanup_register(first->pool, rs, release_lock);
+    }
+    if (rs->lock_rv == APR_TIMEUP) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, first,
+                      "session lock not free within %" APR_TIME_T_FMT
+                      " ms (SessionStoreLockTimeout): 503",
+                      apr_time_as_msec(d->lock_timeout));
+    } else if (rs->lock.attempts > 1) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, first,
+                      "session lock taken after %" APR_TIME_T_FMT " ms (%d attempts)",
+                      apr_time_as_msec(rs->lock.waited), rs->lock.attempts);
+    }
+}
+
 /* The session of this request, loaded once: mod_session calls the load hook
  * many times per request and does not cache. */
 static req_session_t *request_session(request_rec *r, const dir_conf *d)
@@ -729,10 +988,14 @@ static req_session_t *request_session(request_rec *r, const dir_conf *d)
     rs->z = empty_session(first->pool);
     apr_table_do(scan_cookie_header, &scan, first->headers_in, "Cookie", NULL);
     session_ctx(first, d, &ctx);
-    ss_session_load(&ctx, scan.values, apr_time_now(), first->pool, &rs->sess);
+    if (d->lock > 0) {
+        load_locked(first, d, &ctx, scan.values, rs);
+    } else {
+        ss_session_load(&ctx, scan.values, apr_time_now(), first->pool, &rs->sess);
+    }
     if (rs->sess.state == SS_SESSION_LOADED) {
         rs->z->encoded = rs->sess.payload;
-    } else if (rs->sess.state == SS_SESSION_STORE_DOWN) {
+    } else if (rs->sess.state == SS_SESSION_STORE_DOWN && rs->lock_rv != APR_TIMEUP) {
         /* The library logs the outage once; here, per request, only at debug. */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rs->sess.store_rv, first,
                       "session store (%s) unavailable on load", ctx.store->ops->name);
@@ -777,18 +1040,26 @@ static apr_status_t sessstore_load(request_rec *r, session_rec **z)
 /* Before any authentication runs: a request that carries a session while
  * the store is down gets 503 rather than a login page. Sending users to log
  * in again while nothing can be saved only loops them (the "redirect loop on
- * cache failure" of other session stores). */
+ * cache failure" of other session stores). With SessionStoreLock On, the
+ * session is loaded here, under its lock, before the application runs; a
+ * lock that stays taken for SessionStoreLockTimeout is a 503 too. */
 static int refuse_during_outage(request_rec *r)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
     session_dir_conf *sd = ap_get_module_config(r->per_dir_config, &session_module);
+    req_session_t *rs;
 
     /* Not again for an internal redirect: its ErrorDocument must be served. */
     if (r->main || r->prev || !d->cookie.name || !sd || !sd->enabled ||
-        d->outage == OUTAGE_NOSESSION) {
+        (d->outage == OUTAGE_NOSESSION && d->lock <= 0)) {
         return DECLINED;
     }
-    if (request_session(r, d)->sess.state != SS_SESSION_STORE_DOWN) {
+    rs = request_session(r, d);
+    if (rs->lock_rv == APR_TIMEUP) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "1");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (d->outage == OUTAGE_NOSESSION || rs->sess.state != SS_SESSION_STORE_DOWN) {
         return DECLINED;
     }
     apr_table_setn(r->err_headers_out, "Retry-After", "2");
@@ -861,12 +1132,16 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     ss_session_commit(&ctx, &rs->sess, r->user ? r->user : first->user,
                       session_is_empty(z) ? NULL : (z->encoded ? z->encoded : ""), what,
                       apr_time_now(), first->pool);
+    /* Saved: the next request of the session may go ahead. */
+    release_lock(rs);
     switch (rs->sess.outcome) {
     case SS_COMMIT_FAILED:
         /* refuse_failed_commit turns the response into an error. */
-        ap_log_rerror(APLOG_MARK, logout ? APLOG_WARNING : APLOG_INFO, rs->sess.rv, r,
-                      "session store (%s): %s not saved; the request fails", ctx.store->ops->name,
-                      logout ? "logout" : "session change");
+        ap_log_rerror(APLOG_MARK, logout ? APLOG_WARNING : APLOG_INFO,
+                      rs->sess.rv == SS_ECONFLICT ? 0 : rs->sess.rv, r,
+                      "session store (%s): %s not saved%s; the request fails", ctx.store->ops->name,
+                      logout ? "logout" : "session change",
+                      rs->sess.rv == SS_ECONFLICT ? " (other requests kept writing it)" : "");
         return OK;
     case SS_COMMIT_GONE:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -1029,6 +1304,8 @@ static int status_handler(request_rec *r)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
     ss_store_stats_t st;
+    ss_session_merge_stats_t mg;
+    ss_lock_stats_t lk;
     apr_status_t rv;
 
     if (!r->handler || strcmp(r->handler, "sessstore-status")) {
@@ -1072,6 +1349,16 @@ static int status_handler(request_rec *r)
     STAT(connects);
     STAT(retries);
 #undef STAT
+    /* The session policy's own, for the httpd process that answered. */
+    ss_session_merge_stats(&mg);
+    ap_rprintf(r, "merge_conflicts: %" APR_UINT64_T_FMT "\n", mg.conflicts);
+    ap_rprintf(r, "merge_merged: %" APR_UINT64_T_FMT "\n", mg.merged);
+    ap_rprintf(r, "merge_overwrites: %" APR_UINT64_T_FMT "\n", mg.overwritten);
+    ap_rprintf(r, "merge_gave_up: %" APR_UINT64_T_FMT "\n", mg.gave_up);
+    ss_lock_stats(&lk);
+    ap_rprintf(r, "lock_taken: %" APR_UINT64_T_FMT "\n", lk.taken);
+    ap_rprintf(r, "lock_waited: %" APR_UINT64_T_FMT "\n", lk.waited);
+    ap_rprintf(r, "lock_timeouts: %" APR_UINT64_T_FMT "\n", lk.timeouts);
     return OK;
 }
 

@@ -113,6 +113,10 @@ VARIANTS = [
             needs=["pgsql"], optional=True),
     Variant("shm", "mod_sessstore, shm", modules=["session"], sessstore=True,
             server=["SessionStoreBackend shm"], location=SESSSTORE_LOCATION, cookie="session"),
+    # The shm variant with records in clear: the cost of sealing, side by side.
+    Variant("shm-clear", "mod_sessstore, shm, unsealed", modules=["session"], sessstore=True,
+            server=["SessionStoreBackend shm", "SessionStoreSeal Off"],
+            location=SESSSTORE_LOCATION, cookie="session"),
     Variant("redis", "mod_sessstore, Redis TCP", modules=["session"], sessstore=True,
             server=["SessionStoreBackend redis://127.0.0.1:{redis_port}/0?prefix=bench:"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis"]),
@@ -143,9 +147,25 @@ VARIANTS = [
             needs=["redis"]),
 ]
 
-# Cells: (workload, connections, shared session). The last is the contention case.
+# Cells: (workload, connections, shared session). The last three are the
+# contention cases, one session for every connection: all counting on one key
+# (True), each connection on a key of its own ("keys": what the merge must
+# keep, loadgen -k), and all on one key under SessionStoreLock On ("lock":
+# mod_sessstore variants only, <Location /probe/locked>).
 CELLS = [("ro", 1, False), ("ro", 16, False), ("ro", 64, False),
-         ("rw", 1, False), ("rw", 16, False), ("rw", 64, False), ("rw", 64, True)]
+         ("rw", 1, False), ("rw", 16, False), ("rw", 64, False), ("rw", 64, True),
+         ("rw", 64, "keys"), ("rw", 64, "lock")]
+CELL_SUFFIX = {False: "", True: "s", "keys": "k", "lock": "l"}
+
+
+def cell_id(cell):
+    """rw64s and the like, as --cells names them."""
+    return f"{cell[0]}{cell[1]}{CELL_SUFFIX[cell[2]]}"
+
+
+def measured_on(v, cell):
+    """Whether variant v runs in cell: the lock is mod_sessstore's."""
+    return cell[2] != "lock" or v.sessstore
 KEY_CELLS = {("ro", 64, False), ("rw", 64, False)}  # the summary's: more repetitions
 
 
@@ -673,6 +693,11 @@ def httpd_conf(v, work, ctx):
     lines.append(f"    SetHandler {v.handler}")
     lines += ["    " + l.format(**ctx, dir=d) for l in v.location]
     lines.append("</Location>")
+    if v.sessstore:
+        # The "lock" cell: requests of one session one after another; the
+        # wait may be long with 64 of them queued on one session.
+        lines += ["<Location /probe/locked>", "    SessionStoreLock On",
+                  "    SessionStoreLockTimeout 20", "</Location>"]
     return "\n".join(lines) + "\n"
 
 
@@ -816,12 +841,16 @@ def memory_of(pid):
 def run_cell(v, cell, args, redis):
     workload, conns, shared = cell
     path = "/probe?w=1" if workload == "rw" else "/probe"
+    if shared == "lock":
+        path = "/probe/locked?w=1"
     if args.payload:
         path += ("&" if "?" in path else "?") + f"pad={args.payload}"
     argv = [LOADGEN, "-p", str(v.port), "-u", path, "-c", str(conns), "-d", str(args.duration),
             "-w", str(args.warmup), "-n", v.cookie or "session", "-m", workload, "-b"]
     if shared:
         argv.append("-s")
+    if shared == "keys":
+        argv.append("-k")
     uses_redis = redis and "redis" in v.needs
     # Connections opened in the warm-up too (for TLS: handshakes while the
     # pool fills), not only in the measured phase.
@@ -871,6 +900,7 @@ def measure_all(variants, args, redis):
             if rep >= (args.reps if cell in KEY_CELLS else args.reps_other):
                 continue
             order = live if (rep + ci) % 2 == 0 else list(reversed(live))
+            order = [v for v in order if measured_on(v, cell)]
             plan.append((rep, cell, order))
     total = sum(len(o) for _, _, o in plan)
     done = 0
@@ -884,7 +914,8 @@ def measure_all(variants, args, redis):
             if not res.get("ok"):
                 log(f"  {v.name} {cell}: {res.get('error')}")
         log(f"  [{done}/{total}, {time.time() - t0:.0f} s] rep {rep + 1} "
-            f"{cell[0]} x{cell[1]}{' shared' if cell[2] else ''}: " +
+            f"{cell[0]} x{cell[1]}{' shared' if cell[2] else ''}"
+            f"{' ' + cell[2] if cell[2] in ('keys', 'lock') else ''}: " +
             ", ".join(f"{v.name} {results[(v.name, cell)][-1].get('rps', 0):.0f}/s"
                       for v in order))
     return results
@@ -1132,7 +1163,10 @@ def tls_paragraph(results, meta):
 
 def cell_name(cell):
     w, c, shared = cell
-    return f"{'read-only' if w == 'ro' else 'read+write'}", f"{c}{' (one shared session)' if shared else ''}"
+    how = {False: "", True: " (one shared session)",
+           "keys": " (one shared session, a key per connection)",
+           "lock": " (one shared session, SessionStoreLock On)"}[shared]
+    return f"{'read-only' if w == 'ro' else 'read+write'}", f"{c}{how}"
 
 
 def report(variants, results, micro, args, meta, php_variants=(), php=None):
@@ -1156,6 +1190,8 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
         wl, cn = cell_name(cell)
         for n in names:
             v = by[n]
+            if not measured_on(v, cell):
+                continue
             if v.unavailable:
                 out.append(f"| {wl} | {cn} | {v.label} | – | – | – | – | – | – | – | {v.unavailable} |")
                 continue
@@ -1181,7 +1217,7 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
             total = sum(r["measured_total"] for r in rs)
             if cell[2] and cell[0] == "rw" and v.cookie:
                 lost = sum(r.get("lost_updates", 0) for r in rs)
-                notes.append(f"lost updates {100.0 * lost / max(total, 1):.0f}%")
+                notes.append(f"lost updates {100.0 * lost / max(total, 1):.{1 if lost else 0}f}%")
             if bad["resets"] and v.cookie:
                 notes.append(f"sessions lost {bad['resets']}")
             if bad["anomalies"] and not cell[2]:
@@ -1276,6 +1312,14 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                    f"{cap['arena_bytes_per_session'] - cap['payload']:.0f} beyond the payload "
                    f"(each record takes {cap['footprint']} bytes of blocks).")
         out.append("")
+    seal = next((m for m in micro if m.get("bench") == "seal"), None)
+    if seal:
+        out.append(f"Sealing (AES-256-GCM, HKDF-SHA-256), CPU per request for a "
+                   f"{seal['payload']}-byte session: decode + encode {seal['sealed_us']:.2f} µs "
+                   f"sealed, {seal['clear_us']:.2f} µs in clear, the seal key "
+                   f"{seal['key_us']:.2f} µs: {seal['seal_us_per_req']:.2f} µs per request "
+                   f"added by sealing.")
+        out.append("")
     if rlib:
         out.append("| Redis, one connection | library ops/s | redis-benchmark -c 1 ops/s | ratio |")
         out.append("| --- | ---: | ---: | ---: |")
@@ -1297,6 +1341,15 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     redis_dbd = paired_ratio(results, "redis", "dbd", key)
     redis_floor = paired_ratio(results, "redis", "floor", key)
     tls_tcp = paired_ratio(results, "redis-tls", "redis", key)
+    sealed_clear = paired_ratio(results, "shm", "shm-clear", key)
+    seal_us = seal["seal_us_per_req"] if seal else None
+    # httpd's CPU per read+write request, sealed minus clear, paired per repetition.
+    cpu_by_rep = {n: {r["rep"]: r.get("httpd_cpu_us") for r in results.get((n, key), [])
+                      if r.get("ok")} for n in ("shm", "shm-clear")}
+    cpu_diffs = [cpu_by_rep["shm"][k] - cpu_by_rep["shm-clear"][k] for k in cpu_by_rep["shm"]
+                 if k in cpu_by_rep["shm-clear"] and cpu_by_rep["shm"][k] is not None
+                 and cpu_by_rep["shm-clear"][k] is not None]
+    seal_httpd_us = median(cpu_diffs) if cpu_diffs else None
     ro64 = ("ro", 64, False)
 
     def redis_cpu(name):
@@ -1327,6 +1380,18 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
     def verdict(x, ok):
         return "n/a" if x is None else ("met" if ok(x) else "missed")
 
+    def lost_frac(name, cell):
+        rs = [r for r in results.get((name, cell), []) if r.get("ok")]
+        total = sum(r["measured_total"] for r in rs)
+        return sum(r.get("lost_updates", 0) for r in rs) / total if total else None
+
+    # Disjoint keys of one session, 64 connections: the worse of shm and Redis.
+    lost_keys = [x for x in (lost_frac(n, ("rw", 64, "keys")) for n in ("shm", "redis"))
+                 if x is not None]
+    merge_lost = max(lost_keys) if lost_keys else None
+    locked_rps = {n: median([r["rps"] for r in results.get((n, ("rw", 64, "lock")), [])
+                             if r.get("ok")]) for n in ("shm", "redis")}
+
     targets = [
         ("shm ≥ 0.97 × cookie req/s (read+write, 64 conns)", fmt(shm_cookie, ".3f"),
          verdict(shm_cookie, lambda x: x >= 0.97)),
@@ -1347,6 +1412,8 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
          verdict(lib_ratio["load"], lambda x: x >= 0.9)),
         ("library Redis save ≥ 0.9 × redis-benchmark SET (1 conn)", fmt(lib_ratio["save"], ".2f"),
          verdict(lib_ratio["save"], lambda x: x >= 0.9)),
+        ("disjoint-key updates lost, one session, 64 connections (shm, Redis) = 0",
+         fmt(merge_lost, ".4f"), verdict(merge_lost, lambda x: x == 0)),
         ("shm ≤ 64 bytes per session beyond a 200-byte payload", fmt(overhead, ".0f"),
          verdict(overhead, lambda x: x <= 64)),
         ("shm load ops/s, 64 threads ≥ 0.8 × 8 threads", fmt(scale["load"], ".2f"),
@@ -1388,7 +1455,12 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None):
                f"redis/dbd={fmt(redis_dbd, '.2f')} redis_rtt_per_load={fmt(per_load, '.2f')} "
                f"redis_rtt_per_save={fmt(per_save, '.2f')} redis/floor={fmt(redis_floor, '.3f')} "
                f"redis_server_us_per_load={fmt(lean_us, '.1f')} tls/tcp={fmt(tls_tcp, '.3f')} "
-               f"php_bridge/phpredis={fmt(php_ratio, '.3f')}")
+               f"php_bridge/phpredis={fmt(php_ratio, '.3f')} seal_us_per_req={fmt(seal_us, '.2f')} "
+               f"seal_httpd_us_per_req={fmt(seal_httpd_us, '.1f')} "
+               f"shm_sealed/clear={fmt(sealed_clear, '.3f')} "
+               f"merge_lost_disjoint={fmt(merge_lost, '.4f')} "
+               f"locked_rps_shm={fmt(locked_rps['shm'], '.0f')} "
+               f"locked_rps_redis={fmt(locked_rps['redis'], '.0f')}")
     return "\n".join(out)
 
 
@@ -1438,7 +1510,8 @@ def main():
                     help="add variant shm-baseline: the shm variant with another "
                          "mod_sessstore.so (A/B of a change, side by side)")
     ap.add_argument("--cells", help="comma-separated subset of cells, e.g. rw64,ro64,rw64s "
-                    "(s: one shared session)")
+                    "(s: one shared session; k: the same, a key per connection; l: the same "
+                    "with SessionStoreLock On)")
     ap.add_argument("--no-micro", action="store_true", help="skip the library micro-benchmarks")
     ap.add_argument("--callgrind", type=int, metavar="N",
                     help="instructions per request under callgrind, N requests per variant and "
@@ -1465,7 +1538,7 @@ def main():
     if args.cells:
         global CELLS
         wanted = args.cells.split(",")
-        CELLS = [c for c in CELLS if f"{c[0]}{c[1]}{'s' if c[2] else ''}" in wanted]
+        CELLS = [c for c in CELLS if cell_id(c) in wanted]
     variants = [v for v in VARIANTS if (not v.optional or (v.name == "pgsql" and args.pgsql))
                 and not (args.no_tls and "redis-tls" in v.needs)]
     if args.baseline_module:
@@ -1479,7 +1552,7 @@ def main():
         # The Redis rows come together (their ratios are to Redis TCP).
         redis_rows = ("redis", "redis-tls", "redis-script", "floor")
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
-                    or v.name == "shm-baseline"
+                    or v.name == "shm-baseline" or (v.name == "shm-clear" and "shm" in wanted)
                     or (v.name in redis_rows and any(w in wanted for w in ("redis", "redis-tls")))]
     php_variants = [] if args.no_php or (args.variants and "php" not in
                                          args.variants.split(",")) else list(PHP_VARIANTS)

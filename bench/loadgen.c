@@ -11,7 +11,12 @@
  * variant that loses sessions or updates shows it instead of looking fast.
  *
  *   loadgen -p PORT -u PATH -c CONNS -d SECONDS [-w SECONDS] [-n COOKIE]
- *           [-m ro|rw] [-s] [-b] [-r REQUESTS]
+ *           [-m ro|rw] [-s [-k]] [-b] [-r REQUESTS]
+ *
+ * -k (with -s): connection i asks for "&k=i" on the path, so that each one
+ * counts on a key of its own in the shared session; "lost_updates" is then
+ * the number of a connection's own increments that it found undone (another
+ * request wrote the session back without them).
  *
  * -r ends the measured phase after that many requests (or the duration),
  * for instruction counts under callgrind.
@@ -70,9 +75,9 @@ static struct {
     int nconns;
     double duration, warmup;
     const char *cookie_name;
-    int rw, shared, barrier;
+    int rw, shared, keys, barrier;
     unsigned long long max_requests;
-} opt = {0, "/probe", 1, 2.0, 0.5, "session", 0, 0, 0, 0};
+} opt = {0, "/probe", 1, 2.0, 0.5, "session", 0, 0, 0, 0, 0};
 
 static conn_t *conns;
 static int epfd;
@@ -85,9 +90,10 @@ static int shared_started; /* -s: the other connections were let go */
 static struct {
     uint64_t in_window, total, errors, non200, reconnects, anomalies, resets, nosession;
     long long shared_max_start, shared_max;
+    long long own_lost; /* -k: a connection's own increments found undone */
     uint64_t *lat;
     size_t nlat, cap;
-} st = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, NULL, 0, 0};
+} st = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, 0, NULL, 0, 0};
 
 static uint64_t now_ns(void)
 {
@@ -187,18 +193,22 @@ static void flush_write(conn_t *c)
 static void send_request(conn_t *c)
 {
     const char *cookie = opt.shared ? shared_cookie : c->cookie;
+    char key[32] = "";
     int n;
 
+    if (opt.keys) {
+        snprintf(key, sizeof(key), "%ck=%d", strchr(opt.path, '?') ? '&' : '?', (int)(c - conns));
+    }
     if (*cookie) {
         n = snprintf(c->wbuf, sizeof(c->wbuf),
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: sessstore-loadgen\r\n"
+                     "GET %s%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: sessstore-loadgen\r\n"
                      "Cookie: %s=%s\r\n\r\n",
-                     opt.path, opt.port, opt.cookie_name, cookie);
+                     opt.path, key, opt.port, opt.cookie_name, cookie);
     } else {
-        n = snprintf(
-            c->wbuf, sizeof(c->wbuf),
-            "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: sessstore-loadgen\r\n\r\n",
-            opt.path, opt.port);
+        n = snprintf(c->wbuf, sizeof(c->wbuf),
+                     "GET %s%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: "
+                     "sessstore-loadgen\r\n\r\n",
+                     opt.path, key, opt.port);
     }
     if (n < 0 || (size_t)n >= sizeof(c->wbuf)) {
         errno = 0;
@@ -297,10 +307,20 @@ static void check_value(conn_t *c, const char *body, size_t blen, int got_cookie
     memcpy(tmp, body, blen);
     tmp[blen] = '\0';
     v = strtoll(tmp, NULL, 10);
-    if (phase == PH_MEASURE && (opt.rw ? v == 0 : got_cookie)) {
+    if (phase == PH_MEASURE && !opt.keys && (opt.rw ? v == 0 : got_cookie)) {
         st.resets++; /* a new session was created: the old one was lost */
     }
-    if (opt.shared) {
+    if (opt.keys) {
+        /* Its own key: one more than it last stored, or some of its own
+         * increments were undone by another request's write. */
+        if (c->last >= 0 && v != c->last + 1) {
+            if (v <= c->last && phase == PH_MEASURE) {
+                st.own_lost += c->last + 1 - v;
+            } else if (v > c->last) {
+                st.anomalies++;
+            }
+        }
+    } else if (opt.shared) {
         if (v > st.shared_max) {
             st.shared_max = v;
         }
@@ -527,7 +547,7 @@ static double pct_us(double p)
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen -p PORT [-u PATH] [-c CONNS] [-d SECONDS] [-w SECONDS] "
-                    "[-n COOKIE] [-m ro|rw] [-s] [-b] [-r REQUESTS]\n");
+                    "[-n COOKIE] [-m ro|rw] [-s [-k]] [-b] [-r REQUESTS]\n");
     exit(2);
 }
 
@@ -537,7 +557,7 @@ int main(int argc, char **argv)
     double elapsed;
     int ch, i;
 
-    while ((ch = getopt(argc, argv, "p:u:c:d:w:n:m:sbr:")) != -1) {
+    while ((ch = getopt(argc, argv, "p:u:c:d:w:n:m:skbr:")) != -1) {
         switch (ch) {
         case 'p':
             opt.port = atoi(optarg);
@@ -567,6 +587,9 @@ int main(int argc, char **argv)
         case 's':
             opt.shared = 1;
             break;
+        case 'k':
+            opt.keys = 1;
+            break;
         case 'b':
             opt.barrier = 1;
             break;
@@ -578,7 +601,7 @@ int main(int argc, char **argv)
         }
     }
     if (opt.port <= 0 || opt.port > 65535 || opt.nconns < 1 || opt.nconns > MAX_CONNS ||
-        opt.duration <= 0 || opt.warmup < 0) {
+        opt.duration <= 0 || opt.warmup < 0 || (opt.keys && (!opt.shared || !opt.rw))) {
         usage();
     }
     signal(SIGPIPE, SIG_IGN);
@@ -627,7 +650,8 @@ int main(int argc, char **argv)
            pct_us(0.99), pct_us(1.0), (unsigned long long)st.errors, (unsigned long long)st.non200,
            (unsigned long long)st.reconnects, (unsigned long long)st.anomalies,
            (unsigned long long)st.resets, (unsigned long long)st.nosession,
-           opt.shared && opt.rw ? (long long)st.total - (st.shared_max - st.shared_max_start)
-                                : 0LL);
+           opt.keys               ? st.own_lost
+           : opt.shared && opt.rw ? (long long)st.total - (st.shared_max - st.shared_max_start)
+                                  : 0LL);
     return 0;
 }

@@ -12,6 +12,10 @@
  *      is printed.
  * capacity: a 16 MiB arena (the SessionStoreShmSize default) filled with
  *      200-byte sessions until the first eviction: bytes per session.
+ * seal: CPU microseconds per request that sealing adds (a load's decode, a
+ *      save's encode and the seal key's derivation) for a 200-byte session:
+ *      ss_record_encode and ss_record_decode sealed and in clear, and
+ *      ss_seal_key alone, interleaved and repeated, the median printed.
  * redis: with -r URI, load and save per second through the library's Redis
  *      backend on one connection (bench/run sets it up next to
  *      redis-benchmark -c 1). With -n N as well, only this: after the
@@ -24,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <apr_general.h>
@@ -374,6 +379,7 @@ static void bench_capacity(apr_pool_t *pool)
     ss_store_stats_t stats;
     ss_store_t *store;
     apr_uint64_t entries = 0, used = 0, capacity = 0;
+    apr_size_t reclen = 0;
     apr_status_t rv;
     int k;
 
@@ -397,6 +403,7 @@ static void bench_capacity(apr_pool_t *pool)
         apr_pool_create(&p, pool);
         worker_key(MAX_WORKERS + 1, k, &key);
         make_record(&rec, now);
+        reclen = ss_record_size(&rec, store->form); /* as written: sealed */
         rv = STORE_SAVE_NEW(store, &key, &rec, ss_expiry_deadline(&expiry, created, now), p);
         apr_pool_destroy(p);
         if (rv != APR_SUCCESS) {
@@ -414,11 +421,10 @@ static void bench_capacity(apr_pool_t *pool)
            "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
            "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
            "\"footprint\":%lu}\n",
-           CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN,
-           SS_RECORD_HEADER_LEN + PAYLOAD_LEN, (unsigned long long)entries,
-           (unsigned long long)used, (double)CAPACITY_ARENA_SIZE / (double)entries,
-           (double)used / (double)entries,
-           (unsigned long)ss_shm_footprint(SS_RECORD_HEADER_LEN + PAYLOAD_LEN));
+           CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN, (int)reclen,
+           (unsigned long long)entries, (unsigned long long)used,
+           (double)CAPACITY_ARENA_SIZE / (double)entries, (double)used / (double)entries,
+           (unsigned long)ss_shm_footprint(reclen));
     fflush(stdout);
 }
 
@@ -458,6 +464,92 @@ static void bench_redis_count(const char *uri, long count, apr_pool_t *pool)
     apr_pool_destroy(p);
     store->ops->close(store);
     fflush(stdout);
+}
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* CPU µs of one round of n: decode + encode of a record in form (a load and
+ * a save), or (form < 0) the seal key of an ID alone. */
+static double seal_round(int form, const ss_key_t *key, const char *id, int n, apr_pool_t *p)
+{
+    ss_record_t rec, out;
+    char *buf;
+    apr_size_t len;
+    double t0;
+    int i;
+
+    make_record(&rec, apr_time_now());
+    rec.user = "alice";
+    if (form >= 0 && ss_record_encode(&rec, key, (ss_record_form_e)form, p, &buf, &len)) {
+        die("ss_record_encode", APR_EGENERAL);
+    }
+    t0 = cpu_now();
+    for (i = 0; i < n; i++) {
+        if (form < 0) {
+            unsigned char seal[SS_SEAL_KEY_BYTES];
+
+            if (ss_seal_key(id, SS_ID_LEN, seal) != APR_SUCCESS) {
+                die("ss_seal_key", APR_EGENERAL);
+            }
+            continue;
+        }
+        if (ss_record_decode(buf, len, key, p, &out) != APR_SUCCESS ||
+            ss_record_encode(&out, key, (ss_record_form_e)form, p, &buf, &len) != APR_SUCCESS) {
+            die("seal round", APR_EGENERAL);
+        }
+        if (i % 64 == 63) {
+            /* buf lives in p: keep the last one */
+            char *keep = malloc(len);
+
+            memcpy(keep, buf, len);
+            apr_pool_clear(p);
+            buf = apr_pmemdup(p, keep, len);
+            free(keep);
+        }
+    }
+    return (cpu_now() - t0) / n;
+}
+
+static void bench_seal(int quick, apr_pool_t *pool)
+{
+    const int reps = quick ? 5 : 11, n = quick ? 20000 : 50000;
+    double clear[11], sealed[11], hkdf[11];
+    char id[SS_ID_LEN + 1];
+    ss_key_t key;
+    apr_pool_t *p;
+    int r;
+
+    apr_pool_create(&p, pool);
+    if (ss_id_generate(id) != APR_SUCCESS || ss_id_key(id, &key) != APR_SUCCESS) {
+        die("ss_id_key", APR_EGENERAL);
+    }
+    for (r = 0; r < reps; r++) {
+        /* Alternate the order: a slow moment hits every kind alike. */
+        if (r % 2) {
+            sealed[r] = seal_round(SS_RECORD_FORM_SEALED, &key, id, n, p);
+            clear[r] = seal_round(SS_RECORD_FORM_CLEAR, &key, id, n, p);
+        } else {
+            clear[r] = seal_round(SS_RECORD_FORM_CLEAR, &key, id, n, p);
+            sealed[r] = seal_round(SS_RECORD_FORM_SEALED, &key, id, n, p);
+        }
+        hkdf[r] = seal_round(-1, &key, id, n, p);
+        apr_pool_clear(p);
+    }
+    qsort(clear, reps, sizeof(double), cmp_double);
+    qsort(sealed, reps, sizeof(double), cmp_double);
+    qsort(hkdf, reps, sizeof(double), cmp_double);
+    printf("{\"bench\":\"seal\",\"payload\":%d,\"clear_us\":%.3f,\"sealed_us\":%.3f,"
+           "\"key_us\":%.3f,\"seal_us_per_req\":%.3f}\n",
+           PAYLOAD_LEN, clear[reps / 2], sealed[reps / 2], hkdf[reps / 2],
+           sealed[reps / 2] - clear[reps / 2] + hkdf[reps / 2]);
+    fflush(stdout);
+    apr_pool_destroy(p);
 }
 
 static void bench_redis(const char *uri, int quick, apr_pool_t *pool)
@@ -608,6 +700,7 @@ int main(int argc, char **argv)
     if (only.procs > 0) {
         return 0;
     }
+    bench_seal(quick, pool);
     if (redis_uri) {
         bench_redis(redis_uri, quick, pool);
     } else {

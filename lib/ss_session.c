@@ -3,9 +3,12 @@
 #include <strings.h>
 
 #include <apr_atomic.h>
+#include <apr_general.h>
 #include <apr_strings.h>
+#include <apr_time.h>
 
 #include "ss_log.h"
+#include "ss_merge.h"
 #include "ss_session.h"
 
 #define EXPIRY_ENTRY "expiry="
@@ -119,14 +122,24 @@ int ss_session_payload_same(const char *a, const char *b, apr_interval_time_t sl
 /* One line a minute at most (per process): a page that always writes too
  * much would otherwise log on every request. Threads race for the line with
  * a compare-and-swap on the next minute it may be written in. */
+static int log_turn(volatile apr_uint32_t *next_minute, volatile apr_uint32_t *suppressed,
+                    apr_time_t now)
+{
+    apr_uint32_t minute = (apr_uint32_t)apr_time_sec(now) / 60,
+                 next = apr_atomic_read32(next_minute);
+
+    if (minute < next || apr_atomic_cas32(next_minute, minute + 1, next) != next) {
+        apr_atomic_inc32(suppressed);
+        return 0;
+    }
+    return 1;
+}
+
 static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, apr_time_t now)
 {
     static volatile apr_uint32_t next_minute, suppressed;
-    apr_uint32_t minute = (apr_uint32_t)apr_time_sec(now) / 60,
-                 next = apr_atomic_read32(&next_minute);
 
-    if (minute < next || apr_atomic_cas32(&next_minute, minute + 1, next) != next) {
-        apr_atomic_inc32(&suppressed);
+    if (!log_turn(&next_minute, &suppressed, now)) {
         return;
     }
     ss_log(SS_LOG_WARNING, APR_ENOSPC,
@@ -134,6 +147,21 @@ static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, ap
            " (SessionStoreMaxSessionSize); the previous version is kept (%u more such "
            "refusals since the last line)",
            ss_record_size(rec, ctx->store->form), ctx->max_size, apr_atomic_xchg32(&suppressed, 0));
+}
+
+static void log_gave_up(const ss_session_t *sess, int tries, apr_time_t now, apr_pool_t *p)
+{
+    static volatile apr_uint32_t next_minute, suppressed;
+
+    if (!log_turn(&next_minute, &suppressed, now)) {
+        return;
+    }
+    ss_log(SS_LOG_WARNING, 0,
+           "session %s not saved: other requests of the session wrote it %d times while this "
+           "one merged its change, for %d ms; the request fails (%u more such failures since the "
+           "last line)",
+           ss_key_tag(&sess->key, p), tries, (int)apr_time_as_msec(SS_SESSION_MERGE_BUDGET),
+           apr_atomic_xchg32(&suppressed, 0));
 }
 
 static apr_status_t failed(const ss_session_ctx_t *ctx, ss_session_t *sess, apr_status_t rv,
@@ -178,6 +206,94 @@ static apr_status_t index_new(const ss_session_ctx_t *ctx, const ss_key_t *key,
         until = rec->created + ctx->retention.absolute;
     }
     return ctx->store->ops->index_add(ctx->store, &owner, key, until, rec->accessed);
+}
+
+/* The merge's counters, per process (ss_session_merge_stats). */
+static volatile apr_uint64_t n_conflicts, n_merged, n_overwritten, n_gave_up;
+
+void ss_session_merge_stats(ss_session_merge_stats_t *st)
+{
+    st->conflicts = apr_atomic_read64(&n_conflicts);
+    st->merged = apr_atomic_read64(&n_merged);
+    st->overwritten = apr_atomic_read64(&n_overwritten);
+    st->gave_up = apr_atomic_read64(&n_gave_up);
+}
+
+/* A pause before merging again: random, below 0.25 ms doubled per retry
+ * and 8 ms at most, so that the writers of one session stop colliding. */
+static void back_off(int retry)
+{
+    apr_uint32_t r = 0, ceiling = 250u << (retry < 5 ? retry : 5);
+
+    if (apr_generate_random_bytes((unsigned char *)&r, sizeof(r)) == APR_SUCCESS) {
+        apr_sleep((apr_interval_time_t)(r % ceiling));
+    }
+}
+
+/* Rewrite the session this request loaded with rec (its payload: what the
+ * application left), as a compare-and-set on the revision it loaded. When
+ * another request wrote first (SS_ECONFLICT), load the session again, apply
+ * this request's change to it (ss_merge.h) and write the result on the
+ * revision just loaded; again after a random pause, for at most
+ * SS_SESSION_MERGE_BUDGET (real time) and SS_SESSION_MERGE_RETRIES times. A payload
+ * that cannot be merged (not mod_session's identity encoding:
+ * mod_session_crypto) is written whole over the newer revision: the later
+ * write wins for the whole session. APR_NOTFOUND when the session is gone
+ * (never brought back). On APR_SUCCESS rec is what the store holds now; *wrote
+ * is 0 when the merge left the stored session as it was (nothing written). */
+static apr_status_t update(const ss_session_ctx_t *ctx, ss_session_t *sess, ss_record_t *rec,
+                           apr_time_t now, apr_pool_t *p, int *wrote)
+{
+    const char *payload = rec->payload;
+    ss_merge_change_t *change = NULL;
+    apr_status_t rv, mergeable = APR_SUCCESS;
+    apr_time_t start = apr_time_now();
+    int retries = 0;
+
+    *wrote = 1;
+    rec->revision = sess->revision + 1;
+    for (;;) {
+        ss_record_t cur;
+
+        rv = save(ctx, &sess->key, rec, SS_SAVE_UPDATE, p);
+        if (rv != SS_ECONFLICT) {
+            return rv;
+        }
+        apr_atomic_inc64(&n_conflicts);
+        if (retries == SS_SESSION_MERGE_RETRIES ||
+            apr_time_now() - start >= SS_SESSION_MERGE_BUDGET) {
+            apr_atomic_inc64(&n_gave_up);
+            log_gave_up(sess, retries + 1, now, p);
+            return rv;
+        }
+        if (retries) {
+            back_off(retries);
+        }
+        retries++;
+        if (!change && mergeable == APR_SUCCESS) {
+            mergeable = ss_merge_diff(sess->payload, payload, p, &change);
+        }
+        memset(&cur, 0, sizeof(cur));
+        rv = ctx->store->ops->load(ctx->store, &sess->key, &ctx->expiry, &ctx->retention, now, p,
+                                   &cur);
+        if (rv != APR_SUCCESS) {
+            return rv; /* APR_NOTFOUND: ended meanwhile, and it stays so */
+        }
+        if (change && ss_merge_apply(change, cur.payload, p, &rec->payload) == APR_SUCCESS) {
+            apr_atomic_inc64(&n_merged);
+            if (!strcmp(rec->payload, cur.payload)) {
+                *rec = cur; /* the change is in already: nothing to write */
+                *wrote = 0;
+                return APR_SUCCESS;
+            }
+        } else {
+            rec->payload = payload; /* the later write wins, whole */
+            apr_atomic_inc64(&n_overwritten);
+        }
+        rec->payload_len = strlen(rec->payload);
+        rec->created = cur.created;
+        rec->revision = cur.revision + 1;
+    }
 }
 
 /* Store rec under a fresh ID, into sess->id and sess->key. */
@@ -271,6 +387,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     const char *u = user ? user : "";
     ss_record_t rec;
     apr_status_t rv;
+    int wrote;
 
     sess->rv = APR_SUCCESS;
     sess->cookie = NULL;
@@ -318,7 +435,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     }
     rec.created = sess->created;
     rec.user = sess->owner;
-    rv = save(ctx, &sess->key, &rec, SS_SAVE_UPDATE, p);
+    rv = update(ctx, sess, &rec, now, p, &wrote);
     if (rv == APR_NOTFOUND) {
         /* Ended meanwhile (a logout elsewhere, a rotation by a concurrent
          * login) or expired: writing it back would bring it back, and
@@ -327,13 +444,13 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
         sess->id = NULL;
         return APR_SUCCESS;
     }
-    /* SS_ECONFLICT: another request wrote the session since this one loaded
-     * it; writing over it would lose that write. A failed commit. */
+    /* SS_ECONFLICT here: still another write in the way after every retry. */
     if (rv != APR_SUCCESS) {
         return failed(ctx, sess, rv, &rec, now);
     }
-    sess->outcome = SS_COMMIT_WRITTEN;
-    sess->payload = payload;
+    sess->outcome = wrote ? SS_COMMIT_WRITTEN : SS_COMMIT_UNCHANGED;
+    sess->payload = rec.payload;
+    sess->created = rec.created;
     sess->revision = rec.revision;
     return APR_SUCCESS;
 }

@@ -28,11 +28,21 @@
  *   and that by less than the expiry slack.
  * - A change that cannot be saved (store down, session too large) is a
  *   failed commit: the host must not answer as if it had worked.
- * - An update is written only over the revision this request loaded: a
- *   session another request wrote meanwhile is not overwritten (the commit
- *   fails with SS_ECONFLICT).
- * - A session ended meanwhile by another request is not brought back, and
- *   its cookie is left alone: a newer one (a login that rotated it) may
+ * - Parallel requests of one session merge, key by key: an update writes
+ *   only what this request changed (the keys it set, changed or removed,
+ *   compared with what it loaded: ss_merge.h), applied to the session as the
+ *   store holds it now. It is written over the revision this request loaded
+ *   (compare-and-set); when another request wrote meanwhile, the session is
+ *   loaded again and the change applied to it, again after a random pause
+ *   while other writes keep coming, for SS_SESSION_MERGE_BUDGET at most,
+ *   then the commit fails (SS_ECONFLICT). Changes to different keys
+ *   all survive; for one key the later write wins; mod_session's "expiry"
+ *   never moves backwards. A payload that cannot be merged (mod_session_crypto's
+ *   ciphertext) is written whole over the newer revision: the later write
+ *   wins for the whole session. Counted per process (ss_session_merge_stats).
+ * - A session ended meanwhile by another request is not brought back, by
+ *   the update or by a merge (a reload that finds nothing ends the commit),
+ *   and its cookie is left alone: a newer one (a login that rotated it) may
  *   already have replaced it in the browser.
  * - Expiry: the request's location judges (ctx->expiry); the store keeps a
  *   record as long as the server's most lenient timeouts (ctx->retention)
@@ -50,6 +60,11 @@
 
 /* Store lookups per request: several cookie paths can each send one ID. */
 #define SS_SESSION_MAX_CANDIDATES 4
+
+/* A commit that meets other writes merges again and again (with random
+ * pauses) for at most this long, and at most this many times. */
+#define SS_SESSION_MERGE_BUDGET apr_time_from_sec(1)
+#define SS_SESSION_MERGE_RETRIES 64
 
 typedef struct {
     ss_store_t *store;
@@ -138,6 +153,15 @@ ss_revoke_e ss_session_revoke_parse(const char *value);
  * sessions ended. *count (may be NULL): sessions ended. */
 apr_status_t ss_session_revoke(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
                                ss_revoke_e what, apr_time_t now, apr_size_t *count);
+/* This process's merge counters since it started. */
+typedef struct {
+    apr_uint64_t conflicts;   /* updates that found another request's write in their way */
+    apr_uint64_t merged;      /* retried with this request's change merged in */
+    apr_uint64_t overwritten; /* retried writing the whole payload (not mergeable) */
+    apr_uint64_t gave_up;     /* commits failed after SS_SESSION_MERGE_RETRIES retries */
+} ss_session_merge_stats_t;
+
+void ss_session_merge_stats(ss_session_merge_stats_t *st);
 
 /* Whether two mod_session payloads hold the same data, ignoring an "expiry"
  * entry that moved by less than slack (microseconds; its value is in

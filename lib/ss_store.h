@@ -78,7 +78,7 @@ typedef struct ss_store_t ss_store_t;
 /* One stored session as an administrator sees it (scan): its clear header
  * and its size, never its owner or payload. */
 typedef struct {
-    ss_key_t key;
+    ss_key_t key; /* shm: its first 16 bytes, the rest 0; remove() finds it by those */
     apr_time_t created;
     apr_time_t accessed;
     apr_time_t expires; /* when the store drops it; 0: no deadline */
@@ -149,7 +149,8 @@ struct ss_store_t {
     const ss_store_ops_t *ops;
     void *impl;
     /* How save() writes records: the backends open with
-     * SS_RECORD_FORM_CLEAR; the host may change it before the first save. */
+     * SS_RECORD_FORM_SEALED; the host may change it before the first save
+     * (SessionStoreRecordFormat, SessionStoreSeal). */
     ss_record_form_e form;
 };
 

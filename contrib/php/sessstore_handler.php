@@ -16,6 +16,11 @@
  *   is kept under the keys "php", "php.1", "php.2", ... as base64url (which
  *   mod_session's encoding leaves as it is); "php" starts with the number of
  *   chunks ("2.") so that a missing chunk is noticed, never mistaken for data.
+ *   Several chunks carry a tag of their write ("2.<tag>.<data>", then
+ *   "<tag>.<data>"), new at every write: the store merges parallel writes
+ *   key by key (the later write wins per key), and a session written in
+ *   several chunks must change all of them at once, so the later write wins
+ *   for PHP's whole session, and a chunk of another write is noticed.
  *   The session ID PHP reports (session_id()) is kept under "php.sid".
  *   Other keys (mod_auth_form's <AuthName>-user and -pw, an application's
  *   own) are left alone.
@@ -98,12 +103,22 @@ final class SessStoreSessionHandler implements SessionHandlerInterface, SessionU
             return;
         }
         $b64 = substr($first, $dot + 1);
+        $tag = '';
+        if ($n > 1 && preg_match('/^([0-9a-f]{8})\./', $b64, $m)) {
+            $tag = $m[1] . '.';
+            $b64 = substr($b64, strlen($tag));
+        }
         for ($i = 1; $i < $n; $i++) {
             if (!isset($this->entries[self::KEY . '.' . $i])) {
                 $this->loadProblem = "chunk $i of $n is missing";
                 return;
             }
-            $b64 .= $this->entries[self::KEY . '.' . $i];
+            $chunk = $this->entries[self::KEY . '.' . $i];
+            if ($tag !== '' && strncmp($chunk, $tag, strlen($tag)) !== 0) {
+                $this->loadProblem = "chunk $i of $n belongs to another write";
+                return;
+            }
+            $b64 .= substr($chunk, strlen($tag));
         }
         // Only base64url characters count: whatever else httpd or mod_session
         // may have put around a value (", " between joined header lines) goes.
@@ -224,9 +239,11 @@ final class SessStoreSessionHandler implements SessionHandlerInterface, SessionU
         if ($data !== '') {
             $b64 = rtrim(strtr(base64_encode($data), '+/', '-_'), '=');
             $chunks = str_split($b64, self::CHUNK);
-            $changes[self::KEY] = count($chunks) . '.' . $chunks[0];
+            // Several chunks: a tag of this write on each (see the top).
+            $tag = count($chunks) > 1 ? bin2hex(random_bytes(4)) . '.' : '';
+            $changes[self::KEY] = count($chunks) . '.' . $tag . $chunks[0];
             for ($i = 1; $i < count($chunks); $i++) {
-                $changes[self::KEY . '.' . $i] = $chunks[$i];
+                $changes[self::KEY . '.' . $i] = $tag . $chunks[$i];
             }
             $changes[self::SID_KEY] = $id;
         }

@@ -619,6 +619,7 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &redis_ops;
     (*store)->impl = s;
+    (*store)->form = SS_RECORD_FORM_SEALED;
     apr_pool_cleanup_register(p, *store, cleanup, apr_pool_cleanup_null);
     return APR_SUCCESS;
 }

@@ -113,6 +113,8 @@ typedef struct {
     ss_store_stats_t stats;
 } shm_header_t;
 
+#define ENTRY_KEY_BYTES 16
+
 typedef struct {
     apr_uint32_t next; /* next block of the chain, NIL at the end; in every block */
     apr_uint32_t hash_next;
@@ -124,7 +126,10 @@ typedef struct {
      * ss_store.h); 0: none. Refuses updates of a dead record and picks the
      * dead ones to reclaim first; a load judges by its own timeouts. */
     apr_time_t deadline;
-    unsigned char key[SS_KEY_BYTES];
+    /* The first ENTRY_KEY_BYTES of the store key: 128 bits of SHA-256 of
+     * a 256-bit random ID tell sessions apart as well as 256 do, and leave
+     * room for the owner with 64 data bytes in the first block. */
+    unsigned char key[ENTRY_KEY_BYTES];
     /* ss_owner_t of the record's owner, all zero when anonymous: the
      * per-owner index is a walk of the entries comparing this (revoke). */
     unsigned char owner[SS_OWNER_BYTES];
@@ -538,7 +543,7 @@ static apr_status_t find(const arena_t *a, const ss_key_t *key, apr_uint32_t *fo
         if (!in_range(a, i) || ++steps > a->nblocks) {
             return SHM_BROKEN;
         }
-        if (memcmp(entry(a, i)->key, key->bytes, SS_KEY_BYTES) == 0) {
+        if (memcmp(entry(a, i)->key, key->bytes, ENTRY_KEY_BYTES) == 0) {
             if (!entry_ok(a, i)) {
                 return SHM_BROKEN;
             }
@@ -1007,10 +1012,8 @@ static apr_status_t stored_revision(const arena_t *a, apr_uint32_t i, apr_uint32
     ss_record_head_t head;
     apr_status_t rv;
 
-    /* The whole length: ss_record_peek checks it against the format's
-     * minimum (a sealed record's exceeds FIRST_DATA) but reads only the
-     * header, which lies in the first block. */
-    rv = ss_record_peek((const unsigned char *)block(a, i) + sizeof(shm_entry_t), len, &head);
+    rv = ss_record_peek((const unsigned char *)block(a, i) + sizeof(shm_entry_t),
+                        len < FIRST_DATA ? len : FIRST_DATA, &head);
     *revision = head.revision;
     return rv;
 }
@@ -1067,7 +1070,7 @@ static apr_status_t save_locked(const arena_t *a, const ss_key_t *key, const ss_
     }
     FAULT("save.allocated");
     e = entry(a, i);
-    memcpy(e->key, key->bytes, SS_KEY_BYTES);
+    memcpy(e->key, key->bytes, ENTRY_KEY_BYTES);
     memcpy(e->owner, owner->bytes, SS_OWNER_BYTES);
     e->length = (apr_uint32_t)len;
     e->deadline = deadline;
@@ -1227,7 +1230,7 @@ static apr_status_t revoke_locked(const arena_t *a, const ss_owner_t *owner, con
         e = entry(a, i);
         prev = e->lru_prev;
         if (memcmp(e->owner, owner->bytes, SS_OWNER_BYTES) ||
-            (except && !memcmp(e->key, except->bytes, SS_KEY_BYTES))) {
+            (except && !memcmp(e->key, except->bytes, ENTRY_KEY_BYTES))) {
             continue;
         }
         if (remove_entry(a, i) != APR_SUCCESS) {
@@ -1283,7 +1286,9 @@ static apr_status_t scan_locked(const arena_t *a, const ss_owner_t *owner, apr_s
         }
         x = apr_array_push(out);
         memset(x, 0, sizeof(*x));
-        memcpy(x->key.bytes, e->key, SS_KEY_BYTES);
+        /* The rest of the key stays 0: enough to name it (its tag) and to
+         * remove it, which compare these bytes only. */
+        memcpy(x->key.bytes, e->key, ENTRY_KEY_BYTES);
         x->size = e->length;
         x->expires = e->deadline;
         /* The clear header lies in the first block (FIRST_DATA >= its length). */
@@ -1374,5 +1379,6 @@ apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_global_mutex_t *mut
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &shm_ops;
     (*store)->impl = s;
+    (*store)->form = SS_RECORD_FORM_SEALED;
     return APR_SUCCESS;
 }

@@ -133,6 +133,21 @@ bad SessionStoreCookieName "empty or invalid value" "SessionStoreCookieName sid 
 bad SessionStoreCookieName "Max-Age must be a number" "SessionStoreCookieName sid Max-Age=soon"
 bad SessionStoreRevokeHeader "'X:Revoke' is not a header name" "SessionStoreRevokeHeader X:Revoke"
 
+# ---- record format and sealing ----
+bad SessionStoreRecordFormat "neither 1 .* nor 2" "SessionStoreRecordFormat 3"
+bad SessionStoreRecordFormat "neither 1 .* nor 2" "SessionStoreRecordFormat v2"
+bad SessionStoreRecordFormat "" "SessionStoreRecordFormat"
+bad SessionStoreRecordFormat "VirtualHost" \
+    "<VirtualHost 127.0.0.1:$P>" "SessionStoreRecordFormat 1" "</VirtualHost>"
+bad SessionStoreRecordFormat "not allowed" "<Location /x>" "SessionStoreRecordFormat 1" "</Location>"
+bad SessionStoreSeal "On or Off" "SessionStoreSeal maybe"
+bad SessionStoreSeal "VirtualHost" "<VirtualHost 127.0.0.1:$P>" "SessionStoreSeal Off" "</VirtualHost>"
+bad SessionStoreSeal "needs SessionStoreRecordFormat 2" "SessionStoreRecordFormat 1" "SessionStoreSeal On"
+bad SessionStoreSeal "needs SessionStoreRecordFormat 2" "SessionStoreSeal On" "SessionStoreRecordFormat 1"
+good "SessionStoreRecordFormat 1"
+good "SessionStoreRecordFormat 2" "SessionStoreSeal Off"
+good "SessionStoreRecordFormat 1" "SessionStoreSeal Off"
+
 # ---- valid ----
 good
 good "SessionStoreBackend shm" \

@@ -191,6 +191,8 @@ pget big "$B/private/shop/cart.php" >/dev/null
 expect_eq "... stored whole, read on node a and node b" "20 20000 20 20000" "$a $(field items) $(field bytes)"
 pget big "$A/private/cgi/session.cgi" >/dev/null
 check "... over several keys (php.1 and more)" grep -q 'php\.1=' "$WORK/last.body"
+check "... each chunk tagged with its write (the store merges key by key: no mix of two writes)" \
+    bash -c "tag=\$(grep -o 'php=[0-9]*\.[0-9a-f]\{8\}\.' '$WORK/last.body' | cut -d. -f2) && [ -n \"\$tag\" ] && grep -q \"php\.1=\$tag\.\" '$WORK/last.body'"
 check "... and the ', ' of joined header lines left no key behind" bash -c "! grep -q '%2C' '$WORK/last.body'"
 pget big "$F/private/shop/cart.php?op=small" >/dev/null
 pget big "$B/private/cgi/session.cgi" >/dev/null

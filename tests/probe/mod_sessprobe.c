@@ -13,6 +13,9 @@
  *   GET /probe?w=1     read+write: stores n + 1 and answers it
  *   GET /probe?pad=N   (any request that creates a session) also stores a
  *                      filler entry "pad" of N bytes, for realistic sizes
+ *   GET /probe?w=1&k=K the same on the value "nK" (K: up to 6 digits), so
+ *                      that clients sharing one session each count on a key
+ *                      of their own (the merge of disjoint keys)
  *
  * A request whose session has no "n" (no session yet, or an unknown or
  * expired one) stores n=0 and answers 0, so the first request of a client
@@ -74,9 +77,17 @@ static int probe_handler(request_rec *r)
     if (!session_get || !session_set) {
         body = "none\n";
     } else {
-        const char *w = query_arg(r, "w");
+        const char *w = query_arg(r, "w"), *key = "n", *k = query_arg(r, "k");
 
-        if (session_get(r, NULL, "n", &value) != APR_SUCCESS) {
+        if (k) {
+            apr_size_t klen = strspn(k, "0123456789");
+
+            if (!klen || klen > 6 || (k[klen] && k[klen] != '&')) {
+                return HTTP_BAD_REQUEST;
+            }
+            key = apr_pstrcat(r->pool, "n", apr_pstrmemdup(r->pool, k, klen), NULL);
+        }
+        if (session_get(r, NULL, key, &value) != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         if (!value) {
@@ -93,12 +104,12 @@ static int probe_handler(request_rec *r)
                     session_set(r, NULL, "pad", filler);
                 }
             }
-            session_set(r, NULL, "n", "0");
+            session_set(r, NULL, key, "0");
         } else {
             n = apr_atoi64(value);
-            if (w && !strcmp(w, "1")) {
+            if (w && w[0] == '1' && (!w[1] || w[1] == '&')) {
                 n++;
-                session_set(r, NULL, "n", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, n));
+                session_set(r, NULL, key, apr_psprintf(r->pool, "%" APR_INT64_T_FMT, n));
             }
         }
         body = apr_psprintf(r->pool, "%" APR_INT64_T_FMT "\n", n);

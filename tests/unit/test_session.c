@@ -612,34 +612,185 @@ static void test_session_gone_meanwhile(void **state)
     assert_int_equal(live_records(), 0);
 }
 
-/* Two requests load the same revision and both change the session: the
- * first write wins, the second is a failed commit (SS_ECONFLICT) that wrote
- * nothing. Each write stores the loaded revision + 1. */
-static void test_concurrent_change_conflicts(void **state)
+/* ---- parallel requests of one session: the merge ---- */
+
+/* The merge counters moved since *before. */
+static ss_session_merge_stats_t merges_since(const ss_session_merge_stats_t *before)
 {
-    const char *id = stored("alice", "a=1");
+    ss_session_merge_stats_t now, d;
+
+    ss_session_merge_stats(&now);
+    d.conflicts = now.conflicts - before->conflicts;
+    d.merged = now.merged - before->merged;
+    d.overwritten = now.overwritten - before->overwritten;
+    d.gave_up = now.gave_up - before->gave_up;
+    return d;
+}
+
+/* Two requests load the same revision and change different keys: the later
+ * one's compare-and-set fails, it reloads, merges its change and writes the
+ * next revision: both changes stay. */
+static void test_disjoint_keys_both_win(void **state)
+{
+    const char *id = stored("alice", "a=0&b=0");
     ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
     apr_uint32_t r0 = s.revision;
+    ss_session_merge_stats_t before, d;
 
     (void)state;
-    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=1&b=1", 0, g.now, g.p),
+    ss_session_merge_stats(&before);
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=0&b=2", 0, g.now, g.p),
                      APR_SUCCESS);
     assert_int_equal(other.outcome, SS_COMMIT_WRITTEN);
     assert_int_equal(other.revision, r0 + 1);
-    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), SS_ECONFLICT);
-    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
-    assert_int_equal(s.rv, SS_ECONFLICT);
-    assert_null(s.cookie);
-    s = load_id(&g.ctx, id, g.now);
-    assert_string_equal(s.payload, "a=1&b=1");
-    assert_int_equal(s.revision, r0 + 1);
-    /* Loaded anew, the change goes through. */
-    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=2", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1&b=0", 0, g.now, g.p), APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_null(s.cookie);
+    assert_string_equal(s.payload, "a=1&b=2");
+    assert_int_equal(s.revision, r0 + 2);
     s = load_id(&g.ctx, id, g.now);
-    assert_string_equal(s.payload, "a=2");
+    assert_string_equal(s.payload, "a=1&b=2");
     assert_int_equal(s.revision, r0 + 2);
     assert_int_equal(unit_stats(g.backend).refused_conflict, 1);
+    d = merges_since(&before);
+    assert_int_equal(d.conflicts, 1);
+    assert_int_equal(d.merged, 1);
+    assert_int_equal(d.overwritten, 0);
+    assert_int_equal(g.faults.saves, 4); /* the first write, the other, this one twice */
+}
+
+/* Both change the same key: the later write wins for that key alone; a key
+ * the later one removed goes, one the earlier one added stays. */
+static void test_same_key_later_write_wins(void **state)
+{
+    const char *id = stored("alice", "a=0&b=0&c=0");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=2&b=2&c=0&d=2", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1&b=0", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "a=1&b=2&d=2");
+}
+
+/* Three requests interleaved: each merge lands on the newest revision. */
+static void test_three_interleaved_writers(void **state)
+{
+    const char *id = stored("alice", "n=0");
+    ss_session_t a = load_id(&g.ctx, id, g.now), b = load_id(&g.ctx, id, g.now);
+    ss_session_t c;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &a, "alice", "n=0&a=1", 0, g.now, g.p), APR_SUCCESS);
+    c = load_id(&g.ctx, id, g.now); /* sees a's */
+    assert_int_equal(ss_session_commit(&g.ctx, &b, "alice", "n=0&b=1", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_commit(&g.ctx, &c, "alice", "n=0&a=1&c=1", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "n=0&a=1&b=1&c=1");
+}
+
+/* A session ended (logout elsewhere) while a request ran: its merge does not
+ * bring it back. */
+static void test_merge_never_brings_back_an_ended_session(void **state)
+{
+    const char *id = stored("alice", "a=0&b=0");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+    ss_session_t logout = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    /* Another request wrote first (s must merge), then a logout. */
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=0&b=2", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(
+        ss_session_commit(&g.ctx, &logout, "alice", NULL, SS_COMMIT_LOGOUT, g.now, g.p),
+        APR_SUCCESS);
+    assert_int_equal(logout.outcome, SS_COMMIT_ENDED);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1&b=0", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_GONE);
+    assert_null(s.cookie);
+    assert_false(is_live(id));
+    assert_int_equal(live_records(), 0);
+}
+
+/* mod_session_crypto's ciphertext cannot be merged: the later write wins
+ * for the whole session, counted. */
+static void test_unmergeable_payload_overwrites(void **state)
+{
+    const char *id = stored("alice", "U2FsdGVkX1+0/abc==");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+    ss_session_merge_stats_t before, d;
+
+    (void)state;
+    ss_session_merge_stats(&before);
+    assert_int_equal(
+        ss_session_commit(&g.ctx, &other, "alice", "U2FsdGVkX1+1/def==", 0, g.now, g.p),
+        APR_SUCCESS);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "U2FsdGVkX1+2/ghi==", 0, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "U2FsdGVkX1+2/ghi==");
+    d = merges_since(&before);
+    assert_int_equal(d.conflicts, 1);
+    assert_int_equal(d.merged, 0);
+    assert_int_equal(d.overwritten, 1);
+}
+
+/* A change already in the store (both requests set the same value): the
+ * merge writes nothing. */
+static void test_merge_of_a_change_already_there_writes_nothing(void **state)
+{
+    const char *id = stored("alice", "a=0");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+    int saves;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=1", 0, g.now, g.p), APR_SUCCESS);
+    saves = g.faults.saves;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_UNCHANGED);
+    assert_int_equal(s.revision, other.revision);
+    assert_int_equal(g.faults.saves, saves + 1); /* the refused compare-and-set only */
+}
+
+/* Conflicts on every try: the commit gives up after its retries (or its
+ * time), wrote nothing, and fails (the response must not claim success). */
+static void test_merge_gives_up(void **state)
+{
+    const char *id = stored("alice", "a=0");
+    ss_session_t s = load_id(&g.ctx, id, g.now);
+    ss_session_merge_stats_t before, d;
+    int saves = g.faults.saves;
+
+    (void)state;
+    ss_session_merge_stats(&before);
+    g.faults.fail_save = SS_ECONFLICT;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1", 0, g.now, g.p), SS_ECONFLICT);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    /* Retried until the budget or the count ran out, merging every time. */
+    d = merges_since(&before);
+    assert_true(d.conflicts > 1 && d.conflicts <= 1 + SS_SESSION_MERGE_RETRIES);
+    assert_int_equal(g.faults.saves - saves, (int)d.conflicts);
+    assert_int_equal(d.merged, d.conflicts - 1);
+    assert_int_equal(d.gave_up, 1);
+    g.faults.fail_save = 0;
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "a=0");
+}
+
+/* A store outage during the merge's reload fails the commit. */
+static void test_merge_reload_fails(void **state)
+{
+    const char *id = stored("alice", "a=0");
+    ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "b=1&a=0", 0, g.now, g.p),
+                     APR_SUCCESS);
+    g.faults.fail_load = APR_TIMEUP;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1", 0, g.now, g.p), APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    g.faults.fail_load = 0;
+    assert_string_equal(load_id(&g.ctx, id, g.now).payload, "b=1&a=0");
 }
 
 /* ---- cookies ---- */
@@ -765,8 +916,8 @@ static void test_retention_widens(void **state)
 /* ---- records that are not ours to read ---- */
 
 /* The stored bytes of the only record, to corrupt in place: in Redis by
- * GET/SET, in the arena by finding the unique payload. */
-static void corrupt(const char *payload, int offset_from_start, unsigned char value)
+ * GET/SET, in the arena by finding its header (the payload is sealed). */
+static void corrupt(int offset_from_start, unsigned char value)
 {
     if (g.redis) {
         redisContext *c = admin_connect(&g.server);
@@ -787,20 +938,22 @@ static void corrupt(const char *payload, int offset_from_start, unsigned char va
         freeReplyObject(keys);
         redisFree(c);
     } else {
+        /* The only record in the arena, found by its clear header: magic,
+         * version, the sealed flag and its creation time (g.now). */
+        unsigned char head[12] = {'S', 'S', SS_RECORD_VERSION, SS_RECORD_FLAG_SEALED};
         char *base = g.arena->base, *at = NULL, *end = base + g.arena->size;
-        apr_size_t n = strlen(payload);
+        int i;
 
-        for (char *q = base; q + n <= end; q++) {
-            if (!memcmp(q, payload, n)) {
+        for (i = 0; i < 8; i++) {
+            head[4 + i] = (unsigned char)((apr_uint64_t)g.now >> (56 - 8 * i));
+        }
+        for (char *q = base; q + sizeof(head) <= end; q++) {
+            if (!memcmp(q, head, sizeof(head))) {
+                assert_null(at);
                 at = q;
-                break;
             }
         }
         assert_non_null(at);
-        /* The record begins with its 24-byte header, the owner's length
-         * (2 bytes), then the owner. */
-        at -= SS_RECORD_HEADER_LEN + 2 + strlen("alice");
-        assert_true(at[0] == 'S' && at[1] == 'S');
         at[offset_from_start] = (char)value;
     }
 }
@@ -812,7 +965,7 @@ static void test_malformed_record_is_removed(void **state)
     const char *id = stored("alice", "unique-payload-1");
 
     (void)state;
-    corrupt("unique-payload-1", 25, 99); /* owner length low byte */
+    corrupt(30, 99); /* a byte of the nonce */
     assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
     assert_int_equal(unit_stats(g.backend).malformed, 1);
     assert_int_equal(live_records(), 0);
@@ -824,7 +977,7 @@ static void test_newer_record_is_left_alone(void **state)
     const char *id = stored("alice", "unique-payload-2");
 
     (void)state;
-    corrupt("unique-payload-2", 2, SS_RECORD_VERSION + 1);
+    corrupt(2, SS_RECORD_VERSION + 1);
     assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
     assert_int_equal(unit_stats(g.backend).newer_format, 1);
     assert_int_equal(live_records(), 1);
@@ -1078,7 +1231,14 @@ static void test_forged_times_do_not_overflow(void **state)
         UNIT_TEST(test_oversize_is_refused_and_counted),                                           \
         UNIT_TEST(test_collision_retries_once),                                                    \
         UNIT_TEST(test_session_gone_meanwhile),                                                    \
-        UNIT_TEST(test_concurrent_change_conflicts),                                               \
+        UNIT_TEST(test_disjoint_keys_both_win),                                                    \
+        UNIT_TEST(test_same_key_later_write_wins),                                                 \
+        UNIT_TEST(test_three_interleaved_writers),                                                 \
+        UNIT_TEST(test_merge_never_brings_back_an_ended_session),                                  \
+        UNIT_TEST(test_unmergeable_payload_overwrites),                                            \
+        UNIT_TEST(test_merge_of_a_change_already_there_writes_nothing),                            \
+        UNIT_TEST(test_merge_gives_up),                                                            \
+        UNIT_TEST(test_merge_reload_fails),                                                        \
         UNIT_TEST(test_malformed_cookies_do_not_count),                                            \
         UNIT_TEST(test_unknown_id_is_not_adopted),                                                 \
         UNIT_TEST(test_per_location_expiry),                                                       \

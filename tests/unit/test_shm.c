@@ -48,8 +48,8 @@ static int teardown(void **state)
 }
 
 /* The bytes a record of user "" adds to its payload, in the form the
- * stores write (their default). */
-#define REC_OVERHEAD (SS_RECORD_HEADER_LEN + 2)
+ * stores write (their default: sealed). */
+#define REC_OVERHEAD (SS_RECORD_HEADER_LEN + 2 + SS_SEAL_OVERHEAD)
 
 static void key_of(int i, ss_key_t *key)
 {

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# test_seal.sh - sealed records: after form logins, a dump of Redis (an RDB
+# file and GET of every key) and of the shared-memory arena (read from the
+# httpd parent's memory) holds neither the session's values nor the password;
+# the same dumps of nodes writing format 1 (SessionStoreRecordFormat 1) do,
+# which shows the greps would find them. And mod_session_crypto
+# (SessionCryptoPassphrase) composes with the store on both backends.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_nodes.sh"
+
+[ -f "$MODDIR/mod_session_crypto.so" ] || die "mod_session_crypto not found in $MODDIR (apache2)"
+
+# Sizes no other shared mapping of httpd has: the arena is found by its size.
+SHM_SEALED=3M
+SHM_CLEAR=5M
+MARK=sealmark$RANDOM$RANDOM
+PASSWORD=hunter2 # bob's, in the session as mod_auth_form keeps it
+
+RS=$(free_port)
+RC=$(free_port)
+# No RDB compression: an LZF-compressed value would hide a clear one too.
+redis_start sealed "$RS" --rdbcompression no
+redis_start clear "$RC" --rdbcompression no
+
+# node NAME BACKEND [directives...]: an event-MPM node with a CGI that puts
+# $MARK into the session.
+node() {
+    local name=$1 backend=$2 port
+    shift 2
+    port=$(free_port)
+    httpd_conf "$name" "$port" event "SessionStoreBackend $backend" "$@"
+    cat >"$WORK/$name/htdocs/private/cgi/mark.cgi" <<CGI
+#!/bin/sh
+printf 'X-Replace-Session: mark=$MARK\r\n'
+printf 'Content-Type: text/plain\r\n\r\nmarked\n'
+CGI
+    chmod 755 "$WORK/$name/htdocs/private/cgi/mark.cgi"
+    httpd_start "$name" "$port"
+    eval "URL_$name=http://127.0.0.1:$port"
+}
+
+CRYPTO=("LoadModule session_crypto_module $MODDIR/mod_session_crypto.so"
+    "SessionCryptoPassphrase e2e-crypto-passphrase")
+node rs "redis://127.0.0.1:$RS/0"
+node rc "redis://127.0.0.1:$RC/0" "SessionStoreRecordFormat 1"
+node ms shm "SessionStoreShmSize $SHM_SEALED"
+node mc shm "SessionStoreShmSize $SHM_CLEAR" "SessionStoreRecordFormat 1"
+node xr "redis://127.0.0.1:$RS/0?prefix=crypto:" "${CRYPTO[@]}"
+node xm shm "${CRYPTO[@]}"
+# mod_session_crypto with records in clear: what the store keeps is its
+# ciphertext, so mod_session_crypto really did encrypt before the store saw it.
+node xc "redis://127.0.0.1:$RC/0?prefix=crypto:" "SessionStoreRecordFormat 1" "${CRYPTO[@]}"
+
+# use NAME: logs bob in on node NAME, marks the session, and checks that the
+# application sees it whole (so the record really was written and read back).
+use() {
+    local name=$1 url body
+    url=$(eval echo "\$URL_$name")
+    expect_eq "$name: login" 302 "$(login "$name" "$url" bob "$PASSWORD")"
+    get "$name" "$url/private/cgi/mark.cgi" >/dev/null
+    expect_eq "$name: the CGI writes the session" 200 "$(code)"
+    body=$(get "$name" "$url/private/cgi/session.cgi")
+    check "$name: the session holds the mark and the login" \
+        eval "grep -q 'mark=$MARK' <<<\"\$body\" && grep -q 'user=bob' <<<\"\$body\""
+}
+
+for n in rs rc ms mc xr xm xc; do use $n; done
+
+# ---- the dumps ----
+
+# redis_dump NAME FILE: an RDB snapshot of the whole server, then every key's
+# value by GET, into FILE.
+redis_dump() {
+    local name=$1 out=$2 k
+    redis_cli "$name" --rdb "$out.rdb" >/dev/null 2>&1 || die "redis-cli --rdb of $name failed"
+    cat "$out.rdb" >"$out"
+    for k in $(redis_cli "$name" --scan); do
+        redis_cli "$name" GET "$k" >>"$out"
+    done
+}
+
+# shm_dump NAME SIZE FILE: the shared mapping of SIZE (plus APR's header,
+# rounded to pages) in the httpd parent of NAME, read through /proc/PID/mem.
+shm_dump() {
+    local name=$1 size=$2 out=$3 pid bytes want start end found=0
+    pid=$(httpd_pid "$name")
+    bytes=$(numfmt --from=iec "$size")
+    : >"$out"
+    while read -r range _ _ _ _ path; do
+        start=$((16#${range%-*}))
+        end=$((16#${range#*-}))
+        want=$(((bytes + 4096 + 4095) / 4096 * 4096))
+        # Anonymous shared memory shows as /dev/zero (deleted) or [anon_shmem].
+        case "$path" in *zero*|*shmem*|*SYSV*) ;; *) continue ;; esac
+        [ $((end - start)) -ge "$bytes" ] && [ $((end - start)) -le "$want" ] || continue
+        dd if="/proc/$pid/mem" of="$out" bs=4096 skip=$((start / 4096)) count=$(((end - start) / 4096)) \
+            oflag=append conv=notrunc status=none 2>/dev/null || die "cannot read /proc/$pid/mem (run as root)"
+        found=1
+    done <"/proc/$pid/maps"
+    [ "$found" = 1 ] || die "no shared mapping of $size in httpd $name ($pid): $(cat /proc/$pid/maps | grep -E 'zero|shmem' | head -5)"
+}
+
+redis_dump sealed "$WORK/dump.sealed"
+redis_dump clear "$WORK/dump.clear"
+shm_dump ms "$SHM_SEALED" "$WORK/dump.shm.sealed"
+shm_dump mc "$SHM_CLEAR" "$WORK/dump.shm.clear"
+
+has() { # has FILE STRING: FILE holds STRING (binary-safe)
+    grep -qaF -- "$2" "$1"
+}
+
+for d in sealed shm.sealed; do
+    f="$WORK/dump.$d"
+    check "$d dump: the records are there, sealed (SS, version 2, flag 1)" has "$f" $'SS\x02\x01'
+    check "$d dump: no password" eval "! has '$f' '$PASSWORD'"
+    check "$d dump: no session value" eval "! has '$f' '$MARK'"
+    check "$d dump: no mod_auth_form entry" eval "! has '$f' 'site-user='"
+done
+# The positive control: format 1 writes in clear, and the same greps find it.
+for d in clear shm.clear; do
+    f="$WORK/dump.$d"
+    check "$d dump (format 1): the password is found" has "$f" "$PASSWORD"
+    check "$d dump (format 1): the session value is found" has "$f" "$MARK"
+    check "$d dump (format 1): the mod_auth_form entry is found" has "$f" "site-user=bob"
+done
+# Both Redis dumps hold as many records as logins went there.
+expect_eq "sealed Redis: two sessions (rs, xr)" 2 "$(redis_cli sealed DBSIZE)"
+expect_eq "clear Redis: two sessions (rc, xc)" 2 "$(redis_cli clear DBSIZE)"
+XC_KEY=$(redis_cli clear --scan --pattern 'crypto:*')
+redis_cli clear GET "$XC_KEY" >"$WORK/xc.value"
+check "xc (format 1 + mod_session_crypto): a record of format 1" has "$WORK/xc.value" $'SS\x01'
+check "xc: the stored payload is mod_session_crypto's, no password" eval "! has '$WORK/xc.value' '$PASSWORD'"
+check "xc: ... and no session value" eval "! has '$WORK/xc.value' '$MARK'"
+
+# ---- mod_session_crypto on top ----
+for n in xr xm; do
+    url=$(eval echo "\$URL_$n")
+    get "$n" "$url/private/" >/dev/null
+    expect_eq "$n (mod_session_crypto): the logged-in page" 200 "$(code)"
+    get "$n" "$url/logout" >/dev/null
+    get "$n" "$url/private/" >/dev/null
+    expect_eq "$n (mod_session_crypto): logged out" 302 "$(code)"
+    check "$n: mod_session_crypto is loaded" grep -q "session_crypto" "$WORK/$n/httpd.conf"
+    check "$n: no crypto error in the log" eval "! grep -qiE 'crypto.*(error|fail)' '$WORK/$n/logs/error.log'"
+done
+expect_eq "xr: its record removed at logout" 1 "$(redis_cli sealed DBSIZE)"
+
+for n in rs rc ms mc xr xm xc; do
+    check "$n: no child crashed" eval "! log_has_crash $n"
+done
+
+finish
