@@ -1,7 +1,9 @@
 /* mod_sessstore.c - server-side session storage for mod_session.
  *
  * httpd glue only: directives, the session_load/session_save hooks, the
- * cookie and logging. IDs, records, expiry and the backends live in lib/. */
+ * cookie and logging, the status, metrics and health pages. IDs, records,
+ * expiry, the backends and the counters live in lib/. */
+#include "ap_mpm.h"
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
@@ -9,18 +11,25 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_session.h"
+#include "mod_status.h"
 #include "util_mutex.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <apr_lib.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 
 #include "ss_cookie.h"
+#include "ss_health.h"
 #include "ss_id.h"
 #include "ss_lock.h"
 #include "ss_log.h"
+#include "ss_metered.h"
+#include "ss_metrics.h"
 #include "ss_redis.h"
 #include "ss_session.h"
 #include "ss_shm.h"
@@ -29,6 +38,12 @@ APLOG_USE_MODULE(sessstore);
 
 #define SHM_MUTEX_TYPE "sessstore-shm"
 #define SHM_RETAINED_KEY "mod_sessstore-shm"
+#define METRICS_RETAINED_KEY "mod_sessstore-metrics"
+/* How long one process keeps its health verdict: a balancer polling every
+ * second costs at most two store round trips a second per process. */
+#define HEALTH_CACHE apr_time_from_msec(500)
+/* The request note holding the session's log tag (%{sessstore-tag}n). */
+#define TAG_NOTE "sessstore-tag"
 
 #define DEFAULT_IDLE_TIMEOUT 1800      /* 30 minutes */
 #define DEFAULT_ABSOLUTE_TIMEOUT 28800 /* 8 hours */
@@ -81,6 +96,13 @@ typedef struct {
     apr_size_t max_record;
 } shm_retained_t;
 
+/* The counters' segment, kept across restarts like the arena: totals run on
+ * through graceful and restart. */
+typedef struct {
+    apr_shm_t *shm;
+    apr_size_t size;
+} metrics_retained_t;
+
 /* A request's session: the library's view and mod_session's, kept on the
  * request that began the chain of subrequests and internal redirects. */
 typedef struct {
@@ -102,7 +124,15 @@ static int shm_size_set;
 static int record_format;
 static int record_seal = -1;
 static shm_retained_t *shm_retained;
-static apr_array_header_t *open_stores; /* ss_store_t *, each once */
+static apr_array_header_t *open_stores; /* ss_store_t * (metered), each once */
+static ss_metrics_t *metrics;           /* NULL: no counters (the segment failed) */
+/* Per child: a health prober per open store, in the same order. */
+static ss_health_t **healths;
+/* Per child: its slot in the counters' store-down table, and the lock that
+ * lets one thread claim it. */
+static int store_slot = -1;
+static apr_thread_mutex_t *slot_lock;
+static apr_uint32_t child_pid; /* getpid() is a system call: asked once */
 
 /* ---- logging seam ---- */
 
@@ -721,18 +751,75 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
     return APR_SUCCESS;
 }
 
-static void store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pconf)
+/* The store as requests use it: timed into the shared histograms. */
+static ss_store_t *store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pconf)
 {
+    ss_store_t *metered;
     apr_pool_t *ptemp;
 
     static const char *const forms[] = {"format 2, unsealed", "format 2, sealed", "format 1"};
 
     store->form = record_form();
-    APR_ARRAY_PUSH(open_stores, ss_store_t *) = store;
+    if (ss_metered_wrap(&metered, store, metrics, pconf) != APR_SUCCESS) {
+        metered = store;
+    }
+    APR_ARRAY_PUSH(open_stores, ss_store_t *) = metered;
     apr_pool_create(&ptemp, pconf);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s; records written in %s",
                  store->ops->describe(store, ptemp), forms[store->form]);
     apr_pool_destroy(ptemp);
+    return metered;
+}
+
+/* The counters' segment: created once per httpd process, kept by later
+ * generations while its size (which follows ServerLimit) stays the same.
+ * Without it requests are served as usual, only not counted. */
+static void metrics_attach(server_rec *s)
+{
+    metrics_retained_t *mr = ap_retained_data_get(METRICS_RETAINED_KEY);
+    int limit = 0;
+    apr_uint32_t nslots;
+    apr_size_t size;
+    apr_status_t rv;
+
+    metrics = NULL;
+    if (ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &limit) != APR_SUCCESS || limit <= 0) {
+        limit = 16;
+    }
+    /* Two generations of children can run at once (graceful restart). */
+    nslots = (apr_uint32_t)limit * 2;
+    size = ss_metrics_size(nslots);
+    if (!mr) {
+        mr = ap_retained_data_create(METRICS_RETAINED_KEY, sizeof(*mr));
+    }
+    if (mr->shm) {
+        if (mr->size == size && ss_metrics_is_formatted(apr_shm_baseaddr_get(mr->shm), size)) {
+            metrics = ss_metrics_attach(apr_shm_baseaddr_get(mr->shm), size);
+            return;
+        }
+        /* Old children keep their own mapping of the old segment. */
+        apr_shm_destroy(mr->shm);
+        mr->shm = NULL;
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "ServerLimit changed: the session store's counters start again from zero");
+    }
+    rv = apr_shm_create(&mr->shm, size, NULL, s->process->pool);
+    if (rv == APR_SUCCESS) {
+        rv = ss_metrics_format(apr_shm_baseaddr_get(mr->shm), size, nslots);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "cannot create %" APR_SIZE_T_FMT " bytes of shared memory for the session "
+                     "store's counters: sessstore-metrics is unavailable",
+                     size);
+        if (mr->shm) {
+            apr_shm_destroy(mr->shm);
+            mr->shm = NULL;
+        }
+        return;
+    }
+    mr->size = size;
+    metrics = ss_metrics_attach(apr_shm_baseaddr_get(mr->shm), size);
 }
 
 /* One store per distinct SessionStoreBackend value: virtual hosts naming the
@@ -757,7 +844,7 @@ static apr_status_t redis_store_for(server_rec *main_server, server_rec *s, apr_
                      ss_redis_describe(c->redis, pconf));
         return rv;
     }
-    store_opened(c->store, s, pconf);
+    c->store = store_opened(c->store, s, pconf);
     /* Say now, not on a user's request, that it cannot be reached. */
     rv = c->store->ops->ping(c->store);
     if (rv != APR_SUCCESS) {
@@ -827,6 +914,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     }
     ss_log_set(log_from_lib, s);
     open_stores = apr_array_make(pconf, 4, sizeof(ss_store_t *));
+    metrics_attach(s);
     if (max_record) {
         rv = shm_attach(s, max_record);
         if (rv == APR_SUCCESS) {
@@ -838,7 +926,7 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
                          "cannot set up the shared-memory session store");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        store_opened(shm_store, s, pconf);
+        shm_store = store_opened(shm_store, s, pconf);
     }
     for (vs = s; vs; vs = vs->next) {
         server_conf *c = ap_get_module_config(vs->module_config, &sessstore_module);
@@ -853,10 +941,26 @@ static int post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, s
     return OK;
 }
 
+/* A child that exits cleanly gives its store-down slot back. */
+static apr_status_t release_slot(void *data)
+{
+    (void)data;
+    ss_metrics_release(metrics, store_slot, child_pid);
+    store_slot = -1;
+    return APR_SUCCESS;
+}
+
 static void child_init(apr_pool_t *p, server_rec *s)
 {
     int i;
 
+    healths = apr_pcalloc(p, sizeof(*healths) * (apr_size_t)(open_stores->nelts + 1));
+    store_slot = -1;
+    child_pid = (apr_uint32_t)getpid();
+    if (apr_thread_mutex_create(&slot_lock, APR_THREAD_MUTEX_DEFAULT, p) != APR_SUCCESS) {
+        slot_lock = NULL;
+    }
+    apr_pool_cleanup_register(p, NULL, release_slot, apr_pool_cleanup_null);
     for (i = 0; i < open_stores->nelts; i++) {
         ss_store_t *store = APR_ARRAY_IDX(open_stores, i, ss_store_t *);
         apr_status_t rv = store->ops->child_init(store, p);
@@ -866,7 +970,104 @@ static void child_init(apr_pool_t *p, server_rec *s)
                          "cannot attach the session store %s in this child",
                          store->ops->describe(store, p));
         }
+        /* The probe goes straight to the store: it is no session operation. */
+        rv = ss_health_create(&healths[i], ss_metered_inner(store), HEALTH_CACHE, p);
+        if (rv != APR_SUCCESS) {
+            healths[i] = NULL;
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         "cannot set up the health check of the session store %s",
+                         store->ops->describe(store, p));
+        }
     }
+}
+
+/* ---- counters ---- */
+
+static int process_alive(void *baton, apr_uint32_t pid)
+{
+    (void)baton;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Whether this process's latest store operation failed (its breaker is
+ * open, or the store answered with an error); a failure counts for
+ * SS_METRICS_DOWN_WINDOW_SEC. */
+static void note_store_state(int down)
+{
+    apr_uint32_t pid = child_pid;
+    apr_time_t now;
+
+    if (!metrics || !pid) {
+        return;
+    }
+    now = apr_time_now();
+    if (store_slot < 0 && down && slot_lock) {
+        /* The first failure of this process claims a slot: one thread. */
+        apr_thread_mutex_lock(slot_lock);
+        ss_metrics_store_state(metrics, &store_slot, pid, down, now, process_alive, NULL);
+        apr_thread_mutex_unlock(slot_lock);
+        return;
+    }
+    if (store_slot >= 0) {
+        ss_metrics_store_state(metrics, &store_slot, pid, down, now, process_alive, NULL);
+    }
+}
+
+static void count_load(const ss_session_t *sess)
+{
+    if (sess->state == SS_SESSION_STORE_DOWN) {
+        ss_metrics_bump(metrics, SS_M_LOAD_ERROR);
+        note_store_state(1);
+    } else if (sess->nnamed) { /* without a well-formed ID the store was not asked */
+        ss_metrics_bump(metrics, sess->state == SS_SESSION_LOADED ? SS_M_LOAD_HIT : SS_M_LOAD_MISS);
+        note_store_state(0);
+    }
+}
+
+static void count_commit(const ss_session_t *sess)
+{
+    switch (sess->outcome) {
+    case SS_COMMIT_UNCHANGED:
+        ss_metrics_bump(metrics, SS_M_SAVE_UNCHANGED);
+        break;
+    case SS_COMMIT_WRITTEN:
+        ss_metrics_bump(metrics, SS_M_SAVE_WRITTEN);
+        if (sess->cookie && *sess->cookie) {
+            ss_metrics_bump(metrics, SS_M_ROTATIONS);
+        }
+        note_store_state(0);
+        break;
+    case SS_COMMIT_ENDED:
+        ss_metrics_bump(metrics, SS_M_DELETES);
+        note_store_state(0);
+        break;
+    case SS_COMMIT_GONE:
+        ss_metrics_bump(metrics, SS_M_SAVE_GONE);
+        note_store_state(0);
+        break;
+    case SS_COMMIT_FAILED:
+        if (sess->rv == APR_ENOSPC) {
+            ss_metrics_bump(metrics, SS_M_SAVE_OVERSIZE);
+        } else {
+            ss_metrics_bump(metrics, SS_M_SAVE_ERROR);
+            note_store_state(1);
+        }
+        break;
+    }
+}
+
+/* The session's log tag (ss_key_tag: 8 hex digits of SHA-256 of its ID) as
+ * a note of r and of the request its chain began with, for LogFormat's
+ * %{sessstore-tag}n. */
+static const char *set_tag_note(request_rec *r, request_rec *first, const ss_key_t *key)
+{
+    const char *tag = ss_key_tag(key, first->pool);
+
+    apr_table_setn(first->notes, TAG_NOTE, tag);
+    if (r != first) {
+        apr_table_setn(r->notes, TAG_NOTE, tag);
+    }
+    return tag;
 }
 
 /* ---- requests ---- */
@@ -993,8 +1194,10 @@ static req_session_t *request_session(request_rec *r, const dir_conf *d)
     } else {
         ss_session_load(&ctx, scan.values, apr_time_now(), first->pool, &rs->sess);
     }
+    count_load(&rs->sess);
     if (rs->sess.state == SS_SESSION_LOADED) {
         rs->z->encoded = rs->sess.payload;
+        set_tag_note(first, first, &rs->sess.key);
     } else if (rs->sess.state == SS_SESSION_STORE_DOWN && rs->lock_rv != APR_TIMEUP) {
         /* The library logs the outage once; here, per request, only at debug. */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rs->sess.store_rv, first,
@@ -1018,6 +1221,9 @@ static apr_status_t sessstore_load(request_rec *r, session_rec **z)
         return DECLINED;
     }
     rs = request_session(r, d);
+    if (rs->sess.id && r != first_request(r)) {
+        set_tag_note(r, first_request(r), &rs->sess.key);
+    }
     /* Once the user is known, another user's session is not handed out. */
     if (ss_session_claim(&rs->sess, r->user)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -1134,6 +1340,7 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
                       apr_time_now(), first->pool);
     /* Saved: the next request of the session may go ahead. */
     release_lock(rs);
+    count_commit(&rs->sess);
     switch (rs->sess.outcome) {
     case SS_COMMIT_FAILED:
         /* refuse_failed_commit turns the response into an error. */
@@ -1145,10 +1352,20 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
         return OK;
     case SS_COMMIT_GONE:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "session ended while this request ran: its changes are dropped");
+                      "session %s ended while this request ran: its changes are dropped",
+                      set_tag_note(r, first, &rs->sess.key));
         break;
     case SS_COMMIT_ENDED:
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session ended: record deleted");
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "session %s ended: record deleted",
+                      set_tag_note(r, first, &rs->sess.key));
+        break;
+    case SS_COMMIT_WRITTEN:
+        if (rs->sess.cookie) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "session %s: new ID issued",
+                          set_tag_note(r, first, &rs->sess.key));
+        } else {
+            set_tag_note(r, first, &rs->sess.key);
+        }
         break;
     default:
         break;
@@ -1227,6 +1444,7 @@ static void revoke_from_header(request_rec *r)
                       ctx.store->ops->name, value);
         return;
     }
+    ss_metrics_add(metrics, SS_M_REVOCATIONS, n);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "%s: %s: %" APR_SIZE_T_FMT " session(s) ended",
                   d->revoke_header, what == SS_REVOKE_USER ? "user" : "others", n);
     if (rs->sess.cookie && !*rs->sess.cookie) {
@@ -1298,21 +1516,80 @@ static void insert_refuse_filter(request_rec *r)
     }
 }
 
-/* SetHandler sessstore-status: the store's counters as "name: value" lines,
- * for monitoring. Shows the backend without its password. */
+/* ---- status, metrics and health pages ---- */
+
+/* Whether r is a GET of handler name; *rv the answer when it is not a GET. */
+static int is_page(request_rec *r, const char *name, int *rv)
+{
+    if (!r->handler || strcmp(r->handler, name)) {
+        *rv = DECLINED;
+        return 0;
+    }
+    *rv = r->method_number == M_GET ? OK : HTTP_METHOD_NOT_ALLOWED;
+    return *rv == OK;
+}
+
+/* "loads_hit" -> "LoadsHit", as mod_status names its ?auto keys. */
+static const char *camel(const char *key, apr_pool_t *p)
+{
+    char *out = apr_palloc(p, strlen(key) + 1), *d = out;
+    int up = 1;
+
+    for (; *key; key++) {
+        if (*key == '_') {
+            up = 1;
+            continue;
+        }
+        *d++ = up ? apr_toupper(*key) : *key;
+        up = 0;
+    }
+    *d = '\0';
+    return out;
+}
+
+typedef struct {
+    const char *key;
+    const char *value;
+} status_line_t;
+
+static void status_add(apr_array_header_t *lines, const char *key, const char *value)
+{
+    status_line_t *l = apr_array_push(lines);
+
+    l->key = key;
+    l->value = value;
+}
+
+/* The counters of every process of this httpd. */
+static void status_totals(apr_array_header_t *lines, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < SS_M__COUNT; i++) {
+        status_add(lines, ss_metrics_key((ss_metric_e)i),
+                   apr_psprintf(p, "%" APR_UINT64_T_FMT, ss_metrics_get(metrics, (ss_metric_e)i)));
+    }
+    status_add(
+        lines, "children_store_down",
+        apr_psprintf(p, "%u", ss_metrics_down_count(metrics, apr_time_now(), process_alive, NULL)));
+}
+
+/* SetHandler sessstore-status: the store's own counters (stats_scope says
+ * whose) and the totals of every process, as "name: value" lines; with
+ * ?auto, "Name: value" lines as mod_status's ?auto writes them. Shows the
+ * backend without its password. */
 static int status_handler(request_rec *r)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
+    apr_array_header_t *lines;
     ss_store_stats_t st;
     ss_session_merge_stats_t mg;
     ss_lock_stats_t lk;
     apr_status_t rv;
+    int auto_ = r->args && !strcasecmp(r->args, "auto"), i, status;
 
-    if (!r->handler || strcmp(r->handler, "sessstore-status")) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET) {
-        return HTTP_METHOD_NOT_ALLOWED;
+    if (!is_page(r, "sessstore-status", &status)) {
+        return status;
     }
     if (!c->store) {
         return HTTP_NOT_FOUND;
@@ -1321,12 +1598,11 @@ static int status_handler(request_rec *r)
     if (rv != APR_SUCCESS) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    ap_set_content_type(r, "text/plain; charset=us-ascii");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rprintf(r, "backend: %s\n",
+    lines = apr_array_make(r->pool, 40, sizeof(status_line_t));
+    status_add(lines, "backend",
                ap_escape_logitem(r->pool, c->store->ops->describe(c->store, r->pool)));
-    ap_rprintf(r, "scope: %s\n", c->store->ops->stats_scope);
-#define STAT(field) ap_rprintf(r, #field ": %" APR_UINT64_T_FMT "\n", st.field)
+    status_add(lines, "scope", c->store->ops->stats_scope);
+#define STAT(field) status_add(lines, #field, apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, st.field))
     STAT(entries);
     STAT(capacity_bytes);
     STAT(used_bytes);
@@ -1351,14 +1627,154 @@ static int status_handler(request_rec *r)
 #undef STAT
     /* The session policy's own, for the httpd process that answered. */
     ss_session_merge_stats(&mg);
-    ap_rprintf(r, "merge_conflicts: %" APR_UINT64_T_FMT "\n", mg.conflicts);
-    ap_rprintf(r, "merge_merged: %" APR_UINT64_T_FMT "\n", mg.merged);
-    ap_rprintf(r, "merge_overwrites: %" APR_UINT64_T_FMT "\n", mg.overwritten);
-    ap_rprintf(r, "merge_gave_up: %" APR_UINT64_T_FMT "\n", mg.gave_up);
     ss_lock_stats(&lk);
-    ap_rprintf(r, "lock_taken: %" APR_UINT64_T_FMT "\n", lk.taken);
-    ap_rprintf(r, "lock_waited: %" APR_UINT64_T_FMT "\n", lk.waited);
-    ap_rprintf(r, "lock_timeouts: %" APR_UINT64_T_FMT "\n", lk.timeouts);
+#define PSTAT(name, v) status_add(lines, name, apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, v))
+    PSTAT("merge_conflicts", mg.conflicts);
+    PSTAT("merge_merged", mg.merged);
+    PSTAT("merge_overwrites", mg.overwritten);
+    PSTAT("merge_gave_up", mg.gave_up);
+    PSTAT("lock_taken", lk.taken);
+    PSTAT("lock_waited", lk.waited);
+    PSTAT("lock_timeouts", lk.timeouts);
+#undef PSTAT
+    if (metrics) {
+        status_add(lines, "totals_scope", "all httpd processes");
+        status_totals(lines, r->pool);
+    }
+    ap_set_content_type(r, "text/plain; charset=us-ascii");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    for (i = 0; i < lines->nelts; i++) {
+        const status_line_t *l = &APR_ARRAY_IDX(lines, i, status_line_t);
+
+        ap_rprintf(r, "%s: %s\n", auto_ ? camel(l->key, r->pool) : l->key, l->value);
+    }
+    return OK;
+}
+
+/* mod_status's server-status: a short section with the totals. */
+static int status_hook(request_rec *r, int flags)
+{
+    apr_array_header_t *lines;
+    int i;
+
+    if (!metrics) {
+        return OK;
+    }
+    lines = apr_array_make(r->pool, 16, sizeof(status_line_t));
+    status_totals(lines, r->pool);
+    if (!(flags & AP_STATUS_SHORT)) {
+        ap_rputs("<hr />\n<h2>Session store (mod_sessstore), all processes</h2>\n<dl>\n", r);
+    }
+    for (i = 0; i < lines->nelts; i++) {
+        const status_line_t *l = &APR_ARRAY_IDX(lines, i, status_line_t);
+
+        if (flags & AP_STATUS_SHORT) {
+            ap_rprintf(r, "Sessstore%s: %s\n", camel(l->key, r->pool), l->value);
+        } else {
+            ap_rprintf(r, "<dt>%s: %s</dt>\n", l->key, l->value);
+        }
+    }
+    if (!(flags & AP_STATUS_SHORT)) {
+        ap_rputs("</dl>\n", r);
+    }
+    return OK;
+}
+
+/* This process's prober of store, NULL when there is none. */
+static ss_health_t *health_of(const ss_store_t *store)
+{
+    int i;
+
+    for (i = 0; healths && i < open_stores->nelts; i++) {
+        if (APR_ARRAY_IDX(open_stores, i, ss_store_t *) == store) {
+            return healths[i];
+        }
+    }
+    return NULL;
+}
+
+/* A probe of store through this process's prober (cached for HEALTH_CACHE). */
+static apr_status_t check_store(const ss_store_t *store, apr_interval_time_t *rtt, const char **why,
+                                apr_pool_t *p)
+{
+    ss_health_t *h = health_of(store);
+    apr_status_t rv;
+
+    *rtt = 0;
+    if (!h) {
+        *why = "no health check in this process";
+        return APR_EGENERAL;
+    }
+    rv = ss_health_check(h, apr_time_now(), rtt, why, p);
+    note_store_state(rv != APR_SUCCESS);
+    return rv;
+}
+
+/* SetHandler sessstore-metrics: the Prometheus text exposition of the
+ * totals of every process and of each store this httpd opened. */
+static int metrics_handler(request_rec *r)
+{
+    ss_metrics_store_t *st;
+    int i, status;
+
+    if (!is_page(r, "sessstore-metrics", &status)) {
+        return status;
+    }
+    if (!metrics) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    st = apr_pcalloc(r->pool, sizeof(*st) * (apr_size_t)(open_stores->nelts + 1));
+    for (i = 0; i < open_stores->nelts; i++) {
+        ss_store_t *store = APR_ARRAY_IDX(open_stores, i, ss_store_t *);
+        apr_uint64_t evicted;
+        const char *why;
+
+        st[i].label = store->ops->describe(store, r->pool);
+        st[i].stats_ok = store->ops->stats(store, &st[i].stats) == APR_SUCCESS;
+        st[i].shared_stats = !strcmp(store->ops->name, "shm");
+        st[i].evictions = -1;
+        st[i].up = check_store(store, &st[i].rtt, &why, r->pool) == APR_SUCCESS;
+        /* Redis counts what its maxmemory policy evicted: asked only now. */
+        if (st[i].up && !strcmp(store->ops->name, "redis") &&
+            ss_redis_info_counter(ss_metered_inner(store), "stats", "evicted_keys", &evicted) ==
+                APR_SUCCESS) {
+            st[i].evictions = (apr_int64_t)evicted;
+        }
+    }
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rputs(ss_metrics_render(metrics, st, open_stores->nelts, apr_time_now(), process_alive, NULL,
+                               r->pool),
+             r);
+    return OK;
+}
+
+/* SetHandler sessstore-health: 200 while this process can save and load
+ * through the store of this server, 503 with the reason while it cannot. */
+static int health_handler(request_rec *r)
+{
+    server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
+    apr_interval_time_t rtt;
+    const char *why = "";
+    apr_status_t rv;
+    int status;
+
+    if (!is_page(r, "sessstore-health", &status)) {
+        return status;
+    }
+    if (!c->store) {
+        return HTTP_NOT_FOUND;
+    }
+    rv = check_store(c->store, &rtt, &why, r->pool);
+    ap_set_content_type(r, "text/plain; charset=us-ascii");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (rv == APR_SUCCESS) {
+        ap_rprintf(r, "OK: the session store (%s) saves and loads\n", c->store->ops->name);
+        return OK;
+    }
+    r->status = HTTP_SERVICE_UNAVAILABLE;
+    apr_table_setn(r->err_headers_out, "Retry-After", "1");
+    ap_rprintf(r, "UNAVAILABLE: the session store (%s): %s\n", c->store->ops->name, why);
     return OK;
 }
 
@@ -1377,6 +1793,10 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_insert_filter(insert_refuse_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(insert_refuse_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(health_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* mod_status's server-status, when it is loaded. */
+    APR_OPTIONAL_HOOK(ap, status_hook, status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* clang-format off */

@@ -15,7 +15,7 @@ void ss_log_set(ss_log_cb *cb, void *baton)
 
 void ss_log(int level, apr_status_t rv, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[1024], *c;
     va_list ap;
 
     if (!log_cb) {
@@ -24,5 +24,12 @@ void ss_log(int level, apr_status_t rv, const char *fmt, ...)
     va_start(ap, fmt);
     apr_vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Messages quote what servers say (Redis error replies): a line break
+     * or an escape sequence there must not forge or garble log lines. */
+    for (c = msg; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            *c = '?';
+        }
+    }
     log_cb(log_baton, level, rv, msg);
 }

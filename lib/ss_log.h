@@ -21,6 +21,8 @@ typedef void ss_log_cb(void *baton, int level, apr_status_t rv, const char *msg)
 /* Install the callback (NULL discards messages). Call before any store is used. */
 void ss_log_set(ss_log_cb *cb, void *baton);
 
+/* Format and hand over one message, at most 1023 bytes, with every control
+ * character (a line break a server put in an error reply) written as '?'. */
 void ss_log(int level, apr_status_t rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

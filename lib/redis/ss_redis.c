@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -456,7 +457,9 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
         cmd_str(&cmd, ms);
         cmd_add(&cmd, (const char *)loaded_be, sizeof(loaded_be));
     }
-    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    rv = s->cfg.wait_replicas ? ss_redis_conn_command_wait(s->conn, &cmd, s->cfg.wait_replicas,
+                                                           s->cfg.wait_timeout, &reply)
+                              : ss_redis_conn_command(s->conn, &cmd, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -490,8 +493,10 @@ static apr_status_t cleanup(void *store)
 static const char *redis_describe(ss_store_t *store, apr_pool_t *p)
 {
     redis_store_t *s = store->impl;
+    const char *master = ss_redis_conn_describe(s->conn, p);
 
-    return ss_redis_describe(&s->cfg, p);
+    return master ? apr_pstrcat(p, ss_redis_describe(&s->cfg, p), "; ", master, NULL)
+                  : ss_redis_describe(&s->cfg, p);
 }
 
 static apr_status_t redis_ping(ss_store_t *store)
@@ -598,7 +603,21 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     s->cfg.user = dup_or_null(p, cfg->user);
     s->cfg.password = dup_or_null(p, cfg->password);
     s->cfg.prefix = apr_pstrdup(p, cfg->prefix);
-    if (strlen(s->cfg.prefix) > SS_REDIS_PREFIX_MAX || (!s->cfg.host == !s->cfg.path)) {
+    s->cfg.sentinel_master = dup_or_null(p, cfg->sentinel_master);
+    s->cfg.sentinel_user = dup_or_null(p, cfg->sentinel_user);
+    s->cfg.sentinel_password = dup_or_null(p, cfg->sentinel_password);
+    if (cfg->nsentinels > 0) {
+        ss_redis_addr_t *a = apr_pmemdup(p, cfg->sentinels, sizeof(*a) * cfg->nsentinels);
+        int i;
+
+        for (i = 0; i < cfg->nsentinels; i++) {
+            a[i].host = apr_pstrdup(p, a[i].host);
+        }
+        s->cfg.sentinels = a;
+    }
+    if (strlen(s->cfg.prefix) > SS_REDIS_PREFIX_MAX ||
+        (!!s->cfg.host + !!s->cfg.path + !!s->cfg.sentinel_master) != 1 ||
+        (s->cfg.sentinel_master && s->cfg.nsentinels < 1)) {
         return APR_EINVAL;
     }
     s->target = ss_redis_target(&s->cfg, p);
@@ -622,4 +641,50 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     (*store)->form = SS_RECORD_FORM_SEALED;
     apr_pool_cleanup_register(p, *store, cleanup, apr_pool_cleanup_null);
     return APR_SUCCESS;
+}
+
+apr_status_t ss_redis_info_parse(const char *info, const char *field, apr_uint64_t *value)
+{
+    apr_size_t flen = strlen(field);
+    const char *line = info;
+
+    while (line && *line) {
+        if (!strncmp(line, field, flen) && line[flen] == ':' && apr_isdigit(line[flen + 1])) {
+            char *end;
+
+            *value = (apr_uint64_t)apr_strtoi64(line + flen + 1, &end, 10);
+            return *end == '\r' || *end == '\n' || !*end ? APR_SUCCESS : APR_EINVAL;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return APR_NOTFOUND;
+}
+
+apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
+                                   apr_uint64_t *value)
+{
+    redis_store_t *s;
+    ss_redis_cmd_t cmd;
+    redisReply *reply = NULL;
+    apr_status_t rv;
+
+    if (!store || store->ops != &redis_ops) {
+        return APR_EINVAL;
+    }
+    s = store->impl;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd_str(&cmd, "INFO");
+    cmd_str(&cmd, section);
+    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (reply->type == REDIS_REPLY_STRING) {
+        rv = ss_redis_info_parse(reply->str, field, value);
+    } else {
+        rv = APR_EGENERAL; /* an error reply: INFO not allowed to this user (ACL) */
+    }
+    freeReplyObject(reply);
+    return rv;
 }

@@ -68,4 +68,15 @@
  * answers again. */
 apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr_pool_t *p);
 
+/* A counter from the server's INFO (e.g. section "stats", field
+ * "evicted_keys"), asked now: one round trip, through the breaker like any
+ * operation. APR_EINVAL when store is not a Redis store, APR_NOTFOUND when
+ * the field is absent, APR_EGENERAL when the server refuses INFO (an ACL
+ * without +info), else the store's error. */
+apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
+                                   apr_uint64_t *value);
+
+/* The value of field in the text of an INFO reply ("field:value" lines). */
+apr_status_t ss_redis_info_parse(const char *info, const char *field, apr_uint64_t *value);
+
 #endif

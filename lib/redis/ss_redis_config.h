@@ -3,6 +3,14 @@
  *   redis://[[user]:password@]host[:port][/db][?param=value&...]
  *   rediss://...   the same over TLS (OpenSSL), with the tls_* parameters
  *   unix:///path/to/redis.sock[?db=N&password=...&...]   (also redis+unix://)
+ *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db][?...]
+ *   rediss-sentinel://...   the same over TLS, to the sentinels and the data nodes
+ *
+ * In a Sentinel URI the hosts are the sentinels (port 26379 by default,
+ * SS_REDIS_SENTINEL_MAX at most), MASTER the name they monitor the master
+ * by (percent-decoded; printable, no space), and the userinfo, db and
+ * options are the data nodes'; the sentinels' own credentials are the
+ * sentinel_user and sentinel_password options (ss_redis_sentinel.h).
  *
  * user, password, prefix and the socket path are percent-decoded; a password
  * holding '@', '/', '?', '&', '#' or '%' must be percent-encoded, and an '@'
@@ -24,6 +32,12 @@
  *   max_age          s, 0..86400, default 300: a connection this old is
  *                    closed instead of reused (0: no limit), so that every
  *                    connection eventually follows a DNS or VIP change
+ *   wait             N[,timeout_ms]: after each save, WAIT N timeout_ms in
+ *                    the same round trip; fewer than N replicas acknowledging
+ *                    fails the save. N 1..64, timeout_ms 1..60000, default
+ *                    100; the save's deadline grows by timeout_ms
+ *   sentinel_user, sentinel_password   (Sentinel URIs only) AUTH sent to
+ *                    the sentinels; a user needs a password
  *
  * TLS (rediss:// only; refused with a Unix socket or on redis://):
  *   tls_ca_file      PEM file of trusted CAs   } neither: the system's store
@@ -52,6 +66,16 @@
 #define SS_REDIS_DEFAULT_MAX_AGE_S 300
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
+#define SS_REDIS_DEFAULT_SENTINEL_PORT 26379
+#define SS_REDIS_SENTINEL_MAX 16
+#define SS_REDIS_WAIT_MAX 64
+#define SS_REDIS_DEFAULT_WAIT_TIMEOUT_MS 100
+
+/* A sentinel's address. */
+typedef struct {
+    const char *host; /* name or address, no brackets */
+    int port;
+} ss_redis_addr_t;
 
 typedef enum {
     SS_REDIS_TLS_VERIFY_FULL, /* chain and host name */
@@ -60,7 +84,8 @@ typedef enum {
 } ss_redis_tls_verify_e;
 
 typedef struct {
-    const char *host;     /* TCP: name or address (no brackets); NULL for a Unix socket */
+    const char *host;     /* TCP: name or address (no brackets); NULL for a Unix socket
+                           * or Sentinel */
     int port;             /* TCP */
     const char *path;     /* Unix socket; NULL for TCP */
     const char *user;     /* NULL: AUTH password alone */
@@ -80,6 +105,13 @@ typedef struct {
     const char *tls_server_name;
     ss_redis_tls_verify_e tls_verify;
     int tls_min_version; /* OpenSSL's TLS1_2_VERSION or TLS1_3_VERSION */
+    int wait_replicas;   /* 0: no WAIT after a save */
+    apr_interval_time_t wait_timeout;
+    const char *sentinel_master; /* NULL: not Sentinel */
+    int nsentinels;
+    const ss_redis_addr_t *sentinels;
+    const char *sentinel_user;     /* NULL: AUTH sentinel_password alone */
+    const char *sentinel_password; /* NULL: no AUTH to the sentinels */
 } ss_redis_config_t;
 
 /* Parse uri into a new *cfg. NULL on success, else a message naming the

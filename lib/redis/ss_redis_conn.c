@@ -10,20 +10,24 @@
 
 #include "ss_log.h"
 #include "ss_redis_conn.h"
+#include "ss_redis_sentinel.h"
 #include "ss_redis_transport.h"
 
 #define ERR_LEN SS_REDIS_ERR_LEN
 
-/* An idle connection, and when it was opened (for max_age). */
+/* An idle connection, when it was opened (for max_age), and to which
+ * master (Sentinel: the generation of the sentinels' answer). */
 typedef struct {
     ss_redis_transport_t *c;
     apr_time_t born;
+    unsigned mgen;
 } idle_t;
 
 struct ss_redis_conn_t {
     const ss_redis_config_t *cfg;
-    const char *target; /* for log lines, no password */
-    ss_redis_endpoint_t *ep;
+    const char *target;            /* for log lines, no password */
+    ss_redis_endpoint_t *ep;       /* NULL with Sentinel */
+    ss_redis_sentinel_t *sentinel; /* NULL without */
     apr_thread_mutex_t *mutex;
     /* Everything below is under mutex. */
     idle_t *idle; /* LIFO: the most recently used socket is the likeliest alive */
@@ -32,6 +36,7 @@ struct ss_redis_conn_t {
     pid_t pid;    /* process the idle contexts belong to */
     int closed;
     apr_time_t breaker_until; /* 0: closed; else fail fast until then, then one probe */
+    unsigned breaker_mgen;    /* Sentinel: the master's generation when it opened */
     int probing;
     int down; /* failing since down_since; logged */
     apr_time_t down_since, last_report;
@@ -46,9 +51,11 @@ typedef struct {
     ss_redis_transport_t *c;
     apr_time_t born; /* when c was opened */
     unsigned gen;    /* rc->gen when lent */
+    unsigned mgen;   /* Sentinel: the generation of the master c goes to */
     int pooled;      /* taken from the idle pool, so possibly stale */
     int timed_out;   /* the last failure was a timeout */
     int refused;     /* the last failure was an error reply, not an I/O error */
+    int replica;     /* Sentinel: the node named was not a master (ROLE) */
     int connects, retried;
     char err[ERR_LEN]; /* why the last exchange failed */
 } lease_t;
@@ -159,6 +166,13 @@ static int too_old(const ss_redis_conn_t *rc, apr_time_t born, apr_time_t now)
     return rc->cfg->max_age > 0 && now - born >= rc->cfg->max_age;
 }
 
+/* Whether a connection to the master of generation mgen goes to the current
+ * one (always, without Sentinel). */
+static int same_master(ss_redis_conn_t *rc, unsigned mgen)
+{
+    return !rc->sentinel || mgen == ss_redis_sentinel_gen(rc->sentinel);
+}
+
 /* Admit an operation (or fail it at once while the breaker is open) and hand
  * it an idle connection if there is one. */
 static apr_status_t acquire(ss_redis_conn_t *rc, lease_t *lease)
@@ -181,11 +195,12 @@ static apr_status_t acquire(ss_redis_conn_t *rc, lease_t *lease)
     while (rv == APR_SUCCESS && rc->nidle && !lease->c) {
         idle_t *e = &rc->idle[--rc->nidle];
 
-        if (too_old(rc, e->born, now)) {
+        if (too_old(rc, e->born, now) || !same_master(rc, e->mgen)) {
             ss_redis_transport_close(e->c); /* a close(), no network wait */
         } else {
             lease->c = e->c;
             lease->born = e->born;
+            lease->mgen = e->mgen;
             lease->pooled = 1;
         }
     }
@@ -203,8 +218,10 @@ static void release(ss_redis_conn_t *rc, lease_t *lease, apr_status_t rv)
     rc->stats.connects += lease->connects;
     rc->stats.retries += lease->retried;
     if (lease->c && !rc->closed && rc->pid == getpid() && lease->gen == rc->gen &&
-        !too_old(rc, lease->born, now) && rc->nidle < rc->cfg->max_idle) {
+        !too_old(rc, lease->born, now) && same_master(rc, lease->mgen) &&
+        rc->nidle < rc->cfg->max_idle) {
         rc->idle[rc->nidle].c = lease->c;
+        rc->idle[rc->nidle].mgen = lease->mgen;
         rc->idle[rc->nidle++].born = lease->born;
         lease->c = NULL;
     }
@@ -216,6 +233,7 @@ static void release(ss_redis_conn_t *rc, lease_t *lease, apr_status_t rv)
          * connection, so nothing is gained by failing fast. */
         if (!lease->refused && rc->cfg->breaker > 0) {
             rc->breaker_until = now + rc->cfg->breaker;
+            rc->breaker_mgen = rc->sentinel ? ss_redis_sentinel_gen(rc->sentinel) : 0;
         } else {
             rc->breaker_until = 0;
         }
@@ -269,15 +287,18 @@ static void refused(lease_t *lease, const char *what, const redisReply *reply)
     }
 }
 
-/* AUTH and SELECT, pipelined: one round trip per new connection. */
+/* AUTH, SELECT and (Sentinel) ROLE, pipelined: one round trip per new
+ * connection. */
 static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, ss_redis_transport_t *c,
                           apr_time_t deadline)
 {
     const ss_redis_config_t *cfg = rc->cfg;
+    static const char *const role[1] = {"ROLE"};
+    static const size_t role_len[1] = {4};
     const char *auth[3], *select[2];
     size_t auth_len[3], select_len[2];
-    ss_redis_argv_t cmds[2];
-    redisReply *replies[2];
+    ss_redis_argv_t cmds[3];
+    redisReply *replies[3];
     char db[16], why[ERR_LEN];
     int n = 0, i;
     apr_status_t rv;
@@ -303,6 +324,9 @@ static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, ss_redis_tr
         cmds[n].argv = select;
         cmds[n++].len = select_len;
     }
+    if (rc->sentinel) {
+        cmds[n++] = (ss_redis_argv_t){1, role, role_len};
+    }
     if (!n) {
         return APR_SUCCESS;
     }
@@ -311,8 +335,21 @@ static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, ss_redis_tr
         return conn_failed(lease, c, rv, "AUTH/SELECT", why);
     }
     for (i = 0; i < n; i++) {
+        int is_role = rc->sentinel && i == n - 1;
+
         if (rv == APR_SUCCESS && replies[i]->type == REDIS_REPLY_ERROR) {
-            refused(lease, i == 0 && cfg->password ? "AUTH" : "SELECT", replies[i]);
+            refused(lease,
+                    is_role                   ? "ROLE"
+                    : i == 0 && cfg->password ? "AUTH"
+                                              : "SELECT",
+                    replies[i]);
+            rv = APR_EGENERAL;
+        } else if (rv == APR_SUCCESS && is_role && !ss_redis_sentinel_is_master(replies[i])) {
+            apr_cpystrn(lease->err,
+                        "ROLE: the node the sentinels named is not a master (a failover under "
+                        "way?)",
+                        sizeof(lease->err));
+            lease->replica = 1;
             rv = APR_EGENERAL;
         }
         freeReplyObject(replies[i]);
@@ -324,14 +361,16 @@ static apr_status_t setup(const ss_redis_conn_t *rc, lease_t *lease, ss_redis_tr
 }
 
 /* Opening may use connect_timeout, and no more than the operation has. */
-static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease, apr_time_t deadline)
+static apr_status_t connect_to(const ss_redis_conn_t *rc, ss_redis_endpoint_t *ep, lease_t *lease,
+                               apr_time_t deadline)
 {
     apr_time_t opened_by = ss_redis_clock() + rc->cfg->connect_timeout;
     ss_redis_transport_t *c;
     char why[ERR_LEN];
     apr_status_t rv;
 
-    rv = ss_redis_transport_open(&c, rc->ep, opened_by < deadline ? opened_by : deadline, why,
+    lease->replica = 0;
+    rv = ss_redis_transport_open(&c, ep, opened_by < deadline ? opened_by : deadline, why,
                                  sizeof(why));
     if (rv != APR_SUCCESS) {
         lease->timed_out = rv == APR_TIMEUP;
@@ -347,15 +386,81 @@ static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease, apr_t
     return rv;
 }
 
-static apr_status_t send_cmd(lease_t *lease, const ss_redis_cmd_t *cmd, apr_time_t deadline,
-                             redisReply **reply, char *why)
+/* A connection to the master the sentinels name (ss_redis_sentinel.h): a
+ * failure makes them asked again next time; a node that is not a master, at
+ * once after SS_REDIS_SENTINEL_ROLE_RETRY, while the deadline allows. */
+static apr_status_t connect_master(const ss_redis_conn_t *rc, lease_t *lease, apr_time_t deadline)
 {
-    ss_redis_argv_t one;
+    ss_redis_endpoint_t *ep;
+    apr_status_t rv;
 
-    one.argc = cmd->argc;
-    one.argv = cmd->argv;
-    one.len = cmd->len;
-    return ss_redis_transport_call(lease->c, 1, &one, reply, deadline, why, ERR_LEN);
+    for (;;) {
+        rv = ss_redis_sentinel_master(rc->sentinel, deadline, &ep, &lease->mgen, lease->err,
+                                      sizeof(lease->err));
+        if (rv != APR_SUCCESS) {
+            lease->timed_out = 0;
+            lease->refused = rv != APR_ECONNREFUSED;
+            return rv;
+        }
+        rv = connect_to(rc, ep, lease, deadline);
+        if (rv == APR_SUCCESS) {
+            return rv;
+        }
+        ss_redis_sentinel_suspect(rc->sentinel, lease->mgen);
+        if (!lease->replica ||
+            ss_redis_clock() + SS_REDIS_SENTINEL_ROLE_RETRY + rc->cfg->connect_timeout >=
+                deadline) {
+            lease->refused = lease->replica;
+            return rv;
+        }
+        apr_sleep(SS_REDIS_SENTINEL_ROLE_RETRY);
+    }
+}
+
+static apr_status_t connect_new(const ss_redis_conn_t *rc, lease_t *lease, apr_time_t deadline)
+{
+    return rc->sentinel ? connect_master(rc, lease, deadline)
+                        : connect_to(rc, rc->ep, lease, deadline);
+}
+
+/* WAIT after a write: how many replicas, how long. */
+typedef struct {
+    int replicas;
+    apr_interval_time_t timeout;
+} wait_t;
+
+/* cmd, and with wait WAIT in the same write: *acked is its answer, -1 when it
+ * is not an integer (an error reply: *acked_err says which). */
+static apr_status_t send_cmd(lease_t *lease, const ss_redis_cmd_t *cmd, const wait_t *wait,
+                             apr_time_t deadline, redisReply **reply, long long *acked,
+                             char *acked_err, char *why)
+{
+    char n[16], ms[24];
+    const char *wargv[3] = {"WAIT", n, ms};
+    size_t wlen[3];
+    ss_redis_argv_t cmds[2];
+    redisReply *replies[2];
+    apr_status_t rv;
+
+    cmds[0] = (ss_redis_argv_t){cmd->argc, cmd->argv, cmd->len};
+    if (!wait) {
+        return ss_redis_transport_call(lease->c, 1, cmds, reply, deadline, why, ERR_LEN);
+    }
+    apr_snprintf(n, sizeof(n), "%d", wait->replicas);
+    apr_snprintf(ms, sizeof(ms), "%" APR_TIME_T_FMT, apr_time_as_msec(wait->timeout));
+    wlen[0] = 4;
+    wlen[1] = strlen(n);
+    wlen[2] = strlen(ms);
+    cmds[1] = (ss_redis_argv_t){3, wargv, wlen};
+    rv = ss_redis_transport_call(lease->c, 2, cmds, replies, deadline, why, ERR_LEN);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *reply = replies[0];
+    *acked = replies[1]->type == REDIS_REPLY_INTEGER ? replies[1]->integer : -1;
+    apr_cpystrn(acked_err, replies[1]->type == REDIS_REPLY_ERROR ? replies[1]->str : "?", ERR_LEN);
+    freeReplyObject(replies[1]);
+    return APR_SUCCESS;
 }
 
 /* An error reply that says this node cannot serve us now: a replica
@@ -383,16 +488,25 @@ static int node_unusable(const char *err)
     return 0;
 }
 
+/* The master of the lease's connection failed it: ask the sentinels again. */
+static void suspect(const ss_redis_conn_t *rc, const lease_t *lease)
+{
+    if (rc->sentinel) {
+        ss_redis_sentinel_suspect(rc->sentinel, lease->mgen);
+    }
+}
+
 /* One command on the lease (connecting first if it has none), done by
  * deadline. An I/O failure frees the connection, and so does an error reply
  * from a node that cannot serve us (node_unusable); any other error reply
  * leaves it usable. */
 static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss_redis_cmd_t *cmd,
-                             apr_time_t deadline, redisReply **out)
+                             const wait_t *wait, apr_time_t deadline, redisReply **out)
 {
     redisReply *reply = NULL;
     ss_redis_cmd_t eval;
-    char why[ERR_LEN];
+    char why[ERR_LEN], acked_err[ERR_LEN];
+    long long acked = 0;
     apr_status_t rv;
 
     lease->refused = 0;
@@ -403,7 +517,7 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
             return rv;
         }
     }
-    rv = send_cmd(lease, cmd, deadline, &reply, why);
+    rv = send_cmd(lease, cmd, wait, deadline, &reply, &acked, acked_err, why);
     if (rv == APR_SUCCESS && reply->type == REDIS_REPLY_ERROR && cmd->script &&
         !strncmp(reply->str, "NOSCRIPT", 8)) {
         /* Script cache empty (restart, SCRIPT FLUSH): EVAL caches it again. */
@@ -413,18 +527,36 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
         eval.argv[1] = cmd->script;
         eval.len[0] = 4;
         eval.len[1] = strlen(cmd->script);
-        rv = send_cmd(lease, &eval, deadline, &reply, why);
+        rv = send_cmd(lease, &eval, wait, deadline, &reply, &acked, acked_err, why);
     }
     if (rv != APR_SUCCESS) {
+        suspect(rc, lease);
         return conn_failed(lease, lease->c, rv, cmd->argv[0], why);
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         refused(lease, cmd->argv[0], reply);
         lease->refused = 1;
         if (node_unusable(reply->str)) {
+            suspect(rc, lease);
             ss_redis_transport_close(lease->c);
             lease->c = NULL;
         }
+        freeReplyObject(reply);
+        return APR_EGENERAL;
+    }
+    if (wait && acked < wait->replicas) {
+        /* Written on the master, not known to be on enough replicas: a
+         * failover now could lose it. */
+        if (acked < 0) {
+            apr_snprintf(lease->err, sizeof(lease->err), "WAIT refused: %s", acked_err);
+        } else {
+            apr_snprintf(lease->err, sizeof(lease->err),
+                         "WAIT: %" APR_INT64_T_FMT " of %d replicas acknowledged the %s within "
+                         "%" APR_TIME_T_FMT " ms",
+                         (apr_int64_t)acked, wait->replicas, cmd->argv[0],
+                         apr_time_as_msec(wait->timeout));
+        }
+        lease->refused = 1;
         freeReplyObject(reply);
         return APR_EGENERAL;
     }
@@ -438,31 +570,100 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
  * request would wait twice. Nor is an error reply on a connection that stays
  * open; a pooled connection closed by node_unusable is, like a dead one: the
  * others went to the same node. */
-apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
-                                   redisReply **reply)
+/* Sentinel: once per SS_REDIS_SENTINEL_FRESH a pooled connection waits for
+ * the sentinels' answer, within the time a new connection would have had to
+ * open; if the master moved, the connection is dropped. 1 when it asked. */
+static int check_master(ss_redis_conn_t *rc, lease_t *lease, apr_time_t start)
 {
-    apr_time_t start = ss_redis_clock();
+    if (!rc->sentinel || !lease->pooled ||
+        !ss_redis_sentinel_refresh(rc->sentinel, start + rc->cfg->connect_timeout,
+                                   SS_REDIS_SENTINEL_FRESH)) {
+        return 0;
+    }
+    if (!same_master(rc, lease->mgen)) {
+        ss_redis_transport_close(lease->c);
+        lease->c = NULL;
+        lease->pooled = 0;
+        flush_idle(rc);
+    }
+    return 1;
+}
+
+/* Sentinel: while the breaker is open, the sentinels are asked (at most
+ * every SS_REDIS_SENTINEL_OUTAGE_FRESH, by one thread, within what a new
+ * connection would have to open); a new master closes the breaker: the
+ * failover is over, there is no reason to wait. */
+static void breaker_follows_master(ss_redis_conn_t *rc, apr_time_t start)
+{
+    apr_time_t now = apr_time_now();
+    unsigned mgen;
+    int open;
+
+    if (!rc->sentinel || rc->cfg->breaker <= 0) {
+        return;
+    }
+    apr_thread_mutex_lock(rc->mutex);
+    open = rc->breaker_until && now < rc->breaker_until;
+    mgen = rc->breaker_mgen;
+    apr_thread_mutex_unlock(rc->mutex);
+    if (!open || !ss_redis_sentinel_refresh(rc->sentinel, start + rc->cfg->connect_timeout,
+                                            SS_REDIS_SENTINEL_OUTAGE_FRESH)) {
+        return;
+    }
+    if (ss_redis_sentinel_gen(rc->sentinel) != mgen) {
+        apr_thread_mutex_lock(rc->mutex);
+        if (rc->breaker_mgen == mgen) {
+            rc->breaker_until = 0;
+            rc->probing = 0;
+        }
+        apr_thread_mutex_unlock(rc->mutex);
+    }
+}
+
+/* With WAIT, the deadlines grow by its timeout. */
+static apr_status_t command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd, const wait_t *wait,
+                            redisReply **reply)
+{
+    apr_time_t start = ss_redis_clock() + (wait ? wait->timeout : 0);
     apr_time_t longest = start + rc->cfg->connect_timeout + rc->cfg->command_timeout;
     lease_t lease;
     apr_status_t rv;
+    int asked;
 
     memset(&lease, 0, sizeof(lease));
+    breaker_follows_master(rc, start);
     rv = acquire(rc, &lease);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv =
-        exchange(rc, &lease, cmd, lease.pooled ? start + rc->cfg->command_timeout : longest, reply);
+    asked = check_master(rc, &lease, start);
+    rv = exchange(rc, &lease, cmd, wait,
+                  lease.pooled && !asked ? start + rc->cfg->command_timeout : longest, reply);
     if (rv != APR_SUCCESS && lease.pooled && !lease.c) {
         flush_idle(rc);
         if (!lease.timed_out) {
             lease.pooled = 0;
             lease.retried = 1;
-            rv = exchange(rc, &lease, cmd, longest, reply);
+            rv = exchange(rc, &lease, cmd, wait, longest, reply);
         }
     }
     release(rc, &lease, rv);
     return rv;
+}
+
+apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
+                                   redisReply **reply)
+{
+    return command(rc, cmd, NULL, reply);
+}
+
+apr_status_t ss_redis_conn_command_wait(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
+                                        int replicas, apr_interval_time_t timeout,
+                                        redisReply **reply)
+{
+    wait_t wait = {replicas, timeout};
+
+    return command(rc, cmd, &wait, reply);
 }
 
 apr_status_t ss_redis_conn_create(ss_redis_conn_t **out, const ss_redis_config_t *cfg,
@@ -472,7 +673,9 @@ apr_status_t ss_redis_conn_create(ss_redis_conn_t **out, const ss_redis_config_t
     char why[ERR_LEN];
     apr_status_t rv;
 
-    rv = ss_redis_endpoint_create(&rc->ep, cfg, p, why, sizeof(why));
+    rv = cfg->sentinel_master
+             ? ss_redis_sentinel_create(&rc->sentinel, cfg, target, p, why, sizeof(why))
+             : ss_redis_endpoint_create(&rc->ep, cfg, p, why, sizeof(why));
     if (rv != APR_SUCCESS) {
         ss_log(SS_LOG_ERR, rv, "redis session store %s: %s", target, why);
         return rv;
@@ -520,4 +723,14 @@ void ss_redis_conn_close(ss_redis_conn_t *rc)
     drop_idle_locked(rc);
     rc->closed = 1;
     apr_thread_mutex_unlock(rc->mutex);
+}
+
+const char *ss_redis_conn_describe(ss_redis_conn_t *rc, apr_pool_t *p)
+{
+    if (!rc->sentinel) {
+        return NULL;
+    }
+    ss_redis_sentinel_refresh(rc->sentinel, ss_redis_clock() + rc->cfg->connect_timeout,
+                              SS_REDIS_SENTINEL_FRESH);
+    return ss_redis_sentinel_describe(rc->sentinel, p);
 }

@@ -27,8 +27,10 @@ typedef struct {
 } ss_redis_cmd_t;
 
 /* cfg and target (ss_redis_target) are kept, not copied: they must live as
- * long as p. No network I/O happens here, but for a host name's resolution
- * (bounded by connect_timeout); with TLS every tls_* file is loaded now. A
+ * long as p. With Sentinel (cfg->sentinel_master), every new connection goes
+ * to the master the sentinels name and is checked with ROLE, and connections
+ * to a former master are not reused (ss_redis_sentinel.h). No network I/O happens here, but for a
+ * host name's resolution (bounded by connect_timeout); with TLS every tls_* file is loaded now. A
  * failure is logged, naming the option. */
 apr_status_t ss_redis_conn_create(ss_redis_conn_t **rc, const ss_redis_config_t *cfg,
                                   const char *target, apr_pool_t *p);
@@ -45,6 +47,19 @@ apr_status_t ss_redis_conn_create(ss_redis_conn_t **rc, const ss_redis_config_t 
  * failure is counted and logged, every success closes the breaker. */
 apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
                                    redisReply **reply);
+
+/* ss_redis_conn_command, then WAIT replicas timeout in the same round trip
+ * (the deadline grows by timeout): fewer acknowledgements than replicas, or
+ * an error reply to WAIT, make it fail (APR_EGENERAL), counted and logged as
+ * any failure, without opening the breaker. The reply is cmd's. */
+apr_status_t ss_redis_conn_command_wait(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
+                                        int replicas, apr_interval_time_t timeout,
+                                        redisReply **reply);
+
+/* With Sentinel, the master this process uses (ss_redis_sentinel_describe),
+ * asking the sentinels first when the last answer is older than
+ * SS_REDIS_SENTINEL_FRESH (at most connect_timeout); NULL without. */
+const char *ss_redis_conn_describe(ss_redis_conn_t *rc, apr_pool_t *p);
 
 /* The per-process counters, with the lock held: the connection layer counts
  * errors, fast_fails, connects and retries; the store adds its outcomes. A

@@ -68,7 +68,8 @@ struct ss_redis_transport_t {
     int fd;
     SSL *ssl;
     redisReader *reader;
-    int fresh; /* nothing read yet */
+    int fresh;            /* nothing read yet */
+    apr_int64_t too_many; /* the element count of an array refused, else 0 */
 };
 
 apr_time_t ss_redis_clock(void)
@@ -89,6 +90,69 @@ static void set_err(char *err, apr_size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     apr_vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+/* hiredis's reply functions but for arrays, whose element count is bounded
+ * (SS_REDIS_MAX_ELEMENTS): set up once, read-only afterwards. */
+#if HIREDIS_MAJOR >= 1
+typedef size_t elements_t;
+#else
+typedef int elements_t;
+#endif
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+static redisReplyObjectFunctions bounded_fn;
+static void *(*hiredis_array)(const redisReadTask *task, elements_t n);
+
+static void *bounded_array(const redisReadTask *task, elements_t n)
+{
+    if ((unsigned long long)n > SS_REDIS_MAX_ELEMENTS) {
+        ss_redis_transport_t *t = task->privdata;
+
+        t->too_many = (apr_int64_t)n;
+        return NULL; /* the reader stops with an error */
+    }
+    return hiredis_array(task, n);
+}
+
+static void bounded_init(void)
+{
+    redisReader *r = redisReaderCreate();
+
+    if (r && r->fn && r->fn->createArray) {
+        bounded_fn = *r->fn;
+        hiredis_array = bounded_fn.createArray;
+        bounded_fn.createArray = bounded_array;
+    }
+    redisReaderFree(r);
+}
+
+/* A reader that refuses arrays too large; NULL when out of memory. */
+static redisReader *reader_create(ss_redis_transport_t *t)
+{
+    redisReader *r;
+
+    pthread_once(&bounded_once, bounded_init);
+    if (!hiredis_array) {
+        return NULL;
+    }
+    r = redisReaderCreate();
+    if (r) {
+        r->fn = &bounded_fn;
+        r->privdata = t;
+    }
+    return r;
+}
+
+/* What the reader stopped on. */
+static void reader_failed(ss_redis_transport_t *t, char *err, apr_size_t errlen)
+{
+    if (t->too_many) {
+        set_err(err, errlen,
+                "protocol error: an array of %" APR_INT64_T_FMT " elements (at most %d)",
+                t->too_many, SS_REDIS_MAX_ELEMENTS);
+    } else {
+        set_err(err, errlen, "protocol error: %s", t->reader->errstr);
+    }
 }
 
 static const char *os_error(int e, char *buf, apr_size_t len)
@@ -485,6 +549,7 @@ static apr_status_t handshake(ss_redis_transport_t *t, apr_time_t deadline, char
             return APR_EGENERAL;
         }
     }
+    SSL_set_app_data(t->ssl, ep); /* for new_session: endpoints may share the SSL_CTX */
     apr_thread_mutex_lock(ep->mu);
     if (ep->session) {
         SSL_set_session(t->ssl, ep->session);
@@ -513,7 +578,7 @@ static apr_status_t handshake(ss_redis_transport_t *t, apr_time_t deadline, char
  * handshake): kept for the next connection of this store. */
 static int new_session(SSL *ssl, SSL_SESSION *session)
 {
-    ss_redis_endpoint_t *ep = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+    ss_redis_endpoint_t *ep = SSL_get_app_data(ssl);
     SSL_SESSION *old;
 
     apr_thread_mutex_lock(ep->mu);
@@ -571,7 +636,7 @@ apr_status_t ss_redis_transport_open(ss_redis_transport_t **out, ss_redis_endpoi
     }
     t = calloc(1, sizeof(*t));
     if (t) {
-        t->reader = redisReaderCreate();
+        t->reader = reader_create(t);
     }
     if (!t || !t->reader) {
         close(fd);
@@ -711,7 +776,7 @@ static apr_status_t read_reply(ss_redis_transport_t *t, redisReply **reply, apr_
 
     for (;;) {
         if (redisReaderGetReply(t->reader, &r) != REDIS_OK) {
-            set_err(err, errlen, "protocol error: %s", t->reader->errstr);
+            reader_failed(t, err, errlen);
             return APR_EGENERAL;
         }
         if (r) {
@@ -728,7 +793,7 @@ static apr_status_t read_reply(ss_redis_transport_t *t, redisReply **reply, apr_
         }
         t->fresh = 0;
         if (redisReaderFeed(t->reader, buf, n) != REDIS_OK) {
-            set_err(err, errlen, "protocol error: %s", t->reader->errstr);
+            reader_failed(t, err, errlen);
             return APR_EGENERAL;
         }
     }
@@ -860,10 +925,23 @@ static apr_status_t literal_addrs(ss_redis_endpoint_t *ep, char *err, apr_size_t
     return APR_SUCCESS;
 }
 
-apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **out, const ss_redis_config_t *cfg,
-                                      apr_pool_t *p, char *err, apr_size_t errlen)
+/* The name sent as SNI and verified: tls_server_name, else the host. */
+static void set_tls_name(ss_redis_endpoint_t *ep, apr_pool_t *p)
 {
-    ss_redis_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    const ss_redis_config_t *cfg = ep->cfg;
+    char *zone;
+
+    ep->tls_name = apr_pstrdup(p, cfg->tls_server_name ? cfg->tls_server_name : cfg->host);
+    zone = strchr(ep->tls_name, '%');
+    if (zone) {
+        *zone = '\0'; /* fe80::1%eth0: the address is fe80::1 */
+    }
+    ep->tls_name_ip = ss_redis_tls_is_ip(ep->tls_name);
+}
+
+static apr_status_t endpoint_init(ss_redis_endpoint_t *ep, const ss_redis_config_t *cfg,
+                                  apr_pool_t *p, char *err, apr_size_t errlen)
+{
     apr_status_t rv;
 
     ep->cfg = cfg;
@@ -874,26 +952,46 @@ apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **out, const ss_redis_
         return rv;
     }
     apr_pool_cleanup_register(p, ep, endpoint_cleanup, apr_pool_cleanup_null);
-    rv = literal_addrs(ep, err, errlen);
+    return literal_addrs(ep, err, errlen);
+}
+
+apr_status_t ss_redis_endpoint_derive(ss_redis_endpoint_t **out, const ss_redis_endpoint_t *base,
+                                      const ss_redis_config_t *cfg, apr_pool_t *p, char *err,
+                                      apr_size_t errlen)
+{
+    ss_redis_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    apr_status_t rv = endpoint_init(ep, cfg, p, err, errlen);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (base->ctx) {
+        SSL_CTX_up_ref(base->ctx); /* endpoint_cleanup drops it */
+        ep->ctx = base->ctx;
+        set_tls_name(ep, p);
+    }
+    *out = ep;
+    return APR_SUCCESS;
+}
+
+apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **out, const ss_redis_config_t *cfg,
+                                      apr_pool_t *p, char *err, apr_size_t errlen)
+{
+    ss_redis_endpoint_t *ep = apr_pcalloc(p, sizeof(*ep));
+    apr_status_t rv = endpoint_init(ep, cfg, p, err, errlen);
+
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (cfg->tls) {
         const char *msg = ss_redis_tls_ctx(&ep->ctx, cfg, p);
-        char *zone;
 
         if (msg) {
             apr_cpystrn(err, msg, errlen);
             return APR_EGENERAL;
         }
-        SSL_CTX_set_app_data(ep->ctx, ep);
         SSL_CTX_sess_set_new_cb(ep->ctx, new_session);
-        ep->tls_name = apr_pstrdup(p, cfg->tls_server_name ? cfg->tls_server_name : cfg->host);
-        zone = strchr(ep->tls_name, '%');
-        if (zone) {
-            *zone = '\0'; /* fe80::1%eth0: the address is fe80::1 */
-        }
-        ep->tls_name_ip = ss_redis_tls_is_ip(ep->tls_name);
+        set_tls_name(ep, p);
     }
     if (!ep->literal) {
         /* At start-up, so that the first connections need not wait; a

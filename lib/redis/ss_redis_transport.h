@@ -40,6 +40,12 @@
 
 #include "ss_redis_config.h"
 
+/* The most elements an array in a reply may announce. hiredis allocates an
+ * array's element pointers as soon as it reads the header, before any
+ * element arrives, and 0.14 sets no bound: "*2147483647" would cost 16 GB.
+ * A larger count is a protocol error. */
+#define SS_REDIS_MAX_ELEMENTS 65536
+
 /* Room for a failure's description. */
 #define SS_REDIS_ERR_LEN 256
 
@@ -65,6 +71,15 @@ apr_time_t ss_redis_clock(void);
  * err says why, naming the option. Freed with p. */
 apr_status_t ss_redis_endpoint_create(ss_redis_endpoint_t **ep, const ss_redis_config_t *cfg,
                                       apr_pool_t *p, char *err, apr_size_t errlen);
+
+/* Another endpoint, for cfg (kept, not copied), sharing base's SSL_CTX, so
+ * that no file is read again (a child may not be able to): the sentinels, and
+ * the masters they name, use the options of the store's endpoint with another
+ * host and port. Each keeps its own TLS session and addresses. No wait: a
+ * host name is resolved when a connection opens. Freed with p. */
+apr_status_t ss_redis_endpoint_derive(ss_redis_endpoint_t **ep, const ss_redis_endpoint_t *base,
+                                      const ss_redis_config_t *cfg, apr_pool_t *p, char *err,
+                                      apr_size_t errlen);
 
 /* Open a connection: resolve (if due), connect, TLS handshake, all before
  * deadline. On failure *t is NULL and err says why; APR_TIMEUP when the

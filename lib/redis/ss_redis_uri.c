@@ -34,6 +34,9 @@ enum {
     P_PASSWORD,
     P_MAX_IDLE,
     P_MAX_AGE,
+    P_WAIT,
+    P_SENTINEL_USER,
+    P_SENTINEL_PASSWORD,
     P_TLS_CA_FILE, /* the first tls_* one */
     P_TLS_CA_DIR,
     P_TLS_CERT_FILE,
@@ -53,6 +56,9 @@ static const char *const param_names[P_COUNT] = {"connect_timeout",
                                                  "password",
                                                  "max_idle",
                                                  "max_age",
+                                                 "wait",
+                                                 "sentinel_user",
+                                                 "sentinel_password",
                                                  "tls_ca_file",
                                                  "tls_ca_dir",
                                                  "tls_cert_file",
@@ -234,6 +240,31 @@ static const char *set_server_name(parse_t *ps, const char *value)
     return NULL;
 }
 
+/* N[,timeout_ms] */
+static const char *set_wait(parse_t *ps, const char *value)
+{
+    const char *comma = strchr(value, ',');
+    char *n = apr_pstrmemdup(ps->p, value, comma ? (apr_size_t)(comma - value) : strlen(value));
+    long v;
+
+    if (!parse_number(n, 1, SS_REDIS_WAIT_MAX, &v)) {
+        return apr_psprintf(ps->p,
+                            "bad wait%s: expected N[,timeout_ms], N the replicas to wait for, "
+                            "1..%d",
+                            quote(ps, value), SS_REDIS_WAIT_MAX);
+    }
+    ps->cfg->wait_replicas = (int)v;
+    if (!comma) {
+        return NULL;
+    }
+    if (!parse_number(comma + 1, 1, MS_MAX, &v)) {
+        return apr_psprintf(ps->p, "bad wait%s: expected N[,timeout_ms], timeout_ms 1..%d",
+                            quote(ps, value), MS_MAX);
+    }
+    ps->cfg->wait_timeout = apr_time_from_msec(v);
+    return NULL;
+}
+
 static const char *set_param(parse_t *ps, int param, const char *value)
 {
     ss_redis_config_t *cfg = ps->cfg;
@@ -272,6 +303,17 @@ static const char *set_param(parse_t *ps, int param, const char *value)
                                 MAX_AGE_MAX);
         }
         cfg->max_age = apr_time_from_sec(v);
+        return NULL;
+    case P_WAIT:
+        return set_wait(ps, value);
+    case P_SENTINEL_USER:
+        cfg->sentinel_user = *value ? value : NULL;
+        return NULL;
+    case P_SENTINEL_PASSWORD:
+        if (!*value) {
+            return "empty sentinel_password";
+        }
+        cfg->sentinel_password = value;
         return NULL;
     case P_TLS_CA_FILE:
     case P_TLS_CA_DIR:
@@ -505,6 +547,105 @@ static const char *parse_tcp(parse_t *ps, const char *s)
     return set_db(ps, slash + 1, " in the path");
 }
 
+/* One sentinel, host[:port] or [v6][:port], into the list. */
+static const char *parse_sentinel(parse_t *ps, const char *s, int pos, ss_redis_addr_t *out)
+{
+    const char *err;
+
+    if (!*s) {
+        return apr_psprintf(ps->p, "empty sentinel address %d (two commas, or one at an end?)",
+                            pos);
+    }
+    ps->cfg->port = SS_REDIS_DEFAULT_SENTINEL_PORT;
+    err = parse_hostport(ps, s);
+    if (err) {
+        return apr_psprintf(ps->p, "sentinel %d: %s", pos, err);
+    }
+    out->host = ps->cfg->host;
+    out->port = ps->cfg->port;
+    ps->cfg->host = NULL;
+    ps->cfg->port = 0;
+    return NULL;
+}
+
+/* The master's name as the sentinels know it: printable, no space. */
+static const char *parse_master(parse_t *ps, const char *s, apr_size_t len)
+{
+    const char *name, *c;
+
+    if (!len) {
+        return "missing master name: expected redis-sentinel://host:port[,host:port...]/MASTER"
+               "[/db]";
+    }
+    if (pct_decode(s, len, "master name", ps->p, &name)) {
+        return "bad percent-encoding in the master name";
+    }
+    for (c = name; *c; c++) {
+        if (*c <= 0x20 || *c >= 0x7f) {
+            return apr_psprintf(ps->p, "bad master name%s: printable characters only, no space",
+                                quote(ps, name));
+        }
+    }
+    ps->cfg->sentinel_master = name;
+    return NULL;
+}
+
+/* [userinfo@]host[:port][,host[:port]...]/MASTER[/db] */
+static const char *parse_sentinels(parse_t *ps, const char *s)
+{
+    const char *slash = strchr(s, '/'), *at, *name, *db, *err;
+    char *authority, *list, *item, *last;
+    ss_redis_addr_t *addrs;
+    int n = 0;
+
+    if (!slash) {
+        return "missing master name: expected redis-sentinel://host:port[,host:port...]/MASTER"
+               "[/db]";
+    }
+    authority = apr_pstrmemdup(ps->p, s, slash - s);
+    at = strrchr(authority, '@');
+    if (at) {
+        err = parse_userinfo(ps, authority, at - authority);
+        if (err) {
+            return err;
+        }
+    }
+    list = apr_pstrdup(ps->p, at ? at + 1 : authority);
+    if (!*list) {
+        return "missing sentinel address: expected redis-sentinel://host:port[,host:port...]"
+               "/MASTER";
+    }
+    addrs = apr_pcalloc(ps->p, sizeof(*addrs) * SS_REDIS_SENTINEL_MAX);
+    /* apr_strtok would skip empty items: walk the commas by hand. */
+    for (item = list;; item = last + 1) {
+        last = strchr(item, ',');
+        if (last) {
+            *last = '\0';
+        }
+        if (n == SS_REDIS_SENTINEL_MAX) {
+            return apr_psprintf(ps->p, "more than %d sentinels", SS_REDIS_SENTINEL_MAX);
+        }
+        err = parse_sentinel(ps, item, n + 1, &addrs[n]);
+        if (err) {
+            return err;
+        }
+        n++;
+        if (!last) {
+            break;
+        }
+    }
+    ps->cfg->sentinels = addrs;
+    ps->cfg->nsentinels = n;
+    name = slash + 1;
+    db = strchr(name, '/');
+    err = parse_master(ps, name, db ? (apr_size_t)(db - name) : strlen(name));
+    if (err || !db || !db[1]) {
+        return err;
+    }
+    ps->seen |= 1u << P_DB;
+    return set_db(ps, db + 1, " in the path");
+}
+
 static const char *parse_unix(parse_t *ps, const char *s)
 {
     if (*s != '/') {
@@ -528,6 +669,22 @@ static void set_defaults(ss_redis_config_t *cfg)
     cfg->max_age = apr_time_from_sec(SS_REDIS_DEFAULT_MAX_AGE_S);
     cfg->tls_verify = SS_REDIS_TLS_VERIFY_FULL;
     cfg->tls_min_version = TLS1_2_VERSION;
+    cfg->wait_timeout = apr_time_from_msec(SS_REDIS_DEFAULT_WAIT_TIMEOUT_MS);
+}
+
+/* sentinel_* options belong to a Sentinel URI, a user to a password. */
+static const char *check_sentinel(const parse_t *ps)
+{
+    const ss_redis_config_t *cfg = ps->cfg;
+
+    if (!cfg->sentinel_master && (ps->seen & (1u << P_SENTINEL_USER | 1u << P_SENTINEL_PASSWORD))) {
+        return "sentinel_user and sentinel_password need a redis-sentinel:// or "
+               "rediss-sentinel:// URI";
+    }
+    if (cfg->sentinel_user && !cfg->sentinel_password) {
+        return "a sentinel_user needs a sentinel_password";
+    }
+    return NULL;
 }
 
 /* The tls_* parameters belong to rediss://, and go together as they must. */
@@ -541,7 +698,8 @@ static const char *check_tls(const parse_t *ps, int is_unix)
                "never leaves the host), or use rediss://host:port";
     }
     if (!cfg->tls && any) {
-        return "tls_* parameters need a rediss:// URI (TLS); a redis:// URI is plain TCP";
+        return "tls_* parameters need a rediss:// URI (TLS) or a rediss-sentinel:// one; "
+               "redis:// and redis-sentinel:// are plain TCP";
     }
     if (!cfg->tls_cert_file != !cfg->tls_key_file) {
         return "tls_cert_file and tls_key_file go together (mutual TLS needs both)";
@@ -565,11 +723,18 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     parse_t ps = {apr_palloc(p, sizeof(ss_redis_config_t)), p, 0, 0};
     const char *rest, *query, *err, *after;
     char *target;
-    int is_unix;
+    int is_unix, sentinel = 0;
 
     set_defaults(ps.cfg);
     if (has_scheme(uri, "redis://", &rest)) {
         is_unix = 0;
+    } else if (has_scheme(uri, "redis-sentinel://", &rest)) {
+        is_unix = 0;
+        sentinel = 1;
+    } else if (has_scheme(uri, "rediss-sentinel://", &rest)) {
+        is_unix = 0;
+        sentinel = 1;
+        ps.cfg->tls = 1;
     } else if (has_scheme(uri, "rediss://", &rest)) {
         is_unix = 0;
         ps.cfg->tls = 1;
@@ -580,7 +745,9 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
                "the host) or rediss://host:port";
     } else {
         return "expected redis://[[user]:password@]host[:port][/db][?param=value&...], "
-               "rediss://... (TLS) or unix:///path/to/redis.sock[?param=value&...]";
+               "rediss://... (TLS), unix:///path/to/redis.sock[?param=value&...] or "
+               "redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db]"
+               "[?param=value&...] (rediss-sentinel:// with TLS)";
     }
     if (strchr(rest, '#')) {
         return "a '#' must be percent-encoded (%23)";
@@ -597,7 +764,9 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
                "be written %40";
     }
     target = query ? apr_pstrmemdup(p, rest, query - rest) : apr_pstrdup(p, rest);
-    err = is_unix ? parse_unix(&ps, target) : parse_tcp(&ps, target);
+    err = is_unix    ? parse_unix(&ps, target)
+          : sentinel ? parse_sentinels(&ps, target)
+                     : parse_tcp(&ps, target);
     if (!err && query) {
         err = parse_query(&ps, query + 1);
     }
@@ -606,6 +775,9 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     }
     if (!err) {
         err = check_tls(&ps, is_unix);
+    }
+    if (!err) {
+        err = check_sentinel(&ps);
     }
     if (err && query && strstr(query, "password=")) {
         err = apr_pstrcat(p, err,
@@ -639,11 +811,37 @@ static const char *pct_encode(const char *s, const char *keep, apr_pool_t *p)
     return buf;
 }
 
+/* host:port, an IPv6 address in brackets. */
+static const char *host_port(const char *host, int port, apr_pool_t *p)
+{
+    if (strchr(host, ':')) {
+        host = apr_pstrcat(p, "[", pct_encode(host, ":", p), "]", NULL);
+    }
+    return apr_psprintf(p, "%s:%d", host, port);
+}
+
+static const char *sentinel_target(const ss_redis_config_t *cfg, const char *user, apr_pool_t *p)
+{
+    const char *list = "";
+    int i;
+
+    for (i = 0; i < cfg->nsentinels; i++) {
+        list = apr_pstrcat(p, list, i ? "," : "",
+                           host_port(cfg->sentinels[i].host, cfg->sentinels[i].port, p), NULL);
+    }
+    return apr_psprintf(p, "%s://%s%s%s/%s/%d", cfg->tls ? "rediss-sentinel" : "redis-sentinel",
+                        user, cfg->password ? ":***@" : "", list,
+                        pct_encode(cfg->sentinel_master, "", p), cfg->db);
+}
+
 const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
 {
     const char *user = cfg->user ? pct_encode(cfg->user, "", p) : "";
     const char *host = cfg->host;
 
+    if (cfg->sentinel_master) {
+        return sentinel_target(cfg, user, p);
+    }
     if (cfg->path) {
         return apr_psprintf(p, "unix://%s?db=%d%s%s%s", pct_encode(cfg->path, "/", p), cfg->db,
                             cfg->user ? "&user=" : "", user, cfg->password ? "&password=***" : "");
@@ -677,14 +875,27 @@ static const char *describe_tls(const ss_redis_config_t *cfg, apr_pool_t *p)
                        tls_opt("tls_server_name", cfg->tls_server_name, ":", p), NULL);
 }
 
+/* wait and the sentinel_* options, when set. */
+static const char *describe_ha(const ss_redis_config_t *cfg, apr_pool_t *p)
+{
+    const char *wait = "";
+
+    if (cfg->wait_replicas) {
+        wait = apr_psprintf(p, "&wait=%d,%" APR_TIME_T_FMT, cfg->wait_replicas,
+                            apr_time_as_msec(cfg->wait_timeout));
+    }
+    return apr_pstrcat(p, wait, tls_opt("sentinel_user", cfg->sentinel_user, "", p),
+                       cfg->sentinel_password ? "&sentinel_password=***" : "", NULL);
+}
+
 const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p)
 {
     return apr_psprintf(
         p,
         "%s%sconnect_timeout=%" APR_TIME_T_FMT "&command_timeout=%" APR_TIME_T_FMT
-        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d&max_age=%" APR_TIME_T_FMT "%s",
+        "&breaker=%" APR_TIME_T_FMT "&prefix=%s&max_idle=%d&max_age=%" APR_TIME_T_FMT "%s%s",
         ss_redis_target(cfg, p), cfg->path ? "&" : "?", apr_time_as_msec(cfg->connect_timeout),
         apr_time_as_msec(cfg->command_timeout), apr_time_as_msec(cfg->breaker),
         pct_encode(cfg->prefix, ":", p), cfg->max_idle, apr_time_sec(cfg->max_age),
-        describe_tls(cfg, p));
+        describe_ha(cfg, p), describe_tls(cfg, p));
 }

@@ -18,7 +18,8 @@ REDIS_URI="redis://127.0.0.1:$RP/0?prefix=e2e:"
 node() {
     local name=$1 port=$2 mpm=$3 backend=$4
     httpd_conf "$name" "$port" "$mpm" "SessionStoreBackend $backend" \
-        "SessionStoreRevokeHeader X-Session-Revoke" "Header always set X-Node $name"
+        "SessionStoreRevokeHeader X-Session-Revoke" "Header always set X-Node $name" \
+        "<Location /metrics>" "SetHandler sessstore-metrics" "</Location>"
     cat >"$WORK/$name/htdocs/private/cgi/revoke.cgi" <<'CGI'
 #!/bin/sh
 printf 'X-Session-Revoke: %s\r\n' "${QUERY_STRING:-user}"
@@ -88,6 +89,8 @@ for j in b1 b2 c1 c2; do
     for u in "$A" "$B"; do [ "$(alive $j "$u")" = 200 ] || bad=$((bad + 1)); done
 done
 expect_eq "bob's and carol's sessions live on, on both nodes" 0 "$bad"
+expect_eq "node B counts the 3 revoked sessions" "sessstore_revocations_total 3" \
+    "$(curl -s "$B/metrics" | grep '^sessstore_revocations_total')"
 check "alice's index is gone" \
     test "$(redis_cli redis --scan --pattern 'e2e:owner:*' | wc -l)" = 2
 

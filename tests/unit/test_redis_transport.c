@@ -57,9 +57,10 @@ static struct {
 /* ---- fake servers ---- */
 
 typedef enum {
-    SILENT,      /* accepts, reads, never answers */
-    TRICKLE,     /* answers every command with "+" and then a byte every 100 ms */
-    PONG_TRICKLE /* the first command gets +PONG, later ones trickle */
+    SILENT,       /* accepts, reads, never answers */
+    TRICKLE,      /* answers every command with "+" and then a byte every 100 ms */
+    PONG_TRICKLE, /* the first command gets +PONG, later ones trickle */
+    ANSWER        /* the first command on each connection gets f->answer, then silence */
 } fake_mode_e;
 
 #define FAKE_CLIENTS 8
@@ -69,6 +70,8 @@ typedef struct {
     volatile int stop;
     int first_byte; /* of the first client's first read; -1: none yet */
     int accepts;
+    const char *answer; /* ANSWER */
+    apr_size_t answer_len;
     pthread_t thread;
 } fake_t;
 
@@ -103,6 +106,12 @@ static void *fake_main(void *arg)
                 f->first_byte = (unsigned char)buf[0];
             }
             if (f->mode == SILENT) {
+                continue;
+            }
+            if (f->mode == ANSWER) {
+                if (commands[i]++ == 0) {
+                    send(pfd[i].fd, f->answer, f->answer_len, MSG_NOSIGNAL);
+                }
                 continue;
             }
             /* Good enough for one command per read. */
@@ -141,14 +150,13 @@ static void *fake_main(void *arg)
     return NULL;
 }
 
-static void fake_start(fake_t *f, fake_mode_e mode)
+/* Listen on loopback and serve f (mode and answer set) in a thread. */
+static void fake_run(fake_t *f)
 {
     struct sockaddr_in a;
     socklen_t len = sizeof(a);
 
-    memset(f, 0, sizeof(*f));
     memset(&a, 0, sizeof(a));
-    f->mode = mode;
     f->first_byte = -1;
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -158,6 +166,23 @@ static void fake_start(fake_t *f, fake_mode_e mode)
     assert_int_equal(listen(f->lfd, 8), 0);
     f->port = ntohs(a.sin_port);
     assert_int_equal(pthread_create(&f->thread, NULL, fake_main, f), 0);
+}
+
+static void fake_start(fake_t *f, fake_mode_e mode)
+{
+    memset(f, 0, sizeof(*f));
+    f->mode = mode;
+    fake_run(f);
+}
+
+/* ANSWER: the first command on each connection gets answer[len]. */
+static void fake_start_answer(fake_t *f, const char *answer, apr_size_t len)
+{
+    memset(f, 0, sizeof(*f));
+    f->mode = ANSWER;
+    f->answer = answer;
+    f->answer_len = len;
+    fake_run(f);
 }
 
 static void fake_stop(fake_t *f)
@@ -276,6 +301,73 @@ static void test_trickling_server_pooled(void **state)
     t = timed_load(store, &rv);
     assert_deadline("trickling server, pooled connection", t, rv, 250 * MS);
     assert_int_equal(f.accepts, 1);
+    fake_stop(&f);
+}
+
+/* An array header announcing 10^8 elements (hiredis would allocate 800 MB
+ * for their pointers at once, then wait for them until the deadline) is
+ * refused as soon as it is read; an array of SS_REDIS_MAX_ELEMENTS is read
+ * whole (and then found to be no answer to GET). Found by
+ * tests/fuzz/fuzz_redis_reply ("*2147483647": a 16 GB allocation). */
+static void test_array_too_large(void **state)
+{
+    fake_t f;
+    ss_store_t *store;
+    apr_status_t rv;
+    apr_time_t t;
+    char *big;
+    int i, n;
+
+    (void)state;
+    fake_start_answer(&f, "*100000000\r\n", 13);
+    store = open_uri(apr_psprintf(
+        g.pool, "redis://127.0.0.1:%d?connect_timeout=1000&command_timeout=2000&breaker=0",
+        f.port));
+    t = timed_load(store, &rv);
+    print_message("an array of 10^8 elements: %d after %" APR_TIME_T_FMT " us: %s\n", rv, t,
+                  g.log.last);
+    assert_int_equal(rv, APR_EGENERAL);
+    assert_true(t < 1000 * MS);
+    assert_non_null(strstr(g.log.last, "an array of 100000000 elements (at most 65536)"));
+    fake_stop(&f);
+
+    big = apr_palloc(g.pool, 16 + SS_REDIS_MAX_ELEMENTS * 4);
+    n = sprintf(big, "*%d\r\n", SS_REDIS_MAX_ELEMENTS);
+    for (i = 0; i < SS_REDIS_MAX_ELEMENTS; i++) {
+        memcpy(big + n, ":1\r\n", 4);
+        n += 4;
+    }
+    fake_start_answer(&f, big, (apr_size_t)n);
+    store = open_uri(apr_psprintf(
+        g.pool, "redis://127.0.0.1:%d?connect_timeout=1000&command_timeout=2000&breaker=0",
+        f.port));
+    unit_tlog_reset(&g.log);
+    timed_load(store, &rv);
+    assert_int_equal(rv, APR_EGENERAL);
+    assert_non_null(strstr(g.log.last, "unexpected reply type 2 to GET"));
+    fake_stop(&f);
+}
+
+/* An error reply is quoted in the log, but its line breaks and escape
+ * sequences cannot forge or garble lines there (found by
+ * tests/fuzz/fuzz_redis_reply). */
+static void test_error_reply_control_characters(void **state)
+{
+    static const char reply[] =
+        "-ERR bad\n[Wed Dec 02 10:00:00 2026] [auth:notice] forged\x1b[2J\r\n";
+    fake_t f;
+    ss_store_t *store;
+    apr_status_t rv;
+
+    (void)state;
+    fake_start_answer(&f, reply, sizeof(reply) - 1);
+    store = open_uri(apr_psprintf(g.pool, "redis://127.0.0.1:%d?breaker=0", f.port));
+    timed_load(store, &rv);
+    print_message("error reply with a line break: %s\n", g.log.last);
+    assert_int_equal(rv, APR_EGENERAL);
+    assert_non_null(strstr(g.log.last, "GET refused: ERR bad?[Wed Dec 02 10:00:00 2026] "
+                                       "[auth:notice] forged?[2J"));
+    assert_null(strpbrk(g.log.last, "\r\n\x1b"));
     fake_stop(&f);
 }
 
@@ -663,6 +755,8 @@ int main(void)
         UNIT_TEST(test_silent_server),
         UNIT_TEST(test_trickling_server),
         UNIT_TEST(test_trickling_server_pooled),
+        UNIT_TEST(test_array_too_large),
+        UNIT_TEST(test_error_reply_control_characters),
         UNIT_TEST(test_stalled_tls_handshake),
         UNIT_TEST(test_unresolvable_host),
         UNIT_TEST(test_tls_round_trip),

@@ -148,6 +148,7 @@ static void test_parse_errors(void **state)
         {"rediss://h?tls_server_name=", "bad tls_server_name"},
         {"rediss://h?tls_verify=ca&tls_verify=full", "tls_verify given twice"},
         {"rediss://h?tls_ca=/x", "unknown parameter 'tls_ca'"},
+        {"redis-sentinel://s/m?tls_ca_file=/etc/ca.pem", "need a rediss:// URI"},
         {"rediss://:s3cret@h?tls_ca_file=x", "expected an absolute path"},
         {"redis://", "missing host"},
         {"redis://:6379", "missing host"},
@@ -520,7 +521,17 @@ static void assert_same_config(const ss_redis_config_t *a, const ss_redis_config
     SAME_STR(tls_cert_file);
     SAME_STR(tls_key_file);
     SAME_STR(tls_server_name);
+    SAME_STR(sentinel_master);
+    SAME_STR(sentinel_user);
+    SAME_STR(sentinel_password);
 #undef SAME_STR
+    assert_int_equal(a->wait_replicas, b->wait_replicas);
+    assert_true(a->wait_timeout == b->wait_timeout);
+    assert_int_equal(a->nsentinels, b->nsentinels);
+    for (int i = 0; i < a->nsentinels; i++) {
+        assert_string_equal(a->sentinels[i].host, b->sentinels[i].host);
+        assert_int_equal(a->sentinels[i].port, b->sentinels[i].port);
+    }
 }
 
 /* What describe prints, with the real password put back for "***", parses
@@ -545,6 +556,11 @@ static void test_describe_round_trip(void **state)
         "&tls_cert_file=/etc/k/c.pem&tls_key_file=/etc/k/k%3D.pem&tls_server_name=r.example",
         "rediss://10.0.0.1?tls_verify=ca&tls_protocols=TLSv1.3&tls_ca_dir=/etc/ssl/certs",
         "rediss://[::1]:7000?tls_verify=none&tls_server_name=::1",
+        "redis://h?wait=1",
+        "redis://h?wait=2,250",
+        "redis-sentinel://s1,s2:26380,[::1]:5/mymaster",
+        "redis-sentinel://alice:p%2Fw@10.0.0.1:26379/my%2Em_1/4?wait=1,50",
+        "rediss-sentinel://s.example/m?tls_ca_file=/etc/ca.pem&tls_server_name=r.example",
     };
     size_t i;
 
@@ -580,6 +596,126 @@ static void test_describe_round_trip(void **state)
     }
 }
 
+static void test_sentinel_forms(void **state)
+{
+    ss_redis_config_t *cfg;
+
+    (void)state;
+    cfg = parse_ok("redis-sentinel://s1:26380,10.0.0.2,[::1]:7/mymaster");
+    assert_null(cfg->host);
+    assert_null(cfg->path);
+    assert_int_equal(cfg->tls, 0);
+    assert_string_equal(cfg->sentinel_master, "mymaster");
+    assert_int_equal(cfg->nsentinels, 3);
+    assert_string_equal(cfg->sentinels[0].host, "s1");
+    assert_int_equal(cfg->sentinels[0].port, 26380);
+    assert_string_equal(cfg->sentinels[1].host, "10.0.0.2");
+    assert_int_equal(cfg->sentinels[1].port, SS_REDIS_DEFAULT_SENTINEL_PORT);
+    assert_string_equal(cfg->sentinels[2].host, "::1");
+    assert_int_equal(cfg->sentinels[2].port, 7);
+    assert_int_equal(cfg->db, 0);
+    assert_null(cfg->password);
+    assert_int_equal(cfg->wait_replicas, 0);
+
+    cfg = parse_ok("rediss-sentinel://bob:pw%40x@s1/m%2F1/3?sentinel_user=watch&sentinel_password="
+                   "s%26p&wait=1&tls_verify=ca");
+    assert_int_equal(cfg->tls, 1);
+    assert_string_equal(cfg->user, "bob");
+    assert_string_equal(cfg->password, "pw@x");
+    assert_string_equal(cfg->sentinel_master, "m/1");
+    assert_int_equal(cfg->db, 3);
+    assert_string_equal(cfg->sentinel_user, "watch");
+    assert_string_equal(cfg->sentinel_password, "s&p");
+    assert_int_equal(cfg->wait_replicas, 1);
+    assert_true(cfg->wait_timeout == SS_REDIS_DEFAULT_WAIT_TIMEOUT_MS * MS);
+    assert_int_equal(cfg->tls_verify, SS_REDIS_TLS_VERIFY_CA);
+
+    cfg = parse_ok("REDIS-SENTINEL://s/m?sentinel_password=x&wait=3,1500");
+    assert_null(cfg->sentinel_user);
+    assert_string_equal(cfg->sentinel_password, "x");
+    assert_int_equal(cfg->wait_replicas, 3);
+    assert_true(cfg->wait_timeout == 1500 * MS);
+}
+
+static void test_sentinel_errors(void **state)
+{
+    static const struct {
+        const char *uri, *error;
+    } cases[] = {
+        {"redis-sentinel://s1,s2", "missing master name"},
+        {"redis-sentinel://s1,s2/", "missing master name"},
+        {"redis-sentinel://s1,s2//2", "missing master name"},
+        {"redis-sentinel:///m", "missing sentinel address"},
+        {"redis-sentinel://u:pw@/m", "missing sentinel address"},
+        {"redis-sentinel://s1,,s2/m", "empty sentinel address 2"},
+        {"redis-sentinel://s1,/m", "empty sentinel address 2"},
+        {"redis-sentinel://,s1/m", "empty sentinel address 1"},
+        {"redis-sentinel://s1,s2:0/m", "sentinel 2: bad port"},
+        {"redis-sentinel://s1:99999/m", "sentinel 1: bad port"},
+        {"redis-sentinel://s1,::1/m", "sentinel 2: an IPv6 address must be written in brackets"},
+        {"redis-sentinel://s_1,b%20d/m", "sentinel 2: bad host"},
+        {"redis-sentinel://s/m%20x", "bad master name 'm x'"},
+        {"redis-sentinel://s/m%2", "bad percent-encoding in the master name"},
+        {"redis-sentinel://s/m/x", "bad db 'x' in the path"},
+        {"redis-sentinel://s/m/1?db=2", "db given twice"},
+        {"redis-sentinel://s/m?sentinel_user=u", "a sentinel_user needs a sentinel_password"},
+        {"redis-sentinel://s/m?sentinel_password=", "empty sentinel_password"},
+        {"redis-sentinel://s/m?tls_verify=ca", "or a rediss-sentinel:// one"},
+        {"redis://h?sentinel_password=x", "sentinel_password need a redis-sentinel://"},
+        {"redis://h?sentinel_user=u", "need a redis-sentinel://"},
+        {"redis://h?wait=0", "bad wait '0': expected N[,timeout_ms]"},
+        {"redis://h?wait=65", "1..64"},
+        {"redis://h?wait=", "bad wait"},
+        {"redis://h?wait=1,", "timeout_ms 1..60000"},
+        {"redis://h?wait=1,0", "timeout_ms 1..60000"},
+        {"redis://h?wait=1,60001", "timeout_ms"},
+        {"redis://h?wait=1,2,3", "timeout_ms"},
+        {"redis://h?wait=1&wait=2", "wait given twice"},
+        {"redis-sentinels://s/m", "redis-sentinel://"},
+    };
+    char many[512] = "redis-sentinel://";
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < UNIT_COUNT(cases); i++) {
+        const char *err = parse_err(cases[i].uri);
+
+        if (!strstr(err, cases[i].error)) {
+            fail_msg("%s: expected an error with \"%s\", got \"%s\"", cases[i].uri, cases[i].error,
+                     err);
+        }
+    }
+    for (i = 0; i <= SS_REDIS_SENTINEL_MAX; i++) {
+        strcat(many, i ? ",s" : "s");
+    }
+    strcat(many, "/m");
+    assert_non_null(strstr(parse_err(many), "more than 16 sentinels"));
+    many[strlen(many) - 4] = '\0'; /* one fewer */
+    strcat(many, "/m");
+    assert_int_equal(parse_ok(many)->nsentinels, SS_REDIS_SENTINEL_MAX);
+}
+
+/* Neither password reaches a description or an error message. */
+static void test_sentinel_passwords_hidden(void **state)
+{
+    ss_redis_config_t *cfg;
+    const char *d;
+
+    (void)state;
+    cfg = parse_ok("rediss-sentinel://u:DataPw1@s1:1,s2:2/m/2?sentinel_user=w&sentinel_password="
+                   "SentPw2&wait=1");
+    d = ss_redis_describe(cfg, pool);
+    assert_null(strstr(d, "DataPw1"));
+    assert_null(strstr(d, "SentPw2"));
+    assert_non_null(strstr(d, "rediss-sentinel://u:***@s1:1,s2:2/m/2?"));
+    assert_non_null(strstr(d, "&wait=1,100&sentinel_user=w&sentinel_password=***"));
+    d = ss_redis_target(cfg, pool);
+    assert_string_equal(d, "rediss-sentinel://u:***@s1:1,s2:2/m/2");
+    d = parse_err("redis-sentinel://s/m?sentinel_password=SentPw2&wait=SentPw2");
+    assert_null(strstr(d, "SentPw2"));
+    assert_non_null(strstr(d, "bad wait"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +729,9 @@ int main(void)
         UNIT_TEST(test_errors_quote_escaped),
         UNIT_TEST(test_hosts),
         UNIT_TEST(test_describe_round_trip),
+        UNIT_TEST(test_sentinel_forms),
+        UNIT_TEST(test_sentinel_errors),
+        UNIT_TEST(test_sentinel_passwords_hidden),
     };
 
     return UNIT_RUN(tests);
