@@ -120,7 +120,8 @@ typedef struct {
 static apr_size_t shm_size = DEFAULT_SHM_SIZE;
 static int shm_size_set;
 /* SessionStoreRecordFormat (0: unset, the current format) and
- * SessionStoreSeal (-1: unset, on): how every store writes records. */
+ * SessionStoreSeal (-1: unset, on; 0 off, 1 on, 2 required): how every store
+ * writes records, and whether it accepts any in clear. */
 static int record_format;
 static int record_seal = -1;
 static shm_retained_t *shm_retained;
@@ -415,7 +416,7 @@ static const char *set_record_format(cmd_parms *cmd, void *dummy, const char *ar
     return NULL;
 }
 
-static const char *set_seal(cmd_parms *cmd, void *dummy, int on)
+static const char *set_seal(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
@@ -423,7 +424,15 @@ static const char *set_seal(cmd_parms *cmd, void *dummy, int on)
     if (err) {
         return err;
     }
-    record_seal = on;
+    if (!strcasecmp(arg, "off")) {
+        record_seal = 0;
+    } else if (!strcasecmp(arg, "on")) {
+        record_seal = 1;
+    } else if (!strcasecmp(arg, "required")) {
+        record_seal = 2;
+    } else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not On, Off or Required", cmd->cmd->name, arg);
+    }
     return NULL;
 }
 
@@ -525,8 +534,9 @@ static const command_rec sessstore_cmds[] = {
     AP_INIT_TAKE1("SessionStoreRecordFormat", set_record_format, NULL, RSRC_CONF,
                   "Format of the records written: 2 (the default) or 1, while nodes of an "
                   "earlier release still share the store"),
-    AP_INIT_FLAG("SessionStoreSeal", set_seal, NULL, RSRC_CONF,
-                 "Seal records with a key derived from the session ID (On, the default)"),
+    AP_INIT_TAKE1("SessionStoreSeal", set_seal, NULL, RSRC_CONF,
+                  "Seal records with a key derived from the session ID: On (the default), "
+                  "Off, or Required (records in clear are refused too)"),
     /* Not in .htaccess: start-up checks every lock wait against the
      * server's Timeout. */
     AP_INIT_FLAG("SessionStoreLock", set_lock, NULL, RSRC_CONF | ACCESS_CONF,
@@ -635,10 +645,11 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
                      max, shm_size);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (record_format == 1 && record_seal == 1) {
+    if (record_format == 1 && record_seal > 0) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
-                     "SessionStoreSeal On needs SessionStoreRecordFormat 2: format 1 records "
-                     "are never sealed");
+                     "SessionStoreSeal %s needs SessionStoreRecordFormat 2: format 1 records "
+                     "are never sealed",
+                     record_seal == 2 ? "Required" : "On");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (vs = s; vs; vs = vs->next) {
@@ -754,19 +765,20 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
 /* The store as requests use it: timed into the shared histograms. */
 static ss_store_t *store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pconf)
 {
+    static const char *const forms[] = {"format 2, unsealed", "format 2, sealed", "format 1"};
     ss_store_t *metered;
     apr_pool_t *ptemp;
 
-    static const char *const forms[] = {"format 2, unsealed", "format 2, sealed", "format 1"};
-
     store->form = record_form();
+    store->sealed_only = record_seal == 2;
     if (ss_metered_wrap(&metered, store, metrics, pconf) != APR_SUCCESS) {
         metered = store;
     }
     APR_ARRAY_PUSH(open_stores, ss_store_t *) = metered;
     apr_pool_create(&ptemp, pconf);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s; records written in %s",
-                 store->ops->describe(store, ptemp), forms[store->form]);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "session store: %s; records written in %s%s",
+                 store->ops->describe(store, ptemp), forms[store->form],
+                 store->sealed_only ? ", records in clear refused" : "");
     apr_pool_destroy(ptemp);
     return metered;
 }

@@ -185,5 +185,14 @@ apr_status_t ss_lock_load(const ss_lock_ctx_t *lk, const ss_session_ctx_t *ctx,
         }
         ss_session_load(ctx, cookies, apr_time_now(), p, sess);
     }
+    if (sess->state != SS_SESSION_LOADED) {
+        /* No session to share (an unknown or expired ID, or the store went
+         * down): a new one gets a fresh ID, nobody else's. */
+        rv = ss_lock_release(lk, lock, p);
+        if (rv != APR_SUCCESS && sess->state == SS_SESSION_NONE) {
+            not_loaded(sess, rv);
+            return rv;
+        }
+    }
     return APR_SUCCESS;
 }

@@ -75,8 +75,9 @@ apr_status_t ss_lock_release(const ss_lock_ctx_t *ctx, ss_lock_t *lock, apr_pool
  * well-formed ID among the cookies is taken, then the session loaded (the
  * clock read after the wait). When the live session turns out to be another
  * of the cookies' IDs, its lock is taken instead and it is loaded again.
- * No cookie with a well-formed ID: loaded without a lock (nothing to share).
- * APR_SUCCESS with sess loaded (lock->held when there was an ID to lock);
+ * No cookie with a well-formed ID, or no live session among them: no lock
+ * is kept (nothing to share). APR_SUCCESS with sess loaded (lock->held when
+ * a live session was found);
  * APR_TIMEUP when the lock was not free within ctx->timeout, or a store
  * error: then sess is SS_SESSION_STORE_DOWN with that error, so that
  * nothing is written, and no lock is held. */

@@ -158,6 +158,14 @@ apr_status_t ss_record_peek(const unsigned char *buf, apr_size_t len, ss_record_
     return APR_SUCCESS;
 }
 
+int ss_record_is_sealed(const char *buf, apr_size_t len)
+{
+    ss_record_head_t head;
+
+    return ss_record_peek((const unsigned char *)buf, len, &head) == APR_SUCCESS &&
+           (head.flags & SS_RECORD_FLAG_SEALED);
+}
+
 void ss_record_poke_accessed(unsigned char *buf, apr_time_t accessed)
 {
     put_time(buf + SS_RECORD_ACCESSED_OFFSET, accessed);

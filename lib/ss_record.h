@@ -101,6 +101,9 @@ apr_status_t ss_record_decode(const char *buf, apr_size_t len, const ss_key_t *k
  * newer version. */
 apr_status_t ss_record_peek(const unsigned char *buf, apr_size_t len, ss_record_head_t *head);
 
+/* Whether buf, a record ss_record_peek accepts, is sealed. */
+int ss_record_is_sealed(const char *buf, apr_size_t len);
+
 /* Rewrite the accessed timestamp of an encoded record (any version) in
  * place. */
 void ss_record_poke_accessed(unsigned char *buf, apr_time_t accessed);

@@ -219,11 +219,14 @@ void ss_session_merge_stats(ss_session_merge_stats_t *st)
     st->gave_up = apr_atomic_read64(&n_gave_up);
 }
 
-/* A pause before merging again: random, below 0.25 ms doubled per retry
- * and 8 ms at most, so that the writers of one session stop colliding. */
+/* The pause before retry number `retry` (the first one goes at once):
+ * random, below 2 ms before the second, doubling, below 32 ms at most, so
+ * that the writers of one session stop colliding (bench/run's shared-session
+ * rows: smaller pauses collide more, and fail more requests after
+ * SS_SESSION_MERGE_BUDGET). */
 static void back_off(int retry)
 {
-    apr_uint32_t r = 0, ceiling = 250u << (retry < 5 ? retry : 5);
+    apr_uint32_t r = 0, ceiling = 1000u << (retry < 5 ? retry : 5);
 
     if (apr_generate_random_bytes((unsigned char *)&r, sizeof(r)) == APR_SUCCESS) {
         apr_sleep((apr_interval_time_t)(r % ceiling));

@@ -17,7 +17,9 @@
  * key. A well-formed record of a newer format version (written by an
  * upgraded node during a rolling upgrade) is a miss that stays (newer_format).
  * A sealed record loaded with a key that cannot open it (sealable = 0) is a
- * miss that stays too.
+ * miss that stays too. With store->sealed_only, a record in clear (format
+ * 1, or 2 unsealed) is malformed: one planted by whoever can write to the
+ * store is never handed out.
  *
  * Updates are compare-and-set on the record's revision (ss_record.h): a
  * request writes revision + 1 of what it loaded, and only over that
@@ -152,6 +154,9 @@ struct ss_store_t {
      * SS_RECORD_FORM_SEALED; the host may change it before the first save
      * (SessionStoreRecordFormat, SessionStoreSeal). */
     ss_record_form_e form;
+    /* Refuse records that are not sealed (SessionStoreSeal Required); 0 when
+     * the backends open. */
+    int sealed_only;
 };
 
 #endif

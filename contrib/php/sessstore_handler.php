@@ -50,7 +50,7 @@ final class SessStoreSessionHandler implements SessionHandlerInterface, SessionU
     const HEADER = 'X-Replace-Session';
     const CHUNK = 6000;           // base64url characters per key (and header line)
     const DEFAULT_MAX = 16384;    // SessionStoreMaxSessionSize's default
-    const RECORD_HEADER = 26;     // the module's record header, counted in that limit
+    const RECORD_HEADER = 54;     // the module's record overhead (sealed), counted in that limit
     const MARGIN = 64;            // room for what mod_session may add (an expiry entry)
 
     /** @var array<string,string> the session as loaded (mod_session's entries) */

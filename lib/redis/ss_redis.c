@@ -216,9 +216,9 @@ static apr_status_t load_gone(redis_store_t *s, const ss_key_t *key, const redis
     return unexpected(s, "the load script", reply);
 }
 
-static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
-                               apr_time_t now, const redisReply *reply, apr_pool_t *p,
-                               ss_record_t *rec)
+static apr_status_t load_reply(redis_store_t *s, int sealed_only, const ss_key_t *key,
+                               const ss_expiry_t *judge, apr_time_t now, const redisReply *reply,
+                               apr_pool_t *p, ss_record_t *rec)
 {
     const redisReply *value, *touched;
     ss_store_stats_t *st;
@@ -237,6 +237,9 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     rv = ss_record_decode(value->str, value->len, key, p, rec);
     if (rv == SS_RECORD_ENOKEY) {
         return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
+    }
+    if (rv == APR_SUCCESS && sealed_only && !ss_record_is_sealed(value->str, value->len)) {
+        rv = APR_EINVAL; /* in clear where only sealed records are accepted */
     }
     if (rv != APR_SUCCESS) {
         /* What the script cannot see, such as a NUL inside a string or a
@@ -260,9 +263,9 @@ static apr_status_t load_reply(redis_store_t *s, const ss_key_t *key, const ss_e
     return APR_SUCCESS;
 }
 
-static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
-                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                                ss_record_t *rec)
+static apr_status_t script_load(redis_store_t *s, int sealed_only, const ss_key_t *key,
+                                const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
+                                apr_pool_t *p, ss_record_t *rec)
 {
     char k[KEY_MAX], now_s[24], limits[6 * 24];
     unsigned char stamp[SS_RECORD_HEADER_LEN];
@@ -292,7 +295,7 @@ static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = load_reply(s, key, judge, now, reply, p, rec);
+    rv = load_reply(s, sealed_only, key, judge, now, reply, p, rec);
     freeReplyObject(reply);
     return rv;
 }
@@ -302,9 +305,9 @@ static apr_status_t script_load(redis_store_t *s, const ss_key_t *key, const ss_
  * location only, live with no touch due) and returns 0 in *decided for the
  * others (malformed, dead for every location, touch due): the script then
  * makes the load again, atomically, and its answer stands. */
-static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_expiry_t *judge,
-                              const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                              ss_record_t *rec, int *decided)
+static apr_status_t lean_load(redis_store_t *s, int sealed_only, const ss_key_t *key,
+                              const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
+                              apr_pool_t *p, ss_record_t *rec, int *decided)
 {
     redisReply *reply = NULL;
     apr_status_t rv;
@@ -323,6 +326,9 @@ static apr_status_t lean_load(redis_store_t *s, const ss_key_t *key, const ss_ex
         /* The script's order: malformed (the header), then newer, then the
          * lengths, then dead everywhere, dead here, touch. */
         rv = ss_record_decode(reply->str, reply->len, key, p, rec);
+        if (rv == APR_SUCCESS && sealed_only && !ss_record_is_sealed(reply->str, reply->len)) {
+            rv = APR_EINVAL; /* malformed here: the script deletes it */
+        }
         if (rv == APR_ENOTIMPL) {
             COUNT(s, newer_format);
             rv = APR_NOTFOUND;
@@ -353,12 +359,12 @@ static apr_status_t redis_load(ss_store_t *store, const ss_key_t *key, const ss_
     apr_status_t rv;
 
     if (!s->script_only) {
-        rv = lean_load(s, key, judge, keep, now, p, rec, &decided);
+        rv = lean_load(s, store->sealed_only, key, judge, keep, now, p, rec, &decided);
         if (decided) {
             return rv;
         }
     }
-    return script_load(s, key, judge, keep, now, p, rec);
+    return script_load(s, store->sealed_only, key, judge, keep, now, p, rec);
 }
 
 static apr_status_t redis_remove(ss_store_t *store, const ss_key_t *key)

@@ -922,9 +922,9 @@ static void end_update(shm_store_t *s)
  * is removed (a miss, counted and logged); one of a newer format is left for
  * the nodes that read it. A record dead for every location (keep) is
  * removed; one dead only for this location (judge) stays. */
-static apr_status_t load_locked(const arena_t *a, const ss_key_t *key, const ss_expiry_t *judge,
-                                const ss_expiry_t *keep, apr_time_t now, apr_pool_t *p,
-                                ss_record_t *rec)
+static apr_status_t load_locked(const arena_t *a, int sealed_only, const ss_key_t *key,
+                                const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
+                                apr_pool_t *p, ss_record_t *rec)
 {
     shm_header_t *h = header(a);
     apr_uint32_t i;
@@ -949,6 +949,9 @@ static apr_status_t load_locked(const arena_t *a, const ss_key_t *key, const ss_
     }
     if (rv == SS_RECORD_ENOKEY) {
         return APR_NOTFOUND; /* sealed, and a key that cannot open it: left alone */
+    }
+    if (rv == APR_SUCCESS && sealed_only && !ss_record_is_sealed(buf, e->length)) {
+        rv = APR_EINVAL; /* in clear where only sealed records are accepted */
     }
     if (rv != APR_SUCCESS || ss_expiry_check(keep, rec->created, rec->accessed, now) != SS_LIVE) {
         if (remove_entry(a, i) != APR_SUCCESS) {
@@ -995,7 +998,7 @@ static apr_status_t shm_load(ss_store_t *store, const ss_key_t *key, const ss_ex
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = load_locked(&s->a, key, judge, keep, now, p, rec);
+    rv = load_locked(&s->a, store->sealed_only, key, judge, keep, now, p, rec);
     if (rv == SHM_BROKEN) {
         recover_broken(&s->a);
         rv = APR_NOTFOUND;

@@ -140,13 +140,15 @@ bad SessionStoreRecordFormat "" "SessionStoreRecordFormat"
 bad SessionStoreRecordFormat "VirtualHost" \
     "<VirtualHost 127.0.0.1:$P>" "SessionStoreRecordFormat 1" "</VirtualHost>"
 bad SessionStoreRecordFormat "not allowed" "<Location /x>" "SessionStoreRecordFormat 1" "</Location>"
-bad SessionStoreSeal "On or Off" "SessionStoreSeal maybe"
+bad SessionStoreSeal "not On, Off or Required" "SessionStoreSeal maybe"
+bad SessionStoreSeal "needs SessionStoreRecordFormat 2" "SessionStoreRecordFormat 1" "SessionStoreSeal Required"
 bad SessionStoreSeal "VirtualHost" "<VirtualHost 127.0.0.1:$P>" "SessionStoreSeal Off" "</VirtualHost>"
 bad SessionStoreSeal "needs SessionStoreRecordFormat 2" "SessionStoreRecordFormat 1" "SessionStoreSeal On"
 bad SessionStoreSeal "needs SessionStoreRecordFormat 2" "SessionStoreSeal On" "SessionStoreRecordFormat 1"
 good "SessionStoreRecordFormat 1"
 good "SessionStoreRecordFormat 2" "SessionStoreSeal Off"
 good "SessionStoreRecordFormat 1" "SessionStoreSeal Off"
+good "SessionStoreSeal Required"
 
 # ---- valid ----
 good

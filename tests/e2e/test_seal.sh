@@ -3,8 +3,10 @@
 # file and GET of every key) and of the shared-memory arena (read from the
 # httpd parent's memory) holds neither the session's values nor the password;
 # the same dumps of nodes writing format 1 (SessionStoreRecordFormat 1) do,
-# which shows the greps would find them. And mod_session_crypto
-# (SessionCryptoPassphrase) composes with the store on both backends.
+# which shows the greps would find them. mod_session_crypto
+# (SessionCryptoPassphrase) composes with the store on both backends. A record
+# in clear planted under a session's key is served with SessionStoreSeal On
+# and refused with SessionStoreSeal Required.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/lib_nodes.sh"
 
@@ -50,6 +52,8 @@ node xm shm "${CRYPTO[@]}"
 # mod_session_crypto with records in clear: what the store keeps is its
 # ciphertext, so mod_session_crypto really did encrypt before the store saw it.
 node xc "redis://127.0.0.1:$RC/0?prefix=crypto:" "SessionStoreRecordFormat 1" "${CRYPTO[@]}"
+# Sealed records only: one in clear planted under a session's key is refused.
+node rq "redis://127.0.0.1:$RS/0?prefix=req:" "SessionStoreSeal Required"
 
 # use NAME: logs bob in on node NAME, marks the session, and checks that the
 # application sees it whole (so the record really was written and read back).
@@ -64,7 +68,7 @@ use() {
         eval "grep -q 'mark=$MARK' <<<\"\$body\" && grep -q 'user=bob' <<<\"\$body\""
 }
 
-for n in rs rc ms mc xr xm xc; do use $n; done
+for n in rs rc ms mc xr xm xc rq; do use $n; done
 
 # ---- the dumps ----
 
@@ -124,7 +128,7 @@ for d in clear shm.clear; do
     check "$d dump (format 1): the mod_auth_form entry is found" has "$f" "site-user=bob"
 done
 # Both Redis dumps hold as many records as logins went there.
-expect_eq "sealed Redis: two sessions (rs, xr)" 2 "$(redis_cli sealed DBSIZE)"
+expect_eq "sealed Redis: three sessions (rs, xr, rq)" 3 "$(redis_cli sealed DBSIZE)"
 expect_eq "clear Redis: two sessions (rc, xc)" 2 "$(redis_cli clear DBSIZE)"
 XC_KEY=$(redis_cli clear --scan --pattern 'crypto:*')
 redis_cli clear GET "$XC_KEY" >"$WORK/xc.value"
@@ -143,9 +147,31 @@ for n in xr xm; do
     check "$n: mod_session_crypto is loaded" grep -q "session_crypto" "$WORK/$n/httpd.conf"
     check "$n: no crypto error in the log" eval "! grep -qiE 'crypto.*(error|fail)' '$WORK/$n/logs/error.log'"
 done
-expect_eq "xr: its record removed at logout" 1 "$(redis_cli sealed DBSIZE)"
+expect_eq "xr: its record removed at logout" 2 "$(redis_cli sealed DBSIZE)"
 
-for n in rs rc ms mc xr xm xc; do
+# ---- a record in clear planted under bob's keys ----
+# Whoever can write to Redis copies alice's clear (format 1) record from rc
+# over the keys of bob's sessions on rs (SessionStoreSeal On: records in clear
+# are still read, as a rolling upgrade needs) and on rq (Required).
+key_of() { # key_of NAME: the store key (hex SHA-256) of the session in NAME's jar
+    printf '%s' "$(jar_sid "$1")" | sha256sum | cut -c1-64
+}
+expect_eq "rc: alice logs in" 302 "$(login rc2 "$URL_rc" alice secret)"
+redis_cli clear --raw GET "sessstore:$(key_of rc2)" | head -c -1 >"$WORK/alice.record"
+check "alice's record is format 1, in clear" has "$WORK/alice.record" "site-user=alice"
+redis_cli sealed -x SET "sessstore:$(key_of rs)" <"$WORK/alice.record" >/dev/null
+redis_cli sealed -x SET "req:$(key_of rq)" <"$WORK/alice.record" >/dev/null
+body=$(get rs "$URL_rs/private/cgi/session.cgi")
+check "Seal On: the planted record in clear is served (the limit Required closes)" \
+    grep -q "user=alice" <<<"$body"
+get rq "$URL_rq/private/" >/dev/null
+expect_eq "Seal Required: the planted record is refused, bob is not logged in" 302 "$(code)"
+check "Seal Required: counted as malformed and logged" \
+    grep -q "malformed record; removed" "$WORK/rq/logs/error.log"
+expect_eq "Seal Required: the planted record is gone" 0 \
+    "$(redis_cli sealed EXISTS "req:$(key_of rq)")"
+
+for n in rs rc ms mc xr xm xc rq; do
     check "$n: no child crashed" eval "! log_has_crash $n"
 done
 

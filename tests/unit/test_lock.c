@@ -15,6 +15,7 @@
 
 static struct {
     int redis;
+    int sealed; /* the store seals records, as the module's do by default */
     server_t server;
     unit_arena_t *arena;
     apr_pool_t *p;
@@ -27,6 +28,15 @@ static int group_setup_shm(void **state)
 {
     (void)state;
     g.redis = 0;
+    g.sealed = 0;
+    return 0;
+}
+
+static int group_setup_shm_sealed(void **state)
+{
+    (void)state;
+    g.redis = 0;
+    g.sealed = 1;
     return 0;
 }
 
@@ -36,6 +46,7 @@ static int group_setup_redis(void **state)
 
     (void)state;
     g.redis = 1;
+    g.sealed = 1;
     return binary ? server_start(&g.server, binary, NULL) : -1;
 }
 
@@ -72,6 +83,7 @@ static int setup(void **state)
         unit_arena_open(g.arena, ARENA_SIZE, 4096);
         g.store = g.arena->store;
     }
+    g.store->form = g.sealed ? SS_RECORD_FORM_SEALED : SS_RECORD_FORM_CLEAR;
     g.ctx.store = g.store;
     g.ctx.lease = MS(5000);
     g.ctx.timeout = MS(150);
@@ -137,12 +149,12 @@ static void *APR_THREAD_FUNC hold_then_release(apr_thread_t *t, void *data)
     holder_t *h = data;
     apr_pool_t *p;
 
+    (void)t;
     apr_pool_create(&p, NULL);
     apr_sleep(h->hold);
     ss_lock_release(&g.ctx, &h->lock, p);
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return NULL; /* not apr_thread_exit: pthread_exit upsets ASan */
 }
 
 static void test_waiter_gets_it_when_released(void **state)
@@ -224,6 +236,7 @@ static void *APR_THREAD_FUNC increment(apr_thread_t *t, void *data)
 {
     int i, *failures = data;
 
+    (void)t;
     for (i = 0; i < ROUNDS; i++) {
         apr_pool_t *p;
         ss_lock_t lock;
@@ -252,8 +265,7 @@ static void *APR_THREAD_FUNC increment(apr_thread_t *t, void *data)
         }
         apr_pool_destroy(p);
     }
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
+    return NULL; /* not apr_thread_exit: pthread_exit upsets ASan */
 }
 
 static void test_read_modify_write_loses_nothing(void **state)
@@ -319,6 +331,12 @@ static void test_load_locks_the_live_session(void **state)
     assert_int_equal(ss_lock_load(&g.ctx, &sctx, cookies, g.p, &sess, &lock), APR_SUCCESS);
     assert_false(lock.held);
     assert_int_equal(sess.state, SS_SESSION_NONE);
+    /* Only an unknown ID: loaded as no session, and no lock kept. */
+    APR_ARRAY_PUSH(cookies, const char *) = unknown;
+    assert_int_equal(ss_lock_load(&g.ctx, &sctx, cookies, g.p, &sess, &lock), APR_SUCCESS);
+    assert_false(lock.held);
+    assert_int_equal(sess.state, SS_SESSION_NONE);
+    apr_array_clear(cookies);
     /* Junk, an unknown ID, then the live one: the live one is locked. */
     APR_ARRAY_PUSH(cookies, const char *) = "junk";
     APR_ARRAY_PUSH(cookies, const char *) = unknown;
@@ -370,7 +388,9 @@ int main(void)
     int failed;
 
     failed = unit_run("lock over shm", shm, UNIT_COUNT(shm), group_setup_shm, group_teardown);
-    failed +=
-        unit_run("lock over redis", redis, UNIT_COUNT(redis), group_setup_redis, group_teardown);
+    failed += unit_run("lock over shm, sealed records", shm, UNIT_COUNT(shm),
+                       group_setup_shm_sealed, group_teardown);
+    failed += unit_run("lock over redis, sealed records", redis, UNIT_COUNT(redis),
+                       group_setup_redis, group_teardown);
     return failed;
 }

@@ -439,7 +439,7 @@ static void test_health_failing(void **state)
 {
     fixture_t *f = *state;
     static fake_t fk; /* static: the store reaches it behind the checker's back */
-    ss_store_t store = {&fake_ops, &fk, SS_RECORD_FORM_SEALED};
+    ss_store_t store = {&fake_ops, &fk, SS_RECORD_FORM_SEALED, 0};
     ss_health_t *h;
     const char *why = NULL;
     apr_time_t now = apr_time_now();

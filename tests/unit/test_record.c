@@ -790,6 +790,21 @@ static void test_peek(void **state)
     }
 }
 
+static void test_is_sealed(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_size_t len, f;
+
+    for (f = 0; f < NFORMS; f++) {
+        unsigned char *b = valid_copy(p, forms[f], &len);
+
+        assert_int_equal(ss_record_is_sealed((char *)b, len), forms[f] == SS_RECORD_FORM_SEALED);
+        b[0] = 'X'; /* not a record: not sealed */
+        assert_int_equal(ss_record_is_sealed((char *)b, len), 0);
+        free(b);
+    }
+}
+
 static void test_poke_accessed(void **state)
 {
     apr_pool_t *p = *state;
@@ -859,6 +874,7 @@ int main(void)
         UNIT_POOL_TEST(test_decode_sealed_wrong_keys),
         UNIT_POOL_TEST(test_decode_v1_reads_as_revision_0),
         UNIT_POOL_TEST(test_peek),
+        UNIT_POOL_TEST(test_is_sealed),
         UNIT_POOL_TEST(test_poke_accessed),
     };
 

@@ -1060,6 +1060,34 @@ static void test_sealed_records(void **state)
     assert_true(unit_tlog_has(&g.log, "malformed"));
 }
 
+/* SessionStoreSeal Required: a record in clear planted under a session's
+ * key (by whoever can write to Redis) is malformed: deleted, counted, never
+ * served; a sealed one is. */
+static void test_sealed_only_refuses_clear_records(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "");
+    ss_expiry_t e = {100 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("user=admin", now, now), out;
+    ss_key_t clear = test_key(43), v1 = test_key(44), sealed = test_key(45);
+
+    (void)state;
+    store->form = SS_RECORD_FORM_CLEAR;
+    assert_int_equal(save(store, &clear, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    store->form = SS_RECORD_FORM_V1;
+    assert_int_equal(save(store, &v1, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    store->form = SS_RECORD_FORM_SEALED;
+    assert_int_equal(save(store, &sealed, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    store->sealed_only = 1;
+    assert_int_equal(load(store, &clear, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(load(store, &v1, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(load(store, &sealed, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "user=admin");
+    assert_int_equal(unit_stats(store).malformed, 2);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &clear)), 0);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("sessstore:", &v1)), 0);
+}
+
 static void test_session_api_over_redis(void **state)
 {
     ss_session_ctx_t ctx = {open_server(&g.main, ""), {60 * SEC, 0}, {60 * SEC, 0}, 4096, 0};
@@ -1597,6 +1625,7 @@ int main(void)
         UNIT_TEST(test_update_is_compare_and_set),
         UNIT_TEST(test_v1_records),
         UNIT_TEST(test_sealed_records),
+        UNIT_TEST(test_sealed_only_refuses_clear_records),
         UNIT_TEST(test_session_api_over_redis),
         UNIT_TEST(test_auth),
         UNIT_TEST(test_select_db),

@@ -246,6 +246,29 @@ static void test_update_over_a_v1_record(void **state)
     assert_string_equal(out.payload, "a=2");
 }
 
+/* SessionStoreSeal Required: a record in clear (format 1, or 2 unsealed) is
+ * malformed, removed and counted; a sealed one is served. */
+static void test_sealed_only_refuses_clear_records(void **state)
+{
+    fixture_t *f = *state;
+    ss_record_t rec = record("a=1", T0), out;
+    ss_key_t key;
+    int form;
+
+    for (form = SS_RECORD_FORM_CLEAR; form <= SS_RECORD_FORM_V1; form++) {
+        test_key(&key, 30 + form);
+        f->store->form = (ss_record_form_e)form;
+        f->store->sealed_only = 0;
+        assert_int_equal(save(f, &key, &rec, SS_SAVE_NEW), APR_SUCCESS);
+        f->store->sealed_only = 1;
+        assert_int_equal(
+            f->store->ops->load(f->store, &key, &f->ctx.expiry, &f->ctx.expiry, T0, f->pool, &out),
+            form == SS_RECORD_FORM_SEALED ? APR_SUCCESS : APR_NOTFOUND);
+    }
+    assert_int_equal(unit_stats(f->store).malformed, 2);
+    assert_int_equal(unit_stats(f->store).entries, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +279,7 @@ int main(void)
         UNIT_TEST(test_update_is_compare_and_set),
         UNIT_TEST(test_update_revision_wraps),
         UNIT_TEST(test_update_over_a_v1_record),
+        UNIT_TEST(test_sealed_only_refuses_clear_records),
     };
 
     return UNIT_RUN(tests);
