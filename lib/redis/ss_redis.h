@@ -1,6 +1,9 @@
-/* ss_redis.h - the Redis backend: a store over one Redis server, configured
- * by a URI (ss_redis_config.h), over connections of its own
+/* ss_redis.h - the Redis backend: a store over one Redis server (or the
+ * master that Redis Sentinel names: ss_redis_sentinel.h), configured by a
+ * URI (ss_redis_config.h), over connections of its own
  * (ss_redis_transport.h: TCP, Unix or TLS; hiredis formats and parses).
+ * With wait=N every save is followed by WAIT in the same round trip, and
+ * fewer acknowledgements fail it.
  *
  * Oldest Redis: 5.0 (AUTH with a user needs 6.0 ACLs); tested with 7.0. A
  * load is one GET, judged here; when it has to write (a touch is due, the
