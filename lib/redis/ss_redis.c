@@ -18,6 +18,7 @@
 #include "ss_log.h"
 #include "ss_redis.h"
 #include "ss_redis_conn.h"
+#include "ss_redis_index.h"
 
 #define KEY_MAX (SS_REDIS_PREFIX_MAX + SS_KEY_HEX_LEN + 1)
 
@@ -112,6 +113,7 @@ typedef struct {
     char sha[41];          /* SHA-1 of load_script */
     char save_sha[41];     /* SHA-1 of save_script */
     ss_redis_conn_t *conn; /* also holds the counters: a fork resets them with the pool */
+    ss_redis_index_t ix;   /* the per-owner index, over conn */
 } redis_store_t;
 
 static apr_status_t unexpected(redis_store_t *s, const char *what, const redisReply *reply)
@@ -531,9 +533,48 @@ static apr_status_t redis_child_init(ss_store_t *store, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
+static apr_status_t redis_index_add(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *key,
+                                    apr_time_t until, apr_time_t now)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_index_add(&s->ix, owner, key, until, now);
+}
+
+static apr_status_t redis_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
+                                       const ss_key_t *except, apr_time_t now, apr_size_t *count)
+{
+    redis_store_t *s = store->impl;
+    apr_size_t n = 0;
+    apr_status_t rv = ss_redis_index_revoke(&s->ix, owner, except, now, &n);
+
+    ss_redis_conn_lock(s->conn)->removes += n;
+    ss_redis_conn_unlock(s->conn);
+    if (count) {
+        *count = n;
+    }
+    return rv;
+}
+
+static apr_status_t redis_scan(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
+                               ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_index_scan(&s->ix, owner, limit, fn, baton, now, p);
+}
+
+static apr_status_t redis_purge_expired(ss_store_t *store, apr_time_t now, apr_size_t *count)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_index_purge(&s->ix, now, count);
+}
+
 static const ss_store_ops_t redis_ops = {
-    "redis",     "this httpd process", redis_load, redis_save,       redis_remove,
-    redis_stats, redis_describe,       redis_ping, redis_child_init, redis_close};
+    "redis",         "this httpd process", redis_load, redis_save,         redis_remove,
+    redis_stats,     redis_describe,       redis_ping, redis_child_init,   redis_close,
+    redis_index_add, redis_revoke_owner,   redis_scan, redis_purge_expired};
 
 static apr_status_t script_sha(const char *script, char *out)
 {
@@ -597,6 +638,9 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    s->ix.conn = s->conn;
+    s->ix.prefix = s->cfg.prefix;
+    s->ix.target = s->target;
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &redis_ops;
     (*store)->impl = s;
