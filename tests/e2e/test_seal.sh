@@ -94,14 +94,16 @@ shm_dump() {
         start=$((16#${range%-*}))
         end=$((16#${range#*-}))
         want=$(((bytes + 4096 + 4095) / 4096 * 4096))
-        # Anonymous shared memory shows as /dev/zero (deleted) or [anon_shmem].
-        case "$path" in *zero*|*shmem*|*SYSV*) ;; *) continue ;; esac
+        # Anonymous shared memory shows as /dev/zero (deleted) or [anon_shmem];
+        # the shm store's named segment (SessionStoreShmFile) as a POSIX
+        # shared-memory object, /dev/shm/NAME.
+        case "$path" in *zero*|*shmem*|*SYSV*|/dev/shm/*) ;; *) continue ;; esac
         [ $((end - start)) -ge "$bytes" ] && [ $((end - start)) -le "$want" ] || continue
         dd if="/proc/$pid/mem" of="$out" bs=4096 skip=$((start / 4096)) count=$(((end - start) / 4096)) \
             oflag=append conv=notrunc status=none 2>/dev/null || die "cannot read /proc/$pid/mem (run as root)"
         found=1
     done <"/proc/$pid/maps"
-    [ "$found" = 1 ] || die "no shared mapping of $size in httpd $name ($pid): $(cat /proc/$pid/maps | grep -E 'zero|shmem' | head -5)"
+    [ "$found" = 1 ] || die "no shared mapping of $size in httpd $name ($pid): $(cat /proc/$pid/maps | grep -E 'zero|shmem|/dev/shm/' | head -5)"
 }
 
 redis_dump sealed "$WORK/dump.sealed"
