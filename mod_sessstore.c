@@ -230,8 +230,8 @@ static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
     }
     /* Not even its beginning is repeated: a mistyped URI holds a password. */
     return apr_psprintf(cmd->pool,
-                        "%s: unknown backend (expected 'shm', 'redis://...', 'rediss://...' or "
-                        "'unix://...')",
+                        "%s: unknown backend (expected 'shm', 'redis://...', 'rediss://...', "
+                        "'unix://...' or 'redis-cluster://...')",
                         cmd->cmd->name);
 }
 
@@ -526,8 +526,9 @@ static const char *set_lock_lease(cmd_parms *cmd, void *dconf, const char *arg)
 static const command_rec sessstore_cmds[] = {
     AP_INIT_TAKE1("SessionStoreBackend", set_backend, NULL, RSRC_CONF,
                   "Where sessions live: 'shm' (shared memory on this host, the default), "
-                  "'redis://[[user]:password@]host[:port][/db][?options]' or "
-                  "'unix:///path/redis.sock[?options]'"),
+                  "'redis://[[user]:password@]host[:port][/db][?options]', "
+                  "'unix:///path/redis.sock[?options]' or "
+                  "'redis-cluster://[[user]:password@]host[:port][,host[:port]...][?options]'"),
     AP_INIT_TAKE1("SessionStoreOutage", set_outage, NULL, RSRC_CONF | OR_AUTHCFG,
                   "While the store cannot be reached, requests that carry a session get "
                   "'unavailable' (503, the default) or continue with 'nosession'"),
@@ -1686,6 +1687,10 @@ static int status_handler(request_rec *r)
     STAT(fast_fails);
     STAT(connects);
     STAT(retries);
+    STAT(cluster_nodes);
+    STAT(slotmap_refreshes);
+    STAT(moved);
+    STAT(asked);
 #undef STAT
     /* The session policy's own, for the httpd process that answered. */
     ss_session_merge_stats(&mg);

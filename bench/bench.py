@@ -61,7 +61,8 @@ def log(msg):
 
 class Variant:
     """One way of keeping sessions. Config lines may use {work}, {dir},
-    {redis_port}, {redis_sock}, {redis_tls_port}, {tls_ca}, {pg_port}: they
+    {redis_port}, {redis_sock}, {redis_tls_port}, {tls_ca}, {pg_port},
+    {cluster_seeds}: they
     are filled in per run."""
 
     def __init__(self, name, label, modules=(), server=(), location=(), cookie=None,
@@ -73,7 +74,7 @@ class Variant:
         self.server = list(server)      # server-wide lines
         self.location = list(location)  # lines inside <Location /probe>
         self.cookie = cookie            # cookie name the client follows
-        self.needs = set(needs)         # "redis", "redis-tls", "sqlite", "pgsql"
+        self.needs = set(needs)         # "redis", "redis-tls", "redis-cluster", "sqlite", "pgsql"
         self.sessstore = sessstore      # loads mod_sessstore
         self.optional = optional        # only with its command-line switch
         self.module = module            # another mod_sessstore.so (--baseline-module)
@@ -130,6 +131,13 @@ VARIANTS = [
             server=["SessionStoreBackend rediss://127.0.0.1:{redis_tls_port}/0?prefix=bench:"
                     "&tls_verify=full&tls_ca_file={tls_ca}&tls_server_name=localhost"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis", "redis-tls"],
+            required=True),
+    # A Redis Cluster of three masters (no replicas) on loopback, each a
+    # redis-server of its own: the sessions spread over them by key slot.
+    Variant("redis-cluster", "mod_sessstore, Redis Cluster (3 masters)", modules=["session"],
+            sessstore=True,
+            server=["SessionStoreBackend redis-cluster://{cluster_seeds}?prefix=bench:"],
+            location=SESSSTORE_LOCATION, cookie="session", needs=["redis-cluster"],
             required=True),
     Variant("redis-unix", "mod_sessstore, Redis Unix socket", modules=["session"],
             sessstore=True, server=["SessionStoreBackend unix://{redis_sock}?db=0"],
@@ -1413,6 +1421,7 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None, pres
     redis_dbd = paired_ratio(results, "redis", "dbd", key)
     redis_floor = paired_ratio(results, "redis", "floor", key)
     tls_tcp = paired_ratio(results, "redis-tls", "redis", key)
+    cluster_redis = paired_ratio(results, "redis-cluster", "redis", key)
     sealed_clear = paired_ratio(results, "shm", "shm-clear", key)
     seal_us = seal["seal_us_per_req"] if seal else None
     # httpd's CPU per read+write request, sealed minus clear, paired per repetition.
@@ -1479,6 +1488,8 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None, pres
          verdict(redis_floor, lambda x: x >= 0.95)),
         ("Redis TLS ≥ 0.90 × Redis TCP (pooled connections)", fmt(tls_tcp, ".3f"),
          verdict(tls_tcp, lambda x: x >= 0.9)),
+        ("Redis Cluster ≥ 0.95 × Redis TCP", fmt(cluster_redis, ".3f"),
+         verdict(cluster_redis, lambda x: x >= 0.95)),
         ("redis-server CPU per load ≤ 1/3 of the script load's", fmt(lean_script, ".2f"),
          verdict(lean_script, lambda x: x <= 1 / 3)),
         ("redis-server instructions per load ≤ 1/3 of the script load's", fmt(ri_ratio, ".2f"),
@@ -1553,7 +1564,8 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None, pres
                f"locked_rps_redis={fmt(locked_rps['redis'], '.0f')} "
                f"shm_procs8/procs2={fmt(procs[8], '.2f')} shm_procs64/procs2={fmt(procs[64], '.2f')} "
                f"shm_overhead_bytes={fmt(overhead, '.0f')} shm_1m_mib={fmt(mib_1m, '.0f')} "
-               f"prefork_shm/cookie={fmt(prefork_ratio, '.3f')}")
+               f"prefork_shm/cookie={fmt(prefork_ratio, '.3f')} "
+               f"cluster/redis={fmt(cluster_redis, '.3f')}")
     return "\n".join(out)
 
 
@@ -1585,6 +1597,8 @@ def main():
     ap = argparse.ArgumentParser(description="mod_sessstore benchmark (see docs/performance.md)")
     ap.add_argument("--quick", action="store_true", help="about 2 minutes: fewer, shorter runs")
     ap.add_argument("--pgsql", action="store_true", help="add mod_session_dbd with PostgreSQL")
+    ap.add_argument("--no-cluster", action="store_true",
+                    help="leave out the Redis Cluster variant (three redis-servers)")
     ap.add_argument("--no-tls", action="store_true",
                     help="leave out the Redis-over-TLS variant (redis-tls), which otherwise "
                          "fails the run when it cannot start (no openssl, a redis-server or "
@@ -1635,7 +1649,8 @@ def main():
         wanted = args.cells.split(",")
         CELLS = [c for c in CELLS if cell_id(c) in wanted]
     variants = [v for v in VARIANTS if (not v.optional or (v.name == "pgsql" and args.pgsql))
-                and not (args.no_tls and "redis-tls" in v.needs)]
+                and not (args.no_tls and "redis-tls" in v.needs)
+                and not (args.no_cluster and "redis-cluster" in v.needs)]
     if args.baseline_module:
         base = next(v for v in VARIANTS if v.name == "shm")
         variants.insert(variants.index(base) + 1, Variant(
@@ -1648,7 +1663,8 @@ def main():
         redis_rows = ("redis", "redis-tls", "redis-script", "floor")
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
                     or v.name == "shm-baseline" or (v.name == "shm-clear" and "shm" in wanted)
-                    or (v.name in redis_rows and any(w in wanted for w in ("redis", "redis-tls")))]
+                    or (v.name in redis_rows
+                        and any(w in wanted for w in ("redis", "redis-tls", "redis-cluster")))]
     php_variants = [] if args.no_php or (args.variants and "php" not in
                                          args.variants.split(",")) else list(PHP_VARIANTS)
     if php_variants and php_missing():
@@ -1664,7 +1680,14 @@ def main():
     pg = None
     try:
         ctx = {"work": work, "redis_port": 0, "redis_sock": "", "redis_tls_port": 0,
-               "tls_ca": "", "pg_port": 0}
+               "tls_ca": "", "pg_port": 0, "cluster_seeds": ""}
+        if any("redis-cluster" in v.needs for v in variants):
+            try:
+                ctx["cluster_seeds"] = RedisCluster(work).seeds
+                log(f"bench: Redis Cluster {ctx['cluster_seeds']}")
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                raise SystemExit(f"bench: FAILED: a Redis Cluster cannot be made: {e}; "
+                                 f"--no-cluster leaves the Redis Cluster variant out") from None
         tls = any("redis-tls" in v.needs for v in variants)
         if php_variants or any("redis" in v.needs for v in variants):
             if not shutil.which("redis-server"):
@@ -1765,6 +1788,46 @@ def main():
                                    for k, r in results.items()]}, f, indent=1)
     log(f"bench: done in {time.time() - t_start:.0f} s")
     print(report(variants, results, micro, args, meta, php_variants, php, presults))
+
+
+class RedisCluster:
+    """Three cluster-enabled redis-servers on loopback made into one cluster
+    of three masters by redis-cli --cluster create (no replicas: the bench
+    measures the routing, not the failover)."""
+
+    def __init__(self, work):
+        self.procs, self.ports = [], []
+        for i in range(3):
+            port, bus = free_port(), free_port()
+            d = os.path.join(work, f"cluster{i}")
+            os.makedirs(d, exist_ok=True)
+            p = spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                       "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                       "--cluster-port", str(bus), "--save", "", "--appendonly", "no",
+                       "--daemonize", "no", "--dir", d,
+                       "--logfile", os.path.join(d, "redis.log")],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port, p, "redis-server (cluster)")
+            self.procs.append(p)
+            self.ports.append(port)
+        r = subprocess.run(["redis-cli", "--cluster", "create"]
+                           + [f"127.0.0.1:{p}" for p in self.ports]
+                           + ["--cluster-replicas", "0", "--cluster-yes"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create: {r.stdout[-300:]} {r.stderr[-300:]}")
+        end = time.time() + 30
+        while not all(self.ok(p) for p in self.ports):
+            if time.time() > end:
+                raise RuntimeError("the cluster did not reach cluster_state:ok")
+            time.sleep(0.2)
+        self.seeds = ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    @staticmethod
+    def ok(port):
+        r = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"],
+                           capture_output=True, text=True)
+        return "cluster_state:ok" in r.stdout
 
 
 class Postgres:

@@ -399,6 +399,17 @@ static const char *v_capacity(const ss_metrics_store_t *st, apr_pool_t *p)
     return apr_psprintf(p, "%" APR_UINT64_T_FMT, st->stats.capacity_bytes);
 }
 
+/* A Redis Cluster store: its slot map counts nodes. */
+static int is_cluster(const ss_metrics_store_t *st)
+{
+    return st->stats_ok && st->stats.cluster_nodes > 0;
+}
+
+static const char *v_cluster_nodes(const ss_metrics_store_t *st, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%" APR_UINT64_T_FMT, st->stats.cluster_nodes);
+}
+
 static const char *v_evictions(const ss_metrics_store_t *st, apr_pool_t *p)
 {
     apr_uint64_t n = st->evictions >= 0 ? (apr_uint64_t)st->evictions : st->stats.evicted_lru;
@@ -447,5 +458,9 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
     per_store(&o, stores, nstores, "store_evictions_total", "counter",
               "Live records dropped to make room (shm: LRU; Redis: evicted_keys of the server).",
               knows_evictions, v_evictions);
+    per_store(&o, stores, nstores, "store_cluster_nodes", "gauge",
+              "Redis Cluster: nodes in the slot map (masters and replicas, failed ones "
+              "excluded), as the process answering last read it.",
+              is_cluster, v_cluster_nodes);
     return apr_array_pstrcat(p, o.parts, 0);
 }

@@ -41,27 +41,31 @@
 #define SS_ECONFLICT (APR_OS_START_USERERR + 1)
 
 typedef struct {
-    apr_uint64_t entries;          /* live records now */
-    apr_uint64_t capacity_bytes;   /* bytes available to records */
-    apr_uint64_t used_bytes;       /* bytes held by records now */
-    apr_uint64_t hits;             /* loads that returned a record */
-    apr_uint64_t misses;           /* loads that found nothing */
-    apr_uint64_t expired;          /* loads that found a dead record and removed it */
-    apr_uint64_t saves;            /* records written */
-    apr_uint64_t touches;          /* last-access rewrites */
-    apr_uint64_t removes;          /* records deleted on request */
-    apr_uint64_t evicted_expired;  /* dead records reclaimed to make room */
-    apr_uint64_t evicted_lru;      /* live records dropped to make room */
-    apr_uint64_t refused_oversize; /* saves refused because the record was too large */
-    apr_uint64_t refused_gone;     /* updates refused because the record was gone */
-    apr_uint64_t refused_conflict; /* updates refused: another request wrote the record */
-    apr_uint64_t malformed;        /* records that did not decode, removed */
-    apr_uint64_t newer_format;     /* records of a newer format version, left alone */
-    apr_uint64_t rebuilds;         /* shm: the arena was found damaged and emptied */
-    apr_uint64_t errors;           /* operations the store failed (network backends) */
-    apr_uint64_t fast_fails;       /* of those, refused at once by an open breaker */
-    apr_uint64_t connects;         /* connections opened */
-    apr_uint64_t retries;          /* operations retried after a stale pooled connection */
+    apr_uint64_t entries;           /* live records now */
+    apr_uint64_t capacity_bytes;    /* bytes available to records */
+    apr_uint64_t used_bytes;        /* bytes held by records now */
+    apr_uint64_t hits;              /* loads that returned a record */
+    apr_uint64_t misses;            /* loads that found nothing */
+    apr_uint64_t expired;           /* loads that found a dead record and removed it */
+    apr_uint64_t saves;             /* records written */
+    apr_uint64_t touches;           /* last-access rewrites */
+    apr_uint64_t removes;           /* records deleted on request */
+    apr_uint64_t evicted_expired;   /* dead records reclaimed to make room */
+    apr_uint64_t evicted_lru;       /* live records dropped to make room */
+    apr_uint64_t refused_oversize;  /* saves refused because the record was too large */
+    apr_uint64_t refused_gone;      /* updates refused because the record was gone */
+    apr_uint64_t refused_conflict;  /* updates refused: another request wrote the record */
+    apr_uint64_t malformed;         /* records that did not decode, removed */
+    apr_uint64_t newer_format;      /* records of a newer format version, left alone */
+    apr_uint64_t rebuilds;          /* shm: the arena was found damaged and emptied */
+    apr_uint64_t errors;            /* operations the store failed (network backends) */
+    apr_uint64_t fast_fails;        /* of those, refused at once by an open breaker */
+    apr_uint64_t connects;          /* connections opened */
+    apr_uint64_t retries;           /* operations retried after a stale pooled connection */
+    apr_uint64_t cluster_nodes;     /* Redis Cluster: nodes in the last slot map (a gauge) */
+    apr_uint64_t slotmap_refreshes; /* Redis Cluster: slot maps read */
+    apr_uint64_t moved;             /* Redis Cluster: MOVED redirects followed */
+    apr_uint64_t asked;             /* Redis Cluster: ASK redirects followed */
 } ss_store_stats_t;
 
 /* How a save treats a record already under the key. There is no blind

@@ -17,6 +17,7 @@
 
 #include "ss_log.h"
 #include "ss_redis.h"
+#include "ss_redis_cluster.h"
 #include "ss_redis_conn.h"
 #include "ss_redis_index.h"
 
@@ -108,13 +109,39 @@ static const char save_script[] =
 
 typedef struct {
     ss_redis_config_t cfg;
-    const char *target;    /* for log lines, no password */
-    int script_only;       /* every load by the script (SS_REDIS_LOAD_ENV) */
-    char sha[41];          /* SHA-1 of load_script */
-    char save_sha[41];     /* SHA-1 of save_script */
-    ss_redis_conn_t *conn; /* also holds the counters: a fork resets them with the pool */
-    ss_redis_index_t ix;   /* the per-owner index, over conn */
+    const char *target;          /* for log lines, no password */
+    int script_only;             /* every load by the script (SS_REDIS_LOAD_ENV) */
+    char sha[41];                /* SHA-1 of load_script */
+    char save_sha[41];           /* SHA-1 of save_script */
+    ss_redis_conn_t *conn;       /* also holds the counters: a fork resets them with the pool */
+    ss_redis_cluster_t *cluster; /* instead of conn, for a Redis Cluster */
+    ss_redis_index_t ix;         /* the per-owner index, over conn or cluster */
 } redis_store_t;
+
+/* This process's counters, locked (ss_redis_conn_lock). */
+static ss_store_stats_t *stats_lock(redis_store_t *s)
+{
+    return s->cluster ? ss_redis_cluster_lock(s->cluster) : ss_redis_conn_lock(s->conn);
+}
+
+static void stats_unlock(redis_store_t *s)
+{
+    if (s->cluster) {
+        ss_redis_cluster_unlock(s->cluster);
+    } else {
+        ss_redis_conn_unlock(s->conn);
+    }
+}
+
+/* Send cmd on key (its slot picks the node of a cluster). */
+static apr_status_t command(redis_store_t *s, const ss_redis_cmd_t *cmd, const char *key,
+                            redisReply **reply)
+{
+    if (s->cluster) {
+        return ss_redis_cluster_command(s->cluster, cmd, key, strlen(key), reply);
+    }
+    return ss_redis_conn_command(s->conn, cmd, reply);
+}
 
 static apr_status_t unexpected(redis_store_t *s, const char *what, const redisReply *reply)
 {
@@ -122,9 +149,13 @@ static apr_status_t unexpected(redis_store_t *s, const char *what, const redisRe
            "redis session store %s: unexpected reply type %d to %s; closing this "
            "process's connections",
            s->target, reply->type, what);
-    ss_redis_conn_lock(s->conn)->errors++;
-    ss_redis_conn_unlock(s->conn);
-    ss_redis_conn_discard(s->conn);
+    stats_lock(s)->errors++;
+    stats_unlock(s);
+    if (s->cluster) {
+        ss_redis_cluster_discard(s->cluster);
+    } else {
+        ss_redis_conn_discard(s->conn);
+    }
     return APR_EGENERAL;
 }
 
@@ -150,8 +181,8 @@ static void cmd_str(ss_redis_cmd_t *cmd, const char *arg)
 /* Add one to a counter of this process. */
 #define COUNT(s, field)                                                                            \
     do {                                                                                           \
-        ss_redis_conn_lock((s)->conn)->field++;                                                    \
-        ss_redis_conn_unlock((s)->conn);                                                           \
+        stats_lock(s)->field++;                                                                    \
+        stats_unlock(s);                                                                           \
     } while (0)
 
 static void malformed(redis_store_t *s, const ss_key_t *key, apr_pool_t *p)
@@ -173,7 +204,7 @@ static apr_status_t key_command(redis_store_t *s, const char *verb, const ss_key
     memset(&cmd, 0, sizeof(cmd));
     cmd_str(&cmd, verb);
     cmd_str(&cmd, k);
-    return ss_redis_conn_command(s->conn, &cmd, reply);
+    return command(s, &cmd, k, reply);
 }
 
 /* DEL the key: *deleted tells whether it existed. */
@@ -256,10 +287,10 @@ static apr_status_t load_reply(redis_store_t *s, int sealed_only, const ss_key_t
         COUNT(s, expired);
         return APR_NOTFOUND;
     }
-    st = ss_redis_conn_lock(s->conn);
+    st = stats_lock(s);
     st->hits++;
     st->touches += touched->integer == 1;
-    ss_redis_conn_unlock(s->conn);
+    stats_unlock(s);
     return APR_SUCCESS;
 }
 
@@ -291,7 +322,7 @@ static apr_status_t script_load(redis_store_t *s, int sealed_only, const ss_key_
     cmd_str(&cmd, now_s);
     cmd_add(&cmd, (const char *)stamp + SS_RECORD_ACCESSED_OFFSET, 8);
     cmd_str(&cmd, limits);
-    rv = ss_redis_conn_command(s->conn, &cmd, &reply);
+    rv = command(s, &cmd, k, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -463,9 +494,11 @@ static apr_status_t redis_save(ss_store_t *store, const ss_key_t *key, const ss_
         cmd_str(&cmd, ms);
         cmd_add(&cmd, (const char *)loaded_be, sizeof(loaded_be));
     }
-    rv = s->cfg.wait_replicas ? ss_redis_conn_command_wait(s->conn, &cmd, s->cfg.wait_replicas,
-                                                           s->cfg.wait_timeout, &reply)
-                              : ss_redis_conn_command(s->conn, &cmd, &reply);
+    /* wait= is refused on a cluster URI: WAIT goes to one node only. */
+    rv = s->cfg.wait_replicas && !s->cluster
+             ? ss_redis_conn_command_wait(s->conn, &cmd, s->cfg.wait_replicas, s->cfg.wait_timeout,
+                                          &reply)
+             : command(s, &cmd, k, &reply);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -478,6 +511,10 @@ static apr_status_t redis_stats(ss_store_t *store, ss_store_stats_t *stats)
 {
     redis_store_t *s = store->impl;
 
+    if (s->cluster) {
+        ss_redis_cluster_stats(s->cluster, stats);
+        return APR_SUCCESS;
+    }
     *stats = *ss_redis_conn_lock(s->conn);
     ss_redis_conn_unlock(s->conn);
     return APR_SUCCESS;
@@ -487,7 +524,11 @@ static void redis_close(ss_store_t *store)
 {
     redis_store_t *s = store->impl;
 
-    ss_redis_conn_close(s->conn);
+    if (s->cluster) {
+        ss_redis_cluster_close(s->cluster);
+    } else {
+        ss_redis_conn_close(s->conn);
+    }
 }
 
 static apr_status_t cleanup(void *store)
@@ -499,7 +540,7 @@ static apr_status_t cleanup(void *store)
 static const char *redis_describe(ss_store_t *store, apr_pool_t *p)
 {
     redis_store_t *s = store->impl;
-    const char *master = ss_redis_conn_describe(s->conn, p);
+    const char *master = s->conn ? ss_redis_conn_describe(s->conn, p) : NULL;
 
     return master ? apr_pstrcat(p, ss_redis_describe(&s->cfg, p), "; ", master, NULL)
                   : ss_redis_describe(&s->cfg, p);
@@ -512,6 +553,10 @@ static apr_status_t redis_ping(ss_store_t *store)
     redisReply *reply = NULL;
     apr_status_t rv;
 
+    if (s->cluster) {
+        /* A node that answers with a slot map. */
+        return ss_redis_cluster_refresh(s->cluster);
+    }
     memset(&cmd, 0, sizeof(cmd));
     cmd_str(&cmd, "PING");
     rv = ss_redis_conn_command(s->conn, &cmd, &reply);
@@ -548,8 +593,8 @@ static apr_status_t redis_revoke_owner(ss_store_t *store, const ss_owner_t *owne
     apr_size_t n = 0;
     apr_status_t rv = ss_redis_index_revoke(&s->ix, owner, except, now, &n);
 
-    ss_redis_conn_lock(s->conn)->removes += n;
-    ss_redis_conn_unlock(s->conn);
+    stats_lock(s)->removes += n;
+    stats_unlock(s);
     if (count) {
         *count = n;
     }
@@ -621,6 +666,15 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
         }
         s->cfg.sentinels = a;
     }
+    if (cfg->nseeds > 0) {
+        ss_redis_addr_t *seeds = apr_pmemdup(p, cfg->seeds, sizeof(*seeds) * cfg->nseeds);
+        int i;
+
+        for (i = 0; i < cfg->nseeds; i++) {
+            seeds[i].host = apr_pstrdup(p, seeds[i].host);
+        }
+        s->cfg.seeds = seeds;
+    }
     if (strlen(s->cfg.prefix) > SS_REDIS_PREFIX_MAX ||
         (!!s->cfg.host + !!s->cfg.path + !!s->cfg.sentinel_master) != 1 ||
         (s->cfg.sentinel_master && s->cfg.nsentinels < 1)) {
@@ -632,13 +686,16 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     if (rv == APR_SUCCESS) {
         rv = script_sha(save_script, s->save_sha);
     }
-    if (rv == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && s->cfg.cluster) {
+        rv = ss_redis_cluster_create(&s->cluster, &s->cfg, s->target, p);
+    } else if (rv == APR_SUCCESS) {
         rv = ss_redis_conn_create(&s->conn, &s->cfg, s->target, p);
     }
     if (rv != APR_SUCCESS) {
         return rv;
     }
     s->ix.conn = s->conn;
+    s->ix.cluster = s->cluster;
     s->ix.prefix = s->cfg.prefix;
     s->ix.target = s->target;
     *store = apr_pcalloc(p, sizeof(**store));
@@ -679,6 +736,9 @@ apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const
         return APR_EINVAL;
     }
     s = store->impl;
+    if (s->cluster) {
+        return APR_ENOTIMPL; /* one INFO per node: not summed */
+    }
     memset(&cmd, 0, sizeof(cmd));
     cmd_str(&cmd, "INFO");
     cmd_str(&cmd, section);

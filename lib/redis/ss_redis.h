@@ -75,7 +75,8 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
  * "evicted_keys"), asked now: one round trip, through the breaker like any
  * operation. APR_EINVAL when store is not a Redis store, APR_NOTFOUND when
  * the field is absent, APR_EGENERAL when the server refuses INFO (an ACL
- * without +info), else the store's error. */
+ * without +info), APR_ENOTIMPL on a Redis Cluster (each node has its own),
+ * else the store's error. */
 apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
                                    apr_uint64_t *value);
 

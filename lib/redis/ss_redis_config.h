@@ -5,12 +5,19 @@
  *   unix:///path/to/redis.sock[?db=N&password=...&...]   (also redis+unix://)
  *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db][?...]
  *   rediss-sentinel://...   the same over TLS, to the sentinels and the data nodes
+ *   redis-cluster://[[user]:password@]host[:port][,host[:port]...][?param=value&...]
+ *   rediss-cluster://...   a Redis Cluster, over TLS for the second form
  *
  * In a Sentinel URI the hosts are the sentinels (port 26379 by default,
  * SS_REDIS_SENTINEL_MAX at most), MASTER the name they monitor the master
  * by (percent-decoded; printable, no space), and the userinfo, db and
  * options are the data nodes'; the sentinels' own credentials are the
  * sentinel_user and sentinel_password options (ss_redis_sentinel.h).
+ *
+ * A cluster URI lists seed nodes (at most SS_REDIS_SEEDS_MAX, port 6379 by
+ * default): any one that answers gives the slot map (ss_redis_cluster.h).
+ * It takes no db (a cluster has only db 0: /db and db= are refused); the
+ * other parameters, tls_* included, apply to every node.
  *
  * user, password, prefix and the socket path are percent-decoded; a password
  * holding '@', '/', '?', '&', '#' or '%' must be percent-encoded, and an '@'
@@ -64,6 +71,7 @@
 #define SS_REDIS_DEFAULT_BREAKER_MS 1000
 #define SS_REDIS_DEFAULT_MAX_IDLE 64
 #define SS_REDIS_DEFAULT_MAX_AGE_S 300
+#define SS_REDIS_SEEDS_MAX 64
 /* Bounds the key length, so a key fits in a stack buffer. */
 #define SS_REDIS_PREFIX_MAX 100
 #define SS_REDIS_DEFAULT_SENTINEL_PORT 26379
@@ -71,7 +79,7 @@
 #define SS_REDIS_WAIT_MAX 64
 #define SS_REDIS_DEFAULT_WAIT_TIMEOUT_MS 100
 
-/* A sentinel's address. */
+/* A sentinel's or a cluster node's address. */
 typedef struct {
     const char *host; /* name or address, no brackets */
     int port;
@@ -112,6 +120,9 @@ typedef struct {
     const ss_redis_addr_t *sentinels;
     const char *sentinel_user;     /* NULL: AUTH sentinel_password alone */
     const char *sentinel_password; /* NULL: no AUTH to the sentinels */
+    int cluster;                   /* redis-cluster:// or rediss-cluster:// */
+    int nseeds;                    /* cluster: the seed nodes; host and port are the first */
+    const ss_redis_addr_t *seeds;  /* cluster: nseeds of them */
 } ss_redis_config_t;
 
 /* Parse uri into a new *cfg. NULL on success, else a message naming the
@@ -134,5 +145,8 @@ const char *ss_redis_describe(const ss_redis_config_t *cfg, apr_pool_t *p);
 /* The short form, for the backend's own log lines: scheme, user, host or
  * socket path, port and db; the password masked, no other option. */
 const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p);
+
+/* A cluster's seeds as the URI writes them: host:port,host:port... */
+const char *ss_redis_seeds(const ss_redis_config_t *cfg, apr_pool_t *p);
 
 #endif

@@ -429,38 +429,75 @@ typedef struct {
     apr_interval_time_t timeout;
 } wait_t;
 
-/* cmd, and with wait WAIT in the same write: *acked is its answer, -1 when it
- * is not an integer (an error reply: *acked_err says which). */
+/* cmd, after ASKING with cmd->asking (Redis Cluster), and with wait WAIT, all
+ * in the same write: *acked is WAIT's answer, -1 when it is not an integer
+ * (an error reply: *acked_err says which). */
 static apr_status_t send_cmd(lease_t *lease, const ss_redis_cmd_t *cmd, const wait_t *wait,
                              apr_time_t deadline, redisReply **reply, long long *acked,
                              char *acked_err, char *why)
 {
-    char n[16], ms[24];
+    static const char *const asking[] = {"ASKING"};
+    static const size_t asking_len[] = {6};
+    char n[16] = "", ms[24] = "";
     const char *wargv[3] = {"WAIT", n, ms};
-    size_t wlen[3];
-    ss_redis_argv_t cmds[2];
-    redisReply *replies[2];
+    size_t wlen[3] = {4, 0, 0};
+    ss_redis_argv_t cmds[3];
+    redisReply *replies[3];
     apr_status_t rv;
+    int k = 0, at;
 
-    cmds[0] = (ss_redis_argv_t){cmd->argc, cmd->argv, cmd->len};
-    if (!wait) {
-        return ss_redis_transport_call(lease->c, 1, cmds, reply, deadline, why, ERR_LEN);
+    if (wait) {
+        apr_snprintf(n, sizeof(n), "%d", wait->replicas);
+        apr_snprintf(ms, sizeof(ms), "%" APR_TIME_T_FMT, apr_time_as_msec(wait->timeout));
+        wlen[1] = strlen(n);
+        wlen[2] = strlen(ms);
     }
-    apr_snprintf(n, sizeof(n), "%d", wait->replicas);
-    apr_snprintf(ms, sizeof(ms), "%" APR_TIME_T_FMT, apr_time_as_msec(wait->timeout));
-    wlen[0] = 4;
-    wlen[1] = strlen(n);
-    wlen[2] = strlen(ms);
-    cmds[1] = (ss_redis_argv_t){3, wargv, wlen};
-    rv = ss_redis_transport_call(lease->c, 2, cmds, replies, deadline, why, ERR_LEN);
+    if (cmd->asking) {
+        cmds[k++] = (ss_redis_argv_t){1, asking, asking_len};
+    }
+    at = k;
+    cmds[k++] = (ss_redis_argv_t){cmd->argc, cmd->argv, cmd->len};
+    cmds[k] = (ss_redis_argv_t){3, wargv, wlen};
+    k += wait != NULL;
+    rv = ss_redis_transport_call(lease->c, k, cmds, replies, deadline, why, ERR_LEN);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    *reply = replies[0];
-    *acked = replies[1]->type == REDIS_REPLY_INTEGER ? replies[1]->integer : -1;
-    apr_cpystrn(acked_err, replies[1]->type == REDIS_REPLY_ERROR ? replies[1]->str : "?", ERR_LEN);
-    freeReplyObject(replies[1]);
+    if (at) {
+        /* ASKING answers +OK; an error (an old server) stands for the command's. */
+        if (replies[0]->type == REDIS_REPLY_ERROR) {
+            freeReplyObject(replies[at]);
+            replies[at] = replies[0];
+        } else {
+            freeReplyObject(replies[0]);
+        }
+    }
+    *reply = replies[at];
+    if (wait) {
+        *acked = replies[at + 1]->type == REDIS_REPLY_INTEGER ? replies[at + 1]->integer : -1;
+        apr_cpystrn(acked_err,
+                    replies[at + 1]->type == REDIS_REPLY_ERROR ? replies[at + 1]->str : "?",
+                    ERR_LEN);
+        freeReplyObject(replies[at + 1]);
+    }
     return APR_SUCCESS;
+}
+
+/* An error reply the caller asked to judge itself (cmd->pass). */
+static int passed(const ss_redis_cmd_t *cmd, const char *err)
+{
+    static const char *const codes[] = {"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"};
+    size_t i;
+
+    if (cmd->pass == SS_REDIS_PASS_ALL) {
+        return 1;
+    }
+    for (i = 0; cmd->pass == SS_REDIS_PASS_CLUSTER && i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (!strncmp(err, codes[i], strlen(codes[i]))) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* An error reply that says this node cannot serve us now: a replica
@@ -532,6 +569,10 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     if (rv != APR_SUCCESS) {
         suspect(rc, lease);
         return conn_failed(lease, lease->c, rv, cmd->argv[0], why);
+    }
+    if (reply->type == REDIS_REPLY_ERROR && !node_unusable(reply->str) && passed(cmd, reply->str)) {
+        *out = reply;
+        return APR_SUCCESS;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
         refused(lease, cmd->argv[0], reply);
@@ -626,10 +667,15 @@ static apr_status_t command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd, cons
 {
     apr_time_t start = ss_redis_clock() + (wait ? wait->timeout : 0);
     apr_time_t longest = start + rc->cfg->connect_timeout + rc->cfg->command_timeout;
+    apr_time_t pooled = start + rc->cfg->command_timeout;
     lease_t lease;
     apr_status_t rv;
     int asked;
 
+    if (cmd->deadline && cmd->deadline < longest) {
+        longest = cmd->deadline;
+        pooled = pooled < longest ? pooled : longest;
+    }
     memset(&lease, 0, sizeof(lease));
     breaker_follows_master(rc, start);
     rv = acquire(rc, &lease);
@@ -637,8 +683,7 @@ static apr_status_t command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd, cons
         return rv;
     }
     asked = check_master(rc, &lease, start);
-    rv = exchange(rc, &lease, cmd, wait,
-                  lease.pooled && !asked ? start + rc->cfg->command_timeout : longest, reply);
+    rv = exchange(rc, &lease, cmd, wait, lease.pooled && !asked ? pooled : longest, reply);
     if (rv != APR_SUCCESS && lease.pooled && !lease.c) {
         flush_idle(rc);
         if (!lease.timed_out) {

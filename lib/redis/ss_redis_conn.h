@@ -18,12 +18,24 @@
 
 typedef struct ss_redis_conn_t ss_redis_conn_t;
 
-/* One command, binary-safe. */
+/* Which error replies ss_redis_conn_command returns as replies (with
+ * APR_SUCCESS) for the caller to judge, instead of failing: for Redis
+ * Cluster (ss_redis_cluster.c). */
+typedef enum {
+    SS_REDIS_PASS_NONE = 0, /* none: every error reply is a failure */
+    SS_REDIS_PASS_CLUSTER,  /* MOVED, ASK, TRYAGAIN and CLUSTERDOWN */
+    SS_REDIS_PASS_ALL       /* every one but those closing the connection (READONLY...) */
+} ss_redis_pass_e;
+
+/* One command, binary-safe. Zeroed fields keep the plain behaviour. */
 typedef struct {
     int argc;
     const char *argv[9];
     size_t len[9];
     const char *script; /* non-NULL: argv[1] is its SHA; sent again as EVAL on NOSCRIPT */
+    int asking;         /* Redis Cluster: ASKING first, pipelined on the same connection */
+    ss_redis_pass_e pass;
+    apr_time_t deadline; /* non-0: an ss_redis_clock() time the operation may not pass */
 } ss_redis_cmd_t;
 
 /* cfg and target (ss_redis_target) are kept, not copied: they must live as
@@ -44,7 +56,9 @@ apr_status_t ss_redis_conn_create(ss_redis_conn_t **rc, const ss_redis_config_t 
  * (and, on a pooled one, flush the pool and retry once: a failover may have
  * moved the master behind the same address), other error replies keep it.
  * A connection older than cfg->max_age is closed instead of reused. Every
- * failure is counted and logged, every success closes the breaker. */
+ * failure is counted and logged, every success closes the breaker. With
+ * cmd->asking, "ASKING" goes first and the NOSCRIPT fallback repeats it;
+ * cmd->pass and cmd->deadline as ss_redis_cmd_t says. */
 apr_status_t ss_redis_conn_command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd,
                                    redisReply **reply);
 

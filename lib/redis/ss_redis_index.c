@@ -57,7 +57,11 @@ static apr_status_t unexpected(const ss_redis_index_t *ix, const char *what, con
            "redis session store %s: unexpected reply type %d to %s; closing this "
            "process's connections",
            ix->target, r->type, what);
-    ss_redis_conn_discard(ix->conn);
+    if (ix->cluster) {
+        ss_redis_cluster_discard(ix->cluster);
+    } else {
+        ss_redis_conn_discard(ix->conn);
+    }
     return APR_EGENERAL;
 }
 
@@ -101,12 +105,34 @@ static int member_to_key(const char *s, apr_size_t len, ss_key_t *key)
     return 1;
 }
 
+/* Send cmd; on a cluster to the node of its one key (a script's KEYS[1],
+ * else its first argument). SCAN is refused there: each node would have to
+ * be walked. */
+static apr_status_t dispatch(const ss_redis_index_t *ix, const ss_redis_cmd_t *cmd,
+                             redisReply **reply)
+{
+    int k;
+
+    if (!ix->cluster) {
+        return ss_redis_conn_command(ix->conn, cmd, reply);
+    }
+    if (!strcmp(cmd->argv[0], "SCAN")) {
+        ss_log(SS_LOG_ERR, APR_ENOTIMPL,
+               "redis session store %s: listing or purging every session is not available on "
+               "a Redis Cluster (only by owner)",
+               ix->target);
+        return APR_ENOTIMPL;
+    }
+    k = !strcmp(cmd->argv[0], "EVAL") || !strcmp(cmd->argv[0], "EVALSHA") ? 3 : 1;
+    return ss_redis_cluster_command(ix->cluster, cmd, cmd->argv[k], cmd->len[k], reply);
+}
+
 /* Run a command whose reply must be of type want (-1: any); *reply is set
  * only on success. */
 static apr_status_t run(const ss_redis_index_t *ix, const ss_redis_cmd_t *cmd, int want,
                         redisReply **reply)
 {
-    apr_status_t rv = ss_redis_conn_command(ix->conn, cmd, reply);
+    apr_status_t rv = dispatch(ix, cmd, reply);
 
     if (rv != APR_SUCCESS) {
         return rv;

@@ -26,6 +26,7 @@
 #ifndef SS_REDIS_INDEX_H
 #define SS_REDIS_INDEX_H
 
+#include "ss_redis_cluster.h"
 #include "ss_redis_conn.h"
 #include "ss_store.h"
 
@@ -40,6 +41,11 @@
 
 typedef struct {
     ss_redis_conn_t *conn;
+    /* Instead of conn, for a Redis Cluster: each command goes to the node of
+     * its one key (an index and its sessions may live on different nodes);
+     * SCAN, which no single node answers for all, is refused (APR_ENOTIMPL):
+     * only the by-owner operations work there. */
+    ss_redis_cluster_t *cluster;
     const char *prefix;
     const char *target; /* for log lines */
 } ss_redis_index_t;

@@ -526,7 +526,39 @@ static const char *parse_hostport(parse_t *ps, const char *s)
     return colon ? parse_port(ps, colon + 1) : NULL;
 }
 
-/* [userinfo@]host[:port][/db] */
+/* host[:port][,host[:port]...]: the seeds of a cluster. */
+static const char *parse_seeds(parse_t *ps, const char *s)
+{
+    ss_redis_config_t *cfg = ps->cfg;
+    ss_redis_addr_t *seeds = apr_pcalloc(ps->p, sizeof(*seeds) * SS_REDIS_SEEDS_MAX);
+    char *copy = apr_pstrdup(ps->p, s), *next;
+
+    cfg->nseeds = 0;
+    for (; copy; copy = next) {
+        const char *err;
+
+        next = strchr(copy, ',');
+        if (next) {
+            *next++ = '\0';
+        }
+        if (cfg->nseeds == SS_REDIS_SEEDS_MAX) {
+            return apr_psprintf(ps->p, "more than %d seed nodes", SS_REDIS_SEEDS_MAX);
+        }
+        cfg->port = SS_REDIS_DEFAULT_PORT;
+        err = parse_hostport(ps, copy);
+        if (err) {
+            return apr_psprintf(ps->p, "seed node %d: %s", cfg->nseeds + 1, err);
+        }
+        seeds[cfg->nseeds].host = cfg->host;
+        seeds[cfg->nseeds++].port = cfg->port;
+    }
+    cfg->seeds = seeds;
+    cfg->host = seeds[0].host;
+    cfg->port = seeds[0].port;
+    return NULL;
+}
+
+/* [userinfo@]host[:port][/db], or for a cluster [userinfo@]seeds[/] */
 static const char *parse_tcp(parse_t *ps, const char *s)
 {
     const char *slash = strchr(s, '/'), *at, *err;
@@ -539,9 +571,13 @@ static const char *parse_tcp(parse_t *ps, const char *s)
             return err;
         }
     }
-    err = parse_hostport(ps, at ? at + 1 : authority);
+    err = ps->cfg->cluster ? parse_seeds(ps, at ? at + 1 : authority)
+                           : parse_hostport(ps, at ? at + 1 : authority);
     if (err || !slash || !slash[1]) {
         return err;
+    }
+    if (ps->cfg->cluster) {
+        return "a Redis Cluster has only db 0: no /db in a redis-cluster:// URI";
     }
     ps->seen |= 1u << P_DB; /* the query comes later: a db there is a duplicate */
     return set_db(ps, slash + 1, " in the path");
@@ -697,6 +733,10 @@ static const char *check_tls(const parse_t *ps, int is_unix)
         return "TLS over a Unix socket is not supported: drop the tls_* parameters (the socket "
                "never leaves the host), or use rediss://host:port";
     }
+    if (!cfg->tls && any && cfg->cluster) {
+        return "tls_* parameters need a rediss-cluster:// URI (TLS); a redis-cluster:// URI is "
+               "plain TCP";
+    }
     if (!cfg->tls && any) {
         return "tls_* parameters need a rediss:// URI (TLS) or a rediss-sentinel:// one; "
                "redis:// and redis-sentinel:// are plain TCP";
@@ -738,6 +778,13 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     } else if (has_scheme(uri, "rediss://", &rest)) {
         is_unix = 0;
         ps.cfg->tls = 1;
+    } else if (has_scheme(uri, "redis-cluster://", &rest)) {
+        is_unix = 0;
+        ps.cfg->cluster = 1;
+    } else if (has_scheme(uri, "rediss-cluster://", &rest)) {
+        is_unix = 0;
+        ps.cfg->cluster = 1;
+        ps.cfg->tls = 1;
     } else if (has_scheme(uri, "unix://", &rest) || has_scheme(uri, "redis+unix://", &rest)) {
         is_unix = 1;
     } else if (has_scheme(uri, "rediss+unix://", &rest)) {
@@ -745,9 +792,11 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
                "the host) or rediss://host:port";
     } else {
         return "expected redis://[[user]:password@]host[:port][/db][?param=value&...], "
-               "rediss://... (TLS), unix:///path/to/redis.sock[?param=value&...] or "
+               "rediss://... (TLS), unix:///path/to/redis.sock[?param=value&...], "
                "redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/MASTER[/db]"
-               "[?param=value&...] (rediss-sentinel:// with TLS)";
+               "[?param=value&...] (rediss-sentinel:// with TLS) or "
+               "redis-cluster://[[user]:password@]host[:port][,host[:port]...][?param=value&...] "
+               "(rediss-cluster:// with TLS)";
     }
     if (strchr(rest, '#')) {
         return "a '#' must be percent-encoded (%23)";
@@ -772,6 +821,13 @@ const char *ss_redis_parse(ss_redis_config_t **out, const char *uri, apr_pool_t 
     }
     if (!err && ps.cfg->user && !ps.cfg->password) {
         err = "a user needs a password";
+    }
+    if (!err && ps.cfg->cluster && ps.cfg->db) {
+        err = "a Redis Cluster has only db 0: no db= in a redis-cluster:// URI";
+    }
+    if (!err && ps.cfg->cluster && ps.cfg->wait_replicas) {
+        err = "wait= is not supported with redis-cluster:// (WAIT would ask one master's "
+              "replicas only)";
     }
     if (!err) {
         err = check_tls(&ps, is_unix);
@@ -834,10 +890,21 @@ static const char *sentinel_target(const ss_redis_config_t *cfg, const char *use
                         pct_encode(cfg->sentinel_master, "", p), cfg->db);
 }
 
+const char *ss_redis_seeds(const ss_redis_config_t *cfg, apr_pool_t *p)
+{
+    const char *out = "";
+    int i;
+
+    for (i = 0; i < cfg->nseeds; i++) {
+        out = apr_pstrcat(p, out, i ? "," : "",
+                          host_port(cfg->seeds[i].host, cfg->seeds[i].port, p), NULL);
+    }
+    return out;
+}
+
 const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
 {
     const char *user = cfg->user ? pct_encode(cfg->user, "", p) : "";
-    const char *host = cfg->host;
 
     if (cfg->sentinel_master) {
         return sentinel_target(cfg, user, p);
@@ -846,11 +913,12 @@ const char *ss_redis_target(const ss_redis_config_t *cfg, apr_pool_t *p)
         return apr_psprintf(p, "unix://%s?db=%d%s%s%s", pct_encode(cfg->path, "/", p), cfg->db,
                             cfg->user ? "&user=" : "", user, cfg->password ? "&password=***" : "");
     }
-    if (strchr(host, ':')) {
-        host = apr_pstrcat(p, "[", pct_encode(host, ":", p), "]", NULL);
+    if (cfg->cluster) {
+        return apr_pstrcat(p, cfg->tls ? "rediss-cluster://" : "redis-cluster://", user,
+                           cfg->password ? ":***@" : "", ss_redis_seeds(cfg, p), NULL);
     }
-    return apr_psprintf(p, "%s://%s%s%s:%d/%d", cfg->tls ? "rediss" : "redis", user,
-                        cfg->password ? ":***@" : "", host, cfg->port, cfg->db);
+    return apr_psprintf(p, "%s://%s%s%s/%d", cfg->tls ? "rediss" : "redis", user,
+                        cfg->password ? ":***@" : "", host_port(cfg->host, cfg->port, p), cfg->db);
 }
 
 /* "&name=value" when value is set, percent-encoded. */

@@ -77,6 +77,10 @@ bad SessionStoreBackend "tls_ca_file /nonexistent/ca.pem: No such file" \
     "SessionStoreBackend rediss://127.0.0.1:6380?tls_ca_file=/nonexistent/ca.pem"
 bad SessionStoreBackend "TLS over a Unix socket" "SessionStoreBackend unix:///run/r.sock?tls_verify=full"
 bad SessionStoreBackend "need a rediss:// URI" "SessionStoreBackend redis://h?tls_verify=none"
+bad SessionStoreBackend "a Redis Cluster has only db 0" "SessionStoreBackend redis-cluster://127.0.0.1:7000/1"
+bad SessionStoreBackend "seed node 2: bad port" "SessionStoreBackend redis-cluster://127.0.0.1:7000,127.0.0.1:0"
+bad SessionStoreBackend "tls_ca_file /nonexistent/ca.pem: No such file" \
+    "SessionStoreBackend rediss-cluster://127.0.0.1:7000?tls_ca_file=/nonexistent/ca.pem"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1:0"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/x"
 bad SessionStoreBackend "SessionStoreBackend" "SessionStoreBackend redis://127.0.0.1/0?connect_timeout=0"

@@ -296,6 +296,8 @@ static void test_render(void **state)
         strstr(text, "\nsessstore_store_rtt_seconds{store=\"shm (16 MiB)\"} 0.00025\n"));
     assert_non_null(strstr(text, "\nsessstore_store_entries{store=\"shm (16 MiB)\"} 3\n"));
     assert_null(strstr(text, "sessstore_store_entries{store=\"redis"));
+    /* Neither is a Redis Cluster: no node count. */
+    assert_null(strstr(text, "sessstore_store_cluster_nodes"));
     assert_non_null(strstr(text, "\nsessstore_store_evictions_total{store=\"shm (16 MiB)\"} 9\n"));
     assert_non_null(
         strstr(text, "sessstore_store_evictions_total{store=\"redis \\\"a\\\\b\\\"\"} 4\n"));
@@ -304,6 +306,13 @@ static void test_render(void **state)
     assert_int_equal(occurrences(text, "# TYPE sessstore_store_up "), 1);
     assert_int_equal(occurrences(text, "# TYPE sessstore_loads_total "), 1);
     assert_int_equal(occurrences(text, "# HELP "), occurrences(text, "# TYPE "));
+    /* A Redis Cluster store shows its nodes. */
+    st[1].stats.cluster_nodes = 6;
+    text = ss_metrics_render(f->m, st, 2, T0, alive_but_one, NULL, f->arena.p);
+    assert_non_null(strstr(text, "# TYPE sessstore_store_cluster_nodes gauge\n"));
+    assert_non_null(
+        strstr(text, "\nsessstore_store_cluster_nodes{store=\"redis \\\"a\\\\b\\\"\"} 6\n"));
+    assert_null(strstr(text, "sessstore_store_cluster_nodes{store=\"shm"));
 }
 
 static void test_escape(void **state)

@@ -508,6 +508,12 @@ static void assert_same_config(const ss_redis_config_t *a, const ss_redis_config
     assert_int_equal(a->tls, b->tls);
     assert_int_equal(a->tls_verify, b->tls_verify);
     assert_int_equal(a->tls_min_version, b->tls_min_version);
+    assert_int_equal(a->cluster, b->cluster);
+    assert_int_equal(a->nseeds, b->nseeds);
+    for (int i = 0; i < a->nseeds; i++) {
+        assert_string_equal(a->seeds[i].host, b->seeds[i].host);
+        assert_int_equal(a->seeds[i].port, b->seeds[i].port);
+    }
 #define SAME_STR(f)                                                                                \
     do {                                                                                           \
         if (!a->f || !b->f) {                                                                      \
@@ -556,6 +562,9 @@ static void test_describe_round_trip(void **state)
         "&tls_cert_file=/etc/k/c.pem&tls_key_file=/etc/k/k%3D.pem&tls_server_name=r.example",
         "rediss://10.0.0.1?tls_verify=ca&tls_protocols=TLSv1.3&tls_ca_dir=/etc/ssl/certs",
         "rediss://[::1]:7000?tls_verify=none&tls_server_name=::1",
+        "redis-cluster://10.0.0.1:7000",
+        "redis-cluster://u%3Ax:p%40w@a.example,10.0.0.2:7001,[::1]:7002/?prefix=s:&max_idle=8",
+        "rediss-cluster://:pw@h1:7000,h2:7001?tls_ca_file=/etc/ca.pem&tls_verify=ca",
         "redis://h?wait=1",
         "redis://h?wait=2,250",
         "redis-sentinel://s1,s2:26380,[::1]:5/mymaster",
@@ -594,6 +603,90 @@ static void test_describe_round_trip(void **state)
         /* And describing it again gives the same text. */
         assert_string_equal(ss_redis_describe(again, pool), d);
     }
+}
+
+/* redis-cluster:// and rediss-cluster://: seeds, options, what is refused. */
+static void test_cluster(void **state)
+{
+    static const struct {
+        const char *uri, *err;
+    } bad[] = {
+        {"redis-cluster://h:7000/1", "only db 0: no /db"},
+        {"redis-cluster://h:7000?db=2", "only db 0: no db="},
+        {"redis-cluster://h:7000,,h2", "seed node 2: missing host"},
+        {"redis-cluster://h:7000,h2:0", "seed node 2: bad port"},
+        {"redis-cluster://h:7000,[::1", "seed node 2: bad IPv6"},
+        {"redis-cluster://h,::1:7000", "seed node 2: an IPv6 address must be written in brackets"},
+        {"redis-cluster://", "seed node 1: missing host"},
+        {"redis-cluster://h?tls_verify=none", "need a rediss-cluster:// URI"},
+        {"rediss-cluster://h?tls_cert_file=/c.pem", "go together"},
+        {"redis-cluster://h?unknown=1", "unknown parameter"},
+        {"redis-cluster://h?user=bob", "a user needs a password"},
+        {"redis-cluster://h?wait=1", "wait= is not supported"},
+        {"rediss-cluster+unix:///tmp/s", "expected redis://"},
+    };
+    ss_redis_config_t *cfg;
+    char many[SS_REDIS_SEEDS_MAX * 8 + 64], *o;
+    size_t i;
+
+    (void)state;
+    cfg =
+        parse_ok("redis-cluster://alice:s%40cret@10.0.0.1:7000,node2.example,[fe80::1%25eth0]:7002"
+                 "?connect_timeout=50&prefix=app:");
+    assert_true(cfg->cluster);
+    assert_false(cfg->tls);
+    assert_int_equal(cfg->nseeds, 3);
+    assert_string_equal(cfg->seeds[0].host, "10.0.0.1");
+    assert_int_equal(cfg->seeds[0].port, 7000);
+    assert_string_equal(cfg->seeds[1].host, "node2.example");
+    assert_int_equal(cfg->seeds[1].port, 6379);
+    assert_string_equal(cfg->seeds[2].host, "fe80::1%eth0");
+    assert_int_equal(cfg->seeds[2].port, 7002);
+    assert_string_equal(cfg->host, "10.0.0.1"); /* the first seed */
+    assert_int_equal(cfg->port, 7000);
+    assert_string_equal(cfg->user, "alice");
+    assert_string_equal(cfg->password, "s@cret");
+    assert_int_equal(cfg->db, 0);
+    assert_true(cfg->connect_timeout == 50 * MS);
+    assert_string_equal(cfg->prefix, "app:");
+    assert_string_equal(ss_redis_target(cfg, pool),
+                        "redis-cluster://alice:***@10.0.0.1:7000,node2.example:6379,"
+                        "[fe80::1%25eth0]:7002");
+    assert_null(strstr(ss_redis_describe(cfg, pool), "s@cret"));
+
+    cfg =
+        parse_ok("rediss-cluster://h1:7000?tls_ca_file=/etc/ca.pem&tls_server_name=redis.example");
+    assert_true(cfg->cluster);
+    assert_true(cfg->tls);
+    assert_int_equal(cfg->nseeds, 1);
+    assert_string_equal(cfg->tls_ca_file, "/etc/ca.pem");
+    assert_string_equal(cfg->tls_server_name, "redis.example");
+    assert_true(!strncmp(ss_redis_describe(cfg, pool), "rediss-cluster://h1:7000?", 25));
+
+    cfg = parse_ok("REDIS-CLUSTER://h/");
+    assert_true(cfg->cluster);
+    assert_int_equal(cfg->seeds[0].port, 6379);
+
+    /* A plain URI is no cluster. */
+    cfg = parse_ok("redis://h");
+    assert_false(cfg->cluster);
+    assert_int_equal(cfg->nseeds, 0);
+
+    for (i = 0; i < UNIT_COUNT(bad); i++) {
+        const char *err = parse_err(bad[i].uri);
+
+        if (!strstr(err, bad[i].err)) {
+            fail_msg("%s: '%s' does not say '%s'", bad[i].uri, err, bad[i].err);
+        }
+    }
+    /* The most seeds, and one more. */
+    o = many + sprintf(many, "redis-cluster://");
+    for (i = 0; i < SS_REDIS_SEEDS_MAX; i++) {
+        o += sprintf(o, "%sh%zu", i ? "," : "", i);
+    }
+    assert_int_equal(parse_ok(many)->nseeds, SS_REDIS_SEEDS_MAX);
+    strcpy(o, ",x");
+    assert_non_null(strstr(parse_err(many), "more than 64 seed nodes"));
 }
 
 static void test_sentinel_forms(void **state)
@@ -729,6 +822,7 @@ int main(void)
         UNIT_TEST(test_errors_quote_escaped),
         UNIT_TEST(test_hosts),
         UNIT_TEST(test_describe_round_trip),
+        UNIT_TEST(test_cluster),
         UNIT_TEST(test_sentinel_forms),
         UNIT_TEST(test_sentinel_errors),
         UNIT_TEST(test_sentinel_passwords_hidden),
