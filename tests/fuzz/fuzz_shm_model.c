@@ -8,20 +8,23 @@
  *   - the result is the one the model predicts (EEXIST, NOTFOUND, ENOSPC,
  *     SS_ECONFLICT, the record loaded byte for byte with its revision, the
  *     last access a touch rewrote, a sealed record a miss for a key without
- *     its seal key);
+ *     its seal key, a record in clear removed by a child requiring seals);
  *   - ss_shm_check walks the whole arena and finds it consistent, and it
  *     was never rebuilt;
  *   - exactly the keys the model holds are in the arena. A save may evict:
  *     the keys that vanished must be as many as the eviction counters say,
- *     and every live one among them must have been used less recently than
- *     every key that stayed (dead ones may go first, from anywhere);
+ *     all from the stripe of the key saved (each stripe has its own LRU
+ *     list), and every live one among them must have been used less
+ *     recently than every key that stayed there (dead ones may go first);
  *   - the entry count and the bytes used match the model.
  * Membership is read without side effects by the test-only
  * ss_shm_fault_field (this harness builds ss_shm.c with SS_FAULT_POINTS,
  * like tests/unit/test_shm); everything else goes through the public API.
  *
- * Input: the arena size and record limit, the number of children (1-4) and
- * the record format each writes (sealed, clear, format 1: 2 bits each),
+ * Input: the geometry (bits 0-1 the arena size, 2-3 at most 1, 2, 4 stripes
+ * or as many as fit, bit 4 large records) and the record limit, the number of children (1-4, and
+ * for each a bit: it refuses records in clear) and the record format each
+ * writes (sealed, clear, format 1: 2 bits each),
  * two locations' idle and absolute timeouts (the store keeps records for
  * the more lenient of them), then operations of 6 bytes each: child, kind,
  * location and clock skew; key; clock advance (2 bytes); size variation;
@@ -35,7 +38,7 @@
 #include "fuzz.h"
 #include "ss_shm.h"
 
-#define NKEYS 24
+#define NKEYS 40
 #define MAX_CHILDREN 4
 #define MAX_OPS 400
 #define T0 apr_time_from_sec(1700000000)
@@ -80,7 +83,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     ss_shm_fault_hook = no_fault; /* never the SS_FAULT_FILE lookup */
-    ss_shm_fault_max_stripes = 1; /* one LRU list, as the model keeps */
     return 0;
 }
 
@@ -163,6 +165,11 @@ static void op_load(world_t *w, ss_store_t *s, int k, const ss_expiry_t *judge, 
         FUZZ_CHECK(rv == APR_NOTFOUND, "a sealed record loaded without its seal key: %d", rv);
         return;
     }
+    if (s->sealed_only && !m->sealed) {
+        FUZZ_CHECK(rv == APR_NOTFOUND, "a record in clear served where seals are required: %d", rv);
+        m->present = 0; /* malformed there: removed */
+        return;
+    }
     if (ss_expiry_check(&w->keep, m->created, m->accessed, now) != SS_LIVE) {
         FUZZ_CHECK(rv == APR_NOTFOUND, "load of key %d, dead everywhere: %d", k, rv);
         m->present = 0; /* the load removes it */
@@ -187,9 +194,12 @@ static void op_load(world_t *w, ss_store_t *s, int k, const ss_expiry_t *judge, 
     m->used = ++w->clock;
 }
 
-/* Vanished keys: as many as the counters say, the live ones least recent. */
+/* Vanished keys: as many as the counters say, all from the stripe of the
+ * key saved (each stripe has its own LRU list), the live ones less recently
+ * used than any key that stayed there. */
 static void check_evictions(world_t *w, int saved, const ss_store_stats_t *before, apr_time_t now)
 {
+    apr_uint32_t stripe = saved >= 0 ? ss_shm_fault_stripe_of(w->base, &w->keys[saved]) : 0;
     ss_store_stats_t after = stats_of(w);
     apr_uint64_t evicted = (after.evicted_lru + after.evicted_expired) -
                            (before->evicted_lru + before->evicted_expired);
@@ -203,9 +213,13 @@ static void check_evictions(world_t *w, int saved, const ss_store_stats_t *befor
             continue;
         }
         if (in_arena(w, k)) {
-            oldest_kept = m->used < oldest_kept ? m->used : oldest_kept;
+            if (saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe) {
+                oldest_kept = m->used < oldest_kept ? m->used : oldest_kept;
+            }
             continue;
         }
+        FUZZ_CHECK(saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe,
+                   "op %u: key %d vanished from another stripe than the save's", w->seq, k);
         gone++;
         if (!dead_at(m, now) && m->used > newest_live_gone) {
             newest_live_gone = m->used;
@@ -291,24 +305,31 @@ static void op_save(world_t *w, int child, int k, ss_save_mode_e mode, apr_time_
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const apr_size_t sizes[] = {SS_SHM_MIN_SIZE, SS_SHM_MIN_SIZE + 40000,
-                                       2 * SS_SHM_MIN_SIZE};
+                                       4 * SS_SHM_MIN_SIZE};
     world_t w;
     fuzz_reader_t r;
     apr_time_t now = T0;
-    unsigned forms;
+    unsigned geometry, children, forms;
     int i;
 
     memset(&w, 0, sizeof(w));
     fuzz_reader_init(&r, data, size);
     w.p = fuzz_pool();
-    w.size = sizes[fuzz_u8(&r) % 3];
-    w.max_record = SS_RECORD_MIN_LEN + fuzz_u16(&r) % 8192;
+    geometry = fuzz_u8(&r);
+    w.size = sizes[(geometry & 3) % 3];
+    /* At most 1, 2 or 4 stripes, or as many as fit (0). */
+    ss_shm_fault_max_stripes = (apr_uint32_t[]){1, 2, 4, 0}[(geometry >> 2) & 3];
+    /* Small records leave room for stripes; large ones for long chains. */
+    w.max_record = SS_RECORD_MIN_LEN + fuzz_u16(&r) % (geometry & 0x10 ? 8192 : 400);
     while (!ss_shm_fits(w.size, w.max_record)) {
         w.max_record = SS_RECORD_MIN_LEN + (w.max_record - SS_RECORD_MIN_LEN) / 2;
     }
     w.base = malloc(w.size); /* exactly the arena: ASan sees a step past its end */
     FUZZ_CHECK(ss_shm_format(w.base, w.size, w.max_record) == APR_SUCCESS, "format");
-    w.nchildren = 1 + (int)(fuzz_u8(&r) % MAX_CHILDREN);
+    fuzz_trace("arena of %lu bytes, records up to %lu, %u stripes", (unsigned long)w.size,
+               (unsigned long)w.max_record, ss_shm_stripes(w.base));
+    children = fuzz_u8(&r);
+    w.nchildren = 1 + (int)(children % MAX_CHILDREN);
     forms = fuzz_u8(&r);
     for (i = 0; i < w.nchildren; i++) {
         static const ss_record_form_e form[4] = {SS_RECORD_FORM_SEALED, SS_RECORD_FORM_CLEAR,
@@ -316,8 +337,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         FUZZ_CHECK(ss_shm_open(&w.child[i], w.base, w.p) == APR_SUCCESS, "open");
         FUZZ_CHECK(w.child[i]->ops->child_init(w.child[i], w.p) == APR_SUCCESS, "child_init");
-        /* Children that write different formats: a rolling upgrade. */
+        /* Children that write different formats: a rolling upgrade; some
+         * refuse records in clear (SessionStoreSeal Required). */
         w.child[i]->form = form[(forms >> (2 * i)) & 3];
+        w.child[i]->sealed_only = (children >> (2 + i)) & 1;
     }
     w.keep.idle = w.keep.absolute = SS_EXPIRY_NARROWEST;
     for (i = 0; i < 2; i++) {

@@ -159,6 +159,15 @@ static void uris(void)
         "redis://h?password=SeKr1t&connect_timeout=RetPw9",
         "redis://al%69ce:s%3Acr%25t@@[::1]:7000",
         "shm",
+        "redis-sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3/mymaster/2",
+        "redis-sentinel://alice:p%2Fw@10.0.0.1:26379/my%2Em_1/4?wait=1,50",
+        ("redis-sentinel://s1,[::1]:26380/m?sentinel_user=sent&sentinel_password=SentPw2&"
+         "password=DataPw&prefix=app:"),
+        "rediss-sentinel://s1.example,s2.example/m?tls_ca_file=/etc/ca.pem&tls_verify=ca",
+        "redis-cluster://10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002",
+        "redis-cluster://alice:s%40cret@10.0.0.1:7000,node2.example,[fe80::1%25eth0]:7002",
+        "redis-cluster://u%3Ax:p%40w@a.example,10.0.0.2:7001,[::1]:7002/?prefix=s:&max_idle=8",
+        "rediss-cluster://:pw@h1:7000,h2:7001?tls_ca_file=/etc/ca.pem&tls_verify=ca",
     };
     size_t i;
 
@@ -322,8 +331,9 @@ static void b16(prog_t *p, unsigned v)
     b8(p, v);
 }
 
-/* forms: the record format of each child, 2 bits each (0 sealed, 1 clear,
- * 2 format 1). */
+/* size: the geometry byte (bits 0-1 the arena size, 2-3 the stripe cap:
+ * 1, 2, 4 or none, bit 4 large records); forms: the record format of each
+ * child, 2 bits each (0 sealed, 1 clear, 2 format 1). */
 static void header(prog_t *p, unsigned size, unsigned max_record, unsigned children, unsigned forms,
                    unsigned idle0, unsigned abs0, unsigned idle1, unsigned abs1)
 {
@@ -356,7 +366,7 @@ static void shm_programs(void)
     unsigned i;
 
     /* One session's life: new, load, update, load, remove, load. */
-    header(&p, 0, 2048, 1, 0, 1801, 3601, 0, 0);
+    header(&p, 0x10, 2048, 1, 0, 1801, 3601, 0, 0);
     op(&p, 0, 1, 0, 1, 0, 40, 0);
     op(&p, 0, 0, 0, 1, 100, 0, 0);
     op(&p, 0, 2, 0, 1, 100, 60, 0);
@@ -374,9 +384,9 @@ static void shm_programs(void)
     put("shm_model", "children", p.buf, p.len);
 
     /* Fill a small arena with large records: evictions. */
-    header(&p, 0, 8191, 2, 0, 0, 0, 3, 0);
+    header(&p, 0x10, 8191, 2, 0, 0, 0, 3, 0);
     for (i = 0; i < 40; i++) {
-        op(&p, i & 1, 1, 0, i % 24, 1, 200 + i % 50, 0);
+        op(&p, i & 1, 1, 0, i % 40, 1, 200 + i % 50, 0);
         if (i % 5 == 4) {
             op(&p, 0, 0, 0, (i * 7) % 24, 1, 0, 0);
         }
@@ -414,6 +424,18 @@ static void shm_programs(void)
     op(&p, 0, 2, 0, 0, 10, 50, 2);
     op(&p, 0, 2, 0, 0, 10, 50, 0);
     put("shm_model", "formats", p.buf, p.len);
+    p.buf[3] |= 1 << 3; /* the second child (clear) refuses records in clear */
+    put("shm_model", "formats-required", p.buf, p.len);
+
+    /* Two stripes, large records: each stripe evicts from its own LRU list. */
+    header(&p, 2 | 0x10 | 1 << 2, 8000, 2, 0, 0, 0, 0, 0);
+    for (i = 0; i < 120; i++) {
+        op(&p, i & 1, 1, 0, i % 40, 1, 200 + i % 50, 0);
+        if (i % 4 == 3) {
+            op(&p, 1, 0, 0, (i * 5) % 40, 1, 0, 0);
+        }
+    }
+    put("shm_model", "stripes", p.buf, p.len);
 }
 
 int main(int argc, char **argv)
