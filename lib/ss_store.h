@@ -53,7 +53,7 @@ typedef struct {
     apr_uint64_t used_bytes;        /* bytes held by records now */
     apr_uint64_t hits;              /* loads that returned a record */
     apr_uint64_t misses;            /* loads that found nothing */
-    apr_uint64_t expired;           /* loads that found a dead record and removed it */
+    apr_uint64_t expired;           /* loads that found a record dead for their location */
     apr_uint64_t saves;             /* records written */
     apr_uint64_t touches;           /* last-access rewrites */
     apr_uint64_t removes;           /* records deleted on request */
