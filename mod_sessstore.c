@@ -79,6 +79,8 @@ typedef struct {
     apr_interval_time_t absolute;
     int absolute_set;
     outage_e outage;
+    const char *revoke_header; /* SessionStoreRevokeHeader; NULL: none */
+    int revoke_header_set;
     int lock; /* SessionStoreLock: -1 unset (off), 0 off, 1 on */
     apr_interval_time_t lock_timeout;
     int lock_timeout_set;
@@ -93,6 +95,7 @@ typedef struct {
     apr_shm_t *shm;
     apr_size_t size;
     apr_size_t max_record;
+    char file[1024]; /* the segment's name (SessionStoreShmFile); "" when anonymous */
 } shm_retained_t;
 
 /* The counters' segment, kept across restarts like the arena: totals run on
@@ -123,6 +126,7 @@ static int shm_size_set;
  * writes records, and whether it accepts any in clear. */
 static int record_format;
 static int record_seal = -1;
+static const char *shm_file; /* SessionStoreShmFile as written; NULL: the default */
 static shm_retained_t *shm_retained;
 static apr_array_header_t *open_stores; /* ss_store_t * (metered), each once */
 static ss_metrics_t *metrics;           /* NULL: no counters (the segment failed) */
@@ -189,6 +193,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->absolute = add->absolute_set ? add->absolute : base->absolute;
     c->absolute_set = add->absolute_set || base->absolute_set;
     c->outage = add->outage ? add->outage : base->outage;
+    c->revoke_header = add->revoke_header_set ? add->revoke_header : base->revoke_header;
+    c->revoke_header_set = add->revoke_header_set || base->revoke_header_set;
     c->lock = add->lock >= 0 ? add->lock : base->lock;
     c->lock_timeout = add->lock_timeout_set ? add->lock_timeout : base->lock_timeout;
     c->lock_timeout_set = add->lock_timeout_set || base->lock_timeout_set;
@@ -363,12 +369,51 @@ static const char *set_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
     return parse_size(cmd, arg, SS_SHM_MIN_SIZE, (apr_size_t)64 * 1024 * 1024 * 1024, &shm_size);
 }
 
+static const char *set_shm_file(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err) {
+        return err;
+    }
+    if (!*arg || strlen(arg) >= sizeof(((shm_retained_t *)0)->file) - 256) {
+        return apr_psprintf(cmd->pool, "%s needs a file name (or 'none')", cmd->cmd->name);
+    }
+    shm_file = arg;
+    return NULL;
+}
+
 static const char *set_max_session_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     server_conf *c = ap_get_module_config(cmd->server->module_config, &sessstore_module);
 
     (void)dummy;
     return parse_size(cmd, arg, MIN_MAX_SESSION_SIZE, MAX_MAX_SESSION_SIZE, &c->max_size);
+}
+
+static const char *set_revoke_header(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    dir_conf *c = dconf;
+    const char *p;
+
+    c->revoke_header_set = 1;
+    if (!strcasecmp(arg, "none")) {
+        c->revoke_header = NULL;
+        return NULL;
+    }
+    for (p = arg; *p; p++) {
+        /* An HTTP token: what a handler can set as a header name. */
+        if (!apr_isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p)) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a header name", cmd->cmd->name,
+                                ap_escape_logitem(cmd->pool, arg));
+        }
+    }
+    if (!*arg) {
+        return apr_psprintf(cmd->pool, "%s needs a header name", cmd->cmd->name);
+    }
+    c->revoke_header = arg;
+    return NULL;
 }
 
 static const char *set_record_format(cmd_parms *cmd, void *dummy, const char *arg)
@@ -499,8 +544,15 @@ static const command_rec sessstore_cmds[] = {
                   "Seconds after its creation at which a session ends (0: never)"),
     AP_INIT_TAKE1("SessionStoreShmSize", set_shm_size, NULL, RSRC_CONF,
                   "Bytes of shared memory for the shm backend (K, M, G suffixes)"),
+    AP_INIT_TAKE1("SessionStoreShmFile", set_shm_file, NULL, RSRC_CONF,
+                  "Name of the shm store's segment, for sessstore -b shm:PATH (relative: "
+                  "under DefaultRuntimeDir; default sessstore.shm; 'none': anonymous)"),
     AP_INIT_TAKE1("SessionStoreMaxSessionSize", set_max_session_size, NULL, RSRC_CONF,
                   "Largest stored session in bytes; larger saves are refused"),
+    AP_INIT_TAKE1("SessionStoreRevokeHeader", set_revoke_header, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Response header through which an application ends sessions of the "
+                  "current user: value 'user' (all of them) or 'others' (all but this "
+                  "one); never sent to the client ('none' switches it off)"),
     AP_INIT_TAKE1("SessionStoreRecordFormat", set_record_format, NULL, RSRC_CONF,
                   "Format of the records written: 2 (the default) or 1, while nodes of an "
                   "earlier release still share the store"),
@@ -558,6 +610,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     shm_size_set = 0;
     record_format = 0;
     record_seal = -1;
+    shm_file = NULL;
     /* Registered only so that the Mutex line of an older configuration
      * still parses: warn_mutex_directive says it is ignored. */
     rv = ap_mutex_register(pconf, SHM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
@@ -693,6 +746,13 @@ static apr_status_t shm_keep(server_rec *s)
 
 static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
 {
+    /* A named segment (default DefaultRuntimeDir/sessstore.shm), so that
+     * sessstore(1) can attach to it while httpd runs; the arena's own locks
+     * are all it needs to share. */
+    const char *file =
+        shm_file && !strcasecmp(shm_file, "none")
+            ? ""
+            : ap_runtime_dir_relative(s->process->pool, shm_file ? shm_file : "sessstore.shm");
     apr_status_t rv;
 
     shm_retained = ap_retained_data_get(SHM_RETAINED_KEY);
@@ -700,6 +760,12 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
         shm_retained = ap_retained_data_create(SHM_RETAINED_KEY, sizeof(*shm_retained));
     }
     if (shm_retained->shm) {
+        if (strcmp(shm_retained->file, file)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "SessionStoreShmFile changed: the running arena keeps its name "
+                         "(%s) until httpd is stopped and started",
+                         *shm_retained->file ? shm_retained->file : "anonymous");
+        }
         if (shm_retained->size != shm_size || shm_retained->max_record != max_record) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "SessionStoreShmSize or SessionStoreMaxSessionSize changed: the "
@@ -714,12 +780,21 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
         apr_shm_destroy(shm_retained->shm);
         shm_retained->shm = NULL;
     }
-    rv = apr_shm_create(&shm_retained->shm, shm_size, NULL, s->process->pool);
+    if (!file || strlen(file) >= sizeof(shm_retained->file)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "SessionStoreShmFile: the name is too long");
+        return APR_EINVAL;
+    }
+    if (*file) {
+        /* A segment left by an httpd that did not stop cleanly: its
+         * sessions cannot be trusted to belong to this configuration. */
+        apr_shm_remove(file, s->process->pool);
+    }
+    rv = apr_shm_create(&shm_retained->shm, shm_size, *file ? file : NULL, s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "cannot create %" APR_SIZE_T_FMT " bytes of shared memory "
-                     "(SessionStoreShmSize)",
-                     shm_size);
+                     "(SessionStoreShmSize) named %s (SessionStoreShmFile)",
+                     shm_size, *file ? file : "anonymous");
         shm_retained->shm = NULL;
         return rv;
     }
@@ -731,8 +806,10 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
     }
     shm_retained->size = shm_size;
     shm_retained->max_record = max_record;
+    apr_cpystrn(shm_retained->file, file, sizeof(shm_retained->file));
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                 "shared-memory session store created: %" APR_SIZE_T_FMT " bytes", shm_size);
+                 "shared-memory session store created: %" APR_SIZE_T_FMT " bytes, %s%s", shm_size,
+                 *file ? "segment " : "anonymous", file);
     return APR_SUCCESS;
 }
 
@@ -1366,6 +1443,81 @@ static apr_status_t sessstore_save(request_rec *r, session_rec *z)
     return OK;
 }
 
+/* Take out the Set-Cookie of our cookie that the save added: a revoke
+ * replaces it with the clearing one. */
+static void drop_our_cookie(request_rec *r, const char *name)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->err_headers_out);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_size_t n = strlen(name);
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && !strcasecmp(e[i].key, "Set-Cookie") &&
+            !(e[i].val && !strncmp(e[i].val, name, n) && e[i].val[n] == '=')) {
+            APR_ARRAY_PUSH(keep, const char *) = e[i].val;
+        }
+    }
+    apr_table_unset(r->err_headers_out, "Set-Cookie");
+    for (i = 0; i < keep->nelts; i++) {
+        apr_table_addn(r->err_headers_out, "Set-Cookie", APR_ARRAY_IDX(keep, i, const char *));
+    }
+}
+
+/* SessionStoreRevokeHeader: the handler (a CGI script's headers land in
+ * headers_out or err_headers_out) asked to end the user's sessions. The
+ * header is taken out of the response whatever happens; the policy is
+ * ss_session_revoke's. A failure fails the response like a failed commit. */
+static void revoke_from_header(request_rec *r)
+{
+    dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
+    request_rec *first = first_request(r);
+    const char *value;
+    req_session_t *rs;
+    ss_session_ctx_t ctx;
+    ss_revoke_e what;
+    apr_size_t n = 0;
+
+    if (!d->revoke_header) {
+        return;
+    }
+    value = apr_table_get(r->headers_out, d->revoke_header);
+    if (!value) {
+        value = apr_table_get(r->err_headers_out, d->revoke_header);
+    }
+    apr_table_unset(r->headers_out, d->revoke_header);
+    apr_table_unset(r->err_headers_out, d->revoke_header);
+    if (!value || !d->cookie.name) {
+        return;
+    }
+    what = ss_session_revoke_parse(value);
+    if (what == SS_REVOKE_NONE) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "%s: '%s' is neither 'user' nor 'others'; nothing revoked", d->revoke_header,
+                      ap_escape_logitem(r->pool, value));
+        return;
+    }
+    rs = request_session(r, d);
+    session_ctx(r, d, &ctx);
+    ss_session_revoke(&ctx, &rs->sess, r->user ? r->user : first->user, what, apr_time_now(), &n);
+    if (rs->sess.outcome == SS_COMMIT_FAILED) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rs->sess.rv, r,
+                      "session store (%s): revoke (%s) failed; the request fails",
+                      ctx.store->ops->name, value);
+        return;
+    }
+    ss_metrics_add(metrics, SS_M_REVOCATIONS, n);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "%s: %s: %" APR_SIZE_T_FMT " session(s) ended",
+                  d->revoke_header, what == SS_REVOKE_USER ? "user" : "others", n);
+    if (rs->sess.cookie && !*rs->sess.cookie) {
+        drop_our_cookie(r, d->cookie.name);
+        apr_table_addn(
+            r->err_headers_out, "Set-Cookie",
+            ss_cookie_header(&d->cookie, NULL, !strcmp(ap_http_scheme(r), "https"), r->pool));
+    }
+}
+
 /* After mod_session's filter has saved the session: a change that could not
  * be saved must not be answered as a success (a login redirect without its
  * cookie, a logout whose old cookie still works). The response becomes 503
@@ -1384,6 +1536,7 @@ static apr_status_t refuse_failed_commit(ap_filter_t *f, apr_bucket_brigade *bb)
         apr_brigade_cleanup(bb); /* the rest of the original body */
         return APR_SUCCESS;
     }
+    revoke_from_header(r);
     rs = ap_get_module_config(first_request(r)->request_config, &sessstore_module);
     if (!rs || rs->sess.outcome != SS_COMMIT_FAILED) {
         ap_remove_output_filter(f);
@@ -1421,7 +1574,7 @@ static void insert_refuse_filter(request_rec *r)
 {
     dir_conf *d = ap_get_module_config(r->per_dir_config, &sessstore_module);
 
-    if (!r->main && d->cookie.name) {
+    if (!r->main && (d->cookie.name || d->revoke_header)) {
         ap_add_output_filter(REFUSE_FILTER, NULL, r, r->connection);
     }
 }

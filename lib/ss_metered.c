@@ -77,6 +77,39 @@ static void metered_close(ss_store_t *store)
     w->inner->ops->close(w->inner);
 }
 
+/* The index and administration: passed through, not timed (a revoke is
+ * many round trips, not one operation). */
+static apr_status_t metered_index_add(ss_store_t *store, const ss_owner_t *owner,
+                                      const ss_key_t *key, apr_time_t until, apr_time_t now)
+{
+    metered_t *w = store->impl;
+
+    return w->inner->ops->index_add(w->inner, owner, key, until, now);
+}
+
+static apr_status_t metered_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
+                                         const ss_key_t *except, apr_time_t now, apr_size_t *count)
+{
+    metered_t *w = store->impl;
+
+    return w->inner->ops->revoke_owner(w->inner, owner, except, now, count);
+}
+
+static apr_status_t metered_scan(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
+                                 ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    metered_t *w = store->impl;
+
+    return w->inner->ops->scan(w->inner, owner, limit, fn, baton, now, p);
+}
+
+static apr_status_t metered_purge_expired(ss_store_t *store, apr_time_t now, apr_size_t *count)
+{
+    metered_t *w = store->impl;
+
+    return w->inner->ops->purge_expired(w->inner, now, count);
+}
+
 apr_status_t ss_metered_wrap(ss_store_t **store, ss_store_t *inner, ss_metrics_t *m, apr_pool_t *p)
 {
     ss_store_ops_t *ops = apr_pcalloc(p, sizeof(*ops));
@@ -96,6 +129,10 @@ apr_status_t ss_metered_wrap(ss_store_t **store, ss_store_t *inner, ss_metrics_t
     ops->ping = metered_ping;
     ops->child_init = metered_child_init;
     ops->close = metered_close;
+    ops->index_add = metered_index_add;
+    ops->revoke_owner = metered_revoke_owner;
+    ops->scan = metered_scan;
+    ops->purge_expired = metered_purge_expired;
     w->inner = inner;
     w->m = m;
     *store = apr_pcalloc(p, sizeof(**store));

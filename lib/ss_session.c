@@ -1,5 +1,6 @@
 /* ss_session.c - one request's session, and the policy that governs it. */
 #include <string.h>
+#include <strings.h>
 
 #include <apr_atomic.h>
 #include <apr_general.h>
@@ -183,6 +184,30 @@ static apr_status_t save(const ss_session_ctx_t *ctx, const ss_key_t *key, const
     return ctx->store->ops->save(ctx->store, key, rec, deadline, mode, ctx->max_size, p);
 }
 
+/* Index a fresh key under its named owner before its first write: a
+ * session that exists is always in its owner's index. */
+static apr_status_t index_new(const ss_session_ctx_t *ctx, const ss_key_t *key,
+                              const ss_record_t *rec)
+{
+    apr_time_t until = 0;
+    ss_owner_t owner;
+    apr_status_t rv;
+
+    if (!*rec->user) {
+        return APR_SUCCESS;
+    }
+    rv = ss_owner_hash(rec->user, &owner);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* The absolute deadline: no touch moves it. Without one, the store keeps
+     * the entry as long as the record exists. */
+    if (ctx->retention.absolute > 0) {
+        until = rec->created + ctx->retention.absolute;
+    }
+    return ctx->store->ops->index_add(ctx->store, &owner, key, until, rec->accessed);
+}
+
 /* The merge's counters, per process (ss_session_merge_stats). */
 static volatile apr_uint64_t n_conflicts, n_merged, n_overwritten, n_gave_up;
 
@@ -289,6 +314,9 @@ static apr_status_t write_new(const ss_session_ctx_t *ctx, ss_session_t *sess,
         rv = ss_id_generate(fresh);
         if (rv == APR_SUCCESS) {
             rv = ss_id_key(fresh, &key);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = index_new(ctx, &key, rec);
         }
         if (rv == APR_SUCCESS) {
             rv = save(ctx, &key, rec, SS_SAVE_NEW, p);
@@ -428,4 +456,73 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
     sess->created = rec.created;
     sess->revision = rec.revision;
     return APR_SUCCESS;
+}
+
+ss_revoke_e ss_session_revoke_parse(const char *value)
+{
+    apr_size_t n;
+
+    if (!value) {
+        return SS_REVOKE_NONE;
+    }
+    value += strspn(value, " \t");
+    n = strcspn(value, " \t");
+    if (value[n + strspn(value + n, " \t")]) {
+        return SS_REVOKE_NONE; /* more than one word */
+    }
+    if (n == 4 && !strncasecmp(value, "user", 4)) {
+        return SS_REVOKE_USER;
+    }
+    if (n == 6 && !strncasecmp(value, "others", 6)) {
+        return SS_REVOKE_OTHERS;
+    }
+    return SS_REVOKE_NONE;
+}
+
+apr_status_t ss_session_revoke(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
+                               ss_revoke_e what, apr_time_t now, apr_size_t *count)
+{
+    const char *owner = user && *user ? user : sess->owner;
+    int keep = what == SS_REVOKE_OTHERS && sess->id;
+    apr_size_t n = 0;
+    ss_owner_t hash;
+    apr_status_t rv;
+
+    if (count) {
+        *count = 0;
+    }
+    if (what == SS_REVOKE_NONE || !owner || !*owner) {
+        return APR_SUCCESS;
+    }
+    if (sess->state == SS_SESSION_STORE_DOWN || sess->outcome == SS_COMMIT_FAILED) {
+        return failed(ctx, sess, sess->state == SS_SESSION_STORE_DOWN ? sess->store_rv : sess->rv,
+                      NULL, now);
+    }
+    rv = ss_owner_hash(owner, &hash);
+    if (rv == APR_SUCCESS) {
+        rv = ctx->store->ops->revoke_owner(ctx->store, &hash, keep ? &sess->key : NULL, now, &n);
+    }
+    if (rv != APR_SUCCESS) {
+        return failed(ctx, sess, rv, NULL, now);
+    }
+    if (count) {
+        *count = n;
+    }
+    if (what == SS_REVOKE_OTHERS) {
+        return APR_SUCCESS;
+    }
+    /* This one too, and whatever the cookies named (a session written before
+     * the index existed, another owner's): the browser keeps nothing. */
+    if (sess->id) {
+        rv = ctx->store->ops->remove(ctx->store, &sess->key);
+        if (rv != APR_SUCCESS) {
+            return failed(ctx, sess, rv, NULL, now);
+        }
+        sess->cookie_seen = 1; /* its cookie is cleared, even one set by this response */
+    }
+    rv = end_session(ctx, sess, now);
+    if (rv == APR_SUCCESS) {
+        sess->outcome = SS_COMMIT_ENDED;
+    }
+    return rv;
 }

@@ -54,6 +54,7 @@
 
 #include "ss_expiry.h"
 #include "ss_id.h"
+#include "ss_owner.h"
 #include "ss_record.h"
 #include "ss_store.h"
 
@@ -131,6 +132,27 @@ int ss_session_claim(ss_session_t *sess, const char *user);
 apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
                                const char *payload, int what, apr_time_t now, apr_pool_t *p);
 
+/* "Log out everywhere": what a response asked for with the revoke header
+ * (SessionStoreRevokeHeader). */
+typedef enum {
+    SS_REVOKE_NONE,  /* no header, or a value that is not one of these */
+    SS_REVOKE_USER,  /* "user": every session of the owner, this one included */
+    SS_REVOKE_OTHERS /* "others": every session of the owner but this one */
+} ss_revoke_e;
+
+/* The header's value, case-insensitive, blanks around it ignored. */
+ss_revoke_e ss_session_revoke_parse(const char *value);
+
+/* After ss_session_commit: end the sessions of the owner (user when named,
+ * else the session's) in the store, on every node sharing it, through the
+ * store's per-owner index. SS_REVOKE_USER also ends every session the
+ * browser's cookies named and clears the cookie (outcome SS_COMMIT_ENDED);
+ * SS_REVOKE_OTHERS keeps the current session and its cookie. An anonymous
+ * request has no owner: nothing is ended. A store failure is a failed
+ * commit (SS_COMMIT_FAILED, returned): the response must not say the
+ * sessions ended. *count (may be NULL): sessions ended. */
+apr_status_t ss_session_revoke(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
+                               ss_revoke_e what, apr_time_t now, apr_size_t *count);
 /* This process's merge counters since it started. */
 typedef struct {
     apr_uint64_t conflicts;   /* updates that found another request's write in their way */

@@ -33,6 +33,7 @@
 
 #include "ss_expiry.h"
 #include "ss_id.h"
+#include "ss_owner.h"
 #include "ss_record.h"
 
 /* An update refused because the stored record is no longer the revision
@@ -80,6 +81,20 @@ typedef enum {
 
 typedef struct ss_store_t ss_store_t;
 
+/* One stored session as an administrator sees it (scan): its clear header
+ * and its size, never its owner or payload. */
+typedef struct {
+    ss_key_t key; /* shm: its first 16 bytes, the rest 0; remove() finds it by those */
+    apr_time_t created;
+    apr_time_t accessed;
+    apr_time_t expires; /* when the store drops it; 0: no deadline */
+    apr_size_t size;    /* bytes of the stored record */
+    int readable;       /* 0: the header did not decode (created, accessed are 0) */
+} ss_store_entry_t;
+
+/* Called by scan for each entry; a non-zero return stops the scan. */
+typedef int (*ss_store_entry_fn)(void *baton, const ss_store_entry_t *entry);
+
 typedef struct {
     const char *name;
     /* Whose counters stats() returns: "all httpd processes on this host" or
@@ -105,6 +120,35 @@ typedef struct {
     /* In each new child process, before its first request. */
     apr_status_t (*child_init)(ss_store_t *store, apr_pool_t *p);
     void (*close)(ss_store_t *store);
+
+    /* ---- the per-owner index and administration ----
+     * Every session of a named owner is indexed, so that all of them can be
+     * ended at once (ss_session_revoke, "sessstore revoke --user"). An entry
+     * is never dropped while its session can still live: until is the
+     * session's absolute deadline (created + the keeping absolute timeout),
+     * which no touch can move; 0 when there is none, and the entry then
+     * lasts as long as the record exists (checked by existence). */
+
+    /* Index key under owner, before the record is first written (a crash in
+     * between leaves an entry without a record, which is trimmed; never a
+     * record without an entry). Also trims the owner's dead entries. */
+    apr_status_t (*index_add)(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *key,
+                              apr_time_t until, apr_time_t now);
+    /* Remove every session of owner except the one under except (NULL:
+     * none), and their index entries; *count (may be NULL) says how many
+     * records were removed. */
+    apr_status_t (*revoke_owner)(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *except,
+                                 apr_time_t now, apr_size_t *count);
+    /* Call fn for every stored session (owner NULL) or every session of
+     * owner, at most limit times (0: no limit). Records that expired by the
+     * store's deadline are skipped; others are not judged (the store knows
+     * no location's timeouts). */
+    apr_status_t (*scan)(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
+                         ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p);
+    /* Reclaim what is dead now: records past their deadline (shm) and index
+     * entries of sessions that no longer exist (both). *count (may be NULL):
+     * how many records and index entries went. */
+    apr_status_t (*purge_expired)(ss_store_t *store, apr_time_t now, apr_size_t *count);
 } ss_store_ops_t;
 
 struct ss_store_t {

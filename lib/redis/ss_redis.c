@@ -19,6 +19,7 @@
 #include "ss_redis.h"
 #include "ss_redis_cluster.h"
 #include "ss_redis_conn.h"
+#include "ss_redis_index.h"
 
 #define KEY_MAX (SS_REDIS_PREFIX_MAX + SS_KEY_HEX_LEN + 1)
 
@@ -114,6 +115,7 @@ typedef struct {
     char save_sha[41];           /* SHA-1 of save_script */
     ss_redis_conn_t *conn;       /* also holds the counters: a fork resets them with the pool */
     ss_redis_cluster_t *cluster; /* instead of conn, for a Redis Cluster */
+    ss_redis_index_t ix;         /* the per-owner index, over conn or cluster */
 } redis_store_t;
 
 /* This process's counters, locked (ss_redis_conn_lock). */
@@ -576,9 +578,48 @@ static apr_status_t redis_child_init(ss_store_t *store, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
+static apr_status_t redis_index_add(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *key,
+                                    apr_time_t until, apr_time_t now)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_index_add(&s->ix, owner, key, until, now);
+}
+
+static apr_status_t redis_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
+                                       const ss_key_t *except, apr_time_t now, apr_size_t *count)
+{
+    redis_store_t *s = store->impl;
+    apr_size_t n = 0;
+    apr_status_t rv = ss_redis_index_revoke(&s->ix, owner, except, now, &n);
+
+    stats_lock(s)->removes += n;
+    stats_unlock(s);
+    if (count) {
+        *count = n;
+    }
+    return rv;
+}
+
+static apr_status_t redis_scan(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
+                               ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_index_scan(&s->ix, owner, limit, fn, baton, now, p);
+}
+
+static apr_status_t redis_purge_expired(ss_store_t *store, apr_time_t now, apr_size_t *count)
+{
+    redis_store_t *s = store->impl;
+
+    return ss_redis_index_purge(&s->ix, now, count);
+}
+
 static const ss_store_ops_t redis_ops = {
-    "redis",     "this httpd process", redis_load, redis_save,       redis_remove,
-    redis_stats, redis_describe,       redis_ping, redis_child_init, redis_close};
+    "redis",         "this httpd process", redis_load, redis_save,         redis_remove,
+    redis_stats,     redis_describe,       redis_ping, redis_child_init,   redis_close,
+    redis_index_add, redis_revoke_owner,   redis_scan, redis_purge_expired};
 
 static apr_status_t script_sha(const char *script, char *out)
 {
@@ -653,6 +694,10 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    s->ix.conn = s->conn;
+    s->ix.cluster = s->cluster;
+    s->ix.prefix = s->cfg.prefix;
+    s->ix.target = s->target;
     *store = apr_pcalloc(p, sizeof(**store));
     (*store)->ops = &redis_ops;
     (*store)->impl = s;

@@ -16,7 +16,7 @@
  *
  * A record is a chain of blocks of its stripe. Every block starts with the
  * index of the next one; the first block of a chain holds the rest of
- * shm_entry_t too (key, deadline, hash-chain and LRU links), then the
+ * shm_entry_t too (key, owner, deadline, hash-chain and LRU links), then the
  * record's first bytes. Free blocks form a singly linked list, and the
  * blocks a stripe never used yet (from its `fresh` mark to its end) are free
  * without being on it: formatting writes no block, so a large arena is
@@ -53,6 +53,7 @@
 
 #include <apr_atomic.h>
 #include <apr_strings.h>
+#include <apr_tables.h>
 
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -68,8 +69,9 @@
 /* Bump whenever shm_header_t, shm_stripe_t, shm_entry_t or an invariant of
  * the arena changes: an arena kept across a restart by another layout is not
  * reused. 4: record v2 (revisions); 5: stripes with their own locks inside
- * the arena, 104-byte blocks, 16-byte keys in the entries. */
-#define SHM_LAYOUT 5u
+ * the arena, 104-byte blocks, 16-byte keys in the entries; 6: the owner's
+ * hash in the entries (the per-owner index), 112-byte blocks. */
+#define SHM_LAYOUT 6u
 #define SHM_BUILDER "mod_sessstore " PACKAGE_VERSION
 #define NIL 0xffffffffu
 #define SWEEP_INTERVAL apr_time_from_sec(1)
@@ -163,9 +165,16 @@ typedef struct {
      * which no two of a store's keys share by chance, nor can anyone make
      * them share without a second preimage of SHA-256. */
     unsigned char key[ENTRY_KEY_BYTES];
+    /* ss_owner_t of the record's owner, all zero when anonymous: the
+     * per-owner index is a walk of the entries comparing this (revoke). */
+    unsigned char owner[SS_OWNER_BYTES];
 } shm_entry_t;
 
 #define FIRST_DATA (SS_SHM_BLOCK_SIZE - sizeof(shm_entry_t))
+/* The clear header of every record version lies in the first block: it is
+ * read there, in place (peek_head). Fails to compile otherwise. */
+typedef char FIRST_DATA_HOLDS_HEADER
+    [FIRST_DATA >= SS_RECORD_V1_HEADER_LEN && FIRST_DATA >= SS_RECORD_HEADER_LEN ? 1 : -1];
 #define NEXT_DATA (SS_SHM_BLOCK_SIZE - sizeof(apr_uint32_t))
 
 /* An arena as this process sees it: the base and the geometry computed from
@@ -1253,16 +1262,24 @@ static void remove_malformed(const zone_t *z, const ss_key_t *key, const char *b
     end_update(z);
 }
 
+/* The clear header of entry i's record, read in place (ss_record_peek).
+ * It is given the record's whole length, which it checks against the
+ * format's minimum (a sealed record's exceeds FIRST_DATA), but it reads only
+ * the header, which lies in the first block (FIRST_DATA_HOLDS_HEADER). */
+static apr_status_t peek_head(const zone_t *z, apr_uint32_t i, ss_record_head_t *head)
+{
+    return ss_record_peek((const unsigned char *)block(z->a, i) + sizeof(shm_entry_t),
+                          entry(z, i)->length, head);
+}
+
 /* The revision of entry i's record, from the header in its first block;
  * APR_EINVAL when it is not a record of a version we read. */
 static apr_status_t stored_revision(const zone_t *z, apr_uint32_t i, apr_uint32_t *revision)
 {
-    apr_uint32_t len = entry(z, i)->length;
     ss_record_head_t head;
     apr_status_t rv;
 
-    rv = ss_record_peek((const unsigned char *)block(z->a, i) + sizeof(shm_entry_t),
-                        len < FIRST_DATA ? len : FIRST_DATA, &head);
+    rv = peek_head(z, i, &head);
     *revision = head.revision;
     return rv;
 }
@@ -1293,9 +1310,9 @@ static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e m
 
 /* Replace or add key's record: the old one out, room made, a chain filled
  * and only then linked into the index and the LRU list. */
-static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const char *buf,
-                                apr_size_t len, apr_time_t deadline, ss_save_mode_e mode,
-                                apr_uint32_t revision, apr_time_t now)
+static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_owner_t *owner,
+                                const char *buf, apr_size_t len, apr_time_t deadline,
+                                ss_save_mode_e mode, apr_uint32_t revision, apr_time_t now)
 {
     shm_stripe_t *h = z->st;
     apr_uint32_t i, n, *head;
@@ -1320,6 +1337,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const char
     FAULT("save.allocated");
     e = entry(z, i);
     memcpy(e->key, key->bytes, ENTRY_KEY_BYTES);
+    memcpy(e->owner, owner->bytes, SS_OWNER_BYTES);
     e->length = (apr_uint32_t)len;
     e->deadline = deadline;
     copy_in(z, i, buf, len);
@@ -1379,12 +1397,17 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
                              apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
+    ss_owner_t owner;
     char *buf;
     apr_size_t len;
     apr_status_t rv;
     zone_t z;
 
-    rv = ss_record_encode(rec, key, store->form, p, &buf, &len);
+    memset(&owner, 0, sizeof(owner));
+    rv = *rec->user ? ss_owner_hash(rec->user, &owner) : APR_SUCCESS;
+    if (rv == APR_SUCCESS) {
+        rv = ss_record_encode(rec, key, store->form, p, &buf, &len);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -1402,11 +1425,11 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = save_locked(&z, key, buf, len, deadline, mode, rec->revision, rec->accessed);
+    rv = save_locked(&z, key, &owner, buf, len, deadline, mode, rec->revision, rec->accessed);
     if (rv == SHM_BROKEN) {
         /* The stripe's sessions are lost, this one need not be: save it anew. */
         recover_broken(&z);
-        rv = save_locked(&z, key, buf, len, deadline, mode, rec->revision, rec->accessed);
+        rv = save_locked(&z, key, &owner, buf, len, deadline, mode, rec->revision, rec->accessed);
         rv = rv == SHM_BROKEN ? APR_EGENERAL : rv;
     }
     end_update(&z);
@@ -1495,11 +1518,184 @@ static void shm_close(ss_store_t *store)
     (void)store;
 }
 
+/* ---- the per-owner index and administration ---------------------------- */
+
+static apr_status_t shm_index_add(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *key,
+                                  apr_time_t until, apr_time_t now)
+{
+    /* The owner goes into the entry with the record itself (shm_save), under
+     * the same lock: nothing to do before. */
+    (void)store;
+    (void)owner;
+    (void)key;
+    (void)until;
+    (void)now;
+    return APR_SUCCESS;
+}
+
+/* Remove every entry of owner in the stripe but except; a walk of its LRU
+ * list. */
+static apr_status_t revoke_locked(const zone_t *z, const ss_owner_t *owner, const ss_key_t *except,
+                                  apr_size_t *count)
+{
+    apr_uint32_t i, prev, steps = 0;
+
+    for (i = z->st->lru_tail; i != NIL; i = prev) {
+        shm_entry_t *e;
+
+        if (!in_range(z, i) || ++steps > z->a->stripe_blocks) {
+            return SHM_BROKEN;
+        }
+        e = entry(z, i);
+        prev = e->lru_prev;
+        if (memcmp(e->owner, owner->bytes, SS_OWNER_BYTES) ||
+            (except && !memcmp(e->key, except->bytes, ENTRY_KEY_BYTES))) {
+            continue;
+        }
+        if (remove_entry(z, i) != APR_SUCCESS) {
+            return SHM_BROKEN;
+        }
+        FAULT("revoke.removed");
+        z->st->stats.removes++;
+        ++*count;
+    }
+    return APR_SUCCESS;
+}
+
+/* Each stripe in turn, under its own lock: a session saved meanwhile in a
+ * stripe already walked is a login after the revoke began. */
+static apr_status_t shm_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
+                                     const ss_key_t *except, apr_time_t now, apr_size_t *count)
+{
+    shm_store_t *s = store->impl;
+    apr_size_t n = 0;
+    apr_uint32_t k;
+    zone_t z;
+
+    (void)now;
+    for (k = 0; k < s->a.nstripes; k++) {
+        apr_status_t rv;
+
+        zone_init(&z, &s->a, k);
+        rv = begin_update(&z);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (revoke_locked(&z, owner, except, &n) != APR_SUCCESS) {
+            /* Emptied: the owner's sessions are gone with the rest. */
+            recover_broken(&z);
+        }
+        end_update(&z);
+    }
+    if (count) {
+        *count = n;
+    }
+    return APR_SUCCESS;
+}
+
+/* Copy the stripe's live entries (of owner, when given) out, most recent
+ * first, until out holds limit (0: no limit). */
+static apr_status_t scan_locked(const zone_t *z, const ss_owner_t *owner, apr_size_t limit,
+                                apr_time_t now, apr_array_header_t *out)
+{
+    apr_uint32_t i, steps = 0;
+
+    for (i = z->st->lru_head; i != NIL && (!limit || (apr_size_t)out->nelts < limit);
+         i = entry(z, i)->lru_next) {
+        const shm_entry_t *e;
+        ss_store_entry_t *x;
+        ss_record_head_t head;
+
+        if (!in_range(z, i) || ++steps > z->a->stripe_blocks || !entry_ok(z, i)) {
+            return SHM_BROKEN;
+        }
+        e = entry(z, i);
+        if (is_dead(e, now) || (owner && memcmp(e->owner, owner->bytes, SS_OWNER_BYTES))) {
+            continue;
+        }
+        x = apr_array_push(out);
+        memset(x, 0, sizeof(*x));
+        /* The rest of the key stays 0: enough to name it (its tag) and to
+         * remove it, which compare these bytes only. */
+        memcpy(x->key.bytes, e->key, ENTRY_KEY_BYTES);
+        x->size = e->length;
+        x->expires = e->deadline;
+        x->readable = peek_head(z, i, &head) == APR_SUCCESS;
+        x->created = x->readable ? head.created : 0;
+        x->accessed = x->readable ? head.accessed : 0;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_scan(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
+                             ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    shm_store_t *s = store->impl;
+    apr_array_header_t *found = apr_array_make(p, 64, sizeof(ss_store_entry_t));
+    apr_uint32_t k;
+    zone_t z;
+    int i;
+
+    for (k = 0; k < s->a.nstripes && (!limit || (apr_size_t)found->nelts < limit); k++) {
+        apr_status_t rv;
+
+        zone_init(&z, &s->a, k);
+        rv = lock(&z);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        rv = scan_locked(&z, owner, limit, now, found);
+        unlock(&z);
+        if (rv != APR_SUCCESS) {
+            /* A damaged link: the next update of the stripe rebuilds it. */
+            return APR_EGENERAL;
+        }
+    }
+    /* The callback runs outside every lock. */
+    for (i = 0; i < found->nelts; i++) {
+        if (fn(baton, &APR_ARRAY_IDX(found, i, ss_store_entry_t))) {
+            break;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t shm_purge_expired(ss_store_t *store, apr_time_t now, apr_size_t *count)
+{
+    shm_store_t *s = store->impl;
+    apr_size_t n = 0;
+    apr_uint32_t k;
+    zone_t z;
+
+    for (k = 0; k < s->a.nstripes; k++) {
+        apr_uint32_t before;
+        apr_status_t rv;
+
+        zone_init(&z, &s->a, k);
+        rv = begin_update(&z);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        before = z.st->entries;
+        if (sweep(&z, now) != APR_SUCCESS) {
+            recover_broken(&z);
+        }
+        n += before >= z.st->entries ? before - z.st->entries : 0;
+        end_update(&z);
+    }
+    if (count) {
+        *count = n;
+    }
+    return APR_SUCCESS;
+}
+
 static const ss_store_ops_t shm_ops = {"shm",          "all httpd processes on this host",
                                        shm_load,       shm_save,
                                        shm_remove,     shm_stats,
                                        shm_describe,   shm_ping,
-                                       shm_child_init, shm_close};
+                                       shm_child_init, shm_close,
+                                       shm_index_add,  shm_revoke_owner,
+                                       shm_scan,       shm_purge_expired};
 
 apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_pool_t *p)
 {
@@ -1518,4 +1714,16 @@ apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_pool_t *p)
     (*store)->impl = s;
     (*store)->form = SS_RECORD_FORM_SEALED;
     return APR_SUCCESS;
+}
+
+apr_status_t ss_shm_open_mapped(ss_store_t **store, void *base, apr_size_t mapped, apr_pool_t *p)
+{
+    const shm_header_t *h = base;
+
+    /* The header first: its size must be known to lie within the mapping
+     * before anything past it is read. */
+    if (!base || mapped < sizeof(*h) || h->magic != SHM_MAGIC || h->size > mapped) {
+        return APR_EINVAL;
+    }
+    return ss_shm_open(store, base, p);
 }

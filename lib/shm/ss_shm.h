@@ -26,10 +26,10 @@
 
 #include "ss_store.h"
 
-/* A 48-byte entry and 56 bytes of the record in the first block of a chain,
- * 100 in each next: a 200-byte session (a 254-byte sealed record, 226 in
- * clear) takes 3 blocks. */
-#define SS_SHM_BLOCK_SIZE 104
+/* A 64-byte entry (its owner's hash included) and 48 bytes of the record in
+ * the first block of a chain, 108 in each next: a 200-byte session (a
+ * 254-byte sealed record, 226 in clear) takes 3 blocks. */
+#define SS_SHM_BLOCK_SIZE 112
 #define SS_SHM_MIN_SIZE (64 * 1024)
 
 /* Lay out an empty arena over [base, base + size), its locks included.
@@ -69,6 +69,11 @@ apr_uint32_t ss_shm_stripes(const void *base);
 /* Open a store over an arena formatted by ss_shm_format, in any process
  * that maps it. */
 apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_pool_t *p);
+
+/* ss_shm_open for a process that attached to a named segment of mapped
+ * bytes (sessstore(1)): APR_EINVAL unless base holds an arena of this
+ * layout that fits in the mapping. */
+apr_status_t ss_shm_open_mapped(ss_store_t **store, void *base, apr_size_t mapped, apr_pool_t *p);
 
 /* Bytes of arena one record of len bytes occupies. */
 apr_size_t ss_shm_footprint(apr_size_t len);

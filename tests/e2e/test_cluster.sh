@@ -193,6 +193,31 @@ check "... and counts 6 cluster nodes too" \
 MASTERS=$(for p in "${r_PORTS[@]}"; do rcli "$p" role | head -1 | grep -q master && echo "$p"; done | sort)
 expect_eq "three masters" 3 "$(echo "$MASTERS" | wc -l)"
 
+# The per-owner index on the cluster: each index command goes to the node of
+# its one key. Logins by name, then "sessstore revoke --user" ends one
+# user's sessions; SCAN of every session is refused there.
+SESSSTORE=${SESSSTORE:-$(cd "$(dirname "$MODULE")/.." && pwd)/cli/sessstore}
+[ -x "$SESSSTORE" ] || die "sessstore not found at $SESSSTORE (make builds cli/sessstore)"
+PU=$(free_port)
+httpd_conf u "$PU" event "SessionStoreBackend redis-cluster://$SEEDS?prefix=$PREFIX$TIMEOUTS"
+httpd_start u "$PU"
+U=http://127.0.0.1:$PU
+expect_eq "index: alice logs in" 302 "$(login ua1 "$U" alice secret)"
+expect_eq "index: alice logs in again" 302 "$(login ua2 "$U" alice secret)"
+expect_eq "index: bob logs in" 302 "$(login ub1 "$U" bob hunter2)"
+"$SESSSTORE" -b "redis-cluster://$SEEDS?prefix=$PREFIX" revoke --user alice >"$WORK/ss.out" 2>"$WORK/ss.err"
+expect_eq "index: sessstore revoke --user alice exits 0" 0 "$?"
+expect_eq "index: it ends her 2 sessions" "revoked 2 session(s) of alice" "$(cat "$WORK/ss.out")"
+get ua1 "$U/private/" >/dev/null
+expect_eq "index: her first session is ended" 302 "$(code)"
+get ua2 "$U/private/" >/dev/null
+expect_eq "index: her second too" 302 "$(code)"
+get ub1 "$U/private/" >/dev/null
+expect_eq "index: bob keeps his" 200 "$(code)"
+"$SESSSTORE" -b "redis-cluster://$SEEDS?prefix=$PREFIX" count >"$WORK/ss.out" 2>"$WORK/ss.err"
+expect_eq "index: count (a SCAN of every session) is refused on a cluster" 1 "$?"
+httpd_stop u
+
 open_sessions "$W" "$P1"
 for i in $(seq 1 $NCLIENTS); do
     [ -n "$(jar_sid c$i)" ] || not_ok "client $i has no session"

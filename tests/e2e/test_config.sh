@@ -135,6 +135,7 @@ bad SessionStoreCookieName "SameSite=None needs the Secure" "SessionStoreCookieN
 bad SessionStoreCookieName "Path must start with '/'" "SessionStoreCookieName sid Path=relative"
 bad SessionStoreCookieName "empty or invalid value" "SessionStoreCookieName sid Path="
 bad SessionStoreCookieName "Max-Age must be a number" "SessionStoreCookieName sid Max-Age=soon"
+bad SessionStoreRevokeHeader "'X:Revoke' is not a header name" "SessionStoreRevokeHeader X:Revoke"
 
 # ---- record format and sealing ----
 bad SessionStoreRecordFormat "neither 1 .* nor 2" "SessionStoreRecordFormat 3"
@@ -162,6 +163,12 @@ good "SessionStoreBackend shm" \
     "<Location /private>" "SessionStoreCookieName psid SameSite=None; Secure; !HttpOnly; Partitioned" \
     "SessionStoreIdleTimeout 60" "</Location>" \
     "<VirtualHost 127.0.0.1:$P>" "SessionStoreMaxSessionSize 256" "SessionStoreBackend shm" "</VirtualHost>"
+bad SessionStoreShmFile "cannot occur within <VirtualHost> section" "<VirtualHost 127.0.0.1:$P>" \
+    "SessionStoreShmFile x.shm" "</VirtualHost>"
+good "SessionStoreShmFile none"
+good "SessionStoreShmFile /tmp/sessstore-test-$$.shm"
+good "SessionStoreRevokeHeader X-Session-Revoke" "<Location /private>" "SessionStoreRevokeHeader none" \
+    "</Location>"
 
 # ---- what configtest accepts must start ----
 # The arena's own layout (header, hash buckets) leaves less than the full

@@ -28,8 +28,10 @@ httpd_start wrong "$PW"
 login t "http://127.0.0.1:$PT" alice secret >/dev/null
 get t "http://127.0.0.1:$PT/private/" >/dev/null
 expect_eq "ACL user over TCP: login holds" 200 "$(code)"
-keys=$(redis_cli redis -n 3 --scan --pattern 'app1:*')
+keys=$(redis_cli redis -n 3 --scan --pattern 'app1:*' | grep -v ':owner:')
 expect_eq "the session is one key in db 3 under the prefix" 1 "$(echo "$keys" | grep -c .)"
+check "... next to alice's index, under the prefix too (app1:owner:HASH)" \
+    test "$(redis_cli redis -n 3 --scan --pattern 'app1:owner:*' | grep -cE '^app1:owner:[0-9a-f]{32}$')" = 1
 check "the key is the prefix and 64 hex digits (a hash, not the ID)" \
     bash -c "echo '$keys' | grep -qE '^app1:[0-9a-f]{64}$'"
 check "the key does not contain the session ID" bash -c "! echo '$keys' | grep -qF '$(jar_sid t)'"
@@ -41,7 +43,7 @@ check "the key has a TTL (${ttl} ms, idle timeout 1800 s)" test "$ttl" -gt 0 -a 
 login u "http://127.0.0.1:$PU" bob hunter2 >/dev/null
 get u "http://127.0.0.1:$PU/private/cgi/session.cgi" >/dev/null
 expect_eq "Unix socket: login holds" 200 "$(code)"
-expect_eq "the session is in db 5 under app2:" 1 "$(redis_cli redis -n 5 --scan --pattern 'app2:*' | grep -c .)"
+expect_eq "the session is in db 5 under app2:" 1 "$(redis_cli redis -n 5 --scan --pattern 'app2:*' | grep -v ':owner:' | grep -c .)"
 
 # --- the session of one application is not the session of another
 set_jar_sid x "$(jar_sid t)"
@@ -94,7 +96,7 @@ httpd_conf ttl "$PL" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.
     "<Location /private/cgi>" "SessionStoreIdleTimeout 120" "</Location>"
 httpd_start ttl "$PL"
 login l "http://127.0.0.1:$PL" alice secret >/dev/null
-key=$(redis_cli redis -n 4 --scan --pattern 'app1:*')
+key=$(redis_cli redis -n 4 --scan --pattern 'app1:*' | grep -v ':owner:')
 ttl=$(redis_cli redis -n 4 pttl "$key")
 check "TTL from the lenient timeouts: absolute 600 s ($ttl ms)" test "$ttl" -gt 590000 -a "$ttl" -le 600000
 get l "http://127.0.0.1:$PL/private/cgi/count.cgi" >/dev/null
@@ -108,7 +110,7 @@ ROOT_EXTRA=$'SessionStoreIdleTimeout 0\nSessionStoreAbsoluteTimeout 600' \
     httpd_conf ttl2 "$PL2" event "SessionStoreBackend redis://sessuser:s3cret@127.0.0.1:$RP/6?prefix=app1:"
 httpd_start ttl2 "$PL2"
 login l2 "http://127.0.0.1:$PL2" alice secret >/dev/null
-key=$(redis_cli redis -n 6 --scan --pattern 'app1:*')
+key=$(redis_cli redis -n 6 --scan --pattern 'app1:*' | grep -v ':owner:')
 ttl=$(redis_cli redis -n 6 pttl "$key")
 check "timeouts set only where the store is on: TTL 600 s, not the defaults ($ttl ms)" \
     test "$ttl" -gt 590000 -a "$ttl" -le 600000

@@ -405,6 +405,23 @@ static void test_metered(void **state)
     assert_int_equal(count, 1);
     assert_int_equal(unit_stats(w).entries, 0);
     assert_int_equal(unit_stats(w).saves, 1);
+
+    /* The index and administration reach the inner store. */
+    {
+        ss_owner_t alice;
+        apr_size_t n = 0;
+
+        assert_int_equal(ss_owner_hash("alice", &alice), APR_SUCCESS);
+        rec.user = "alice";
+        assert_int_equal(w->ops->index_add(w, &alice, &key, 0, now), APR_SUCCESS);
+        assert_int_equal(w->ops->save(w, &key, &rec, 0, SS_SAVE_NEW, 1024, f->arena.p),
+                         APR_SUCCESS);
+        assert_int_equal(w->ops->purge_expired(w, now, &n), APR_SUCCESS);
+        assert_int_equal(n, 0);
+        assert_int_equal(w->ops->revoke_owner(w, &alice, NULL, now, &n), APR_SUCCESS);
+        assert_int_equal(n, 1);
+        assert_int_equal(w->ops->load(w, &key, &e, &e, now, f->arena.p, &back), APR_NOTFOUND);
+    }
 }
 
 /* ---- the health probe ---- */
@@ -469,8 +486,8 @@ static apr_status_t fake_save(ss_store_t *store, const ss_key_t *key, const ss_r
     return fk->save_rv;
 }
 
-static const ss_store_ops_t fake_ops = {"fake", "none", fake_load, fake_save, NULL,
-                                        NULL,   NULL,   NULL,      NULL,      NULL};
+static const ss_store_ops_t fake_ops = {"fake", "none", fake_load, fake_save, NULL, NULL, NULL,
+                                        NULL,   NULL,   NULL,      NULL,      NULL, NULL, NULL};
 
 static void test_health_failing(void **state)
 {

@@ -40,6 +40,7 @@
 
 #include "ss_log.h"
 #include "ss_redis.h"
+#include "ss_redis_index.h"
 #include "ss_session.h"
 #include "unit.h"
 #include "unit_redis.h"
@@ -410,6 +411,151 @@ static apr_status_t load(ss_store_t *store, const ss_key_t *key, const ss_expiry
 static int is_store_failure(apr_status_t rv)
 {
     return rv != APR_SUCCESS && rv != APR_NOTFOUND;
+}
+
+/* ---- the per-owner index ---- */
+
+static const char *index_key(const char *prefix, const char *owner)
+{
+    ss_owner_t o;
+    char hex[SS_OWNER_HEX_LEN + 1];
+
+    assert_int_equal(ss_owner_hash(owner, &o), APR_SUCCESS);
+    ss_owner_hex(&o, hex);
+    return apr_pstrcat(g.pool, prefix, "owner:", hex, NULL);
+}
+
+static void index_add(ss_store_t *store, const char *owner, const ss_key_t *key, apr_time_t until,
+                      apr_time_t now)
+{
+    ss_owner_t o;
+
+    assert_int_equal(ss_owner_hash(owner, &o), APR_SUCCESS);
+    assert_int_equal(store->ops->index_add(store, &o, key, until, now), APR_SUCCESS);
+}
+
+/* The index's key, members, scores and TTL: never shorter than its
+ * longest-lived member, none while an open (no-deadline) member is there. */
+static void test_index_scores_and_ttl(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?prefix=t:ix:");
+    apr_time_t now = apr_time_now();
+    ss_key_t k1 = test_key(11), k2 = test_key(12), k3 = test_key(13), k4 = test_key(14);
+    const char *idx = index_key("t:ix:", "alice");
+    char hex[SS_KEY_HEX_LEN + 1];
+    long long pttl;
+
+    (void)state;
+    /* The name is stored hashed: 32 hex digits, no trace of "alice". */
+    assert_int_equal(strlen(idx), strlen("t:ix:owner:") + SS_OWNER_HEX_LEN);
+    assert_null(strstr(idx, "alice"));
+    index_add(store, "alice", &k1, now + 600 * SEC, now);
+    ss_key_hex(&k1, hex);
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), 1);
+    assert_int_equal(admin_integer(&g.main, "EVAL %s 1 %s %s",
+                                   "return tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))", idx,
+                                   hex),
+                     apr_time_as_msec(now + 600 * SEC) + 1);
+    pttl = admin_integer(&g.main, "PTTL %s", idx);
+    assert_true(pttl > 650000 && pttl <= 660000 + 1000); /* 600 s + the 60 s slack */
+    index_add(store, "alice", &k2, now + 1200 * SEC, now);
+    pttl = admin_integer(&g.main, "PTTL %s", idx);
+    assert_true(pttl > 1250000 && pttl <= 1261000);
+    /* A shorter-lived member does not shorten the index. */
+    index_add(store, "alice", &k3, now + 60 * SEC, now);
+    pttl = admin_integer(&g.main, "PTTL %s", idx);
+    assert_true(pttl > 1250000 && pttl <= 1261000);
+    /* An open member: no TTL at all. */
+    index_add(store, "alice", &k4, 0, now);
+    assert_int_equal(admin_integer(&g.main, "PTTL %s", idx), -1);
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), 4);
+    /* 200 s later, k3 (dead 140 s ago, beyond the slack) is trimmed by the
+     * next write; the others stay. */
+    index_add(store, "alice", &k3, now + 3600 * SEC, now + 200 * SEC);
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), 4);
+    index_add(store, "alice", &k4, 0, now + 1300 * SEC);
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), 2); /* k1 and k2 went: k3, k4 */
+    /* Another owner has another index. */
+    index_add(store, "bob", &k1, now + 600 * SEC, now);
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", index_key("t:ix:", "bob")), 1);
+}
+
+/* Open members are checked by existence when their number reaches 16: those
+ * older than the grace period whose session is gone are dropped, a young
+ * one (a login between its entry and its SET) never. */
+static void test_index_open_members_checked(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?prefix=t:open:");
+    apr_time_t now = apr_time_now(), old = now - 2 * SS_REDIS_INDEX_GRACE;
+    ss_expiry_t idle = {600 * SEC, 0};
+    ss_record_t rec = record("a=1", now, now);
+    const char *idx = index_key("t:open:", "carol");
+    int i;
+
+    (void)state;
+    for (i = 0; i < SS_REDIS_INDEX_CHECK_FROM - 2; i++) {
+        ss_key_t k = test_key(100 + i);
+
+        index_add(store, "carol", &k, 0, old);
+    }
+    {
+        ss_key_t live = test_key(99);
+
+        index_add(store, "carol", &live, 0, old); /* old, but its session exists */
+        assert_int_equal(save(store, &live, &rec, &idle, SS_SAVE_NEW), APR_SUCCESS);
+    }
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), SS_REDIS_INDEX_CHECK_FROM - 1);
+    {
+        ss_key_t young = test_key(98); /* the 16th: no session yet, but young */
+
+        index_add(store, "carol", &young, 0, now);
+    }
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), 2);
+}
+
+static int count_entry(void *baton, const ss_store_entry_t *e)
+{
+    (void)e;
+    ++*(int *)baton;
+    return 0;
+}
+
+/* Revoke deletes each session, then its entry; an entry whose session is
+ * not there stays for trimming; purge trims what is dead. */
+static void test_index_revoke_and_purge(void **state)
+{
+    ss_store_t *store = open_server(&g.main, "?prefix=t:rv:");
+    apr_time_t now = apr_time_now();
+    ss_expiry_t e = {600 * SEC, 3600 * SEC};
+    ss_record_t rec = record("a=1", now, now);
+    ss_key_t k1 = test_key(21), k2 = test_key(22), k3 = test_key(23), ghost = test_key(24);
+    const char *idx = index_key("t:rv:", "dave");
+    ss_owner_t dave;
+    apr_size_t n = 0;
+    int seen = 0;
+
+    (void)state;
+    assert_int_equal(ss_owner_hash("dave", &dave), APR_SUCCESS);
+    index_add(store, "dave", &k1, now + 3600 * SEC, now);
+    index_add(store, "dave", &k2, now + 3600 * SEC, now);
+    index_add(store, "dave", &k3, now + 3600 * SEC, now);
+    index_add(store, "dave", &ghost, now + 3600 * SEC, now);
+    assert_int_equal(save(store, &k1, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &k2, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(store, &k3, &rec, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(store->ops->scan(store, &dave, 0, count_entry, &seen, now, g.pool),
+                     APR_SUCCESS);
+    assert_int_equal(seen, 3); /* the ghost has no session */
+    assert_int_equal(store->ops->revoke_owner(store, &dave, &k2, now, &n), APR_SUCCESS);
+    assert_int_equal(n, 2);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("t:rv:", &k1)), 0);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("t:rv:", &k2)), 1);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", redis_key("t:rv:", &k3)), 0);
+    assert_int_equal(admin_integer(&g.main, "ZCARD %s", idx), 2); /* k2 and the ghost */
+    /* Purge an hour and two minutes on: both entries are past their score. */
+    assert_int_equal(store->ops->purge_expired(store, now + 3720 * SEC, &n), APR_SUCCESS);
+    assert_int_equal(n, 2);
+    assert_int_equal(admin_integer(&g.main, "EXISTS %s", idx), 0);
 }
 
 /* ---- fixtures ---- */
@@ -1467,6 +1613,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_round_trip),
+        UNIT_TEST(test_index_scores_and_ttl),
+        UNIT_TEST(test_index_open_members_checked),
+        UNIT_TEST(test_index_revoke_and_purge),
         UNIT_TEST(test_keys_and_ttls),
         UNIT_TEST(test_expired_records_are_deleted),
         UNIT_TEST(test_touch_only_when_due),

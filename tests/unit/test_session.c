@@ -109,8 +109,46 @@ static void f_close(ss_store_t *s)
     (void)s;
 }
 
-static const ss_store_ops_t faulty_ops = {"faulty", "test",     f_load, f_save,       f_remove,
-                                          f_stats,  f_describe, f_ping, f_child_init, f_close};
+static apr_status_t f_index_add(ss_store_t *s, const ss_owner_t *owner, const ss_key_t *key,
+                                apr_time_t until, apr_time_t now)
+{
+    faulty_t *f = s->impl;
+
+    if (f->fail_save) {
+        return f->fail_save;
+    }
+    return f->inner->ops->index_add(f->inner, owner, key, until, now);
+}
+
+static apr_status_t f_revoke_owner(ss_store_t *s, const ss_owner_t *owner, const ss_key_t *except,
+                                   apr_time_t now, apr_size_t *count)
+{
+    faulty_t *f = s->impl;
+
+    if (f->fail_remove) {
+        return f->fail_remove;
+    }
+    return f->inner->ops->revoke_owner(f->inner, owner, except, now, count);
+}
+
+static apr_status_t f_scan(ss_store_t *s, const ss_owner_t *owner, apr_size_t limit,
+                           ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
+{
+    faulty_t *f = s->impl;
+
+    return f->inner->ops->scan(f->inner, owner, limit, fn, baton, now, p);
+}
+
+static apr_status_t f_purge_expired(ss_store_t *s, apr_time_t now, apr_size_t *count)
+{
+    faulty_t *f = s->impl;
+
+    return f->inner->ops->purge_expired(f->inner, now, count);
+}
+
+static const ss_store_ops_t faulty_ops = {
+    "faulty", "test",       f_load,  f_save,      f_remove,       f_stats, f_describe,
+    f_ping,   f_child_init, f_close, f_index_add, f_revoke_owner, f_scan,  f_purge_expired};
 
 /* ---- fixtures ---- */
 
@@ -242,7 +280,11 @@ static apr_uint64_t live_records(void)
 {
     if (g.redis) {
         redisContext *c = admin_connect(&g.server);
-        redisReply *r = redisCommand(c, "DBSIZE");
+        /* Session keys only: prefix and 64 hex digits, not the owners' indexes. */
+        redisReply *r = redisCommand(c, "EVAL %s 0",
+                                     "local n = 0 for _, k in ipairs(redis.call('KEYS', "
+                                     "'sessstore:*')) do if #k == 74 then n = n + 1 end end "
+                                     "return n");
         apr_uint64_t n = r && r->type == REDIS_REPLY_INTEGER ? (apr_uint64_t)r->integer : 999;
 
         freeReplyObject(r);
@@ -879,7 +921,11 @@ static void corrupt(int offset_from_start, unsigned char value)
 {
     if (g.redis) {
         redisContext *c = admin_connect(&g.server);
-        redisReply *keys = redisCommand(c, "KEYS *"), *v;
+        redisReply
+            *keys = redisCommand(
+                c,
+                "KEYS sessstore:????????????????????????????????????????????????????????????????"),
+            *v;
         char *buf;
 
         assert_int_equal(keys->elements, 1);
@@ -938,6 +984,224 @@ static void test_newer_record_is_left_alone(void **state)
 }
 
 /* A forged creation time near the end of time does not wrap around. */
+/* ---- log out everywhere ---- */
+
+/* A session of owner, and the ID under which it is stored, as a login makes
+ * it: an anonymous session logging in. */
+static const char *login(const char *owner, apr_time_t now)
+{
+    ss_session_t s = load_id(&g.ctx, NULL, now);
+
+    assert_int_equal(ss_session_commit(&g.ctx, &s, owner, "k=v", 0, now, g.p), APR_SUCCESS);
+    assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
+    return s.cookie;
+}
+
+static void test_revoke_parse(void **state)
+{
+    (void)state;
+    assert_int_equal(ss_session_revoke_parse("user"), SS_REVOKE_USER);
+    assert_int_equal(ss_session_revoke_parse(" User\t"), SS_REVOKE_USER);
+    assert_int_equal(ss_session_revoke_parse("others"), SS_REVOKE_OTHERS);
+    assert_int_equal(ss_session_revoke_parse("OTHERS "), SS_REVOKE_OTHERS);
+    assert_int_equal(ss_session_revoke_parse(NULL), SS_REVOKE_NONE);
+    assert_int_equal(ss_session_revoke_parse(""), SS_REVOKE_NONE);
+    assert_int_equal(ss_session_revoke_parse("users"), SS_REVOKE_NONE);
+    assert_int_equal(ss_session_revoke_parse("user others"), SS_REVOKE_NONE);
+    assert_int_equal(ss_session_revoke_parse("all"), SS_REVOKE_NONE);
+}
+
+static void test_revoke_user_ends_every_session_of_the_owner(void **state)
+{
+    const char *a1 = login("alice", g.now), *a2 = login("alice", g.now),
+               *a3 = login("alice", g.now), *b1 = login("bob", g.now), *b2 = login("bob", g.now),
+               *anon = stored("", "cart=1");
+    ss_session_t s = load_id(&g.ctx, a2, g.now);
+    apr_size_t n = 0;
+
+    (void)state;
+    assert_int_equal(s.state, SS_SESSION_LOADED);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", s.payload, 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_revoke(&g.ctx, &s, "alice", SS_REVOKE_USER, g.now, &n),
+                     APR_SUCCESS);
+    assert_int_equal(n, 3);
+    assert_int_equal(s.outcome, SS_COMMIT_ENDED);
+    assert_non_null(s.cookie);
+    assert_string_equal(s.cookie, ""); /* the browser's cookie is cleared */
+    assert_false(is_live(a1));
+    assert_false(is_live(a2));
+    assert_false(is_live(a3));
+    assert_true(is_live(b1));
+    assert_true(is_live(b2));
+    assert_true(is_live(anon));
+    assert_int_equal(live_records(), 3);
+}
+
+static void test_revoke_others_keeps_this_one(void **state)
+{
+    const char *a1 = login("alice", g.now), *a2 = login("alice", g.now),
+               *a3 = login("alice", g.now), *b1 = login("bob", g.now);
+    ss_session_t s = load_id(&g.ctx, a1, g.now);
+    apr_size_t n = 0;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", s.payload, 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_revoke(&g.ctx, &s, NULL, SS_REVOKE_OTHERS, g.now, &n), APR_SUCCESS);
+    assert_int_equal(n, 2);
+    assert_null(s.cookie);
+    assert_true(is_live(a1));
+    assert_false(is_live(a2));
+    assert_false(is_live(a3));
+    assert_true(is_live(b1));
+}
+
+/* A login and "log out my other devices" in one response: the new session
+ * is the one kept. */
+static void test_revoke_others_at_login(void **state)
+{
+    const char *a1 = login("alice", g.now), *a2 = login("alice", g.now);
+    ss_session_t s = load_id(&g.ctx, NULL, g.now);
+    apr_size_t n = 0;
+
+    (void)state;
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "k=v", 0, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(ss_session_revoke(&g.ctx, &s, "alice", SS_REVOKE_OTHERS, g.now, &n),
+                     APR_SUCCESS);
+    assert_int_equal(n, 2);
+    assert_string_equal(s.cookie, s.id);
+    assert_true(is_live(s.id));
+    assert_false(is_live(a1));
+    assert_false(is_live(a2));
+}
+
+/* The correctness rule: a session kept alive by touches long after its last
+ * write, past every idle deadline it had when it was indexed, still ends
+ * with its owner's. With an absolute timeout (the index entry's deadline)
+ * and without one (an open entry, checked by existence). */
+static void revoke_after_touches(apr_interval_time_t absolute)
+{
+    ss_session_ctx_t ctx = g.ctx;
+    const char *a1, *later;
+    ss_session_t s;
+    apr_size_t n = 0;
+    int k;
+
+    ctx.expiry.idle = ctx.retention.idle = SEC(60);
+    ctx.expiry.absolute = ctx.retention.absolute = absolute;
+    g.ctx = ctx;
+    a1 = login("alice", g.now);
+    for (k = 1; k <= 20; k++) { /* a load every 50 s: touched, never written */
+        s = load_id(&ctx, a1, g.now + k * SEC(50));
+        assert_int_equal(s.state, SS_SESSION_LOADED);
+    }
+    /* Another login of alice's trims her index, 1000 s on. */
+    later = login("alice", g.now + SEC(1000));
+    s = load_id(&ctx, later, g.now + SEC(1000));
+    assert_int_equal(ss_session_revoke(&ctx, &s, "alice", SS_REVOKE_OTHERS, g.now + SEC(1000), &n),
+                     APR_SUCCESS);
+    assert_int_equal(n, 1);
+    assert_int_equal(load_id(&ctx, a1, g.now + SEC(1001)).state, SS_SESSION_NONE);
+    assert_int_equal(load_id(&ctx, later, g.now + SEC(1001)).state, SS_SESSION_LOADED);
+}
+
+static void test_revoke_after_touches_absolute(void **state)
+{
+    (void)state;
+    revoke_after_touches(SEC(7200));
+}
+
+static void test_revoke_after_touches_idle_only(void **state)
+{
+    (void)state;
+    revoke_after_touches(0);
+}
+
+static void test_revoke_anonymous_ends_nothing(void **state)
+{
+    const char *anon = stored("", "cart=1"), *a1 = login("alice", g.now);
+    ss_session_t s = load_id(&g.ctx, anon, g.now);
+    apr_size_t n = 9;
+
+    (void)state;
+    assert_int_equal(ss_session_revoke(&g.ctx, &s, NULL, SS_REVOKE_USER, g.now, &n), APR_SUCCESS);
+    assert_int_equal(n, 0);
+    assert_null(s.cookie);
+    assert_true(is_live(anon));
+    assert_true(is_live(a1));
+}
+
+static void test_revoke_fails_closed(void **state)
+{
+    const char *a1 = login("alice", g.now), *a2 = login("alice", g.now);
+    ss_session_t s = load_id(&g.ctx, a1, g.now);
+
+    (void)state;
+    g.faults.fail_remove = APR_TIMEUP;
+    assert_int_equal(ss_session_revoke(&g.ctx, &s, "alice", SS_REVOKE_USER, g.now, NULL),
+                     APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+    assert_null(s.cookie);
+    g.faults.fail_remove = 0;
+    assert_true(is_live(a2));
+    /* A login whose index entry cannot be written is not stored. */
+    g.faults.fail_save = APR_TIMEUP;
+    s = load_id(&g.ctx, NULL, g.now);
+    assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "k=v", 0, g.now, g.p), APR_TIMEUP);
+    assert_int_equal(s.outcome, SS_COMMIT_FAILED);
+}
+
+/* The store ops behind the CLI: scan (all, by owner, with a limit),
+ * revoke_owner with its count, purge_expired. */
+typedef struct {
+    int n;
+    apr_size_t bytes;
+    int readable;
+} tally_t;
+
+static int tally(void *baton, const ss_store_entry_t *e)
+{
+    tally_t *t = baton;
+
+    t->n++;
+    t->bytes += e->size;
+    t->readable += e->readable && e->created == g.now && e->expires > g.now;
+    return 0;
+}
+
+static void test_scan_and_purge(void **state)
+{
+    ss_owner_t alice, bob;
+    tally_t t = {0, 0, 0};
+    apr_size_t n = 0;
+
+    (void)state;
+    login("alice", g.now);
+    login("alice", g.now);
+    login("bob", g.now);
+    stored("", "cart=1");
+    assert_int_equal(ss_owner_hash("alice", &alice), APR_SUCCESS);
+    assert_int_equal(ss_owner_hash("bob", &bob), APR_SUCCESS);
+    assert_int_equal(g.backend->ops->scan(g.backend, NULL, 0, tally, &t, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(t.n, 4);
+    assert_int_equal(t.readable, 4);
+    assert_true(t.bytes > 4 * SS_RECORD_HEADER_LEN);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(g.backend->ops->scan(g.backend, &alice, 0, tally, &t, g.now, g.p),
+                     APR_SUCCESS);
+    assert_int_equal(t.n, 2);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(g.backend->ops->scan(g.backend, NULL, 3, tally, &t, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(g.backend->ops->revoke_owner(g.backend, &bob, NULL, g.now, &n), APR_SUCCESS);
+    assert_int_equal(n, 1);
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(g.backend->ops->scan(g.backend, &bob, 0, tally, &t, g.now, g.p), APR_SUCCESS);
+    assert_int_equal(t.n, 0);
+    assert_int_equal(g.backend->ops->purge_expired(g.backend, g.now, &n), APR_SUCCESS);
+    assert_int_equal(n, 0); /* nothing is dead */
+    assert_int_equal(live_records(), 3);
+}
+
 static void test_forged_times_do_not_overflow(void **state)
 {
     ss_expiry_t e = {SEC(60), SEC(600)};
@@ -983,6 +1247,15 @@ static void test_forged_times_do_not_overflow(void **state)
         UNIT_TEST(test_malformed_record_is_removed),                                               \
         UNIT_TEST(test_newer_record_is_left_alone),                                                \
         UNIT_TEST(test_forged_times_do_not_overflow),                                              \
+        UNIT_TEST(test_revoke_parse),                                                              \
+        UNIT_TEST(test_revoke_user_ends_every_session_of_the_owner),                               \
+        UNIT_TEST(test_revoke_others_keeps_this_one),                                              \
+        UNIT_TEST(test_revoke_others_at_login),                                                    \
+        UNIT_TEST(test_revoke_after_touches_absolute),                                             \
+        UNIT_TEST(test_revoke_after_touches_idle_only),                                            \
+        UNIT_TEST(test_revoke_anonymous_ends_nothing),                                             \
+        UNIT_TEST(test_revoke_fails_closed),                                                       \
+        UNIT_TEST(test_scan_and_purge),                                                            \
     }
 
 int main(void)

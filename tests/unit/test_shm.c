@@ -644,11 +644,14 @@ static void test_overwrite_no_leak(void **state)
     assert_int_equal(st.removes, 201);
 
     /* Every block is reachable again: the arena takes one single-block record
-     * per block without evicting, and not one more. */
+     * per block without evicting, and not one more. Records in clear: no
+     * sealed one fits in a first block (its 48 bytes). */
     {
         apr_uint64_t nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
 
         assert_int_equal(ss_shm_footprint(SS_RECORD_MIN_LEN), SS_SHM_BLOCK_SIZE);
+        assert_int_equal(ss_shm_footprint(REC_OVERHEAD), 2 * SS_SHM_BLOCK_SIZE);
+        f->store->form = SS_RECORD_FORM_CLEAR;
         for (i = 0; i < (int)nblocks; i++) {
             assert_int_equal(save_kv(f, 1000 + i, 0, 0, T0, 0), APR_SUCCESS);
         }
@@ -1781,10 +1784,77 @@ static void test_walk_time(void **state)
     walk_time(f, big ? (apr_size_t)atoi(big) * MIB : 16 * MIB);
 }
 
+/* ---- the per-owner index (the owner hash in the entry) ---- */
+
+static apr_status_t save_owned(fixture_t *f, int i, const char *owner, apr_time_t deadline)
+{
+    ss_key_t key;
+    ss_record_t r = {T0, T0, owner, "k=v", 3, 0};
+
+    key_of(i, &key);
+    return f->store->ops->save(f->store, &key, &r, deadline, SS_SAVE_NEW, UNIT_NO_LIMIT, f->p);
+}
+
+static int count_cb(void *baton, const ss_store_entry_t *e)
+{
+    (void)e;
+    ++*(int *)baton;
+    return 0;
+}
+
+/* revoke_owner removes exactly the owner's entries but the one kept, and
+ * leaves the arena whole; purge_expired reclaims the dead ones. */
+static void test_revoke_owner_and_purge(void **state)
+{
+    fixture_t *f = *state;
+    ss_owner_t alice, bob;
+    ss_key_t keep;
+    apr_size_t n = 0;
+    int i, seen = 0;
+
+    unit_arena_open(f, 256 * 1024, 4096);
+    assert_int_equal(ss_owner_hash("alice", &alice), APR_SUCCESS);
+    assert_int_equal(ss_owner_hash("bob", &bob), APR_SUCCESS);
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(save_owned(f, i, i % 2 ? "bob" : "alice", 0), APR_SUCCESS);
+    }
+    assert_int_equal(save_owned(f, 10, "", 0), APR_SUCCESS);
+    key_of(4, &keep);
+    assert_int_equal(f->store->ops->revoke_owner(f->store, &alice, &keep, T0, &n), APR_SUCCESS);
+    assert_int_equal(n, 4); /* 0, 2, 6, 8 */
+    for (i = 0; i < 11; i++) {
+        ss_record_t out;
+
+        assert_int_equal(load_i(f, i, T0, &out),
+                         i % 2 == 0 && i != 4 && i != 10 ? APR_NOTFOUND : APR_SUCCESS);
+    }
+    assert_int_equal(f->store->ops->scan(f->store, &bob, 0, count_cb, &seen, T0, f->p),
+                     APR_SUCCESS);
+    assert_int_equal(seen, 5);
+    assert_int_equal(ss_shm_check(f->base, f->size, 4096, NULL), APR_SUCCESS);
+
+    /* Three records dead at T0 + 10 s, reclaimed by a purge at T0 + 20 s. */
+    for (i = 20; i < 23; i++) {
+        assert_int_equal(save_owned(f, i, "carol", T0 + apr_time_from_sec(10)), APR_SUCCESS);
+    }
+    assert_int_equal(f->store->ops->purge_expired(f->store, T0, &n), APR_SUCCESS);
+    assert_int_equal(n, 0);
+    seen = 0;
+    assert_int_equal(f->store->ops->scan(f->store, NULL, 0, count_cb, &seen, T0, f->p),
+                     APR_SUCCESS);
+    assert_int_equal(seen, 10);
+    assert_int_equal(f->store->ops->purge_expired(f->store, T0 + apr_time_from_sec(20), &n),
+                     APR_SUCCESS);
+    assert_int_equal(n, 3);
+    assert_int_equal(unit_stats(f->store).entries, 7);
+    assert_int_equal(ss_shm_check(f->base, f->size, 4096, NULL), APR_SUCCESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_format_rejects_small_arena),
+        UNIT_TEST(test_revoke_owner_and_purge),
         UNIT_TEST(test_format_rejects_tiny_max_record),
         UNIT_TEST(test_format_rejects_max_record_over_quarter),
         UNIT_TEST(test_is_formatted),
