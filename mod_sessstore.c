@@ -1637,10 +1637,6 @@ static void status_totals(apr_array_header_t *lines, apr_pool_t *p)
         apr_psprintf(p, "%u", ss_metrics_down_count(metrics, apr_time_now(), process_alive, NULL)));
 }
 
-/* SetHandler sessstore-status: the store's own counters (stats_scope says
- * whose) and the totals of every process, as "name: value" lines; with
- * ?auto, "Name: value" lines as mod_status's ?auto writes them. Shows the
- * backend without its password. */
 /* A Redis store's master and replicas, from INFO replication asked now
  * (never per request); on Cluster, or when INFO fails, why not. */
 static void status_replication(apr_array_header_t *lines, ss_store_t *store, apr_pool_t *p)
@@ -1667,6 +1663,10 @@ static void status_replication(apr_array_header_t *lines, ss_store_t *store, apr
                ap_escape_logitem(p, ss_redis_replication_describe(&repl, p)));
 }
 
+/* SetHandler sessstore-status: the store's own counters (stats_scope says
+ * whose) and the totals of every process, as "name: value" lines; with
+ * ?auto, "Name: value" lines as mod_status's ?auto writes them. Shows the
+ * backend without its password. */
 static int status_handler(request_rec *r)
 {
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
