@@ -1639,6 +1639,32 @@ static void status_totals(apr_array_header_t *lines, apr_pool_t *p)
         apr_psprintf(p, "%u", ss_metrics_down_count(metrics, apr_time_now(), process_alive, NULL)));
 }
 
+/* A Redis store's master and replicas, from INFO replication asked now
+ * (never per request); on Cluster, or when INFO fails, why not. */
+static void status_replication(apr_array_header_t *lines, ss_store_t *store, apr_pool_t *p)
+{
+    ss_redis_replication_t repl;
+    const char *master = NULL;
+    apr_status_t rv = ss_redis_replication(ss_metered_inner(store), &repl, &master, p);
+
+    if (rv == APR_ENOTIMPL) {
+        return; /* Cluster: each node has its own; cluster_nodes says how many */
+    }
+    if (rv != APR_SUCCESS) {
+        char buf[120];
+
+        status_add(lines, "redis_replication",
+                   apr_pstrcat(p, "unknown: INFO replication failed: ",
+                               apr_strerror(rv, buf, sizeof(buf)), NULL));
+        return;
+    }
+    status_add(lines, "redis_master",
+               ap_escape_logitem(p, apr_pstrcat(p, master ? master : "unknown", " (role ",
+                                                repl.role, ")", NULL)));
+    status_add(lines, "redis_replicas",
+               ap_escape_logitem(p, ss_redis_replication_describe(&repl, p)));
+}
+
 /* SetHandler sessstore-status: the store's own counters (stats_scope says
  * whose) and the totals of every process, as "name: value" lines; with
  * ?auto, "Name: value" lines as mod_status's ?auto writes them. Shows the
@@ -1667,6 +1693,9 @@ static int status_handler(request_rec *r)
     status_add(lines, "backend",
                ap_escape_logitem(r->pool, c->store->ops->describe(c->store, r->pool)));
     status_add(lines, "scope", c->store->ops->stats_scope);
+    if (!strcmp(c->store->ops->name, "redis")) {
+        status_replication(lines, c->store, r->pool);
+    }
 #define STAT(field) status_add(lines, #field, apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, st.field))
     STAT(entries);
     STAT(capacity_bytes);
@@ -1797,8 +1826,13 @@ static int metrics_handler(request_rec *r)
         ss_store_t *store = APR_ARRAY_IDX(open_stores, i, ss_store_t *);
         apr_uint64_t evicted;
         const char *why;
+        ss_redis_replication_t *repl;
 
-        st[i].label = store->ops->describe(store, r->pool);
+        /* A Redis store's label leaves out the Sentinel's answer: it changes. */
+        st[i].label = ss_redis_label(ss_metered_inner(store), r->pool);
+        if (!st[i].label) {
+            st[i].label = store->ops->describe(store, r->pool);
+        }
         st[i].stats_ok = store->ops->stats(store, &st[i].stats) == APR_SUCCESS;
         st[i].shared_stats = !strcmp(store->ops->name, "shm");
         st[i].evictions = -1;
@@ -1808,6 +1842,13 @@ static int metrics_handler(request_rec *r)
             ss_redis_info_counter(ss_metered_inner(store), "stats", "evicted_keys", &evicted) ==
                 APR_SUCCESS) {
             st[i].evictions = (apr_int64_t)evicted;
+        }
+        /* The master and its replicas: asked only now, like evicted_keys. */
+        repl = apr_palloc(r->pool, sizeof(*repl));
+        if (st[i].up && !strcmp(store->ops->name, "redis") &&
+            ss_redis_replication(ss_metered_inner(store), repl, &st[i].master, r->pool) ==
+                APR_SUCCESS) {
+            st[i].replication = repl;
         }
     }
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");

@@ -74,7 +74,7 @@ class Variant:
         self.server = list(server)      # server-wide lines
         self.location = list(location)  # lines inside <Location /probe>
         self.cookie = cookie            # cookie name the client follows
-        self.needs = set(needs)         # "redis", "redis-tls", "redis-cluster", "sqlite", "pgsql"
+        self.needs = set(needs)         # "redis", "redis-tls", "redis-cluster", "redis-sentinel", "sqlite", "pgsql"
         self.sessstore = sessstore      # loads mod_sessstore
         self.optional = optional        # only with its command-line switch
         self.module = module            # another mod_sessstore.so (--baseline-module)
@@ -138,6 +138,15 @@ VARIANTS = [
             sessstore=True,
             server=["SessionStoreBackend redis-cluster://{cluster_seeds}?prefix=bench:"],
             location=SESSSTORE_LOCATION, cookie="session", needs=["redis-cluster"],
+            required=True),
+    # Redis Sentinel: a master, one replica and three sentinels on loopback;
+    # the module asks the sentinels for the master once per process and
+    # again only on a reconnect (ss_redis_sentinel.h).
+    Variant("redis-sentinel", "mod_sessstore, Redis Sentinel (master + 1 replica)",
+            modules=["session"], sessstore=True,
+            server=["SessionStoreBackend redis-sentinel://{sentinels}/{sentinel_master}"
+                    "?prefix=bench:"],
+            location=SESSSTORE_LOCATION, cookie="session", needs=["redis-sentinel"],
             required=True),
     Variant("redis-unix", "mod_sessstore, Redis Unix socket", modules=["session"],
             sessstore=True, server=["SessionStoreBackend unix://{redis_sock}?db=0"],
@@ -1422,6 +1431,7 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None, pres
     redis_floor = paired_ratio(results, "redis", "floor", key)
     tls_tcp = paired_ratio(results, "redis-tls", "redis", key)
     cluster_redis = paired_ratio(results, "redis-cluster", "redis", key)
+    sentinel_redis = paired_ratio(results, "redis-sentinel", "redis", key)
     sealed_clear = paired_ratio(results, "shm", "shm-clear", key)
     seal_us = seal["seal_us_per_req"] if seal else None
     # httpd's CPU per read+write request, sealed minus clear, paired per repetition.
@@ -1490,6 +1500,8 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None, pres
          verdict(tls_tcp, lambda x: x >= 0.9)),
         ("Redis Cluster ≥ 0.95 × Redis TCP", fmt(cluster_redis, ".3f"),
          verdict(cluster_redis, lambda x: x >= 0.95)),
+        ("Redis Sentinel ≥ 0.95 × Redis TCP", fmt(sentinel_redis, ".3f"),
+         verdict(sentinel_redis, lambda x: x >= 0.95)),
         ("redis-server CPU per load ≤ 1/3 of the script load's", fmt(lean_script, ".2f"),
          verdict(lean_script, lambda x: x <= 1 / 3)),
         ("redis-server instructions per load ≤ 1/3 of the script load's", fmt(ri_ratio, ".2f"),
@@ -1565,7 +1577,8 @@ def report(variants, results, micro, args, meta, php_variants=(), php=None, pres
                f"shm_procs8/procs2={fmt(procs[8], '.2f')} shm_procs64/procs2={fmt(procs[64], '.2f')} "
                f"shm_overhead_bytes={fmt(overhead, '.0f')} shm_1m_mib={fmt(mib_1m, '.0f')} "
                f"prefork_shm/cookie={fmt(prefork_ratio, '.3f')} "
-               f"cluster/redis={fmt(cluster_redis, '.3f')}")
+               f"cluster/redis={fmt(cluster_redis, '.3f')} "
+               f"sentinel/redis={fmt(sentinel_redis, '.3f')}")
     return "\n".join(out)
 
 
@@ -1599,6 +1612,9 @@ def main():
     ap.add_argument("--pgsql", action="store_true", help="add mod_session_dbd with PostgreSQL")
     ap.add_argument("--no-cluster", action="store_true",
                     help="leave out the Redis Cluster variant (three redis-servers)")
+    ap.add_argument("--no-sentinel", action="store_true",
+                    help="leave out the Redis Sentinel variant (two redis-servers, three "
+                         "sentinels)")
     ap.add_argument("--no-tls", action="store_true",
                     help="leave out the Redis-over-TLS variant (redis-tls), which otherwise "
                          "fails the run when it cannot start (no openssl, a redis-server or "
@@ -1650,7 +1666,8 @@ def main():
         CELLS = [c for c in CELLS if cell_id(c) in wanted]
     variants = [v for v in VARIANTS if (not v.optional or (v.name == "pgsql" and args.pgsql))
                 and not (args.no_tls and "redis-tls" in v.needs)
-                and not (args.no_cluster and "redis-cluster" in v.needs)]
+                and not (args.no_cluster and "redis-cluster" in v.needs)
+                and not (args.no_sentinel and "redis-sentinel" in v.needs)]
     if args.baseline_module:
         base = next(v for v in VARIANTS if v.name == "shm")
         variants.insert(variants.index(base) + 1, Variant(
@@ -1664,7 +1681,8 @@ def main():
         variants = [v for v in variants if v.name in wanted or v.name in ("none", "cookie")
                     or v.name == "shm-baseline" or (v.name == "shm-clear" and "shm" in wanted)
                     or (v.name in redis_rows
-                        and any(w in wanted for w in ("redis", "redis-tls", "redis-cluster")))]
+                        and any(w in wanted for w in ("redis", "redis-tls", "redis-cluster",
+                                                      "redis-sentinel")))]
     php_variants = [] if args.no_php or (args.variants and "php" not in
                                          args.variants.split(",")) else list(PHP_VARIANTS)
     if php_variants and php_missing():
@@ -1680,7 +1698,8 @@ def main():
     pg = None
     try:
         ctx = {"work": work, "redis_port": 0, "redis_sock": "", "redis_tls_port": 0,
-               "tls_ca": "", "pg_port": 0, "cluster_seeds": ""}
+               "tls_ca": "", "pg_port": 0, "cluster_seeds": "",
+               "sentinels": "", "sentinel_master": RedisSentinel.MASTER}
         if any("redis-cluster" in v.needs for v in variants):
             try:
                 ctx["cluster_seeds"] = RedisCluster(work).seeds
@@ -1688,6 +1707,13 @@ def main():
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 raise SystemExit(f"bench: FAILED: a Redis Cluster cannot be made: {e}; "
                                  f"--no-cluster leaves the Redis Cluster variant out") from None
+        if any("redis-sentinel" in v.needs for v in variants):
+            try:
+                ctx["sentinels"] = RedisSentinel(work).sentinels
+                log(f"bench: Redis Sentinel {ctx['sentinels']}")
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                raise SystemExit(f"bench: FAILED: a Redis Sentinel setup cannot be made: {e}; "
+                                 f"--no-sentinel leaves the Redis Sentinel variant out") from None
         tls = any("redis-tls" in v.needs for v in variants)
         if php_variants or any("redis" in v.needs for v in variants):
             if not shutil.which("redis-server"):
@@ -1828,6 +1854,62 @@ class RedisCluster:
         r = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"],
                            capture_output=True, text=True)
         return "cluster_state:ok" in r.stdout
+
+
+class RedisSentinel:
+    """A master, one replica of it and three sentinels (quorum 2) on
+    loopback: the sentinels run redis-sentinel, else redis-server
+    --sentinel. Nothing fails over during the bench: it measures the client
+    side of Sentinel (the master asked once per process), not a failover."""
+
+    MASTER = "benchmaster"
+
+    def __init__(self, work):
+        ports = []
+        for i, role in enumerate(("master", "replica")):
+            port = free_port()
+            d = os.path.join(work, f"sentinel-{role}")
+            os.makedirs(d, exist_ok=True)
+            argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", d,
+                    "--logfile", os.path.join(d, "redis.log")]
+            if i:
+                argv += ["--replicaof", "127.0.0.1", str(ports[0])]
+            p = spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port, p, f"redis-server ({role})")
+            ports.append(port)
+        end = time.time() + 30
+        while "master_link_status:up" not in subprocess.run(
+                ["redis-cli", "-p", str(ports[1]), "info", "replication"],
+                capture_output=True, text=True).stdout:
+            if time.time() > end:
+                raise RuntimeError("the replica did not reach master_link_status:up")
+            time.sleep(0.2)
+        sentinel = (["redis-sentinel"] if shutil.which("redis-sentinel")
+                    else ["redis-server"])
+        self.ports = []
+        for i in range(3):
+            port = free_port()
+            d = os.path.join(work, f"sentinel{i}")
+            os.makedirs(d, exist_ok=True)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {d}\n"
+                        f"logfile {os.path.join(d, 'sentinel.log')}\n"
+                        f"sentinel monitor {self.MASTER} 127.0.0.1 {ports[0]} 2\n"
+                        f"sentinel down-after-milliseconds {self.MASTER} 5000\n")
+            argv = sentinel + [conf] + ([] if sentinel == ["redis-sentinel"] else ["--sentinel"])
+            p = spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_port(port, p, "redis-sentinel")
+            self.ports.append(port)
+        for port in self.ports:
+            r = subprocess.run(["redis-cli", "-p", str(port), "sentinel",
+                                "get-master-addr-by-name", self.MASTER],
+                               capture_output=True, text=True, timeout=10)
+            if str(ports[0]) not in r.stdout:
+                raise RuntimeError(f"sentinel on port {port} does not name the master: "
+                                   f"{r.stdout.strip()} {r.stderr.strip()}")
+        self.sentinels = ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
 
 class Postgres:

@@ -424,6 +424,54 @@ static const char *v_evictions(const ss_metrics_store_t *st, apr_pool_t *p)
     return apr_psprintf(p, "%" APR_UINT64_T_FMT, n);
 }
 
+/* The master and its replicas of each Redis store whose INFO replication
+ * answered; at most SS_REDIS_REPLICAS_LISTED replica labels per store. */
+static void replication(out_t *o, const ss_metrics_store_t *stores, int n)
+{
+    static const char *const names[] = {"redis_master_info", "redis_replicas",
+                                        "redis_replica_lag_seconds",
+                                        "redis_replica_offset_behind_bytes"};
+    static const char *const helps[] = {
+        "Redis: 1, labelled with the address this process's connections go to (with "
+        "Sentinel the current master) and that server's role.",
+        "Redis: replicas connected to the master (connected_slaves of INFO replication).",
+        "Redis: seconds since the replica last acknowledged the master (lag of INFO "
+        "replication).",
+        "Redis: bytes of the replication stream the replica has not acknowledged "
+        "(master_repl_offset minus its offset)."};
+    int k, i, j;
+
+    for (k = 0; k < 4; k++) {
+        int any = 0;
+
+        for (i = 0; i < n; i++) {
+            const ss_redis_replication_t *r = stores[i].replication;
+            const char *store = ss_metrics_escape(stores[i].label, o->p);
+
+            if (!r || (k == 0 && !stores[i].master)) {
+                continue;
+            }
+            if (!any++) {
+                head(o, names[k], "gauge", helps[k]);
+            }
+            if (k == 0) {
+                out(o, "sessstore_%s{store=\"%s\",master=\"%s\",role=\"%s\"} 1\n", names[k], store,
+                    ss_metrics_escape(stores[i].master, o->p), ss_metrics_escape(r->role, o->p));
+            } else if (k == 1) {
+                out(o, "sessstore_%s{store=\"%s\"} %d\n", names[k], store, r->connected);
+            }
+            for (j = 0; k > 1 && j < r->nreplicas; j++) {
+                apr_int64_t v = k == 2 ? r->replicas[j].lag_sec : r->replicas[j].behind;
+
+                if (v >= 0) {
+                    out(o, "sessstore_%s{store=\"%s\",replica=\"%s\"} %" APR_INT64_T_FMT "\n",
+                        names[k], store, ss_metrics_escape(r->replicas[j].addr, o->p), v);
+                }
+            }
+        }
+    }
+}
+
 const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *stores, int nstores,
                               apr_time_t now, ss_metrics_alive_fn *alive, void *baton,
                               apr_pool_t *p)
@@ -470,5 +518,6 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
               "Redis Cluster: nodes in the slot map (masters and replicas, failed ones "
               "excluded), as the process answering last read it.",
               is_cluster, v_cluster_nodes);
+    replication(&o, stores, nstores);
     return apr_array_pstrcat(p, o.parts, 0);
 }

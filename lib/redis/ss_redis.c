@@ -724,8 +724,8 @@ apr_status_t ss_redis_info_parse(const char *info, const char *field, apr_uint64
     return APR_NOTFOUND;
 }
 
-apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
-                                   apr_uint64_t *value)
+/* INFO section, asked now; its text (in p) in *text. */
+static apr_status_t info(ss_store_t *store, const char *section, const char **text, apr_pool_t *p)
 {
     redis_store_t *s;
     ss_redis_cmd_t cmd;
@@ -747,10 +747,49 @@ apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const
         return rv;
     }
     if (reply->type == REDIS_REPLY_STRING) {
-        rv = ss_redis_info_parse(reply->str, field, value);
+        *text = apr_pstrmemdup(p, reply->str, reply->len);
     } else {
         rv = APR_EGENERAL; /* an error reply: INFO not allowed to this user (ACL) */
     }
     freeReplyObject(reply);
     return rv;
+}
+
+apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
+                                   apr_uint64_t *value)
+{
+    apr_pool_t *p;
+    const char *text;
+    apr_status_t rv;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return APR_ENOMEM;
+    }
+    rv = info(store, section, &text, p);
+    if (rv == APR_SUCCESS) {
+        rv = ss_redis_info_parse(text, field, value);
+    }
+    apr_pool_destroy(p);
+    return rv;
+}
+
+const char *ss_redis_label(ss_store_t *store, apr_pool_t *p)
+{
+    if (!store || store->ops != &redis_ops) {
+        return NULL;
+    }
+    return ss_redis_describe(&((redis_store_t *)store->impl)->cfg, p);
+}
+
+apr_status_t ss_redis_replication(ss_store_t *store, ss_redis_replication_t *out,
+                                  const char **master, apr_pool_t *p)
+{
+    const char *text;
+    apr_status_t rv = info(store, "replication", &text, p);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *master = ss_redis_conn_address(((redis_store_t *)store->impl)->conn, p);
+    return ss_redis_replication_parse(text, out, p);
 }

@@ -45,6 +45,7 @@
 #define SS_REDIS_H
 
 #include "ss_redis_config.h"
+#include "ss_redis_replication.h"
 #include "ss_store.h"
 
 /* Test and benchmark hook, read by ss_redis_open: with this environment
@@ -79,6 +80,18 @@ apr_status_t ss_redis_open(ss_store_t **store, const ss_redis_config_t *cfg, apr
  * else the store's error. */
 apr_status_t ss_redis_info_counter(ss_store_t *store, const char *section, const char *field,
                                    apr_uint64_t *value);
+
+/* The server's INFO replication (ss_redis_replication.h), asked now like
+ * ss_redis_info_counter (same errors; APR_EINVAL also for a reply without a
+ * role), and in *master the address this process's connections go to (with
+ * Sentinel the current master; NULL while not known). */
+apr_status_t ss_redis_replication(ss_store_t *store, ss_redis_replication_t *out,
+                                  const char **master, apr_pool_t *p);
+
+/* The store's URI as describe() shows it (no password) without the
+ * Sentinel's answer (which changes with time): a metrics label. NULL when
+ * store is not a Redis store. */
+const char *ss_redis_label(ss_store_t *store, apr_pool_t *p);
 
 /* The value of field in the text of an INFO reply ("field:value" lines). */
 apr_status_t ss_redis_info_parse(const char *info, const char *field, apr_uint64_t *value);

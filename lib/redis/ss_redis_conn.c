@@ -779,3 +779,15 @@ const char *ss_redis_conn_describe(ss_redis_conn_t *rc, apr_pool_t *p)
                               SS_REDIS_SENTINEL_FRESH);
     return ss_redis_sentinel_describe(rc->sentinel, p);
 }
+
+const char *ss_redis_conn_address(ss_redis_conn_t *rc, apr_pool_t *p)
+{
+    if (rc->sentinel) {
+        return ss_redis_sentinel_address(rc->sentinel, p);
+    }
+    if (rc->cfg->path) {
+        return rc->cfg->path;
+    }
+    return apr_psprintf(p, strchr(rc->cfg->host, ':') ? "[%s]:%d" : "%s:%d", rc->cfg->host,
+                        rc->cfg->port);
+}

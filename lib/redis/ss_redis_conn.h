@@ -75,6 +75,10 @@ apr_status_t ss_redis_conn_command_wait(ss_redis_conn_t *rc, const ss_redis_cmd_
  * SS_REDIS_SENTINEL_FRESH (at most connect_timeout); NULL without. */
 const char *ss_redis_conn_describe(ss_redis_conn_t *rc, apr_pool_t *p);
 
+/* The address new connections go to: the configured host:port or socket
+ * path, with Sentinel the current master's (NULL while not known). */
+const char *ss_redis_conn_address(ss_redis_conn_t *rc, apr_pool_t *p);
+
 /* The per-process counters, with the lock held: the connection layer counts
  * errors, fast_fails, connects and retries; the store adds its outcomes. A
  * forked child starts from zero. Release with ss_redis_conn_unlock. */

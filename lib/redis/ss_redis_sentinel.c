@@ -416,3 +416,15 @@ const char *ss_redis_sentinel_describe(ss_redis_sentinel_t *s, apr_pool_t *p)
     apr_thread_mutex_unlock(s->mu);
     return d;
 }
+
+const char *ss_redis_sentinel_address(ss_redis_sentinel_t *s, apr_pool_t *p)
+{
+    const char *a = NULL;
+
+    apr_thread_mutex_lock(s->mu);
+    if (s->current >= 0) {
+        a = apr_psprintf(p, "%s:%d", s->masters[s->current].host, s->masters[s->current].port);
+    }
+    apr_thread_mutex_unlock(s->mu);
+    return a;
+}

@@ -92,4 +92,7 @@ int ss_redis_sentinel_is_master(const redisReply *role);
  * ago)", or "master not known yet" in a process that has not asked. */
 const char *ss_redis_sentinel_describe(ss_redis_sentinel_t *s, apr_pool_t *p);
 
+/* The current master as "HOST:PORT", or NULL in a process that has not asked. */
+const char *ss_redis_sentinel_address(ss_redis_sentinel_t *s, apr_pool_t *p);
+
 #endif

@@ -168,7 +168,8 @@ node() { # node NAME PORT BACKEND
     httpd_conf "$1" "$2" event "SessionStoreBackend $3" "SetEnv NODE_NAME $1" \
         "Header always set X-Node $1" \
         "<Location /status>" "    SetHandler sessstore-status" "    Require all granted" \
-        "</Location>"
+        "</Location>" "<Location /metrics>" "    SetHandler sessstore-metrics" \
+        "    Require all granted" "</Location>"
 }
 node a "$PA" "$URI"
 node b "$PB" "$URI"
@@ -334,6 +335,34 @@ restart_as_replica() {
         --repl-diskless-sync yes --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$(master_port)"
 }
 
+# ---- the status page and the metrics: the master and its two replicas,
+# from INFO replication asked as the page is made
+# replicas_shown M R1 R2: node a's status page names master M (role master)
+# and both replicas online with a lag; its metrics count 2 replicas and give
+# each a lag. The page is fetched into $WORK/status.txt and metrics.txt.
+replicas_shown() {
+    local m=$1 r
+    curl -sS --max-time 5 "http://127.0.0.1:$PA/status" >"$WORK/status.txt" 2>/dev/null || return 1
+    curl -sS --max-time 5 "http://127.0.0.1:$PA/metrics" >"$WORK/metrics.txt" 2>/dev/null || return 1
+    grep -qx "redis_master: 127.0.0.1:$m (role master)" "$WORK/status.txt" || return 1
+    grep -q "^redis_replicas: 2 connected: " "$WORK/status.txt" || return 1
+    grep -q '^sessstore_redis_replicas{store=".*"} 2$' "$WORK/metrics.txt" || return 1
+    grep -q "^sessstore_redis_master_info{store=\".*\",master=\"127.0.0.1:$m\",role=\"master\"} 1$" \
+        "$WORK/metrics.txt" || return 1
+    for r in "$2" "$3"; do
+        grep -q "127.0.0.1:$r state=online lag=[0-9][0-9]* s offset_behind=[0-9][0-9]*" \
+            "$WORK/status.txt" || return 1
+        grep -q "^sessstore_redis_replica_lag_seconds{store=\".*\",replica=\"127.0.0.1:$r\"} [0-9][0-9]*$" \
+            "$WORK/metrics.txt" || return 1
+    done
+}
+if wait_for 100 replicas_shown "$M0" "$R1" "$R2"; then
+    ok "status page and metrics: master 127.0.0.1:$M0, replicas $R1 and $R2 online with their lag"
+else
+    not_ok "status page and metrics: master 127.0.0.1:$M0, replicas $R1 and $R2 online with their lag"
+    sed 's/^/#   /' "$WORK/status.txt" "$WORK/metrics.txt" | grep -i 'redis_\|replica' >&2 || true
+fi
+
 # --- 1. kill -9 of the master
 m=$(master_port)
 ro0=$(readonly_lines)
@@ -344,6 +373,17 @@ wait_for 200 moved_from "$m" ||
     not_ok "kill -9: no failover after 20 s"
 restart_as_replica "$m"
 after_fault "kill -9 of the master" "$tf" "$ro0"
+# The new master, with the other replica and the old master (back as a
+# replica) under it.
+nm=$(master_port)
+others=()
+for p in $M0 $R1 $R2; do [ "$p" != "$nm" ] && others+=("$p"); done
+if [ -n "$nm" ] && [ "$nm" != "$m" ] && wait_for 200 replicas_shown "$nm" "${others[@]}"; then
+    ok "after kill -9: status page and metrics name the new master 127.0.0.1:$nm and its 2 replicas"
+else
+    not_ok "after kill -9: status page and metrics name the new master 127.0.0.1:${nm:-?} and its 2 replicas"
+    sed 's/^/#   /' "$WORK/status.txt" "$WORK/metrics.txt" | grep -i 'redis_\|replica' >&2 || true
+fi
 
 # --- 2. SIGSTOP of the master, SIGCONT after the failover
 m=$(master_port)

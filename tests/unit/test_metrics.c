@@ -318,6 +318,51 @@ static void test_render(void **state)
     assert_non_null(
         strstr(text, "\nsessstore_store_cluster_nodes{store=\"redis \\\"a\\\\b\\\"\"} 6\n"));
     assert_null(strstr(text, "sessstore_store_cluster_nodes{store=\"shm"));
+    /* Without INFO replication, no replication families. */
+    assert_null(strstr(text, "sessstore_redis_"));
+}
+
+/* A Redis store's master and replicas, one series per listed replica. */
+static void test_render_replication(void **state)
+{
+    fixture_t *f = *state;
+    ss_metrics_store_t st[2];
+    ss_redis_replication_t repl;
+    const char *text;
+
+    memset(st, 0, sizeof(st));
+    assert_int_equal(ss_redis_replication_parse(
+                         "role:master\r\nconnected_slaves:3\r\n"
+                         "slave0:ip=127.0.0.1,port=7001,state=online,offset=90,lag=0\r\n"
+                         "slave1:ip=127.0.0.1,port=7002,state=online,offset=40,lag=3\r\n"
+                         "slave2:ip=127.0.0.1,port=7003,state=wait_bgsave,offset=0,lag=x\r\n"
+                         "master_repl_offset:100\r\n",
+                         &repl, f->arena.p),
+                     APR_SUCCESS);
+    st[0].label = "shm";
+    st[0].evictions = -1;
+    st[1].label = "redis-sentinel://s:26379/m";
+    st[1].evictions = -1;
+    st[1].master = "127.0.0.1:7000";
+    st[1].replication = &repl;
+    text = ss_metrics_render(f->m, st, 2, T0, alive_but_one, NULL, f->arena.p);
+    assert_non_null(strstr(text,
+                           "\nsessstore_redis_master_info{store=\"redis-sentinel://s:26379/m\","
+                           "master=\"127.0.0.1:7000\",role=\"master\"} 1\n"));
+    assert_non_null(
+        strstr(text, "\nsessstore_redis_replicas{store=\"redis-sentinel://s:26379/m\"} 3\n"));
+    assert_non_null(strstr(text, "\nsessstore_redis_replica_lag_seconds{store=\"redis-sentinel://"
+                                 "s:26379/m\",replica=\"127.0.0.1:7002\"} 3\n"));
+    assert_non_null(strstr(text, "\nsessstore_redis_replica_offset_behind_bytes{store=\"redis-"
+                                 "sentinel://s:26379/m\",replica=\"127.0.0.1:7002\"} 60\n"));
+    assert_non_null(strstr(text, "\nsessstore_redis_replica_offset_behind_bytes{store=\"redis-"
+                                 "sentinel://s:26379/m\",replica=\"127.0.0.1:7003\"} 100\n"));
+    /* An unknown lag gives no series; the shm store none at all. */
+    assert_null(strstr(text, "replica=\"127.0.0.1:7003\"} -"));
+    assert_int_equal(occurrences(text, "sessstore_redis_replica_lag_seconds{"), 2);
+    assert_null(strstr(text, "sessstore_redis_replicas{store=\"shm\""));
+    assert_int_equal(occurrences(text, "# TYPE sessstore_redis_replica_lag_seconds gauge\n"), 1);
+    assert_int_equal(occurrences(text, "# HELP "), occurrences(text, "# TYPE "));
 }
 
 static void test_escape(void **state)
@@ -549,6 +594,18 @@ static void test_info_live(void **state)
     assert_int_equal(ss_redis_info_counter(store, "stats", "evicted_keys", &v), APR_SUCCESS);
     assert_int_equal(v, 0);
     assert_int_equal(ss_redis_info_counter(store, "stats", "no_such_field", &v), APR_NOTFOUND);
+    /* A single node is a master without replicas, at the configured address. */
+    {
+        ss_redis_replication_t repl;
+        const char *master = NULL;
+
+        assert_int_equal(ss_redis_replication(store, &repl, &master, f->arena.p), APR_SUCCESS);
+        assert_string_equal(repl.role, "master");
+        assert_int_equal(repl.connected, 0);
+        assert_int_equal(repl.nreplicas, 0);
+        assert_true(repl.master_offset >= 0);
+        assert_string_equal(master, apr_psprintf(f->arena.p, "127.0.0.1:%d", srv.port));
+    }
     /* Four megabytes into two: Redis evicts. */
     memset(big, 'x', 19999);
     big[19999] = '\0';
@@ -582,6 +639,7 @@ int main(void)
         UNIT_TEST(test_histogram_buckets),
         UNIT_TEST(test_store_state),
         UNIT_TEST(test_render),
+        UNIT_TEST(test_render_replication),
         UNIT_TEST(test_escape),
         UNIT_TEST(test_metered),
         UNIT_TEST(test_health_ok),
