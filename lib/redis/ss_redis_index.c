@@ -407,8 +407,8 @@ static apr_status_t scan_owner(const ss_redis_index_t *ix, const ss_owner_t *own
  * rest. */
 static const char *pattern(const ss_redis_index_t *ix, const char *rest, apr_pool_t *p)
 {
-    apr_size_t n = strlen(ix->prefix), i, o = 0;
-    char *out = apr_palloc(p, 2 * n + strlen(rest) + 1);
+    apr_size_t n = strlen(ix->prefix), rest_len = strlen(rest), i, o = 0;
+    char *out = apr_palloc(p, 2 * n + rest_len + 1);
 
     for (i = 0; i < n; i++) {
         if (strchr("*?[]\\", ix->prefix[i])) {
@@ -416,7 +416,7 @@ static const char *pattern(const ss_redis_index_t *ix, const char *rest, apr_poo
         }
         out[o++] = ix->prefix[i];
     }
-    strcpy(out + o, rest);
+    memcpy(out + o, rest, rest_len + 1);
     return out;
 }
 

@@ -908,7 +908,7 @@ static apr_status_t literal_addrs(ss_redis_endpoint_t *ep, char *err, apr_size_t
             return APR_EINVAL;
         }
         un->sun_family = AF_UNIX;
-        strcpy(un->sun_path, cfg->path);
+        memcpy(un->sun_path, cfg->path, strlen(cfg->path) + 1); /* length checked above */
         ep->addrs[0].len = sizeof(*un);
         ep->naddrs = 1;
         ep->literal = 1;

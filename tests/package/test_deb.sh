@@ -117,10 +117,18 @@ for f in /usr/lib/apache2/modules/mod_sessstore.so /etc/apache2/mods-available/s
     /etc/apache2/mods-available/sessstore.conf /usr/share/doc/libapache2-mod-sessstore/README.md.gz \
     /usr/share/doc/libapache2-mod-sessstore/admin-guide.md.gz /usr/share/doc/libapache2-mod-sessstore/directives.md.gz \
     /usr/share/doc/libapache2-mod-sessstore/deployment.md.gz /usr/share/doc/libapache2-mod-sessstore/copyright \
-    /usr/share/doc/libapache2-mod-sessstore/examples/httpd.conf.sample; do
+    /usr/share/doc/libapache2-mod-sessstore/examples/httpd.conf.sample /usr/bin/sessstore \
+    /usr/share/man/man1/sessstore.1.gz; do
     grep -qx "$f" "$WORK/dpkg-L" && [ -e "$ROOT$f" ] && ok "dpkg -L: $f" || not_ok "dpkg -L: $f missing"
 done
-! grep -qE '\.la$|/usr/(s?bin)/' "$WORK/dpkg-L" && ok "no .la file, no command" || not_ok "unexpected files: $(grep -E '\.la$|/usr/(s?bin)/' "$WORK/dpkg-L")"
+unexpected=$(grep -E '\.la$|/usr/s?bin/' "$WORK/dpkg-L" | grep -vx /usr/bin/sessstore)
+[ -z "$unexpected" ] && ok "no .la file, no command but sessstore" || not_ok "unexpected files: $unexpected"
+in_root sessstore --help >"$WORK/cli-help" 2>&1 && grep -q "revoke" "$WORK/cli-help" &&
+    ok "sessstore --help runs in the clean root" || { not_ok "sessstore --help"; cat "$WORK/cli-help"; }
+in_root sessstore -b redis://127.0.0.1:1 count >"$WORK/cli-down" 2>&1
+expect_rc=$?
+[ "$expect_rc" -eq 1 ] && ok "sessstore on an unreachable store: exit 1" ||
+    { not_ok "sessstore on an unreachable store: exit $expect_rc"; cat "$WORK/cli-down"; }
 expect_eq() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi; }
 expect_eq "sessstore.load starts with '# Depends: session'" "# Depends: session" "$(head -1 "$ROOT/etc/apache2/mods-available/sessstore.load")"
 [ ! -e "$ROOT/etc/apache2/mods-enabled/sessstore.load" ] && ok "installing does not enable the module" ||
