@@ -66,9 +66,11 @@ mkdir -p "$BUILD/package" && cp "$DEB" "$BUILD/package/"
 
 # ---- 2. lintian -------------------------------------------------------------
 # Explained in debian/README.source: the maintainer address is the project's
-# commit identity (dev@sessstore.local).
+# commit identity (dev@sessstore.local); the module's only fortifiable calls
+# (poll, recv) have sizes the compiler cannot see.
 lintian -I --pedantic "$WORK"/libapache2-mod-sessstore_*.changes >"$WORK/lintian.log" 2>&1
-unexplained=$(grep -E '^[EWIPX]: ' "$WORK/lintian.log" | grep -vE ' bogus-mail-host(-in-debian-changelog)? ')
+unexplained=$(grep -E '^[EWIPX]: ' "$WORK/lintian.log" | grep -vE ' bogus-mail-host(-in-debian-changelog)? ' |
+    grep -vxF 'I: libapache2-mod-sessstore: hardening-no-fortify-functions [usr/lib/apache2/modules/mod_sessstore.so]')
 [ -z "$unexplained" ] && ok "lintian: no unexplained tag ($(grep -cE '^[EWIPX]: ' "$WORK/lintian.log") explained)" ||
     { not_ok "lintian"; echo "$unexplained"; }
 
