@@ -96,6 +96,26 @@ static void answer(int fd)
     shutdown(fd, SHUT_WR);
 }
 
+/* One byte through a control pipe, again when a signal interrupted it
+ * (libFuzzer's timers interrupt system calls). */
+static int byte_read(int fd, char *c)
+{
+    ssize_t r;
+
+    while ((r = read(fd, c, 1)) < 0 && errno == EINTR) {
+    }
+    return r == 1;
+}
+
+static int byte_write(int fd, char c)
+{
+    ssize_t r;
+
+    while ((r = write(fd, &c, 1)) < 0 && errno == EINTR) {
+    }
+    return r == 1;
+}
+
 /* The server: answers each connection once, reads and drops what the
  * client sends until it closes, and on 'q' closes every connection. */
 static void *serve(void *arg)
@@ -122,7 +142,9 @@ static void *serve(void *arg)
             die("poll");
         }
         for (i = n - 1; i >= 0; i--) {
-            if (pf[2 + i].revents && read(conns[i], buf, sizeof(buf)) <= 0) {
+            ssize_t r = pf[2 + i].revents ? read(conns[i], buf, sizeof(buf)) : 1;
+
+            if (r == 0 || (r < 0 && errno != EINTR)) {
                 close(conns[i]);
                 conns[i] = conns[--n];
             }
@@ -143,7 +165,7 @@ static void *serve(void *arg)
             char c = 0;
             int fd;
 
-            if (read(srv.ctl[0], &c, 1) != 1 || c != 'q') {
+            if (!byte_read(srv.ctl[0], &c) || c != 'q') {
                 return NULL;
             }
             /* Connections the client opened but never waited for. */
@@ -153,7 +175,7 @@ static void *serve(void *arg)
             while (n) {
                 close(conns[--n]);
             }
-            if (write(srv.ack[1], "k", 1) != 1) {
+            if (!byte_write(srv.ack[1], 'k')) {
                 die("ack");
             }
         }
@@ -243,7 +265,7 @@ static void quiesce(void)
 {
     char c;
 
-    if (write(srv.ctl[1], "q", 1) != 1 || read(srv.ack[0], &c, 1) != 1) {
+    if (!byte_write(srv.ctl[1], 'q') || !byte_read(srv.ack[0], &c)) {
         die("quiesce");
     }
     set_chunks(NULL, 0);
