@@ -125,14 +125,15 @@ int ss_session_payload_same(const char *a, const char *b, apr_interval_time_t sl
 
 /* One line a minute at most (per process): a page that always writes too
  * much would otherwise log on every request. Threads race for the line with
- * a compare-and-swap on the next minute it may be written in. */
-static int log_turn(volatile apr_uint32_t *next_minute, volatile apr_uint32_t *suppressed,
+ * a compare-and-swap on the second from which the next may be written: 60 s
+ * after the last one (not the next calendar minute, which would let two
+ * lines a second apart through). */
+static int log_turn(volatile apr_uint32_t *next_second, volatile apr_uint32_t *suppressed,
                     apr_time_t now)
 {
-    apr_uint32_t minute = (apr_uint32_t)apr_time_sec(now) / 60,
-                 next = apr_atomic_read32(next_minute);
+    apr_uint32_t second = (apr_uint32_t)apr_time_sec(now), next = apr_atomic_read32(next_second);
 
-    if (minute < next || apr_atomic_cas32(next_minute, minute + 1, next) != next) {
+    if (second < next || apr_atomic_cas32(next_second, second + 60, next) != next) {
         apr_atomic_inc32(suppressed);
         return 0;
     }
@@ -141,9 +142,9 @@ static int log_turn(volatile apr_uint32_t *next_minute, volatile apr_uint32_t *s
 
 static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, apr_time_t now)
 {
-    static volatile apr_uint32_t next_minute, suppressed;
+    static volatile apr_uint32_t next_second, suppressed;
 
-    if (!log_turn(&next_minute, &suppressed, now)) {
+    if (!log_turn(&next_second, &suppressed, now)) {
         return;
     }
     ss_log(SS_LOG_WARNING, APR_ENOSPC,
@@ -155,9 +156,9 @@ static void log_oversize(const ss_session_ctx_t *ctx, const ss_record_t *rec, ap
 
 static void log_gave_up(const ss_session_t *sess, int tries, apr_time_t now, apr_pool_t *p)
 {
-    static volatile apr_uint32_t next_minute, suppressed;
+    static volatile apr_uint32_t next_second, suppressed;
 
-    if (!log_turn(&next_minute, &suppressed, now)) {
+    if (!log_turn(&next_second, &suppressed, now)) {
         return;
     }
     ss_log(SS_LOG_WARNING, 0,

@@ -953,8 +953,10 @@ static void test_retention_widens(void **state)
 /* ---- records that are not ours to read ---- */
 
 /* The stored bytes of the only record, to corrupt in place: in Redis by
- * GET/SET, in the arena by finding its header (the payload is sealed). */
-static void corrupt(int offset_from_start, unsigned char value)
+ * GET/SET, in the arena by finding its header (the payload is sealed). The
+ * byte at offset_from_start becomes value, or with flip is XORed with it
+ * (a random byte such as the nonce's may already hold any value). */
+static void corrupt(int offset_from_start, unsigned char value, int flip)
 {
     if (g.redis) {
         redisContext *c = admin_connect(&g.server);
@@ -968,7 +970,7 @@ static void corrupt(int offset_from_start, unsigned char value)
         assert_int_equal(keys->elements, 1);
         v = redisCommand(c, "GET %s", keys->element[0]->str);
         buf = apr_pmemdup(g.p, v->str, v->len);
-        buf[offset_from_start] = (char)value;
+        buf[offset_from_start] = (char)(flip ? buf[offset_from_start] ^ value : value);
         freeReplyObject(
             redisCommand(c, "SET %s %b KEEPTTL", keys->element[0]->str, buf, (size_t)v->len));
         freeReplyObject(v);
@@ -991,7 +993,7 @@ static void corrupt(int offset_from_start, unsigned char value)
             }
         }
         assert_non_null(at);
-        at[offset_from_start] = (char)value;
+        at[offset_from_start] = (char)(flip ? at[offset_from_start] ^ value : value);
     }
 }
 
@@ -1002,7 +1004,7 @@ static void test_malformed_record_is_removed(void **state)
     const char *id = stored("alice", "unique-payload-1");
 
     (void)state;
-    corrupt(30, 99); /* a byte of the nonce */
+    corrupt(30, 0x5a, 1); /* a byte of the nonce, changed */
     assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
     assert_int_equal(unit_stats(g.backend).malformed, 1);
     assert_int_equal(live_records(), 0);
@@ -1014,7 +1016,7 @@ static void test_newer_record_is_left_alone(void **state)
     const char *id = stored("alice", "unique-payload-2");
 
     (void)state;
-    corrupt(2, SS_RECORD_VERSION + 1);
+    corrupt(2, SS_RECORD_VERSION + 1, 0);
     assert_int_equal(load_id(&g.ctx, id, g.now).state, SS_SESSION_NONE);
     assert_int_equal(unit_stats(g.backend).newer_format, 1);
     assert_int_equal(live_records(), 1);
