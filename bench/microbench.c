@@ -439,7 +439,7 @@ static void bench_capacity(apr_pool_t *pool)
            CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN, (int)reclen,
            (unsigned long long)entries, (unsigned long long)used,
            (double)CAPACITY_ARENA_SIZE / (double)entries, (double)used / (double)entries,
-           (unsigned long)ss_shm_footprint(reclen), ss_shm_stripes(arena),
+           (unsigned long)ss_shm_footprint(reclen, 0), ss_shm_stripes(arena),
            (unsigned long long)stats.entries, (double)CAPACITY_ARENA_SIZE / (double)stats.entries);
     fflush(stdout);
 }
