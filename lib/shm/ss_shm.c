@@ -22,10 +22,13 @@
  * head; when the gap is too small, the hand moves on: a dead slot (removed,
  * replaced, expired) is simply passed and its units join the gap; a live
  * slot loaded since the hand last passed (its reference bit) gets a second
- * chance and is moved across the gap to the head; any other is evicted.
- * That is CLOCK, the usual approximation of least recently used, with no
- * list links and no free list: a slot costs its header and its rounding,
- * and the log never fragments. A record that shrinks keeps its place (the
+ * chance and is moved across the gap to the head; any other is evicted,
+ * but only when the stripe is short of room: the hand goes round as often
+ * as slots are written, and while the live slots would fit with room to
+ * spare, every one of them is moved, none evicted. That is CLOCK, the
+ * usual approximation of least recently used, with no list links and no
+ * free list: a slot costs its header and its rounding, and the log never
+ * fragments. A record that shrinks keeps its place (the
  * rest of its slot becomes a dead one); one that grows is written anew at
  * the head and its old slot left dead. A slot never wraps: when the end of
  * the data is too short for it, a dead slot pads the end and the head
@@ -904,12 +907,24 @@ static void put_dead(const zone_t *z, apr_uint32_t pos, apr_uint32_t u)
     slot(z, pos)->meta = u << 8;
 }
 
-/* The hand passes the slot it points at: a dead slot's units join the gap,
- * as do those of a live one that is dead by its deadline, or evicted; a live
- * one referenced since the last pass (when second_chance) is kept: moved
- * across the gap to the head, its reference cleared. Called only while the
- * gap does not wrap (it ends at the hand, before the end of the data). */
-static apr_status_t pass_hand(const zone_t *z, int second_chance, apr_time_t now)
+/* Whether the stripe has room for need more units once its dead slots are
+ * reclaimed: the live ones moved together leave a gap of cap - live, less
+ * at most need - 1 of padding where the ring wraps, and a margin of 1/32
+ * that bounds what the hand moves to free a unit (at most 31 units). */
+static int room_without_evicting(const zone_t *z, apr_uint32_t need)
+{
+    return (apr_uint64_t)z->st->live + 2 * (apr_uint64_t)need + z->cap / 32 <= z->cap;
+}
+
+/* The hand passes the slot it points at, to make room for need units: a
+ * dead slot's units join the gap, as do those of a live one that is dead by
+ * its deadline, or evicted; a live one referenced since the last pass, or
+ * any live one while the stripe has room for all of them, is kept (when
+ * second_chance): moved across the gap to the head, its reference cleared.
+ * The ring is written through as often as slots are written, full or not:
+ * only a stripe short of room evicts. Called only while the gap does not
+ * wrap (it ends at the hand, before the end of the data). */
+static apr_status_t pass_hand(const zone_t *z, int second_chance, apr_uint32_t need, apr_time_t now)
 {
     shm_stripe_t *st = z->st;
     apr_uint32_t pos = st->hand, u;
@@ -920,7 +935,8 @@ static apr_status_t pass_hand(const zone_t *z, int second_chance, apr_time_t now
     }
     s = slot(z, pos);
     u = units_of(s);
-    if (is_live(s) && second_chance && (s->meta & SLOT_REF) && !is_dead(s, now)) {
+    if (is_live(s) && second_chance && !is_dead(s, now) &&
+        ((s->meta & SLOT_REF) || room_without_evicting(z, need))) {
         apr_uint32_t *link = link_to(z, pos);
 
         if (!link) {
@@ -989,7 +1005,7 @@ static apr_status_t make_room(const zone_t *z, apr_uint32_t u, apr_time_t now)
             return SHM_BROKEN;
         }
         passed += units_of(slot(z, st->hand)) ? units_of(slot(z, st->hand)) : 1;
-        if (pass_hand(z, passed <= z->cap, now) != APR_SUCCESS) {
+        if (pass_hand(z, passed <= z->cap, u, now) != APR_SUCCESS) {
             return SHM_BROKEN;
         }
     }
