@@ -1011,15 +1011,20 @@ static apr_status_t make_room(const zone_t *z, apr_uint32_t u, apr_time_t now)
     }
 }
 
-/* Fill the slot at pos (u units) with key's record and index it. */
+/* Fill the slot at pos (u units) with key's record; its hash link is left
+ * as it is. The slot is live only once it is whole: written in place, over
+ * an indexed slot, a writer that dies halfway leaves an indexed dead slot,
+ * which the walk of the next holder finds (never half of each version
+ * served as a record). The atomic stores are also compiler barriers. */
 static void fill_slot(const zone_t *z, apr_uint32_t pos, apr_uint32_t u, const ss_key_t *key,
                       const ss_owner_t *owner, const char *buf, apr_size_t len, apr_time_t deadline)
 {
     shm_slot_t *s = slot(z, pos);
     apr_uint32_t own = owner ? SS_OWNER_BYTES : 0;
     apr_uint32_t spare = u * UNIT - SLOT_HEADER - own - (apr_uint32_t)len;
+    apr_uint32_t meta = u << 8 | spare << 4 | (owner ? SLOT_OWNED : 0);
 
-    s->meta = u << 8 | spare << 4 | SLOT_LIVE | SLOT_REF | (owner ? SLOT_OWNED : 0);
+    apr_atomic_set32(&s->meta, meta);
     s->deadline = deadline_secs(deadline);
     memcpy(s->key, key->bytes, SLOT_KEY_BYTES);
     if (owner) {
@@ -1028,6 +1033,7 @@ static void fill_slot(const zone_t *z, apr_uint32_t pos, apr_uint32_t u, const s
     memcpy(record_of(s), buf, len / 2);
     FAULT("save.mid_copy");
     memcpy(record_of(s) + len / 2, buf + len / 2, len - len / 2);
+    apr_atomic_set32(&s->meta, meta | SLOT_LIVE | SLOT_REF);
 }
 
 #ifdef SS_FAULT_POINTS
