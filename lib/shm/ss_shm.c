@@ -185,6 +185,8 @@ typedef struct {
 #define SLOT_OWNED 4u /* ss_owner_t of the record's owner after the header */
 #define SLOT_FLAGS 0xfu
 #define SLOT_HEADER ((apr_uint32_t)sizeof(shm_slot_t))
+/* The most units a slot's meta can say: 24 bits (a record of 128 MiB). */
+#define SLOT_MAX_UNITS 0xffffffu
 
 typedef char SLOT_HEADER_IS_UNITS[sizeof(shm_slot_t) % UNIT == 0 ? 1 : -1];
 
@@ -389,7 +391,8 @@ static int layout(arena_t *a, apr_size_t size, apr_size_t max_record)
 {
     apr_uint32_t n = MAX_STRIPES;
 
-    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_MIN_LEN || max_record > 0x7fffffffUL) {
+    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_MIN_LEN || max_record > 0x7fffffffUL ||
+        units_for(max_record, 1) > SLOT_MAX_UNITS) {
         return 0;
     }
 #ifdef SS_FAULT_POINTS

@@ -179,6 +179,22 @@ static void test_format_rejects_tiny_max_record(void **state)
     free(buf);
 }
 
+/* A slot's size is 24 bits of units: a record limit whose slot would not
+ * say its own size is refused however large the arena (16 GiB here, never
+ * allocated: ss_shm_fits only computes). */
+static void test_format_rejects_record_beyond_slot_size(void **state)
+{
+    const apr_size_t size = (apr_size_t)16 * 1024 * MIB;
+    const apr_size_t largest = (apr_size_t)0xffffff * UNIT_BYTES - SLOT_HEADER_BYTES - OWNER_BYTES;
+
+    (void)state;
+    assert_true(sizeof(apr_size_t) >= 8);
+    assert_true(ss_shm_fits(size, largest));
+    assert_false(ss_shm_fits(size, largest + 1));
+    assert_false(ss_shm_fits(size, 200 * MIB));
+    assert_false(ss_shm_fits(size, 0x7fffffff));
+}
+
 static void test_format_rejects_max_record_over_quarter(void **state)
 {
     fixture_t *f = *state;
@@ -2345,6 +2361,7 @@ int main(void)
         UNIT_TEST(test_revoke_owner_and_purge),
         UNIT_TEST(test_format_rejects_tiny_max_record),
         UNIT_TEST(test_format_rejects_max_record_over_quarter),
+        UNIT_TEST(test_format_rejects_record_beyond_slot_size),
         UNIT_TEST(test_is_formatted),
         UNIT_TEST(test_format_writes_no_slot),
         UNIT_TEST(test_reformat_empties),
