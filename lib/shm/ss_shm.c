@@ -995,15 +995,19 @@ static apr_status_t make_room(const zone_t *z, apr_uint32_t u, apr_time_t now)
     }
 }
 
-/* Fill the slot at pos (u units) with key's record and index it. */
+/* Fill the slot at pos (u units) with key's record. A new record is not
+ * referenced yet: a session created and never used again (a bot, a flood
+ * of logins) goes before one in use. */
 static void fill_slot(const zone_t *z, apr_uint32_t pos, apr_uint32_t u, const ss_key_t *key,
-                      const ss_owner_t *owner, const char *buf, apr_size_t len, apr_time_t deadline)
+                      const ss_owner_t *owner, const char *buf, apr_size_t len, apr_time_t deadline,
+                      ss_save_mode_e mode)
 {
     shm_slot_t *s = slot(z, pos);
     apr_uint32_t own = owner ? SS_OWNER_BYTES : 0;
     apr_uint32_t spare = u * UNIT - SLOT_HEADER - own - (apr_uint32_t)len;
 
-    s->meta = u << 8 | spare << 4 | SLOT_LIVE | SLOT_REF | (owner ? SLOT_OWNED : 0);
+    s->meta = u << 8 | spare << 4 | SLOT_LIVE | (mode == SS_SAVE_UPDATE ? SLOT_REF : 0) |
+              (owner ? SLOT_OWNED : 0);
     s->deadline = deadline_secs(deadline);
     memcpy(s->key, key->bytes, SLOT_KEY_BYTES);
     if (owner) {
@@ -1239,7 +1243,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_o
     if (i != NIL && units_of(slot(z, i)) >= u) {
         apr_uint32_t old = units_of(slot(z, i));
 
-        fill_slot(z, i, u, key, owner, buf, len, deadline);
+        fill_slot(z, i, u, key, owner, buf, len, deadline, mode);
         if (old > u) {
             put_dead(z, i + u, old - u);
             st->live -= old - u;
@@ -1257,7 +1261,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_o
     }
     FAULT("save.room_made");
     i = st->head;
-    fill_slot(z, i, u, key, owner, buf, len, deadline);
+    fill_slot(z, i, u, key, owner, buf, len, deadline, mode);
     st->head = after(z, i, u);
     st->free -= u;
     FAULT("save.allocated");
