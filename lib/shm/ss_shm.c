@@ -1015,12 +1015,15 @@ static apr_status_t make_room(const zone_t *z, apr_uint32_t u, apr_time_t now)
 }
 
 /* Fill the slot at pos (u units) with key's record; its hash link is left
- * as it is. The slot is live only once it is whole: written in place, over
- * an indexed slot, a writer that dies halfway leaves an indexed dead slot,
- * which the walk of the next holder finds (never half of each version
- * served as a record). The atomic stores are also compiler barriers. */
+ * as it is. A new record is not referenced yet: a session created and never
+ * used again (a bot, a flood of logins) goes before one in use. The slot
+ * is live only once it is whole: written in place, over an indexed slot, a
+ * writer that dies halfway leaves an indexed dead slot, which the walk of
+ * the next holder finds (never half of each version served as a record).
+ * The atomic stores are also compiler barriers. */
 static void fill_slot(const zone_t *z, apr_uint32_t pos, apr_uint32_t u, const ss_key_t *key,
-                      const ss_owner_t *owner, const char *buf, apr_size_t len, apr_time_t deadline)
+                      const ss_owner_t *owner, const char *buf, apr_size_t len, apr_time_t deadline,
+                      ss_save_mode_e mode)
 {
     shm_slot_t *s = slot(z, pos);
     apr_uint32_t own = owner ? SS_OWNER_BYTES : 0;
@@ -1036,7 +1039,7 @@ static void fill_slot(const zone_t *z, apr_uint32_t pos, apr_uint32_t u, const s
     memcpy(record_of(s), buf, len / 2);
     FAULT("save.mid_copy");
     memcpy(record_of(s) + len / 2, buf + len / 2, len - len / 2);
-    apr_atomic_set32(&s->meta, meta | SLOT_LIVE | SLOT_REF);
+    apr_atomic_set32(&s->meta, meta | SLOT_LIVE | (mode == SS_SAVE_UPDATE ? SLOT_REF : 0));
 }
 
 #ifdef SS_FAULT_POINTS
@@ -1264,7 +1267,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_o
     if (i != NIL && units_of(slot(z, i)) >= u) {
         apr_uint32_t old = units_of(slot(z, i));
 
-        fill_slot(z, i, u, key, owner, buf, len, deadline);
+        fill_slot(z, i, u, key, owner, buf, len, deadline, mode);
         if (old > u) {
             put_dead(z, i + u, old - u);
             st->live -= old - u;
@@ -1282,7 +1285,7 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_o
     }
     FAULT("save.room_made");
     i = st->head;
-    fill_slot(z, i, u, key, owner, buf, len, deadline);
+    fill_slot(z, i, u, key, owner, buf, len, deadline, mode);
     st->head = after(z, i, u);
     st->free -= u;
     FAULT("save.allocated");

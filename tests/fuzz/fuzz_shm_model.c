@@ -14,12 +14,12 @@
  *   - exactly the keys the model holds are in the arena. A save may evict:
  *     the keys that vanished must be as many as the eviction counters say,
  *     all from the stripe of the key saved (each stripe has its own ring
- *     and clock hand); a live one that was referenced (loaded or saved
+ *     and clock hand); a live one that was referenced (loaded or updated
  *     since the hand last passed it) goes only after the hand has gone
  *     round the whole stripe, clearing every other reference there (CLOCK;
  *     dead ones may go any time the hand reaches them); a live one goes
  *     only if the stripe, the save's record counted, was short of room;
- *   - a record loaded or saved is referenced;
+ *   - a record loaded or updated is referenced, a new one is not;
  *   - the entry count and the bytes used match the model.
  * Membership is read without side effects by the test-only
  * ss_shm_fault_field (this harness builds ss_shm.c with SS_FAULT_POINTS,
@@ -349,7 +349,10 @@ static void op_save(world_t *w, int child, int k, ss_save_mode_e mode, apr_time_
                (unsigned long)limit, m->present ? (live ? "live" : "dead") : "absent", rv, want);
     if (rv == APR_SUCCESS) {
         *m = next;
-        FUZZ_CHECK(referenced(w, k), "op %u: key %d saved, not referenced", w->seq, k);
+        /* An update is a use; a new record is not, until it is loaded. */
+        FUZZ_CHECK(referenced(w, k) == (mode == SS_SAVE_UPDATE), "op %u: key %d saved %s, %s",
+                   w->seq, k, mode == SS_SAVE_UPDATE ? "as an update" : "new",
+                   referenced(w, k) ? "referenced" : "not referenced");
     }
     check_evictions(w, rv == APR_SUCCESS ? k : -1, &before, was_referenced, stripe_live,
                     ss_shm_footprint(len, *user != '\0'), now);

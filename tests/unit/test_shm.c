@@ -458,9 +458,8 @@ static apr_uint32_t stripe_field(fixture_t *f, const char *name)
     return *field;
 }
 
-/* CLOCK: a save sets the reference bit, and so does a load. The first save
- * that needs room finds every record referenced: the hand goes round once,
- * clearing the bits, and evicts the oldest. From then on it evicts the
+/* CLOCK: a load sets the reference bit, and so does an update; a new
+ * record starts without it. In a full stripe the hand evicts the
  * unreferenced in order and gives a referenced one a second chance: kept,
  * its bit cleared; when the hand comes round again without a use of it in
  * between, it goes. */
@@ -473,7 +472,8 @@ static void test_evict_clock_second_chance(void **state)
     int i, k;
 
     for (i = 0; i < n; i++) {
-        assert_true(referenced(f, i));
+        assert_true(in_arena(f, i));
+        assert_false(referenced(f, i));
     }
     assert_int_equal(save_i(f, A, CAP_PLEN), APR_SUCCESS);
     st = unit_stats(f->store);
@@ -481,9 +481,8 @@ static void test_evict_clock_second_chance(void **state)
     assert_false(in_arena(f, 0));
     for (i = 1; i < n; i++) {
         assert_true(in_arena(f, i));
-        assert_false(referenced(f, i));
     }
-    assert_true(referenced(f, A));
+    assert_false(referenced(f, A));
 
     /* Key 3 loaded, key 5 overwritten in place (same size): referenced. */
     assert_present(f, 3, 0, CAP_PLEN);
@@ -509,21 +508,22 @@ static void test_evict_clock_second_chance(void **state)
         assert_true(in_arena(f, i));
     }
     for (k = 0; k <= 6; k++) {
-        assert_true(referenced(f, A + k));
+        assert_false(referenced(f, A + k));
     }
 
-    /* One round later the hand is back: the records saved early in the
-     * round are kept (their second chance), 3 was not used since its own
-     * and goes, with the oldest of the new ones still there. */
+    /* A + 1 loaded. One round later the hand is back where it began: A and
+     * A + 2, not used since their saves, go; A + 1 has its second chance; 3,
+     * kept once and not used since, goes. */
+    assert_present(f, A + 1, 0, CAP_PLEN);
     for (k = 0; in_arena(f, 3); k++) {
         assert_true(k < n);
         assert_int_equal(save_i(f, B + k, CAP_PLEN), APR_SUCCESS);
     }
     assert_true(k > n - 10);
-    for (i = 0; i <= 2; i++) {
-        assert_true(in_arena(f, A + i));
-        assert_false(referenced(f, A + i));
-    }
+    assert_false(in_arena(f, A));
+    assert_true(in_arena(f, A + 1));
+    assert_false(referenced(f, A + 1));
+    assert_false(in_arena(f, A + 2));
     assert_true(in_arena(f, 5));
     assert_true(in_arena(f, B));
     assert_int_equal(unit_stats(f->store).entries, (apr_uint64_t)n);
@@ -554,9 +554,9 @@ static void test_evict_large_record_takes_several(void **state)
     ss_store_stats_t st;
     int i;
 
-    /* The hand's first round clears the bits; the tail of the data shorter
-     * than a slot stays padding: the big slot starts at the beginning and
-     * takes the place of the first need records. */
+    /* None referenced: the tail of the data shorter than a slot becomes
+     * padding, the big slot starts at the beginning and takes the place of
+     * the first need records. */
     assert_true(need > 10);
     assert_int_equal(save_i(f, 100000, big), APR_SUCCESS);
     st = unit_stats(f->store);
@@ -583,9 +583,9 @@ static void test_evict_large_record_takes_several(void **state)
 }
 
 /* Records dead by their deadline are reclaimed when the hand reaches them,
- * referenced or not, before it evicts any live one: every record is
- * referenced after the fill, so each save takes the place of the next dead
- * one and no live one goes. */
+ * referenced or not, before it evicts any live one: every record is loaded
+ * after the fill (referenced), so each save takes the place of the next
+ * dead one and no live one goes. */
 static void test_evict_expired_when_reached(void **state)
 {
     fixture_t *f = *state;
@@ -595,6 +595,10 @@ static void test_evict_expired_when_reached(void **state)
     ss_store_stats_t st;
 
     assert_true(dead > 10);
+    for (i = 0; i < n; i++) {
+        assert_present(f, i, 0, CAP_PLEN); /* the arena's deadline only ranks */
+        assert_true(referenced(f, i));
+    }
     for (k = 0; k < dead; k++) {
         assert_int_equal(save_kv(f, 100000 + k, 0, CAP_PLEN, T0 + SEC(20), 0), APR_SUCCESS);
         st = unit_stats(f->store);
@@ -637,8 +641,9 @@ static void test_evict_expired_despite_reference(void **state)
     int n = fill_exactly(f, T0, 0, 0), i;
     ss_store_stats_t st;
 
-    /* Key 0, the oldest, rewritten in place with a deadline and loaded: the
-     * arena's deadline ranks it, the caller's policy (none) decides. */
+    /* Key 0, the oldest, updated in place with a deadline and loaded (both
+     * set its reference bit): the arena's deadline ranks it, the caller's
+     * policy (none) decides. */
     assert_int_equal(save_kv(f, 0, 1, CAP_PLEN, T0, T0 + SEC(10)), APR_SUCCESS);
     {
         ss_record_t out;
