@@ -125,9 +125,14 @@ static int owned(const model_t *m)
     return *m->user != '\0';
 }
 
+/* Dead for the store: its slots keep a deadline in seconds, rounded up (a
+ * record stays up to a second past its own; loads judge by the record's
+ * timestamps). */
 static int dead_at(const model_t *m, apr_time_t now)
 {
-    return m->deadline && m->deadline <= now;
+    apr_time_t secs = (m->deadline + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
+
+    return m->deadline > 0 && apr_time_from_sec(secs) <= now;
 }
 
 static ss_store_stats_t stats_of(world_t *w)
