@@ -1288,7 +1288,14 @@ static void test_hung_server_times_out(void **state)
     pr.store = store;
     pr.rv = APR_SUCCESS;
     assert_int_equal(apr_thread_create(&prober, NULL, probe, &pr, g.pool), APR_SUCCESS);
-    usleep(50000);
+    /* Until the probe's connection is open (the stopped server's kernel
+     * accepts it): on a loaded machine the thread may start late, and a load
+     * sent before it would be the probe itself. */
+    for (i = 0; i < 400 && unit_stats(store).connects == st.connects; i++) {
+        usleep(5000);
+    }
+    assert_int_equal(unit_stats(store).connects, st.connects + 1);
+    usleep(20000);
     elapsed = timed_load(store, &key, &e, &rv);
     assert_int_equal(rv, APR_ECONNREFUSED);
     assert_true(elapsed < 5 * MS);
