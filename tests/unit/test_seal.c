@@ -43,6 +43,43 @@ static void test_hkdf_rfc5869(void **state)
     assert_memory_equal(okm, expect, sizeof(expect));
 }
 
+/* No salt, with info, three blocks of output (the expand's chaining); the
+ * expected bytes from OpenSSL's own HKDF (openssl kdf -keylen 80 -kdfopt
+ * digest:SHA256 -kdfopt hexkey:0b...0b -kdfopt hexinfo:f0...f9 HKDF). */
+static void test_hkdf_info_three_blocks(void **state)
+{
+    static const unsigned char info[] = {0xf0, 0xf1, 0xf2, 0xf3, 0xf4,
+                                         0xf5, 0xf6, 0xf7, 0xf8, 0xf9};
+    unsigned char ikm[22], okm[80], expect[80];
+
+    (void)state;
+    memset(ikm, 0x0b, sizeof(ikm));
+    unhex("abbafb13f5c1bc489d4203135817956dd521b39e3bd61d1cc85cef884d1f8e2e"
+          "2ca9c19f23df620dd394b45cb724b6a13b65f2be0e062b21837ac04ce8b9c037"
+          "9e90e6983119d83b44fb6e2b558831c8",
+          expect, sizeof(expect));
+    assert_int_equal(ss_seal_hkdf(ikm, sizeof(ikm), info, sizeof(info), okm, sizeof(okm)),
+                     APR_SUCCESS);
+    assert_memory_equal(okm, expect, sizeof(expect));
+}
+
+/* The seal key of a fixed ID, as OpenSSL's HKDF derived it when records v2
+ * were first sealed (openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt
+ * key:ID -kdfopt "info:mod_sessstore record v2 seal" HKDF): records sealed
+ * then still open. */
+static void test_seal_key_known_answer(void **state)
+{
+    static const char id[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    unsigned char key[SS_SEAL_KEY_BYTES], expect[SS_SEAL_KEY_BYTES];
+
+    (void)state;
+    assert_int_equal(sizeof(id) - 1, SS_ID_LEN);
+    unhex("688b32618cac20ace0dd6ae46136e9f94e80c0a2d4ba40582d688ff59c2456ae", expect,
+          sizeof(expect));
+    assert_int_equal(ss_seal_key(id, SS_ID_LEN, key), APR_SUCCESS);
+    assert_memory_equal(key, expect, sizeof(expect));
+}
+
 /* The seal key is HKDF of the ID with the documented info, and what
  * ss_id_key puts next to the store key. */
 static void test_seal_key_of_an_id(void **state)
@@ -110,6 +147,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hkdf_rfc5869),
+        cmocka_unit_test(test_hkdf_info_three_blocks),
+        cmocka_unit_test(test_seal_key_known_answer),
         cmocka_unit_test(test_seal_key_of_an_id),
         cmocka_unit_test(test_seal_open),
     };
