@@ -120,22 +120,33 @@ apr_status_t ss_id_key(const char *id, ss_key_t *key)
     return rv;
 }
 
-void ss_key_hex(const ss_key_t *key, char *out)
+#define TAG_LEN 8 /* hex digits of ss_key_tag */
+
+/* Lower-case hex of the key's first n bytes into out (2n characters). */
+static void hex_of(const ss_key_t *key, int n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     int i;
 
-    for (i = 0; i < SS_KEY_BYTES; i++) {
+    for (i = 0; i < n; i++) {
         out[2 * i] = hex[key->bytes[i] >> 4];
         out[2 * i + 1] = hex[key->bytes[i] & 15];
     }
+}
+
+void ss_key_hex(const ss_key_t *key, char *out)
+{
+    hex_of(key, SS_KEY_BYTES, out);
     out[SS_KEY_HEX_LEN] = '\0';
 }
 
+/* Made for every request that has a session (a log note): the 4 bytes it
+ * shows, not the whole key. */
 const char *ss_key_tag(const ss_key_t *key, apr_pool_t *p)
 {
-    char hex[SS_KEY_HEX_LEN + 1];
+    char *tag = apr_palloc(p, TAG_LEN + 1);
 
-    ss_key_hex(key, hex);
-    return apr_pstrndup(p, hex, 8);
+    hex_of(key, TAG_LEN / 2, tag);
+    tag[TAG_LEN] = '\0';
+    return tag;
 }
