@@ -10,6 +10,7 @@
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_thread_proc.h>
 
 #include "ss_id.h"
 #include "ss_seal.h"
@@ -143,6 +144,74 @@ static void test_seal_open(void **state)
                      APR_SUCCESS);
 }
 
+/* Each thread keeps its own cipher and digest contexts: threads sealing,
+ * opening and deriving under keys of their own at once, with refusals
+ * (a wrong key, a flipped bit) in between, get exactly what one thread
+ * alone gets. */
+#define WORKERS 4
+#define ROUNDS 2000
+
+typedef struct {
+    int n;
+    int failures;
+} worker_t;
+
+static void *APR_THREAD_FUNC seal_worker(apr_thread_t *t, void *data)
+{
+    worker_t *w = data;
+    static const char id[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    static const unsigned char expect_key[SS_SEAL_KEY_BYTES] = {
+        0x68, 0x8b, 0x32, 0x61, 0x8c, 0xac, 0x20, 0xac, 0xe0, 0xdd, 0x6a,
+        0xe4, 0x61, 0x36, 0xe9, 0xf9, 0x4e, 0x80, 0xc0, 0xa2, 0xd4, 0xba,
+        0x40, 0x58, 0x2d, 0x68, 0x8f, 0xf5, 0x9c, 0x24, 0x56, 0xae};
+    unsigned char key[SS_SEAL_KEY_BYTES], other[SS_SEAL_KEY_BYTES], derived[SS_SEAL_KEY_BYTES];
+    unsigned char plain[64], sealed[64 + SS_SEAL_OVERHEAD], clear[64];
+    const unsigned char *parts[1] = {plain};
+    apr_size_t lens[1] = {sizeof(plain)};
+    int i;
+
+    (void)t;
+    memset(key, w->n + 1, sizeof(key));
+    memset(other, w->n + 101, sizeof(other));
+    for (i = 0; i < ROUNDS; i++) {
+        memset(plain, (w->n << 4) | (i & 15), sizeof(plain));
+        if (ss_seal(key, plain, 8, parts, lens, 1, sealed) != APR_SUCCESS ||
+            ss_unseal(other, plain, 8, sealed, sizeof(sealed), clear) != APR_EINVAL ||
+            ss_unseal(key, plain, 8, sealed, sizeof(sealed), clear) != APR_SUCCESS ||
+            memcmp(clear, plain, sizeof(plain)) != 0 ||
+            ss_seal_key(id, sizeof(id) - 1, derived) != APR_SUCCESS ||
+            memcmp(derived, expect_key, sizeof(derived)) != 0) {
+            w->failures++;
+        }
+        sealed[i % sizeof(sealed)] ^= 1;
+        if (ss_unseal(key, plain, 8, sealed, sizeof(sealed), clear) != APR_EINVAL) {
+            w->failures++;
+        }
+    }
+    return NULL; /* not apr_thread_exit: pthread_exit upsets ASan */
+}
+
+static void test_threads_keep_their_own_contexts(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_thread_t *t[WORKERS];
+    worker_t w[WORKERS];
+    apr_status_t trv;
+    int i;
+
+    for (i = 0; i < WORKERS; i++) {
+        w[i].n = i;
+        w[i].failures = 0;
+        assert_int_equal(apr_thread_create(&t[i], NULL, seal_worker, &w[i], p), APR_SUCCESS);
+    }
+    for (i = 0; i < WORKERS; i++) {
+        apr_thread_join(&trv, t[i]);
+    }
+    for (i = 0; i < WORKERS; i++) {
+        assert_int_equal(w[i].failures, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_seal_key_known_answer),
         cmocka_unit_test(test_seal_key_of_an_id),
         cmocka_unit_test(test_seal_open),
+        UNIT_POOL_TEST(test_threads_keep_their_own_contexts),
     };
 
     return UNIT_RUN(tests);
