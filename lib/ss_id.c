@@ -1,10 +1,7 @@
 /* ss_id.c - session IDs and the store keys derived from them. */
 #include <string.h>
 
-#include <apr_atomic.h>
 #include <apr_general.h>
-#include <apr_strings.h>
-#include <openssl/evp.h>
 
 #include "ss_id.h"
 
@@ -78,42 +75,15 @@ int ss_id_is_valid(const char *s, apr_size_t len)
     return (last & 3) == 0;
 }
 
-/* OpenSSL 3 resolves EVP_sha256() through its provider tables on every
- * digest (an implicit EVP_MD_fetch: locks and lookups), which costs several
- * times the hashing of 43 bytes. Fetch the algorithm once per process; the
- * fetched object is immutable and shared by all threads. */
-static const EVP_MD *sha256(void)
-{
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    static volatile void *cached;
-    EVP_MD *md = apr_atomic_casptr(&cached, NULL, NULL);
-
-    if (!md) {
-        md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!md) {
-            return EVP_sha256();
-        }
-        if (apr_atomic_casptr(&cached, md, NULL) != NULL) {
-            EVP_MD_free(md); /* another thread was first */
-            md = apr_atomic_casptr(&cached, NULL, NULL);
-        }
-    }
-    return md;
-#else
-    return EVP_sha256();
-#endif
-}
-
 apr_status_t ss_id_key(const char *id, ss_key_t *key)
 {
-    unsigned int len = 0;
-
     apr_size_t id_len = strlen(id);
     apr_status_t rv;
 
     key->sealable = 0;
-    if (!EVP_Digest(id, id_len, key->bytes, &len, sha256(), NULL) || len != SS_KEY_BYTES) {
-        return APR_EGENERAL;
+    rv = ss_seal_sha256(id, id_len, key->bytes);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     rv = ss_seal_key(id, id_len, key->seal);
     key->sealable = rv == APR_SUCCESS;

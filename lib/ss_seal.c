@@ -227,6 +227,20 @@ apr_status_t ss_seal_hkdf(const unsigned char *ikm, apr_size_t ikm_len, const un
     return APR_SUCCESS;
 }
 
+apr_status_t ss_seal_sha256(const void *data, apr_size_t len, unsigned char *out)
+{
+    const EVP_MD *md = sha256();
+    EVP_MD_CTX *ctx = md_ctx();
+
+    if (!md || !ctx) {
+        return APR_ENOMEM;
+    }
+    return EVP_DigestInit_ex(ctx, md, NULL) == 1 && EVP_DigestUpdate(ctx, data, len) == 1 &&
+                   EVP_DigestFinal_ex(ctx, out, NULL) == 1
+               ? APR_SUCCESS
+               : APR_EGENERAL;
+}
+
 apr_status_t ss_seal_key(const char *id, apr_size_t id_len, unsigned char *key)
 {
     return ss_seal_hkdf((const unsigned char *)id, id_len, (const unsigned char *)SS_SEAL_INFO,

@@ -145,7 +145,7 @@ static void test_seal_open(void **state)
 }
 
 /* Each thread keeps its own cipher and digest contexts: threads sealing,
- * opening and deriving under keys of their own at once, with refusals
+ * opening, hashing and deriving under keys of their own at once, with refusals
  * (a wrong key, a flipped bit) in between, get exactly what one thread
  * alone gets. */
 #define WORKERS 4
@@ -164,7 +164,13 @@ static void *APR_THREAD_FUNC seal_worker(apr_thread_t *t, void *data)
         0x68, 0x8b, 0x32, 0x61, 0x8c, 0xac, 0x20, 0xac, 0xe0, 0xdd, 0x6a,
         0xe4, 0x61, 0x36, 0xe9, 0xf9, 0x4e, 0x80, 0xc0, 0xa2, 0xd4, 0xba,
         0x40, 0x58, 0x2d, 0x68, 0x8f, 0xf5, 0x9c, 0x24, 0x56, 0xae};
+    /* SHA-256("abc"), FIPS 180-2 */
+    static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                          0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                          0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                          0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
     unsigned char key[SS_SEAL_KEY_BYTES], other[SS_SEAL_KEY_BYTES], derived[SS_SEAL_KEY_BYTES];
+    unsigned char digest[32];
     unsigned char plain[64], sealed[64 + SS_SEAL_OVERHEAD], clear[64];
     const unsigned char *parts[1] = {plain};
     apr_size_t lens[1] = {sizeof(plain)};
@@ -180,7 +186,8 @@ static void *APR_THREAD_FUNC seal_worker(apr_thread_t *t, void *data)
             ss_unseal(key, plain, 8, sealed, sizeof(sealed), clear) != APR_SUCCESS ||
             memcmp(clear, plain, sizeof(plain)) != 0 ||
             ss_seal_key(id, sizeof(id) - 1, derived) != APR_SUCCESS ||
-            memcmp(derived, expect_key, sizeof(derived)) != 0) {
+            memcmp(derived, expect_key, sizeof(derived)) != 0 ||
+            ss_seal_sha256("abc", 3, digest) != APR_SUCCESS || memcmp(digest, abc, 32) != 0) {
             w->failures++;
         }
         sealed[i % sizeof(sealed)] ^= 1;
