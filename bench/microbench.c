@@ -13,7 +13,8 @@
  * capacity: a 16 MiB arena (the SessionStoreShmSize default) filled with
  *      200-byte sessions until the first eviction: bytes per session; then
  *      to twice that, every stripe full: bytes per session under eviction.
- * million: a 300 MiB arena (see bench_million). With -c, only these two.
+ *      Twice: sealed records (the default) and records in clear.
+ * million: a 300 MiB arena (see bench_million). With -c, only these.
  * seal: CPU microseconds per request that sealing adds (a load's decode, a
  *      save's encode and the seal key's derivation) for a 200-byte session:
  *      ss_record_encode and ss_record_decode sealed and in clear, and
@@ -388,7 +389,8 @@ static void bench_shm(int quick, apr_pool_t *pool)
     fflush(stdout);
 }
 
-static void bench_capacity(apr_pool_t *pool)
+/* The capacity with records in form (the default: sealed). */
+static void bench_capacity(ss_record_form_e form, apr_pool_t *pool)
 {
     char *arena = apr_palloc(pool, CAPACITY_ARENA_SIZE);
     ss_store_stats_t stats;
@@ -405,11 +407,12 @@ static void bench_capacity(apr_pool_t *pool)
     if (rv != APR_SUCCESS) {
         die("ss_shm_format/open", rv);
     }
+    store->form = form;
     {
         ss_record_t rec;
 
         make_record(&rec, apr_time_now());
-        reclen = ss_record_size(&rec, store->form); /* as written: sealed */
+        reclen = ss_record_size(&rec, store->form);
     }
     for (k = 0;; k++) {
         apr_time_t now = apr_time_now();
@@ -431,33 +434,38 @@ static void bench_capacity(apr_pool_t *pool)
         save_fresh(store, MAX_WORKERS + 2, k, now, ss_expiry_deadline(&expiry, now, now), pool);
     }
     store->ops->stats(store, &stats);
-    printf("{\"bench\":\"capacity\",\"arena_bytes\":%d,\"record_capacity_bytes\":%llu,"
-           "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
-           "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
-           "\"footprint\":%lu,\"stripes\":%u,\"sessions_full\":%llu,"
-           "\"arena_bytes_per_session_full\":%.1f}\n",
-           CAPACITY_ARENA_SIZE, (unsigned long long)capacity, PAYLOAD_LEN, (int)reclen,
-           (unsigned long long)entries, (unsigned long long)used,
-           (double)CAPACITY_ARENA_SIZE / (double)entries, (double)used / (double)entries,
-           (unsigned long)ss_shm_footprint(reclen), ss_shm_stripes(arena),
-           (unsigned long long)stats.entries, (double)CAPACITY_ARENA_SIZE / (double)stats.entries);
+    printf(
+        "{\"bench\":\"capacity\",\"form\":\"%s\",\"arena_bytes\":%d,\"record_capacity_bytes\":%llu,"
+        "\"payload\":%d,\"record\":%d,\"sessions\":%llu,\"used_bytes\":%llu,"
+        "\"arena_bytes_per_session\":%.1f,\"record_bytes_per_session\":%.1f,"
+        "\"footprint\":%lu,\"stripes\":%u,\"sessions_full\":%llu,"
+        "\"arena_bytes_per_session_full\":%.1f}\n",
+        form == SS_RECORD_FORM_SEALED ? "sealed" : "clear", CAPACITY_ARENA_SIZE,
+        (unsigned long long)capacity, PAYLOAD_LEN, (int)reclen, (unsigned long long)entries,
+        (unsigned long long)used, (double)CAPACITY_ARENA_SIZE / (double)entries,
+        (double)used / (double)entries, (unsigned long)ss_shm_footprint(reclen, 0),
+        ss_shm_stripes(arena), (unsigned long long)stats.entries,
+        (double)CAPACITY_ARENA_SIZE / (double)stats.entries);
     fflush(stdout);
 }
 
 /* SessionStoreShmSize 300M, sessions of 200 bytes: the time to format the
  * arena (start-up) and to check it (what a restart does with the arena it
  * keeps); how many sessions it takes before the first eviction, hence the
- * MiB that 1 M sessions need; and the sweeps of dead sessions. Every session
- * dies a minute after it was saved; two minutes later (the clock is the
- * sessions', not the machine's) new sessions fill the stripes again, and a
- * stripe that runs out of room sweeps its dead ones under its own lock: the
- * slowest such save is the longest a sweep holds a lock, their sum what a
- * sweep of the whole arena costs, one stripe at a time. */
+ * MiB that 1 M sessions need; and the reclaiming of dead sessions. Every
+ * session dies a minute after it was saved; two minutes later (the clock is
+ * the sessions', not the machine's) new sessions fill the stripes again,
+ * and a stripe with no room left reclaims dead ones as its clock hand
+ * passes them, under its own lock: the slowest such save is the longest a
+ * request waits for that. Then a full sweep of the dead ones
+ * (purge_expired, what `sessstore purge-expired` does), one stripe at a
+ * time under its lock: its total time and the mean per stripe. */
 static void bench_million(apr_pool_t *pool)
 {
     const apr_size_t size = (apr_size_t)MILLION_ARENA_MIB * 1024 * 1024;
     const apr_time_t t0 = apr_time_now(), t1 = t0 + apr_time_from_sec(180);
-    apr_time_t start, format_us, check_us, slowest = 0, swept_us = 0;
+    apr_time_t start, format_us, check_us, slowest = 0, swept_us = 0, purge_us;
+    apr_size_t purged = 0;
     apr_uint64_t first_eviction = 0, dead, slow_saves = 0;
     ss_store_stats_t stats;
     ss_store_t *store;
@@ -516,16 +524,28 @@ static void bench_million(apr_pool_t *pool)
             store->ops->stats(store, &stats);
         }
     }
+    {
+        apr_time_t t2 = t1 + apr_time_from_sec(180);
+
+        start = apr_time_now();
+        rv = store->ops->purge_expired(store, t2, &purged);
+        purge_us = apr_time_now() - start;
+        if (rv != APR_SUCCESS) {
+            die("purge_expired (300 MiB)", rv);
+        }
+    }
     store->ops->stats(store, &stats);
     printf("{\"bench\":\"million\",\"arena_mib\":%d,\"stripes\":%u,\"payload\":%d,"
            "\"format_ms\":%.1f,\"check_ms\":%.1f,\"sessions_before_eviction\":%llu,"
            "\"mib_per_million\":%.1f,\"swept\":%llu,\"sweeping_saves\":%llu,"
-           "\"sweep_total_ms\":%.1f,\"sweep_max_ms\":%.2f}\n",
+           "\"sweep_total_ms\":%.1f,\"sweep_max_ms\":%.2f,\"purged\":%lu,\"purge_ms\":%.1f,"
+           "\"purge_stripe_ms\":%.3f}\n",
            MILLION_ARENA_MIB, ss_shm_stripes(base), PAYLOAD_LEN, format_us / 1000.0,
            check_us / 1000.0, (unsigned long long)first_eviction,
            (double)MILLION_ARENA_MIB * 1e6 / (double)first_eviction,
            (unsigned long long)stats.evicted_expired, (unsigned long long)slow_saves,
-           swept_us / 1000.0, slowest / 1000.0);
+           swept_us / 1000.0, slowest / 1000.0, (unsigned long)purged, purge_us / 1000.0,
+           purge_us / 1000.0 / ss_shm_stripes(base));
     fflush(stdout);
     apr_shm_destroy(shm);
 }
@@ -770,7 +790,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (only.procs < 0) {
-        bench_capacity(pool);
+        bench_capacity(SS_RECORD_FORM_SEALED, pool);
+        bench_capacity(SS_RECORD_FORM_CLEAR, pool);
         bench_million(pool);
     }
     if (capacity_only) {

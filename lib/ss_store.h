@@ -91,7 +91,7 @@ typedef struct ss_store_t ss_store_t;
 /* One stored session as an administrator sees it (scan): its clear header
  * and its size, never its owner or payload. */
 typedef struct {
-    ss_key_t key; /* shm: its first 16 bytes, the rest 0; remove() finds it by those */
+    ss_key_t key; /* shm: its first 12 bytes, the rest 0; remove() finds it by those */
     apr_time_t created;
     apr_time_t accessed;
     apr_time_t expires; /* when the store drops it; 0: no deadline */

@@ -3,26 +3,37 @@
  * Arena layout, every part at an offset from the base:
  *
  *   shm_header_t | stripes (shm_stripe_t x nstripes) | bucket heads (u32 x nbuckets)
- *   | blocks (SS_SHM_BLOCK_SIZE x nblocks)
+ *   | stripe data (stripe_units x 8 bytes, x nstripes)
  *
  * The arena is cut into stripes, each a small store of its own: its own
  * process-shared robust mutex, a fixed share of the buckets (bucket b
- * belongs to stripe b mod nstripes) and of the blocks (a contiguous run),
- * its own free list, LRU list, update mark and counters. A key's bucket
- * names its stripe, and an operation takes that stripe's lock only, so
- * processes working on different sessions do not wait for each other, and a
- * process preempted while it holds a lock stalls only the sessions of one
- * stripe. Eviction is least recently used within the stripe.
+ * belongs to stripe b mod nstripes), its own run of data, update mark and
+ * counters. A key's bucket names its stripe, and an operation takes that
+ * stripe's lock only, so processes working on different sessions do not
+ * wait for each other, and a process preempted while it holds a lock stalls
+ * only the sessions of one stripe.
  *
- * A record is a chain of blocks of its stripe. Every block starts with the
- * index of the next one; the first block of a chain holds the rest of
- * shm_entry_t too (key, owner, deadline, hash-chain and LRU links), then the
- * record's first bytes. Free blocks form a singly linked list, and the
- * blocks a stripe never used yet (from its `fresh` mark to its end) are free
- * without being on it: formatting writes no block, so a large arena is
- * ready at once and its pages are touched as it fills. Equal blocks
- * mean no fragmentation and no compaction: a record of n bytes needs
- * blocks_for(n) blocks, always available once enough others are freed.
+ * A stripe's data is a circular log of slots, in 8-byte units. A slot is
+ * one record: a 24-byte header (size and flags, hash-chain link, deadline,
+ * 12 bytes of the key), the owner's hash when the record has an owner, then
+ * the record, rounded up to a unit. Slots tile the log from the clock hand
+ * (the oldest) round to the head (where the next one goes); between head
+ * and hand lies all the free space, in one piece. A save writes at the
+ * head; when the gap is too small, the hand moves on: a dead slot (removed,
+ * replaced, expired) is simply passed and its units join the gap; a live
+ * slot loaded since the hand last passed (its reference bit) gets a second
+ * chance and is moved across the gap to the head; any other is evicted,
+ * but only when the stripe is short of room: the hand goes round as often
+ * as slots are written, and while the live slots would fit with room to
+ * spare, every one of them is moved, none evicted. That is CLOCK, the
+ * usual approximation of least recently used, with no list links and no
+ * free list: a slot costs its header and its rounding, and the log never
+ * fragments. A record that shrinks keeps its place (the
+ * rest of its slot becomes a dead one); one that grows is written anew at
+ * the head and its old slot left dead. A slot never wraps: when the end of
+ * the data is too short for it, a dead slot pads the end and the head
+ * starts again at 0. Formatting writes no slot, so a large arena is ready
+ * at once and its pages are touched as it fills.
  *
  * A writer can die at any instruction while it holds a stripe's lock (a
  * crash elsewhere in the child, the OOM killer, kill -9). The mutex is
@@ -33,11 +44,11 @@
  * (walk_stripe) and, if it is damaged, formats it empty again: that
  * stripe's sessions are lost, the others and the server go on.
  *
- * Nothing read from the arena is trusted: every index and length is checked
- * before it is followed (a link must stay within its stripe), chain walks
- * have a step limit, and a failed check (SHM_BROKEN) leads to the same
+ * Nothing read from the arena is trusted: every position and size is
+ * checked before it is followed (a slot must lie within its stripe), chain
+ * walks have a step limit, and a failed check (SHM_BROKEN) leads to the same
  * rebuild of the stripe, never to a wild read or an endless loop. The
- * geometry (stripe, bucket and block counts, offsets) is computed from the
+ * geometry (stripe, bucket and unit counts, offsets) is computed from the
  * size and the record limit into each process's own memory (arena_t); the
  * header's copy is only compared. */
 #include <errno.h>
@@ -66,21 +77,25 @@
 #endif
 
 #define SHM_MAGIC 0x53534d34u /* "SSM4" */
-/* Bump whenever shm_header_t, shm_stripe_t, shm_entry_t or an invariant of
+/* Bump whenever shm_header_t, shm_stripe_t, shm_slot_t or an invariant of
  * the arena changes: an arena kept across a restart by another layout is not
  * reused. 4: record v2 (revisions); 5: stripes with their own locks inside
  * the arena, 104-byte blocks, 16-byte keys in the entries; 6: the owner's
- * hash in the entries (the per-owner index), 112-byte blocks. */
-#define SHM_LAYOUT 6u
+ * hash in the entries (the per-owner index), 112-byte blocks; 7: a circular
+ * log of variable slots per stripe, CLOCK instead of LRU lists. */
+#define SHM_LAYOUT 7u
 #define SHM_BUILDER "mod_sessstore " PACKAGE_VERSION
 #define NIL 0xffffffffu
-#define SWEEP_INTERVAL apr_time_from_sec(1)
 /* Internal: the arena failed a check. Never returned to the caller. */
 #define SHM_BROKEN (APR_OS_START_USERERR + 0x5353)
+#define UNIT 8u
 /* Stripes: a power of two, at most this many, each of at least
- * STRIPE_MIN_BYTES of blocks and four times the largest record. */
+ * STRIPE_MIN_BYTES of data and four times the largest record. */
 #define MAX_STRIPES 512u
 #define STRIPE_MIN_BYTES (64 * 1024)
+/* About one bucket per this many bytes of data: one per session of 200
+ * bytes, so hash chains hold about one slot. */
+#define BYTES_PER_BUCKET 256u
 
 #ifdef SS_FAULT_POINTS
 void (*ss_shm_fault_hook)(const char *step);
@@ -119,63 +134,61 @@ typedef struct {
     apr_uint32_t magic;
     apr_uint32_t layout; /* SHM_LAYOUT of the library that formatted it */
     char builder[32];    /* SHM_BUILDER of that library, for the log */
-    apr_uint32_t block_size;
+    apr_uint32_t unit;
     apr_uint32_t max_record;
     apr_uint64_t size;
-    apr_uint64_t blocks_offset;
+    apr_uint64_t data_offset;
     apr_uint32_t nstripes;
     apr_uint32_t nbuckets;
-    apr_uint32_t nblocks;
-    apr_uint32_t stripe_blocks;
+    apr_uint32_t stripe_units;
 } shm_header_t;
 
 /* One stripe's lock and state; every field but the mutex is read and written
- * only under the mutex. */
+ * only under the mutex. Positions are units from the start of the stripe's
+ * data. */
 typedef struct {
     pthread_mutex_t mutex; /* process-shared, robust */
     apr_uint32_t updating; /* pid of the process amid an update, 0 when none */
     apr_uint32_t rebuilds; /* times the stripe was found damaged and emptied */
-    apr_uint32_t free_head;
-    apr_uint32_t free_count;
-    apr_uint32_t lru_head; /* most recently used */
-    apr_uint32_t lru_tail; /* next to evict */
-    apr_uint32_t entries;
-    apr_uint32_t fresh;    /* blocks from here to the stripe's end were never used: free */
-    apr_time_t next_sweep; /* no full scan for dead records before this */
+    apr_uint32_t head;     /* where the next slot goes */
+    apr_uint32_t hand;     /* the oldest slot: the clock hand */
+    apr_uint32_t free;     /* units of the gap from head round to hand */
+    apr_uint32_t entries;  /* live slots */
+    apr_uint32_t live;     /* units of the live slots */
     ss_store_stats_t stats;
 } shm_stripe_t;
-
-#define ENTRY_KEY_BYTES 16
 
 /* Stripes on cache lines of their own. */
 #define STRIPE_STRIDE ((sizeof(shm_stripe_t) + 63) & ~(apr_size_t)63)
 
-typedef struct {
-    apr_uint32_t next; /* next block of the chain, NIL at the end; in every block */
-    apr_uint32_t hash_next;
-    apr_uint32_t lru_prev;
-    apr_uint32_t lru_next;
-    apr_uint32_t length; /* record bytes in the chain */
-    apr_uint32_t unused;
-    /* When the record is dead for every location (the keeping timeouts, see
-     * ss_store.h); 0: none. Refuses updates of a dead record and picks the
-     * dead ones to reclaim first; a load judges by its own timeouts. */
-    apr_time_t deadline;
-    /* The first ENTRY_KEY_BYTES of the key (SHA-256 of the ID): 128 bits,
-     * which no two of a store's keys share by chance, nor can anyone make
-     * them share without a second preimage of SHA-256. */
-    unsigned char key[ENTRY_KEY_BYTES];
-    /* ss_owner_t of the record's owner, all zero when anonymous: the
-     * per-owner index is a walk of the entries comparing this (revoke). */
-    unsigned char owner[SS_OWNER_BYTES];
-} shm_entry_t;
+#define SLOT_KEY_BYTES 12
 
-#define FIRST_DATA (SS_SHM_BLOCK_SIZE - sizeof(shm_entry_t))
-/* The clear header of every record version lies in the first block: it is
- * read there, in place (peek_head). Fails to compile otherwise. */
-typedef char FIRST_DATA_HOLDS_HEADER
-    [FIRST_DATA >= SS_RECORD_V1_HEADER_LEN && FIRST_DATA >= SS_RECORD_HEADER_LEN ? 1 : -1];
-#define NEXT_DATA (SS_SHM_BLOCK_SIZE - sizeof(apr_uint32_t))
+/* A slot's header; a dead slot's other fields mean nothing but its size. */
+typedef struct {
+    /* units << 8 | unused bytes of the last unit << 4 | SLOT_* flags */
+    apr_uint32_t meta;
+    apr_uint32_t hash_next; /* position of the next slot of the bucket, NIL at the end */
+    /* When the record is dead for every location (the keeping timeouts, see
+     * ss_store.h), in seconds rounded up; 0: none. Refuses updates of a dead
+     * record and reclaims it before live ones; a load judges by the
+     * record's own timestamps. */
+    apr_uint32_t deadline;
+    /* The first SLOT_KEY_BYTES of the key (SHA-256 of the ID): 96 bits, which
+     * no two of a store's keys share by chance (a million sessions: 2^-57),
+     * nor can anyone make them share but by 2^76 tries of SHA-256 a million
+     * keys at a time; and a sealed record opens only under its whole key. */
+    unsigned char key[SLOT_KEY_BYTES];
+} shm_slot_t;
+
+#define SLOT_LIVE 1u  /* holds a record, indexed; else dead: only its size counts */
+#define SLOT_REF 2u   /* loaded or saved since the hand last passed it */
+#define SLOT_OWNED 4u /* ss_owner_t of the record's owner after the header */
+#define SLOT_FLAGS 0xfu
+#define SLOT_HEADER ((apr_uint32_t)sizeof(shm_slot_t))
+/* The most units a slot's meta can say: 24 bits (a record of 128 MiB). */
+#define SLOT_MAX_UNITS 0xffffffu
+
+typedef char SLOT_HEADER_IS_UNITS[sizeof(shm_slot_t) % UNIT == 0 ? 1 : -1];
 
 /* An arena as this process sees it: the base and the geometry computed from
  * the size and record limit, never read back from the shared header. */
@@ -183,21 +196,20 @@ typedef struct {
     char *base;
     apr_size_t size;
     apr_size_t buckets_offset;
-    apr_size_t blocks_offset;
+    apr_size_t data_offset;
     apr_uint32_t nstripes;
     apr_uint32_t nbuckets;
-    apr_uint32_t nblocks;
-    apr_uint32_t stripe_blocks;
+    apr_uint32_t stripe_units;
     apr_uint32_t max_record;
 } arena_t;
 
-/* One stripe of an arena: its state and the blocks [first, end) it owns. */
+/* One stripe of an arena: its state and its data. */
 typedef struct {
     const arena_t *a;
     shm_stripe_t *st;
+    char *data;
     apr_uint32_t index;
-    apr_uint32_t first;
-    apr_uint32_t end;
+    apr_uint32_t cap; /* units of data */
 } zone_t;
 
 typedef struct {
@@ -209,17 +221,15 @@ static apr_size_t align64(apr_size_t n)
     return (n + 63) & ~(apr_size_t)63;
 }
 
-static apr_uint32_t blocks_for(apr_size_t len)
+/* Units of a slot holding a record of len bytes. */
+static apr_uint32_t units_for(apr_size_t len, int owned)
 {
-    if (len <= FIRST_DATA) {
-        return 1;
-    }
-    return 1 + (apr_uint32_t)((len - FIRST_DATA + NEXT_DATA - 1) / NEXT_DATA);
+    return (apr_uint32_t)((SLOT_HEADER + (owned ? SS_OWNER_BYTES : 0) + len + UNIT - 1) / UNIT);
 }
 
-apr_size_t ss_shm_footprint(apr_size_t len)
+apr_size_t ss_shm_footprint(apr_size_t len, int owned)
 {
-    return (apr_size_t)blocks_for(len) * SS_SHM_BLOCK_SIZE;
+    return (apr_size_t)units_for(len, owned) * UNIT;
 }
 
 static shm_header_t *header(const arena_t *a)
@@ -238,24 +248,35 @@ static apr_uint32_t *buckets(const arena_t *a)
     return (apr_uint32_t *)(a->base + a->buckets_offset);
 }
 
-static char *block(const arena_t *a, apr_uint32_t i)
+static shm_slot_t *slot(const zone_t *z, apr_uint32_t pos)
 {
-    return a->base + a->blocks_offset + (apr_size_t)i * SS_SHM_BLOCK_SIZE;
+    return (shm_slot_t *)(z->data + (apr_size_t)pos * UNIT);
 }
 
-static shm_entry_t *entry(const zone_t *z, apr_uint32_t i)
+static apr_uint32_t units_of(const shm_slot_t *s)
 {
-    return (shm_entry_t *)block(z->a, i);
+    return s->meta >> 8;
 }
 
-static apr_uint32_t next_of(const zone_t *z, apr_uint32_t i)
+static int is_live(const shm_slot_t *s)
 {
-    return *(apr_uint32_t *)block(z->a, i);
+    return (s->meta & SLOT_LIVE) != 0;
 }
 
-static void set_next(const zone_t *z, apr_uint32_t i, apr_uint32_t next)
+static apr_uint32_t owner_bytes(const shm_slot_t *s)
 {
-    *(apr_uint32_t *)block(z->a, i) = next;
+    return (s->meta & SLOT_OWNED) ? SS_OWNER_BYTES : 0;
+}
+
+/* The record bytes of a live slot whose size is known to be sane. */
+static apr_size_t record_len(const shm_slot_t *s)
+{
+    return (apr_size_t)units_of(s) * UNIT - SLOT_HEADER - owner_bytes(s) - ((s->meta >> 4) & 7);
+}
+
+static unsigned char *record_of(shm_slot_t *s)
+{
+    return (unsigned char *)s + SLOT_HEADER + owner_bytes(s);
 }
 
 static apr_uint32_t bucket_of(const arena_t *a, const unsigned char *key)
@@ -272,8 +293,8 @@ static void zone_init(zone_t *z, const arena_t *a, apr_uint32_t s)
     z->a = a;
     z->st = stripe_state(a, s);
     z->index = s;
-    z->first = s * a->stripe_blocks;
-    z->end = z->first + a->stripe_blocks;
+    z->cap = a->stripe_units;
+    z->data = a->base + a->data_offset + (apr_size_t)s * a->stripe_units * UNIT;
 }
 
 /* The stripe that holds key. */
@@ -282,17 +303,47 @@ static void zone_of(zone_t *z, const arena_t *a, const unsigned char *key)
     zone_init(z, a, bucket_of(a, key) & (a->nstripes - 1));
 }
 
-/* A block index read from the arena may be followed only if this holds: a
- * stripe's links never leave its own blocks. */
-static int in_range(const zone_t *z, apr_uint32_t i)
+/* Whether the slot at pos may be read whole: inside the stripe, and if it
+ * is live, a record length within bounds. */
+static int slot_ok(const zone_t *z, apr_uint32_t pos)
 {
-    return i >= z->first && i < z->end;
+    const shm_slot_t *s;
+    apr_uint32_t u;
+    apr_size_t len;
+
+    if (pos >= z->cap) {
+        return 0;
+    }
+    s = slot(z, pos);
+    u = units_of(s);
+    if (u == 0 || u > z->cap - pos) {
+        return 0;
+    }
+    if (!is_live(s)) {
+        return 1;
+    }
+    if ((apr_size_t)u * UNIT < SLOT_HEADER + owner_bytes(s) + SS_RECORD_MIN_LEN) {
+        return 0;
+    }
+    len = record_len(s);
+    return len >= SS_RECORD_MIN_LEN && len <= z->a->max_record;
 }
 
-/* A link: a block index or NIL. */
-static int link_ok(const zone_t *z, apr_uint32_t i)
+/* Seconds, rounded up, of a deadline in microseconds; 0 stays 0. */
+static apr_uint32_t deadline_secs(apr_time_t t)
 {
-    return i == NIL || in_range(z, i);
+    apr_time_t s;
+
+    if (t <= 0) {
+        return 0;
+    }
+    s = (t + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
+    return s >= (apr_time_t)NIL ? NIL - 1 : (apr_uint32_t)s;
+}
+
+static int is_dead(const shm_slot_t *s, apr_time_t now)
+{
+    return s->deadline && apr_time_from_sec((apr_time_t)s->deadline) <= now;
 }
 
 /* The arena's geometry for size bytes and records up to max_record, with
@@ -301,14 +352,12 @@ static int layout_with(arena_t *a, apr_size_t size, apr_size_t max_record, apr_u
 {
     apr_size_t fixed = align64(sizeof(shm_header_t)) + (apr_size_t)nstripes * STRIPE_STRIDE;
     apr_uint32_t nbuckets = 16;
-    apr_size_t offset, stripe_blocks;
+    apr_size_t offset, stripe_units;
 
     if (size <= fixed) {
         return 0;
     }
-    /* About one bucket per two blocks: sessions span two blocks or more, so
-     * chains stay shorter than one entry on average. */
-    while ((apr_size_t)nbuckets * 2 * 2 * SS_SHM_BLOCK_SIZE <= size - fixed &&
+    while ((apr_size_t)nbuckets * 2 * (BYTES_PER_BUCKET + sizeof(apr_uint32_t)) <= size - fixed &&
            nbuckets < 0x40000000u) {
         nbuckets *= 2;
     }
@@ -319,11 +368,11 @@ static int layout_with(arena_t *a, apr_size_t size, apr_size_t max_record, apr_u
     if (size <= offset) {
         return 0;
     }
-    stripe_blocks = (size - offset) / SS_SHM_BLOCK_SIZE / nstripes;
-    if (stripe_blocks * nstripes >= NIL) {
-        stripe_blocks = (NIL - 1) / nstripes;
+    stripe_units = (size - offset) / UNIT / nstripes;
+    if (stripe_units >= NIL) {
+        stripe_units = NIL - 1;
     }
-    if (blocks_for(max_record) > stripe_blocks / 4) {
+    if (units_for(max_record, 1) > stripe_units / 4) {
         return 0;
     }
     a->size = size;
@@ -331,9 +380,8 @@ static int layout_with(arena_t *a, apr_size_t size, apr_size_t max_record, apr_u
     a->nstripes = nstripes;
     a->nbuckets = nbuckets;
     a->buckets_offset = fixed;
-    a->blocks_offset = offset;
-    a->stripe_blocks = (apr_uint32_t)stripe_blocks;
-    a->nblocks = (apr_uint32_t)(stripe_blocks * nstripes);
+    a->data_offset = offset;
+    a->stripe_units = (apr_uint32_t)stripe_units;
     return 1;
 }
 
@@ -343,7 +391,8 @@ static int layout(arena_t *a, apr_size_t size, apr_size_t max_record)
 {
     apr_uint32_t n = MAX_STRIPES;
 
-    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_MIN_LEN || max_record > 0xffffffffUL) {
+    if (size < SS_SHM_MIN_SIZE || max_record < SS_RECORD_MIN_LEN || max_record > 0x7fffffffUL ||
+        units_for(max_record, 1) > SLOT_MAX_UNITS) {
         return 0;
     }
 #ifdef SS_FAULT_POINTS
@@ -366,21 +415,19 @@ int ss_shm_fits(apr_size_t size, apr_size_t max_record)
     return layout(&a, size, max_record);
 }
 
-/* Empty the stripe: every block free as never used, nothing indexed (its
- * buckets emptied unless buckets_too is 0: the caller has emptied every
- * bucket). No block is written. Its mutex is left alone (it may be held: by
- * the caller of a rebuild). */
+/* Empty the stripe: all of it one gap, nothing indexed (its buckets emptied
+ * unless buckets_too is 0: the caller has emptied every bucket). No slot is
+ * written. Its mutex is left alone (it may be held: by the caller of a
+ * rebuild). */
 static void format_stripe(const zone_t *z, int buckets_too)
 {
     shm_stripe_t *st = z->st;
     apr_uint32_t i;
 
-    st->free_head = NIL;
-    st->fresh = z->first;
-    st->free_count = z->end - z->first;
-    st->lru_head = st->lru_tail = NIL;
+    st->head = st->hand = 0;
+    st->free = z->cap;
     st->entries = 0;
-    st->next_sweep = 0;
+    st->live = 0;
     for (i = z->index; buckets_too && i < z->a->nbuckets; i += z->a->nstripes) {
         buckets(z->a)[i] = NIL;
     }
@@ -431,14 +478,13 @@ apr_status_t ss_shm_format(void *base, apr_size_t size, apr_size_t max_record)
     }
     h->layout = SHM_LAYOUT;
     apr_cpystrn(h->builder, SHM_BUILDER, sizeof(h->builder));
-    h->block_size = SS_SHM_BLOCK_SIZE;
+    h->unit = UNIT;
     h->size = a.size;
-    h->blocks_offset = a.blocks_offset;
+    h->data_offset = a.data_offset;
     h->max_record = a.max_record;
     h->nstripes = a.nstripes;
     h->nbuckets = a.nbuckets;
-    h->nblocks = a.nblocks;
-    h->stripe_blocks = a.stripe_blocks;
+    h->stripe_units = a.stripe_units;
     h->magic = SHM_MAGIC;
     return APR_SUCCESS;
 }
@@ -450,12 +496,12 @@ static const char *check_header(const arena_t *a)
 {
     const shm_header_t *h = header(a);
 
-    if (h->magic != SHM_MAGIC || h->layout != SHM_LAYOUT || h->block_size != SS_SHM_BLOCK_SIZE) {
+    if (h->magic != SHM_MAGIC || h->layout != SHM_LAYOUT || h->unit != UNIT) {
         return "not an arena of this layout";
     }
     if (h->size != a->size || h->max_record != a->max_record || h->nstripes != a->nstripes ||
-        h->nbuckets != a->nbuckets || h->nblocks != a->nblocks ||
-        h->stripe_blocks != a->stripe_blocks || h->blocks_offset != a->blocks_offset) {
+        h->nbuckets != a->nbuckets || h->stripe_units != a->stripe_units ||
+        h->data_offset != a->data_offset) {
         return "another size, record limit or geometry";
     }
     return NULL;
@@ -475,125 +521,123 @@ static int arena_open(arena_t *a, const void *base, apr_size_t size, apr_size_t 
     return *why == NULL;
 }
 
-/* What the walk of a stripe has found each of its blocks to be. */
-enum { SEEN_NONE, SEEN_FREE, SEEN_DATA, SEEN_ENTRY, SEEN_LISTED };
-
-static const char *walk_free(const zone_t *z, unsigned char *seen)
+/* The position after the slot at pos of u units: 0 at the end of the data. */
+static apr_uint32_t after(const zone_t *z, apr_uint32_t pos, apr_uint32_t u)
 {
-    apr_uint32_t i, n = 0;
-
-    /* The blocks never used yet, from fresh to the end, are free. */
-    if (z->st->fresh < z->first || z->st->fresh > z->end) {
-        return "the first unused block is outside the stripe";
-    }
-    for (i = z->st->fresh; i < z->end; i++) {
-        seen[i - z->first] = SEEN_FREE;
-        n++;
-    }
-    /* Marking each block bounds the walk: a loop meets a marked block. */
-    for (i = z->st->free_head; i != NIL; i = next_of(z, i)) {
-        if (!in_range(z, i) || seen[i - z->first] != SEEN_NONE) {
-            return "the free list leaves the stripe, loops or reaches the unused blocks";
-        }
-        seen[i - z->first] = SEEN_FREE;
-        n++;
-    }
-    return n == z->st->free_count ? NULL : "the free count disagrees with the free list";
+    return pos + u == z->cap ? 0 : pos + u;
 }
 
-/* An entry's record: a length within bounds, exactly the blocks it needs. */
-static const char *walk_chain(const zone_t *z, apr_uint32_t i, unsigned char *seen)
-{
-    const shm_entry_t *e = entry(z, i);
-    apr_uint32_t n, k;
-
-    if (e->length < SS_RECORD_MIN_LEN || e->length > z->a->max_record) {
-        return "a record length out of bounds";
-    }
-    n = blocks_for(e->length);
-    for (k = 1; k < n; k++) {
-        i = next_of(z, i);
-        if (!in_range(z, i) || seen[i - z->first] != SEEN_NONE) {
-            return "a record's blocks leave the stripe or belong to something else";
-        }
-        seen[i - z->first] = SEEN_DATA;
-    }
-    return next_of(z, i) == NIL ? NULL : "a record's chain is longer than its length";
-}
-
-static const char *walk_index(const zone_t *z, unsigned char *seen)
-{
-    const arena_t *a = z->a;
-    apr_uint32_t b, i, n = 0;
-    const char *why;
-
-    for (b = z->index; b < a->nbuckets; b += a->nstripes) {
-        for (i = buckets(a)[b]; i != NIL; i = entry(z, i)->hash_next) {
-            if (!in_range(z, i) || seen[i - z->first] != SEEN_NONE) {
-                return "a hash chain leaves the stripe, loops or meets another's block";
-            }
-            if (bucket_of(a, entry(z, i)->key) != b) {
-                return "an entry in the wrong hash chain";
-            }
-            seen[i - z->first] = SEEN_ENTRY;
-            if ((why = walk_chain(z, i, seen)) != NULL) {
-                return why;
-            }
-            n++;
-        }
-    }
-    return n == z->st->entries ? NULL : "the entry count disagrees with the index";
-}
-
-/* Forward from the head, each prev link checked against the step before and
- * the tail against the last: the list is then right both ways. */
-static const char *walk_lru(const zone_t *z, unsigned char *seen)
+/* Why the ring's state cannot be right, or NULL: the gap from head must end
+ * at the hand. */
+static const char *check_ring(const zone_t *z)
 {
     const shm_stripe_t *st = z->st;
-    apr_uint32_t i, prev = NIL, n = 0;
 
-    for (i = st->lru_head; i != NIL; i = entry(z, i)->lru_next) {
-        if (!in_range(z, i) || seen[i - z->first] != SEEN_ENTRY) {
-            return "the LRU list leaves the index or loops";
-        }
-        if (entry(z, i)->lru_prev != prev) {
-            return "the LRU list's back links disagree with its forward links";
-        }
-        seen[i - z->first] = SEEN_LISTED;
-        prev = i;
-        n++;
+    if (st->head >= z->cap || st->hand >= z->cap || st->free > z->cap) {
+        return "the head, hand or free space is outside the stripe";
     }
-    if (prev != st->lru_tail || n != st->entries) {
-        return "the LRU list misses entries or ends elsewhere than its tail";
+    if (((apr_uint64_t)st->head + st->free) % z->cap != st->hand) {
+        return "the free space does not end at the hand";
     }
     return NULL;
 }
 
-/* Why the stripe is inconsistent, or NULL: every block of it is on its free
- * list or in exactly one of its records, every entry is indexed once and
- * listed once. Call it under the stripe's lock. */
-static const char *walk_stripe(const zone_t *z)
-{
-    apr_uint32_t n = z->end - z->first, i;
-    unsigned char *seen = calloc(n, 1);
-    const char *why;
+/* Walk the slots from the hand to the head, calling fn for each live one
+ * (a non-zero return stops the walk). SHM_BROKEN when a slot is not sane or
+ * the slots do not end exactly at the head. fn may kill the slot it is
+ * given, nothing else. */
+typedef int (*slot_fn)(const zone_t *z, apr_uint32_t pos, void *baton);
 
-    if (!seen) {
-        return "no memory to check it";
+static apr_status_t each_slot(const zone_t *z, slot_fn fn, void *baton)
+{
+    const shm_stripe_t *st = z->st;
+    apr_uint32_t pos = st->hand, used, n = 0;
+
+    if (check_ring(z)) {
+        return SHM_BROKEN;
     }
-    why = walk_free(z, seen);
-    if (!why) {
-        why = walk_index(z, seen);
+    used = z->cap - st->free;
+    while (n < used) {
+        apr_uint32_t u;
+
+        if (!slot_ok(z, pos)) {
+            return SHM_BROKEN;
+        }
+        u = units_of(slot(z, pos));
+        if (u > used - n) {
+            return SHM_BROKEN;
+        }
+        if (is_live(slot(z, pos)) && fn(z, pos, baton)) {
+            return APR_SUCCESS;
+        }
+        n += u;
+        pos = after(z, pos, u);
     }
-    if (!why) {
-        why = walk_lru(z, seen);
-    }
-    for (i = 0; !why && i < n; i++) {
-        if (seen[i] == SEEN_NONE) {
-            why = "a block is neither free nor in a record";
+    return pos == st->head ? APR_SUCCESS : SHM_BROKEN;
+}
+
+typedef struct {
+    unsigned char *starts; /* a bit per unit: a live slot starts there */
+    apr_uint32_t entries;
+    apr_uint64_t live;
+} walk_t;
+
+static int mark_live(const zone_t *z, apr_uint32_t pos, void *baton)
+{
+    walk_t *w = baton;
+
+    w->starts[pos / 8] |= (unsigned char)(1u << (pos % 8));
+    w->entries++;
+    w->live += units_of(slot(z, pos));
+    return 0;
+}
+
+/* Every indexed slot must be a live one of the walk, met once, in its
+ * key's bucket; the live slots met that way must be all of them. */
+static const char *walk_index(const zone_t *z, walk_t *w)
+{
+    const arena_t *a = z->a;
+    apr_uint32_t b, i, n = 0;
+
+    for (b = z->index; b < a->nbuckets; b += a->nstripes) {
+        for (i = buckets(a)[b]; i != NIL; i = slot(z, i)->hash_next) {
+            if (i >= z->cap || !(w->starts[i / 8] & (1u << (i % 8)))) {
+                return "a hash chain leaves the stripe's live slots or loops";
+            }
+            w->starts[i / 8] &= (unsigned char)~(1u << (i % 8));
+            if (bucket_of(a, slot(z, i)->key) != b) {
+                return "a slot in the wrong hash chain";
+            }
+            n++;
         }
     }
-    free(seen);
+    return n == w->entries ? NULL : "live slots missing from the index";
+}
+
+/* Why the stripe is inconsistent, or NULL: the slots tile the log from the
+ * hand to the head, the counts agree with them, and every live slot is
+ * indexed exactly once. Call it under the stripe's lock. */
+static const char *walk_stripe(const zone_t *z)
+{
+    walk_t w;
+    const char *why = check_ring(z);
+
+    if (why) {
+        return why;
+    }
+    memset(&w, 0, sizeof(w));
+    w.starts = calloc((apr_size_t)z->cap / 8 + 1, 1);
+    if (!w.starts) {
+        return "no memory to check it";
+    }
+    if (each_slot(z, mark_live, &w) != APR_SUCCESS) {
+        why = "a slot's size is out of bounds, or the slots do not end at the head";
+    } else if (w.entries != z->st->entries || w.live != z->st->live) {
+        why = "the stripe's counts disagree with its slots";
+    } else {
+        why = walk_index(z, &w);
+    }
+    free(w.starts);
     return why;
 }
 
@@ -799,282 +843,203 @@ apr_uint32_t ss_shm_stripes(const void *base)
     return arena_open(&a, base, (apr_size_t)h->size, h->max_record, &why) ? a.nstripes : 0;
 }
 
-/* ---- the index, the LRU list and the chains ----------------------------- */
+/* ---- the index and the log ---------------------------------------------- */
 
-/* A found entry must be safe to read whole: its length within bounds and
- * its chain exactly as long as the length says, inside the stripe. */
-static int entry_ok(const zone_t *z, apr_uint32_t i)
-{
-    apr_uint32_t len = entry(z, i)->length, n, k;
-
-    if (len < SS_RECORD_MIN_LEN || len > z->a->max_record) {
-        return 0;
-    }
-    n = blocks_for(len);
-    for (k = 1; k < n; k++) {
-        i = next_of(z, i);
-        if (!in_range(z, i)) {
-            return 0;
-        }
-    }
-    return next_of(z, i) == NIL;
-}
-
-/* *found: the entry holding key, NIL if none. A chain never holds more
- * entries than there are blocks: longer, it loops. */
+/* *found: the live slot holding key, NIL if none. A chain never holds more
+ * slots than the stripe has units: longer, it loops. */
 static apr_status_t find(const zone_t *z, const ss_key_t *key, apr_uint32_t *found)
 {
     apr_uint32_t i = buckets(z->a)[bucket_of(z->a, key->bytes)], steps = 0;
 
     while (i != NIL) {
-        if (!in_range(z, i) || ++steps > z->a->stripe_blocks) {
+        if (!slot_ok(z, i) || !is_live(slot(z, i)) || ++steps > z->cap) {
             return SHM_BROKEN;
         }
-        if (memcmp(entry(z, i)->key, key->bytes, ENTRY_KEY_BYTES) == 0) {
-            if (!entry_ok(z, i)) {
-                return SHM_BROKEN;
-            }
+        if (memcmp(slot(z, i)->key, key->bytes, SLOT_KEY_BYTES) == 0) {
             break;
         }
-        i = entry(z, i)->hash_next;
+        i = slot(z, i)->hash_next;
     }
     *found = i;
     return APR_SUCCESS;
 }
 
-/* Both neighbours must point back at i before i is taken out. */
-static apr_status_t lru_unlink(const zone_t *z, apr_uint32_t i)
+/* The link that points at the slot at pos: its bucket head or the
+ * hash_next of the slot before it in the chain; NULL when it is not in its
+ * chain (damage). */
+static apr_uint32_t *link_to(const zone_t *z, apr_uint32_t pos)
 {
-    shm_stripe_t *h = z->st;
-    shm_entry_t *e = entry(z, i);
-    apr_uint32_t prev = e->lru_prev, next = e->lru_next;
-
-    if (!link_ok(z, prev) || !link_ok(z, next) ||
-        (prev == NIL ? h->lru_head : entry(z, prev)->lru_next) != i ||
-        (next == NIL ? h->lru_tail : entry(z, next)->lru_prev) != i) {
-        return SHM_BROKEN;
-    }
-    if (prev != NIL) {
-        entry(z, prev)->lru_next = next;
-    } else {
-        h->lru_head = next;
-    }
-    if (next != NIL) {
-        entry(z, next)->lru_prev = prev;
-    } else {
-        h->lru_tail = prev;
-    }
-    return APR_SUCCESS;
-}
-
-static apr_status_t lru_push_head(const zone_t *z, apr_uint32_t i)
-{
-    shm_stripe_t *h = z->st;
-    shm_entry_t *e = entry(z, i);
-    apr_uint32_t head = h->lru_head;
-
-    /* An empty list has no tail; a head has no predecessor. */
-    if (head == NIL ? h->lru_tail != NIL
-                    : (!in_range(z, head) || entry(z, head)->lru_prev != NIL)) {
-        return SHM_BROKEN;
-    }
-    e->lru_prev = NIL;
-    e->lru_next = head;
-    if (head != NIL) {
-        entry(z, head)->lru_prev = i;
-        FAULT("lru.push_half");
-    } else {
-        h->lru_tail = i;
-    }
-    h->lru_head = i;
-    return APR_SUCCESS;
-}
-
-/* The walk stops at the end of the chain: i not in it is damage. */
-static apr_status_t hash_unlink(const zone_t *z, apr_uint32_t i)
-{
-    apr_uint32_t b = bucket_of(z->a, entry(z, i)->key), *link = &buckets(z->a)[b];
+    apr_uint32_t b = bucket_of(z->a, slot(z, pos)->key), *link = &buckets(z->a)[b];
     apr_uint32_t steps = 0;
 
     if ((b & (z->a->nstripes - 1)) != z->index) {
-        return SHM_BROKEN; /* another stripe's bucket: not ours to touch */
+        return NULL; /* another stripe's bucket: not ours to touch */
     }
-    while (*link != i) {
-        if (!in_range(z, *link) || ++steps > z->a->stripe_blocks) {
-            return SHM_BROKEN;
+    while (*link != pos) {
+        if (*link >= z->cap || ++steps > z->cap) {
+            return NULL;
         }
-        link = &entry(z, *link)->hash_next;
+        link = &slot(z, *link)->hash_next;
     }
-    if (!link_ok(z, entry(z, i)->hash_next)) {
-        return SHM_BROKEN;
-    }
-    *link = entry(z, i)->hash_next;
-    return APR_SUCCESS;
+    return link;
 }
 
-/* i has passed entry_ok (found, or on the LRU list and checked here). */
-static apr_status_t remove_entry(const zone_t *z, apr_uint32_t i)
+/* Take the live slot at pos out of the index and make it dead; its units
+ * stay where they are until the hand passes them. */
+static apr_status_t kill_slot(const zone_t *z, apr_uint32_t pos)
 {
-    shm_stripe_t *h = z->st;
-    apr_uint32_t b = i, next, n, k;
+    shm_stripe_t *st = z->st;
+    shm_slot_t *s = slot(z, pos);
+    apr_uint32_t *link = link_to(z, pos);
 
-    if (!entry_ok(z, i)) {
+    if (!link || (s->hash_next != NIL && s->hash_next >= z->cap) || st->entries == 0 ||
+        st->live < units_of(s)) {
         return SHM_BROKEN;
     }
-    n = blocks_for(entry(z, i)->length);
-    if (h->entries == 0 || h->free_count > z->end - z->first - n) {
-        return SHM_BROKEN;
-    }
-    if (hash_unlink(z, i) != APR_SUCCESS) {
-        return SHM_BROKEN;
-    }
+    *link = s->hash_next;
     FAULT("remove.hash_unlinked");
-    if (lru_unlink(z, i) != APR_SUCCESS) {
+    s->meta &= ~SLOT_FLAGS;
+    st->entries--;
+    st->live -= units_of(s);
+    return APR_SUCCESS;
+}
+
+/* Write a dead slot of u units at pos. */
+static void put_dead(const zone_t *z, apr_uint32_t pos, apr_uint32_t u)
+{
+    slot(z, pos)->meta = u << 8;
+}
+
+/* Whether the stripe has room for need more units once its dead slots are
+ * reclaimed: the live ones moved together leave a gap of cap - live, less
+ * at most need - 1 of padding where the ring wraps, and a margin of 1/32
+ * that bounds what the hand moves to free a unit (at most 31 units). */
+static int room_without_evicting(const zone_t *z, apr_uint32_t need)
+{
+    return (apr_uint64_t)z->st->live + 2 * (apr_uint64_t)need + z->cap / 32 <= z->cap;
+}
+
+/* The hand passes the slot it points at, to make room for need units: a
+ * dead slot's units join the gap, as do those of a live one that is dead by
+ * its deadline, or evicted; a live one referenced since the last pass, or
+ * any live one while the stripe has room for all of them, is kept (when
+ * second_chance): moved across the gap to the head, its reference cleared.
+ * The ring is written through as often as slots are written, full or not:
+ * only a stripe short of room evicts. Called only while the gap does not
+ * wrap (it ends at the hand, before the end of the data). */
+static apr_status_t pass_hand(const zone_t *z, int second_chance, apr_uint32_t need, apr_time_t now)
+{
+    shm_stripe_t *st = z->st;
+    apr_uint32_t pos = st->hand, u;
+    shm_slot_t *s;
+
+    if (!slot_ok(z, pos) || units_of(slot(z, pos)) > z->cap - st->free) {
         return SHM_BROKEN;
     }
-    FAULT("remove.lru_unlinked");
-    h->entries--;
-    for (k = 0; k < n; k++) {
-        next = next_of(z, b);
-        set_next(z, b, h->free_head);
-        FAULT("remove.mid_free_push");
-        h->free_head = b;
-        h->free_count++;
-        b = next;
-    }
-    return APR_SUCCESS;
-}
+    s = slot(z, pos);
+    u = units_of(s);
+    if (is_live(s) && second_chance && !is_dead(s, now) &&
+        ((s->meta & SLOT_REF) || room_without_evicting(z, need))) {
+        apr_uint32_t *link = link_to(z, pos);
 
-static int is_dead(const shm_entry_t *e, apr_time_t now)
-{
-    return e->deadline && e->deadline <= now;
-}
-
-/* Remove every dead record, from the tail. */
-static apr_status_t sweep(const zone_t *z, apr_time_t now)
-{
-    shm_stripe_t *h = z->st;
-    apr_uint32_t i, prev, steps = 0;
-
-    for (i = h->lru_tail; i != NIL; i = prev) {
-        if (!in_range(z, i) || ++steps > z->a->stripe_blocks) {
+        if (!link) {
             return SHM_BROKEN;
         }
-        prev = entry(z, i)->lru_prev;
-        if (is_dead(entry(z, i), now)) {
-            if (remove_entry(z, i) != APR_SUCCESS) {
-                return SHM_BROKEN;
-            }
-            h->stats.evicted_expired++;
-            FAULT("evict.sweep");
+        s->meta &= ~SLOT_REF;
+        if (st->free) {
+            /* The gap [head, hand) lies before the slot, in one piece. */
+            memmove(slot(z, st->head), s, (apr_size_t)u * UNIT);
+            FAULT("clock.moved");
+            *link = st->head;
         }
-    }
-    return APR_SUCCESS;
-}
-
-/* Free blocks until n are available: dead records first (a full scan, at
- * most once a second), then the least recently used. A record takes at most
- * a quarter of the blocks, so emptying the list always makes room. */
-static apr_status_t make_room(const zone_t *z, apr_uint32_t n, apr_time_t now)
-{
-    shm_stripe_t *h = z->st;
-    apr_uint32_t i, steps = 0;
-
-    if (h->free_count >= n) {
+        st->head = after(z, st->head, u);
+        st->hand = after(z, pos, u);
+        FAULT("clock.kept");
         return APR_SUCCESS;
     }
-    if (now >= h->next_sweep) {
-        h->next_sweep = now + SWEEP_INTERVAL;
-        if (sweep(z, now) != APR_SUCCESS) {
-            return SHM_BROKEN;
-        }
-    }
-    while (h->free_count < n) {
-        i = h->lru_tail;
-        if (!in_range(z, i) || ++steps > z->a->stripe_blocks) {
-            return SHM_BROKEN;
-        }
-        if (is_dead(entry(z, i), now)) {
-            h->stats.evicted_expired++;
+    if (is_live(s)) {
+        if (is_dead(s, now)) {
+            st->stats.evicted_expired++;
         } else {
-            h->stats.evicted_lru++;
+            st->stats.evicted_lru++;
         }
-        if (remove_entry(z, i) != APR_SUCCESS) {
+        if (kill_slot(z, pos) != APR_SUCCESS) {
             return SHM_BROKEN;
         }
-        FAULT("evict.lru");
+        FAULT("evict.killed");
     }
+    st->free += u;
+    st->hand = after(z, pos, u);
+    if (st->free == z->cap) {
+        st->head = st->hand = 0; /* empty: start over at the beginning */
+    }
+    FAULT("evict.passed");
     return APR_SUCCESS;
 }
 
-/* n blocks chained from *first: off the free list, then off the blocks never
- * used yet. */
-static apr_status_t alloc_chain(const zone_t *z, apr_uint32_t n, apr_uint32_t *first)
+/* Make u units free in one piece at the head. The hand goes round at most
+ * twice: every slot it passes once has lost its second chance, so the
+ * second round frees everything. A record takes at most a quarter of the
+ * stripe. */
+static apr_status_t make_room(const zone_t *z, apr_uint32_t u, apr_time_t now)
 {
-    shm_stripe_t *h = z->st;
-    apr_uint32_t prev = NIL, b, k;
+    shm_stripe_t *st = z->st;
+    apr_uint64_t passed = 0;
 
-    if (h->free_count < n || h->free_count > z->end - z->first || h->fresh < z->first ||
-        h->fresh > z->end) {
+    if (check_ring(z)) {
         return SHM_BROKEN;
     }
-    for (k = 0; k < n; k++) {
-        if (h->free_head != NIL) {
-            b = h->free_head;
-            if (!in_range(z, b) || !link_ok(z, next_of(z, b))) {
-                return SHM_BROKEN;
-            }
-            h->free_head = next_of(z, b);
-        } else if (h->fresh < z->end) {
-            b = h->fresh++;
-        } else {
-            return SHM_BROKEN; /* fewer free blocks than counted */
-        }
-        FAULT("alloc.head_moved");
-        h->free_count--;
-        if (prev == NIL) {
-            *first = b;
-        } else {
-            set_next(z, prev, b);
-        }
-        prev = b;
-    }
-    set_next(z, prev, NIL);
-    return APR_SUCCESS;
-}
+    for (;;) {
+        apr_uint32_t to_end = z->cap - st->head;
 
-/* The chain from i is known to hold len bytes (alloc_chain, entry_ok). */
-static void copy_in(const zone_t *z, apr_uint32_t i, const char *src, apr_size_t len)
-{
-    apr_size_t chunk = len < FIRST_DATA ? len : FIRST_DATA;
-
-    memcpy(block(z->a, i) + sizeof(shm_entry_t), src, chunk);
-    src += chunk;
-    len -= chunk;
-    while (len) {
-        FAULT("save.mid_copy");
-        i = next_of(z, i);
-        chunk = len < NEXT_DATA ? len : NEXT_DATA;
-        memcpy(block(z->a, i) + sizeof(apr_uint32_t), src, chunk);
-        src += chunk;
-        len -= chunk;
+        if ((st->free < to_end ? st->free : to_end) >= u) {
+            return APR_SUCCESS;
+        }
+        if (st->free >= to_end) {
+            /* The gap runs past the end, whose piece is too short: a dead
+             * slot fills it, and the gap goes on from the beginning. */
+            put_dead(z, st->head, to_end);
+            st->free -= to_end;
+            st->head = 0;
+            FAULT("clock.padded");
+            continue;
+        }
+        if (passed > 2 * (apr_uint64_t)z->cap) {
+            return SHM_BROKEN;
+        }
+        passed += units_of(slot(z, st->hand)) ? units_of(slot(z, st->hand)) : 1;
+        if (pass_hand(z, passed <= z->cap, u, now) != APR_SUCCESS) {
+            return SHM_BROKEN;
+        }
     }
 }
 
-static void copy_out(const zone_t *z, apr_uint32_t i, char *dst, apr_size_t len)
+/* Fill the slot at pos (u units) with key's record; its hash link is left
+ * as it is. A new record is not referenced yet: a session created and never
+ * used again (a bot, a flood of logins) goes before one in use. The slot
+ * is live only once it is whole: written in place, over an indexed slot, a
+ * writer that dies halfway leaves an indexed dead slot, which the walk of
+ * the next holder finds (never half of each version served as a record).
+ * The atomic stores are also compiler barriers. */
+static void fill_slot(const zone_t *z, apr_uint32_t pos, apr_uint32_t u, const ss_key_t *key,
+                      const ss_owner_t *owner, const char *buf, apr_size_t len, apr_time_t deadline,
+                      ss_save_mode_e mode)
 {
-    apr_size_t chunk = len < FIRST_DATA ? len : FIRST_DATA;
+    shm_slot_t *s = slot(z, pos);
+    apr_uint32_t own = owner ? SS_OWNER_BYTES : 0;
+    apr_uint32_t spare = u * UNIT - SLOT_HEADER - own - (apr_uint32_t)len;
+    apr_uint32_t meta = u << 8 | spare << 4 | (owner ? SLOT_OWNED : 0);
 
-    memcpy(dst, block(z->a, i) + sizeof(shm_entry_t), chunk);
-    dst += chunk;
-    len -= chunk;
-    while (len) {
-        i = next_of(z, i);
-        chunk = len < NEXT_DATA ? len : NEXT_DATA;
-        memcpy(dst, block(z->a, i) + sizeof(apr_uint32_t), chunk);
-        dst += chunk;
-        len -= chunk;
+    apr_atomic_set32(&s->meta, meta);
+    s->deadline = deadline_secs(deadline);
+    memcpy(s->key, key->bytes, SLOT_KEY_BYTES);
+    if (owner) {
+        memcpy((char *)s + SLOT_HEADER, owner->bytes, SS_OWNER_BYTES);
     }
+    memcpy(record_of(s), buf, len / 2);
+    FAULT("save.mid_copy");
+    memcpy(record_of(s) + len / 2, buf + len / 2, len - len / 2);
+    apr_atomic_set32(&s->meta, meta | SLOT_LIVE | (mode == SS_SAVE_UPDATE ? SLOT_REF : 0));
 }
 
 #ifdef SS_FAULT_POINTS
@@ -1084,23 +1049,20 @@ typedef struct {
 } field_t;
 
 static const field_t stripe_fields[] = {
-    {"free_head", offsetof(shm_stripe_t, free_head)},
-    {"free_count", offsetof(shm_stripe_t, free_count)},
-    {"lru_head", offsetof(shm_stripe_t, lru_head)},
-    {"lru_tail", offsetof(shm_stripe_t, lru_tail)},
-    {"entries", offsetof(shm_stripe_t, entries)},
-    {"fresh", offsetof(shm_stripe_t, fresh)},
+    {"head", offsetof(shm_stripe_t, head)}, {"hand", offsetof(shm_stripe_t, hand)},
+    {"free", offsetof(shm_stripe_t, free)}, {"entries", offsetof(shm_stripe_t, entries)},
+    {"live", offsetof(shm_stripe_t, live)},
 };
 
-static const field_t entry_fields[] = {
-    {"next", offsetof(shm_entry_t, next)},         {"hash_next", offsetof(shm_entry_t, hash_next)},
-    {"lru_prev", offsetof(shm_entry_t, lru_prev)}, {"lru_next", offsetof(shm_entry_t, lru_next)},
-    {"length", offsetof(shm_entry_t, length)},
+static const field_t slot_fields[] = {
+    {"meta", offsetof(shm_slot_t, meta)},
+    {"hash_next", offsetof(shm_slot_t, hash_next)},
+    {"deadline", offsetof(shm_slot_t, deadline)},
 };
 
 /* Test builds only: the address of a named field, for tests that damage the
  * arena by hand: the header's "layout", one of the state of key's stripe,
- * key's bucket head ("bucket"), or one of key's entry (NULL if key is not
+ * key's bucket head ("bucket"), or one of key's slot (NULL if key is not
  * found). */
 apr_uint32_t *ss_shm_fault_field(void *base, const char *name, const ss_key_t *key)
 {
@@ -1129,9 +1091,9 @@ apr_uint32_t *ss_shm_fault_field(void *base, const char *name, const ss_key_t *k
     if (find(&z, key, &i) != APR_SUCCESS || i == NIL) {
         return NULL;
     }
-    for (k = 0; k < sizeof(entry_fields) / sizeof(entry_fields[0]); k++) {
-        if (!strcmp(name, entry_fields[k].name)) {
-            return (apr_uint32_t *)(block(&a, i) + entry_fields[k].offset);
+    for (k = 0; k < sizeof(slot_fields) / sizeof(slot_fields[0]); k++) {
+        if (!strcmp(name, slot_fields[k].name)) {
+            return (apr_uint32_t *)((char *)slot(&z, i) + slot_fields[k].offset);
         }
     }
     return NULL;
@@ -1164,27 +1126,26 @@ static apr_status_t load_locked(const zone_t *z, int sealed_only, const ss_key_t
                                 const ss_expiry_t *judge, const ss_expiry_t *keep, apr_time_t now,
                                 apr_pool_t *p, char **buf, apr_size_t *len, apr_time_t *accessed)
 {
-    shm_stripe_t *h = z->st;
+    shm_stripe_t *st = z->st;
     ss_record_head_t head;
     apr_time_t created;
     apr_uint32_t i;
-    shm_entry_t *e;
+    shm_slot_t *s;
     apr_status_t rv;
 
     if (find(z, key, &i) != APR_SUCCESS) {
         return SHM_BROKEN;
     }
     if (i == NIL) {
-        h->stats.misses++;
+        st->stats.misses++;
         return APR_NOTFOUND;
     }
-    e = entry(z, i);
-    *len = e->length;
-    *buf = apr_palloc(p, *len);
-    copy_out(z, i, *buf, *len);
+    s = slot(z, i);
+    *len = record_len(s);
+    *buf = apr_pmemdup(p, record_of(s), *len);
     rv = ss_record_peek((const unsigned char *)*buf, *len, &head);
     if (rv == APR_ENOTIMPL) {
-        h->stats.newer_format++;
+        st->stats.newer_format++;
         return APR_NOTFOUND;
     }
     if (rv == APR_SUCCESS && (head.flags & SS_RECORD_FLAG_SEALED) && !key->sealable) {
@@ -1196,37 +1157,31 @@ static apr_status_t load_locked(const zone_t *z, int sealed_only, const ss_key_t
     created = head.created;
     *accessed = head.accessed;
     if (rv != APR_SUCCESS || ss_expiry_check(keep, created, *accessed, now) != SS_LIVE) {
-        if (remove_entry(z, i) != APR_SUCCESS) {
+        if (kill_slot(z, i) != APR_SUCCESS) {
             return SHM_BROKEN;
         }
         if (rv != APR_SUCCESS) {
-            h->stats.malformed++;
+            st->stats.malformed++;
             ss_log(SS_LOG_WARNING, rv, "shm store: session %s held a malformed record; removed",
                    ss_key_tag(key, p));
             return APR_NOTFOUND;
         }
-        h->stats.expired++;
+        st->stats.expired++;
         return SS_EEXPIRED;
     }
     if (ss_expiry_check(judge, created, *accessed, now) != SS_LIVE) {
-        h->stats.expired++; /* dead here only: kept for the lenient locations */
+        st->stats.expired++; /* dead here only: kept for the lenient locations */
         return SS_EEXPIRED;
     }
     if (ss_expiry_touch_due(judge, *accessed, now)) {
-        ss_record_poke_accessed((unsigned char *)block(z->a, i) + sizeof(shm_entry_t), now);
+        ss_record_poke_accessed(record_of(s), now);
         FAULT("touch.accessed");
         *accessed = now;
-        e->deadline = ss_expiry_deadline(keep, created, now);
-        h->stats.touches++;
+        s->deadline = deadline_secs(ss_expiry_deadline(keep, created, now));
+        st->stats.touches++;
     }
-    if (lru_unlink(z, i) != APR_SUCCESS) {
-        return SHM_BROKEN;
-    }
-    FAULT("touch.lru_unlinked");
-    if (lru_push_head(z, i) != APR_SUCCESS) {
-        return SHM_BROKEN;
-    }
-    h->stats.hits++;
+    s->meta |= SLOT_REF;
+    st->stats.hits++;
     return APR_SUCCESS;
 }
 
@@ -1237,61 +1192,43 @@ static void remove_malformed(const zone_t *z, const ss_key_t *key, const char *b
                              apr_status_t why, apr_pool_t *p)
 {
     apr_uint32_t i;
-    char *now_there;
 
     if (begin_update(z) != APR_SUCCESS) {
         return;
     }
     if (find(z, key, &i) != APR_SUCCESS) {
         recover_broken(z);
-    } else if (i != NIL && entry(z, i)->length == len) {
-        now_there = apr_palloc(p, len);
-        copy_out(z, i, now_there, len);
-        if (memcmp(now_there, buf, len) == 0) {
-            if (remove_entry(z, i) != APR_SUCCESS) {
-                recover_broken(z);
-            } else {
-                z->st->stats.malformed++;
-                z->st->stats.hits--;
-                ss_log(SS_LOG_WARNING, why,
-                       "shm store: session %s held a malformed record; removed",
-                       ss_key_tag(key, p));
-            }
+    } else if (i != NIL && record_len(slot(z, i)) == len &&
+               memcmp(record_of(slot(z, i)), buf, len) == 0) {
+        if (kill_slot(z, i) != APR_SUCCESS) {
+            recover_broken(z);
+        } else {
+            z->st->stats.malformed++;
+            z->st->stats.hits--;
+            ss_log(SS_LOG_WARNING, why, "shm store: session %s held a malformed record; removed",
+                   ss_key_tag(key, p));
         }
     }
     end_update(z);
 }
 
-/* The clear header of entry i's record, read in place (ss_record_peek).
- * It is given the record's whole length, which it checks against the
- * format's minimum (a sealed record's exceeds FIRST_DATA), but it reads only
- * the header, which lies in the first block (FIRST_DATA_HOLDS_HEADER). */
-static apr_status_t peek_head(const zone_t *z, apr_uint32_t i, ss_record_head_t *head)
+/* The clear header of the record in the slot at pos, read in place
+ * (ss_record_peek). */
+static apr_status_t peek_head(const zone_t *z, apr_uint32_t pos, ss_record_head_t *head)
 {
-    return ss_record_peek((const unsigned char *)block(z->a, i) + sizeof(shm_entry_t),
-                          entry(z, i)->length, head);
+    shm_slot_t *s = slot(z, pos);
+
+    return ss_record_peek(record_of(s), record_len(s), head);
 }
 
-/* The revision of entry i's record, from the header in its first block;
- * APR_EINVAL when it is not a record of a version we read. */
-static apr_status_t stored_revision(const zone_t *z, apr_uint32_t i, apr_uint32_t *revision)
-{
-    ss_record_head_t head;
-    apr_status_t rv;
-
-    rv = peek_head(z, i, &head);
-    *revision = head.revision;
-    return rv;
-}
-
-/* Whether a save in this mode may go ahead over entry i (NIL: none). A dead
- * entry counts as gone; an update goes ahead only over the revision it
- * loaded (revision - 1). */
+/* Whether a save in this mode may go ahead over the slot at i (NIL: none).
+ * A dead record counts as gone; an update goes ahead only over the
+ * revision it loaded (revision - 1). */
 static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e mode,
                                apr_uint32_t revision, apr_time_t now)
 {
-    int live = i != NIL && !is_dead(entry(z, i), now);
-    apr_uint32_t stored = 0;
+    int live = i != NIL && !is_dead(slot(z, i), now);
+    ss_record_head_t head;
 
     if (mode == SS_SAVE_NEW && live) {
         return APR_EEXIST;
@@ -1301,22 +1238,23 @@ static apr_status_t check_mode(const zone_t *z, apr_uint32_t i, ss_save_mode_e m
         return APR_NOTFOUND;
     }
     if (mode == SS_SAVE_UPDATE &&
-        (stored_revision(z, i, &stored) != APR_SUCCESS || stored != revision - 1)) {
+        (peek_head(z, i, &head) != APR_SUCCESS || head.revision != revision - 1)) {
         z->st->stats.refused_conflict++;
         return SS_ECONFLICT;
     }
     return APR_SUCCESS;
 }
 
-/* Replace or add key's record: the old one out, room made, a chain filled
- * and only then linked into the index and the LRU list. */
+/* Replace or add key's record. One no larger than the slot it replaces is
+ * written over it (a shorter one leaves the rest of the slot dead); a larger
+ * or new one goes to a new slot at the head, room made first, and is
+ * indexed only once it is whole. */
 static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_owner_t *owner,
                                 const char *buf, apr_size_t len, apr_time_t deadline,
                                 ss_save_mode_e mode, apr_uint32_t revision, apr_time_t now)
 {
-    shm_stripe_t *h = z->st;
-    apr_uint32_t i, n, *head;
-    shm_entry_t *e;
+    shm_stripe_t *st = z->st;
+    apr_uint32_t i, u = units_for(len, owner != NULL), *head;
     apr_status_t rv;
 
     if (find(z, key, &i) != APR_SUCCESS) {
@@ -1326,34 +1264,41 @@ static apr_status_t save_locked(const zone_t *z, const ss_key_t *key, const ss_o
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (i != NIL && remove_entry(z, i) != APR_SUCCESS) {
+    if (i != NIL && units_of(slot(z, i)) >= u) {
+        apr_uint32_t old = units_of(slot(z, i));
+
+        fill_slot(z, i, u, key, owner, buf, len, deadline, mode);
+        if (old > u) {
+            put_dead(z, i + u, old - u);
+            st->live -= old - u;
+        }
+        st->stats.saves++;
+        FAULT("save.done");
+        return APR_SUCCESS;
+    }
+    if (i != NIL && kill_slot(z, i) != APR_SUCCESS) {
         return SHM_BROKEN;
     }
     FAULT("save.old_removed");
-    n = blocks_for(len);
-    if (make_room(z, n, now) != APR_SUCCESS || alloc_chain(z, n, &i) != APR_SUCCESS) {
+    if (make_room(z, u, now) != APR_SUCCESS) {
         return SHM_BROKEN;
     }
+    FAULT("save.room_made");
+    i = st->head;
+    fill_slot(z, i, u, key, owner, buf, len, deadline, mode);
+    st->head = after(z, i, u);
+    st->free -= u;
     FAULT("save.allocated");
-    e = entry(z, i);
-    memcpy(e->key, key->bytes, ENTRY_KEY_BYTES);
-    memcpy(e->owner, owner->bytes, SS_OWNER_BYTES);
-    e->length = (apr_uint32_t)len;
-    e->deadline = deadline;
-    copy_in(z, i, buf, len);
     head = &buckets(z->a)[bucket_of(z->a, key->bytes)];
-    if (!link_ok(z, *head)) {
+    if (*head != NIL && *head >= z->cap) {
         return SHM_BROKEN;
     }
-    e->hash_next = *head;
+    slot(z, i)->hash_next = *head;
     *head = i;
     FAULT("save.hash_linked");
-    if (lru_push_head(z, i) != APR_SUCCESS) {
-        return SHM_BROKEN;
-    }
-    FAULT("save.lru_linked");
-    h->entries++;
-    h->stats.saves++;
+    st->entries++;
+    st->live += u;
+    st->stats.saves++;
     FAULT("save.done");
     return APR_SUCCESS;
 }
@@ -1397,14 +1342,16 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
                              apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
-    ss_owner_t owner;
+    ss_owner_t owner, *owned = NULL;
     char *buf;
     apr_size_t len;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
     zone_t z;
 
-    memset(&owner, 0, sizeof(owner));
-    rv = *rec->user ? ss_owner_hash(rec->user, &owner) : APR_SUCCESS;
+    if (*rec->user) {
+        rv = ss_owner_hash(rec->user, &owner);
+        owned = &owner;
+    }
     if (rv == APR_SUCCESS) {
         rv = ss_record_encode(rec, key, store->form, p, &buf, &len);
     }
@@ -1425,11 +1372,11 @@ static apr_status_t shm_save(ss_store_t *store, const ss_key_t *key, const ss_re
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = save_locked(&z, key, &owner, buf, len, deadline, mode, rec->revision, rec->accessed);
+    rv = save_locked(&z, key, owned, buf, len, deadline, mode, rec->revision, rec->accessed);
     if (rv == SHM_BROKEN) {
         /* The stripe's sessions are lost, this one need not be: save it anew. */
         recover_broken(&z);
-        rv = save_locked(&z, key, &owner, buf, len, deadline, mode, rec->revision, rec->accessed);
+        rv = save_locked(&z, key, owned, buf, len, deadline, mode, rec->revision, rec->accessed);
         rv = rv == SHM_BROKEN ? APR_EGENERAL : rv;
     }
     end_update(&z);
@@ -1448,7 +1395,7 @@ static apr_status_t shm_remove(ss_store_t *store, const ss_key_t *key)
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (find(&z, key, &i) != APR_SUCCESS || (i != NIL && remove_entry(&z, i) != APR_SUCCESS)) {
+    if (find(&z, key, &i) != APR_SUCCESS || (i != NIL && kill_slot(&z, i) != APR_SUCCESS)) {
         recover_broken(&z);
     } else if (i != NIL) {
         z.st->stats.removes++;
@@ -1461,7 +1408,7 @@ static apr_status_t shm_remove(ss_store_t *store, const ss_key_t *key)
 static apr_status_t shm_stats(ss_store_t *store, ss_store_stats_t *stats)
 {
     shm_store_t *s = store->impl;
-    apr_uint64_t *sum = (apr_uint64_t *)stats, free_blocks = 0;
+    apr_uint64_t *sum = (apr_uint64_t *)stats, live = 0;
     const size_t nfields = sizeof(*stats) / sizeof(apr_uint64_t);
     apr_uint32_t k;
     size_t f;
@@ -1482,11 +1429,11 @@ static apr_status_t shm_stats(ss_store_t *store, ss_store_stats_t *stats)
             sum[f] += one[f];
         }
         stats->entries += z.st->entries;
-        free_blocks += z.st->free_count;
+        live += z.st->live;
         unlock(&z);
     }
-    stats->capacity_bytes = (apr_uint64_t)s->a.nblocks * SS_SHM_BLOCK_SIZE;
-    stats->used_bytes = ((apr_uint64_t)s->a.nblocks - free_blocks) * SS_SHM_BLOCK_SIZE;
+    stats->capacity_bytes = (apr_uint64_t)s->a.nstripes * s->a.stripe_units * UNIT;
+    stats->used_bytes = live * UNIT;
     return APR_SUCCESS;
 }
 
@@ -1523,7 +1470,7 @@ static void shm_close(ss_store_t *store)
 static apr_status_t shm_index_add(ss_store_t *store, const ss_owner_t *owner, const ss_key_t *key,
                                   apr_time_t until, apr_time_t now)
 {
-    /* The owner goes into the entry with the record itself (shm_save), under
+    /* The owner goes into the slot with the record itself (shm_save), under
      * the same lock: nothing to do before. */
     (void)store;
     (void)owner;
@@ -1533,33 +1480,31 @@ static apr_status_t shm_index_add(ss_store_t *store, const ss_owner_t *owner, co
     return APR_SUCCESS;
 }
 
-/* Remove every entry of owner in the stripe but except; a walk of its LRU
- * list. */
-static apr_status_t revoke_locked(const zone_t *z, const ss_owner_t *owner, const ss_key_t *except,
-                                  apr_size_t *count)
+typedef struct {
+    const ss_owner_t *owner;
+    const ss_key_t *except;
+    apr_size_t count;
+    apr_status_t rv;
+} revoke_t;
+
+static int revoke_slot(const zone_t *z, apr_uint32_t pos, void *baton)
 {
-    apr_uint32_t i, prev, steps = 0;
+    revoke_t *r = baton;
+    shm_slot_t *s = slot(z, pos);
 
-    for (i = z->st->lru_tail; i != NIL; i = prev) {
-        shm_entry_t *e;
-
-        if (!in_range(z, i) || ++steps > z->a->stripe_blocks) {
-            return SHM_BROKEN;
-        }
-        e = entry(z, i);
-        prev = e->lru_prev;
-        if (memcmp(e->owner, owner->bytes, SS_OWNER_BYTES) ||
-            (except && !memcmp(e->key, except->bytes, ENTRY_KEY_BYTES))) {
-            continue;
-        }
-        if (remove_entry(z, i) != APR_SUCCESS) {
-            return SHM_BROKEN;
-        }
-        FAULT("revoke.removed");
-        z->st->stats.removes++;
-        ++*count;
+    if (!(s->meta & SLOT_OWNED) ||
+        memcmp((char *)s + SLOT_HEADER, r->owner->bytes, SS_OWNER_BYTES) ||
+        (r->except && !memcmp(s->key, r->except->bytes, SLOT_KEY_BYTES))) {
+        return 0;
     }
-    return APR_SUCCESS;
+    if (kill_slot(z, pos) != APR_SUCCESS) {
+        r->rv = SHM_BROKEN;
+        return 1;
+    }
+    FAULT("revoke.removed");
+    z->st->stats.removes++;
+    r->count++;
+    return 0;
 }
 
 /* Each stripe in turn, under its own lock: a session saved meanwhile in a
@@ -1568,7 +1513,7 @@ static apr_status_t shm_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
                                      const ss_key_t *except, apr_time_t now, apr_size_t *count)
 {
     shm_store_t *s = store->impl;
-    apr_size_t n = 0;
+    revoke_t r = {owner, except, 0, APR_SUCCESS};
     apr_uint32_t k;
     zone_t z;
 
@@ -1581,62 +1526,66 @@ static apr_status_t shm_revoke_owner(ss_store_t *store, const ss_owner_t *owner,
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        if (revoke_locked(&z, owner, except, &n) != APR_SUCCESS) {
+        r.rv = APR_SUCCESS;
+        if (each_slot(&z, revoke_slot, &r) != APR_SUCCESS || r.rv != APR_SUCCESS) {
             /* Emptied: the owner's sessions are gone with the rest. */
             recover_broken(&z);
         }
         end_update(&z);
     }
     if (count) {
-        *count = n;
+        *count = r.count;
     }
     return APR_SUCCESS;
 }
 
-/* Copy the stripe's live entries (of owner, when given) out, most recent
- * first, until out holds limit (0: no limit). */
-static apr_status_t scan_locked(const zone_t *z, const ss_owner_t *owner, apr_size_t limit,
-                                apr_time_t now, apr_array_header_t *out)
+typedef struct {
+    const ss_owner_t *owner;
+    apr_size_t limit;
+    apr_time_t now;
+    apr_array_header_t *out;
+} scan_t;
+
+/* Copy a live slot's entry out (of owner, when given), until out holds
+ * limit (0: no limit). */
+static int scan_slot(const zone_t *z, apr_uint32_t pos, void *baton)
 {
-    apr_uint32_t i, steps = 0;
+    scan_t *sc = baton;
+    shm_slot_t *s = slot(z, pos);
+    ss_store_entry_t *x;
+    ss_record_head_t head;
 
-    for (i = z->st->lru_head; i != NIL && (!limit || (apr_size_t)out->nelts < limit);
-         i = entry(z, i)->lru_next) {
-        const shm_entry_t *e;
-        ss_store_entry_t *x;
-        ss_record_head_t head;
-
-        if (!in_range(z, i) || ++steps > z->a->stripe_blocks || !entry_ok(z, i)) {
-            return SHM_BROKEN;
-        }
-        e = entry(z, i);
-        if (is_dead(e, now) || (owner && memcmp(e->owner, owner->bytes, SS_OWNER_BYTES))) {
-            continue;
-        }
-        x = apr_array_push(out);
-        memset(x, 0, sizeof(*x));
-        /* The rest of the key stays 0: enough to name it (its tag) and to
-         * remove it, which compare these bytes only. */
-        memcpy(x->key.bytes, e->key, ENTRY_KEY_BYTES);
-        x->size = e->length;
-        x->expires = e->deadline;
-        x->readable = peek_head(z, i, &head) == APR_SUCCESS;
-        x->created = x->readable ? head.created : 0;
-        x->accessed = x->readable ? head.accessed : 0;
+    if (sc->limit && (apr_size_t)sc->out->nelts >= sc->limit) {
+        return 1;
     }
-    return APR_SUCCESS;
+    if (is_dead(s, sc->now) ||
+        (sc->owner && (!(s->meta & SLOT_OWNED) ||
+                       memcmp((char *)s + SLOT_HEADER, sc->owner->bytes, SS_OWNER_BYTES)))) {
+        return 0;
+    }
+    x = apr_array_push(sc->out);
+    memset(x, 0, sizeof(*x));
+    /* The rest of the key stays 0: enough to name it (its tag) and to
+     * remove it, which compare these bytes only. */
+    memcpy(x->key.bytes, s->key, SLOT_KEY_BYTES);
+    x->size = record_len(s);
+    x->expires = s->deadline ? apr_time_from_sec((apr_time_t)s->deadline) : 0;
+    x->readable = peek_head(z, pos, &head) == APR_SUCCESS;
+    x->created = x->readable ? head.created : 0;
+    x->accessed = x->readable ? head.accessed : 0;
+    return 0;
 }
 
 static apr_status_t shm_scan(ss_store_t *store, const ss_owner_t *owner, apr_size_t limit,
                              ss_store_entry_fn fn, void *baton, apr_time_t now, apr_pool_t *p)
 {
     shm_store_t *s = store->impl;
-    apr_array_header_t *found = apr_array_make(p, 64, sizeof(ss_store_entry_t));
+    scan_t sc = {owner, limit, now, apr_array_make(p, 64, sizeof(ss_store_entry_t))};
     apr_uint32_t k;
     zone_t z;
     int i;
 
-    for (k = 0; k < s->a.nstripes && (!limit || (apr_size_t)found->nelts < limit); k++) {
+    for (k = 0; k < s->a.nstripes && (!limit || (apr_size_t)sc.out->nelts < limit); k++) {
         apr_status_t rv;
 
         zone_init(&z, &s->a, k);
@@ -1644,31 +1593,55 @@ static apr_status_t shm_scan(ss_store_t *store, const ss_owner_t *owner, apr_siz
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        rv = scan_locked(&z, owner, limit, now, found);
+        rv = each_slot(&z, scan_slot, &sc);
         unlock(&z);
         if (rv != APR_SUCCESS) {
-            /* A damaged link: the next update of the stripe rebuilds it. */
+            /* A damaged slot: the next update of the stripe rebuilds it. */
             return APR_EGENERAL;
         }
     }
     /* The callback runs outside every lock. */
-    for (i = 0; i < found->nelts; i++) {
-        if (fn(baton, &APR_ARRAY_IDX(found, i, ss_store_entry_t))) {
+    for (i = 0; i < sc.out->nelts; i++) {
+        if (fn(baton, &APR_ARRAY_IDX(sc.out, i, ss_store_entry_t))) {
             break;
         }
     }
     return APR_SUCCESS;
 }
 
+typedef struct {
+    apr_time_t now;
+    apr_size_t count;
+    apr_status_t rv;
+} purge_t;
+
+static int purge_slot(const zone_t *z, apr_uint32_t pos, void *baton)
+{
+    purge_t *pu = baton;
+
+    if (!is_dead(slot(z, pos), pu->now)) {
+        return 0;
+    }
+    if (kill_slot(z, pos) != APR_SUCCESS) {
+        pu->rv = SHM_BROKEN;
+        return 1;
+    }
+    z->st->stats.evicted_expired++;
+    pu->count++;
+    return 0;
+}
+
+/* Each stripe in turn under its own lock: no request waits for more than
+ * one stripe's walk. The dead slots' units return to the gap when the hand
+ * passes them. */
 static apr_status_t shm_purge_expired(ss_store_t *store, apr_time_t now, apr_size_t *count)
 {
     shm_store_t *s = store->impl;
-    apr_size_t n = 0;
+    purge_t pu = {now, 0, APR_SUCCESS};
     apr_uint32_t k;
     zone_t z;
 
     for (k = 0; k < s->a.nstripes; k++) {
-        apr_uint32_t before;
         apr_status_t rv;
 
         zone_init(&z, &s->a, k);
@@ -1676,15 +1649,14 @@ static apr_status_t shm_purge_expired(ss_store_t *store, apr_time_t now, apr_siz
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        before = z.st->entries;
-        if (sweep(&z, now) != APR_SUCCESS) {
+        pu.rv = APR_SUCCESS;
+        if (each_slot(&z, purge_slot, &pu) != APR_SUCCESS || pu.rv != APR_SUCCESS) {
             recover_broken(&z);
         }
-        n += before >= z.st->entries ? before - z.st->entries : 0;
         end_update(&z);
     }
     if (count) {
-        *count = n;
+        *count = pu.count;
     }
     return APR_SUCCESS;
 }

@@ -1,14 +1,16 @@
 /* ss_shm.h - the shared-memory backend.
  *
  * One fixed arena, shared by every process that maps it: a header, stripes,
- * a hash index and equal blocks. The arena is cut into stripes (up to 512,
- * each at least 64 KiB), each with its own lock, buckets, blocks, free list
- * and LRU list; a key's hash picks its stripe. A record lives in a chain of
- * blocks of its stripe whose first block also carries the entry (key,
- * deadline, hash and LRU links). When a stripe is full, its dead records go
- * first, then its least recently used. Everything is copied in and out
- * under the stripe's lock. The arena holds only offsets, never pointers, so
- * it stays valid wherever it is mapped.
+ * a hash index and the stripes' data. The arena is cut into stripes (up to
+ * 512, each at least 64 KiB), each with its own lock, buckets and data; a
+ * key's hash picks its stripe. A stripe's data is a circular log of
+ * variable-size slots, one per record: a 24-byte header (size and flags,
+ * hash link, deadline, 12 bytes of the key), the owner's hash when there is
+ * an owner, the record, rounded up to 8 bytes. When a stripe is full, a
+ * clock hand goes round its log: dead records are reclaimed, records loaded
+ * since its last pass are kept, others evicted (CLOCK). Everything is
+ * copied in and out under the stripe's lock. The arena holds only offsets,
+ * never pointers, so it stays valid wherever it is mapped.
  *
  * The locks live in the arena itself: process-shared, robust pthread
  * mutexes, set up by ss_shm_format. Any process that maps the arena (an
@@ -19,17 +21,13 @@
  * with the lock held, the next one to take the lock checks the stripe and
  * empties it if it is damaged (logged at SS_LOG_ERR, counted by
  * ss_shm_rebuilds); the other stripes are not touched. A damaged index or
- * length met by any operation does the same: it is detected, never
+ * size met by any operation does the same: it is detected, never
  * followed. */
 #ifndef SS_SHM_H
 #define SS_SHM_H
 
 #include "ss_store.h"
 
-/* A 64-byte entry (its owner's hash included) and 48 bytes of the record in
- * the first block of a chain, 108 in each next: a 200-byte session (a
- * 254-byte sealed record, 226 in clear) takes 3 blocks. */
-#define SS_SHM_BLOCK_SIZE 112
 #define SS_SHM_MIN_SIZE (64 * 1024)
 
 /* Lay out an empty arena over [base, base + size), its locks included.
@@ -75,16 +73,18 @@ apr_status_t ss_shm_open(ss_store_t **store, void *base, apr_pool_t *p);
  * layout that fits in the mapping. */
 apr_status_t ss_shm_open_mapped(ss_store_t **store, void *base, apr_size_t mapped, apr_pool_t *p);
 
-/* Bytes of arena one record of len bytes occupies. */
-apr_size_t ss_shm_footprint(apr_size_t len);
+/* Bytes of a stripe's data that one record of len bytes occupies, with an
+ * owner (owned) or anonymous: a 200-byte session, a 254-byte sealed record,
+ * takes 280 bytes anonymous, 296 with an owner (226 in clear: 256). */
+apr_size_t ss_shm_footprint(apr_size_t len, int owned);
 
 #ifdef SS_FAULT_POINTS
 /* Test builds only: called with the name of each fault point passed in the
- * middle of an update ("save.allocated", "remove.hash_unlinked", ...). */
+ * middle of an update ("save.mid_copy", "remove.hash_unlinked", ...). */
 extern void (*ss_shm_fault_hook)(const char *step);
 
 /* Test builds only: when not 0, arenas formatted and opened afterwards have
- * at most this many stripes (a power of two; 1: one LRU list for all). */
+ * at most this many stripes (a power of two; 1: one log for all). */
 extern apr_uint32_t ss_shm_fault_max_stripes;
 
 /* Test builds only: the address of a named field of the header, of key's

@@ -75,8 +75,9 @@ expect_eq "a login after the restart" 302 "$(login a "$U" alice secret)"
 expect_eq "... reaches the secret page" "SECRET PAGE" "$(get a "$U/private/")"
 
 # 2. Under load, children die at two fault points: every 5th save after
-#    taking its blocks, then at the issue's spot, an eviction that has
-#    unlinked the entry from the hash chain but not from the LRU list.
+#    writing its slot at the head of the ring, not yet indexed, then at the
+#    spot of issue 9, an eviction that has unlinked the slot from its hash
+#    chain but not yet marked it dead.
 BEFORE2=$(wc -l <"$LOG")
 faults save.allocated 5
 logins 4 60 "$WORK/phase2a"

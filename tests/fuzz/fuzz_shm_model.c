@@ -13,9 +13,13 @@
  *     was never rebuilt;
  *   - exactly the keys the model holds are in the arena. A save may evict:
  *     the keys that vanished must be as many as the eviction counters say,
- *     all from the stripe of the key saved (each stripe has its own LRU
- *     list), and every live one among them must have been used less
- *     recently than every key that stayed there (dead ones may go first);
+ *     all from the stripe of the key saved (each stripe has its own ring
+ *     and clock hand); a live one that was referenced (loaded or updated
+ *     since the hand last passed it) goes only after the hand has gone
+ *     round the whole stripe, clearing every other reference there (CLOCK;
+ *     dead ones may go any time the hand reaches them); a live one goes
+ *     only if the stripe, the save's record counted, was short of room;
+ *   - a record loaded or updated is referenced, a new one is not;
  *   - the entry count and the bytes used match the model.
  * Membership is read without side effects by the test-only
  * ss_shm_fault_field (this harness builds ss_shm.c with SS_FAULT_POINTS,
@@ -54,7 +58,6 @@ typedef struct {
     apr_uint32_t revision; /* as stored: 0 in a format 1 record */
     int sealed;            /* written sealed: a key without its seal key cannot open it */
     apr_size_t len;        /* encoded bytes */
-    apr_uint64_t used;     /* when last saved or loaded, for the LRU order */
 } model_t;
 
 typedef struct {
@@ -69,8 +72,7 @@ typedef struct {
     ss_expiry_t keep;
     ss_key_t keys[NKEYS];
     model_t m[NKEYS];
-    apr_uint64_t clock; /* LRU stamps */
-    unsigned seq;       /* operation number */
+    unsigned seq; /* operation number */
 } world_t;
 
 static void no_fault(const char *step)
@@ -101,14 +103,36 @@ static void make_key(ss_key_t *key, ss_key_t *clear, int i)
     clear->sealable = 0;
 }
 
+/* What the harness knows of a slot's meta word (see ss_shm.c): units << 8
+ * | spare bytes << 4 | flags, SLOT_REF 2 the reference bit. */
+#define META_REF 2u
+
 static int in_arena(world_t *w, int k)
 {
-    return ss_shm_fault_field(w->base, "length", &w->keys[k]) != NULL;
+    return ss_shm_fault_field(w->base, "meta", &w->keys[k]) != NULL;
 }
 
+/* Key k is in the arena, referenced since the hand last passed it. */
+static int referenced(world_t *w, int k)
+{
+    apr_uint32_t *meta = ss_shm_fault_field(w->base, "meta", &w->keys[k]);
+
+    return meta && (*meta & META_REF);
+}
+
+static int owned(const model_t *m)
+{
+    return *m->user != '\0';
+}
+
+/* Dead for the store: its slots keep a deadline in seconds, rounded up (a
+ * record stays up to a second past its own; loads judge by the record's
+ * timestamps). */
 static int dead_at(const model_t *m, apr_time_t now)
 {
-    return m->deadline && m->deadline <= now;
+    apr_time_t secs = (m->deadline + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
+
+    return m->deadline > 0 && apr_time_from_sec(secs) <= now;
 }
 
 static ss_store_stats_t stats_of(world_t *w)
@@ -135,7 +159,7 @@ static void check_world(world_t *w, const char *after)
                    k, w->m[k].present ? "vanished" : "appeared");
         if (w->m[k].present) {
             entries++;
-            used += ss_shm_footprint(w->m[k].len);
+            used += ss_shm_footprint(w->m[k].len, owned(&w->m[k]));
         }
     }
     FUZZ_CHECK(st.entries == entries, "after %s: %lu entries, the model %lu", after,
@@ -191,20 +215,26 @@ static void op_load(world_t *w, ss_store_t *s, int k, const ss_expiry_t *judge, 
     FUZZ_CHECK(!strcmp(rec.user, m->user) && rec.payload_len == m->payload_len &&
                    !memcmp(rec.payload, m->payload, m->payload_len),
                "key %d: the record differs from the one saved", k);
-    m->used = ++w->clock;
+    FUZZ_CHECK(referenced(w, k), "op %u: key %d loaded, not referenced", w->seq, k);
 }
 
 /* Vanished keys: as many as the counters say, all from the stripe of the
- * key saved (each stripe has its own LRU list), the live ones less recently
- * used than any key that stayed there. */
-static void check_evictions(world_t *w, int saved, const ss_store_stats_t *before, apr_time_t now)
+ * key saved; a live one referenced before the save only if the hand went
+ * round the stripe, so that no key that stayed there is referenced still
+ * (but the one saved); a live one at all only if the stripe's live bytes
+ * and the saved record's together came near its capacity (ss_shm.c evicts
+ * a live slot only when the live ones, moved together, would not leave
+ * twice the record's slot and 1/32 of the stripe). */
+static void check_evictions(world_t *w, int saved, const ss_store_stats_t *before,
+                            const int *was_referenced, apr_uint64_t stripe_live,
+                            apr_size_t saved_fp, apr_time_t now)
 {
     apr_uint32_t stripe = saved >= 0 ? ss_shm_fault_stripe_of(w->base, &w->keys[saved]) : 0;
     ss_store_stats_t after = stats_of(w);
     apr_uint64_t evicted = (after.evicted_lru + after.evicted_expired) -
                            (before->evicted_lru + before->evicted_expired);
-    apr_uint64_t gone = 0, oldest_kept = (apr_uint64_t)-1, newest_live_gone = 0;
-    int k;
+    apr_uint64_t gone = 0, stripe_bytes = after.capacity_bytes / ss_shm_stripes(w->base);
+    int k, referenced_gone = -1, referenced_kept = -1, live_gone = -1;
 
     for (k = 0; k < NKEYS; k++) {
         model_t *m = &w->m[k];
@@ -213,16 +243,20 @@ static void check_evictions(world_t *w, int saved, const ss_store_stats_t *befor
             continue;
         }
         if (in_arena(w, k)) {
-            if (saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe) {
-                oldest_kept = m->used < oldest_kept ? m->used : oldest_kept;
+            if (saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe &&
+                referenced(w, k)) {
+                referenced_kept = k;
             }
             continue;
         }
         FUZZ_CHECK(saved >= 0 && ss_shm_fault_stripe_of(w->base, &w->keys[k]) == stripe,
                    "op %u: key %d vanished from another stripe than the save's", w->seq, k);
         gone++;
-        if (!dead_at(m, now) && m->used > newest_live_gone) {
-            newest_live_gone = m->used;
+        if (!dead_at(m, now)) {
+            live_gone = k;
+            if (was_referenced[k]) {
+                referenced_gone = k;
+            }
         }
         m->present = 0;
     }
@@ -231,8 +265,27 @@ static void check_evictions(world_t *w, int saved, const ss_store_stats_t *befor
     }
     FUZZ_CHECK(gone == evicted, "op %u: %lu keys vanished, %lu evictions counted", w->seq,
                (unsigned long)gone, (unsigned long)evicted);
-    FUZZ_CHECK(newest_live_gone < oldest_kept || !newest_live_gone,
-               "op %u: a live key was evicted before a less recently used one", w->seq);
+    FUZZ_CHECK(referenced_gone < 0 || referenced_kept < 0,
+               "op %u: key %d evicted though referenced, key %d kept referenced", w->seq,
+               referenced_gone, referenced_kept);
+    FUZZ_CHECK(live_gone < 0 || stripe_live + 2 * saved_fp + stripe_bytes / 32 > stripe_bytes,
+               "op %u: live key %d evicted from a stripe with %lu of %lu bytes live", w->seq,
+               live_gone, (unsigned long)stripe_live, (unsigned long)stripe_bytes);
+}
+
+/* The footprints of the keys the model holds in key k's stripe. */
+static apr_uint64_t stripe_live_bytes(world_t *w, int k)
+{
+    apr_uint32_t stripe = ss_shm_fault_stripe_of(w->base, &w->keys[k]);
+    apr_uint64_t live = 0;
+    int j;
+
+    for (j = 0; j < NKEYS; j++) {
+        if (w->m[j].present && ss_shm_fault_stripe_of(w->base, &w->keys[j]) == stripe) {
+            live += ss_shm_footprint(w->m[j].len, owned(&w->m[j]));
+        }
+    }
+    return live;
 }
 
 /* A save from child s. An update normally writes the revision after the
@@ -243,6 +296,8 @@ static void op_save(world_t *w, int child, int k, ss_save_mode_e mode, apr_time_
     ss_store_t *s = w->child[child];
     model_t *m = &w->m[k], next;
     ss_store_stats_t before = stats_of(w);
+    int was_referenced[NKEYS];
+    apr_uint64_t stripe_live = stripe_live_bytes(w, k);
     char *payload = apr_palloc(w->p, plen + 1), *user = apr_palloc(w->p, ulen + 1);
     int live = m->present && !dead_at(m, now);
     apr_size_t len, limit;
@@ -277,7 +332,9 @@ static void op_save(world_t *w, int child, int k, ss_save_mode_e mode, apr_time_
     next.revision = s->form == SS_RECORD_FORM_V1 ? 0 : rec.revision;
     next.sealed = s->form == SS_RECORD_FORM_SEALED;
     next.len = len;
-    next.used = w->clock + 1;
+    for (i = 0; i < NKEYS; i++) {
+        was_referenced[i] = referenced(w, (int)i);
+    }
 
     if (len > limit || len > w->max_record) {
         want = APR_ENOSPC;
@@ -297,9 +354,13 @@ static void op_save(world_t *w, int child, int k, ss_save_mode_e mode, apr_time_
                (unsigned long)limit, m->present ? (live ? "live" : "dead") : "absent", rv, want);
     if (rv == APR_SUCCESS) {
         *m = next;
-        w->clock++;
+        /* An update is a use; a new record is not, until it is loaded. */
+        FUZZ_CHECK(referenced(w, k) == (mode == SS_SAVE_UPDATE), "op %u: key %d saved %s, %s",
+                   w->seq, k, mode == SS_SAVE_UPDATE ? "as an update" : "new",
+                   referenced(w, k) ? "referenced" : "not referenced");
     }
-    check_evictions(w, rv == APR_SUCCESS ? k : -1, &before, now);
+    check_evictions(w, rv == APR_SUCCESS ? k : -1, &before, was_referenced, stripe_live,
+                    ss_shm_footprint(len, *user != '\0'), now);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -36,8 +36,8 @@ static const ss_expiry_t no_expiry = {0, 0};
 
 static int setup(void **state)
 {
-    /* One stripe: one LRU list, exact capacities. The tests of concurrency
-     * and of crashes use the stripes the arena's size gives. */
+    /* One stripe: one ring, exact capacities. The tests of concurrency and
+     * of crashes use the stripes the arena's size gives. */
     ss_shm_fault_max_stripes = 1;
     *state = unit_arena_create(sizeof(fixture_t));
     return *state ? 0 : -1;
@@ -52,6 +52,25 @@ static int teardown(void **state)
 /* The bytes a record of user "" adds to its payload, in the form the
  * stores write (their default: sealed). */
 #define REC_OVERHEAD (SS_RECORD_HEADER_LEN + 2 + SS_SEAL_OVERHEAD)
+
+/* What the tests know of a slot (see ss_shm.c): a stripe's data is a ring of
+ * 8-byte units; a slot's header starts with its meta word, units << 8 |
+ * spare bytes << 4 | flags; its header is 24 bytes, then the owner's hash
+ * (16 bytes) when it has one, then the record. */
+#define UNIT_BYTES 8u
+#define SLOT_HEADER_BYTES 24u
+#define OWNER_BYTES 16u
+#define META_LIVE 1u
+#define META_REF 2u
+#define META_OWNED 4u
+#define META_UNITS(m) ((m) >> 8)
+
+/* Units of the slot of a sealed record of user "" with plen bytes of
+ * payload. */
+static apr_uint32_t units_of_plen(apr_size_t plen)
+{
+    return (apr_uint32_t)(ss_shm_footprint(REC_OVERHEAD + plen, 0) / UNIT_BYTES);
+}
 
 static void key_of(int i, ss_key_t *key)
 {
@@ -160,12 +179,28 @@ static void test_format_rejects_tiny_max_record(void **state)
     free(buf);
 }
 
+/* A slot's size is 24 bits of units: a record limit whose slot would not
+ * say its own size is refused however large the arena (16 GiB here, never
+ * allocated: ss_shm_fits only computes). */
+static void test_format_rejects_record_beyond_slot_size(void **state)
+{
+    const apr_size_t size = (apr_size_t)16 * 1024 * MIB;
+    const apr_size_t largest = (apr_size_t)0xffffff * UNIT_BYTES - SLOT_HEADER_BYTES - OWNER_BYTES;
+
+    (void)state;
+    assert_true(sizeof(apr_size_t) >= 8);
+    assert_true(ss_shm_fits(size, largest));
+    assert_false(ss_shm_fits(size, largest + 1));
+    assert_false(ss_shm_fits(size, 200 * MIB));
+    assert_false(ss_shm_fits(size, 0x7fffffff));
+}
+
 static void test_format_rejects_max_record_over_quarter(void **state)
 {
     fixture_t *f = *state;
     const apr_size_t size = MIB;
     char *buf = calloc(1, size);
-    apr_uint64_t nblocks;
+    apr_uint64_t units;
     apr_size_t quarter_bytes, max_ok;
     ss_store_stats_t st;
 
@@ -176,18 +211,22 @@ static void test_format_rejects_max_record_over_quarter(void **state)
     assert_false(ss_shm_is_formatted(buf, size, size / 4 + 1));
     assert_int_equal(ss_shm_format(buf, size, size / 5), APR_SUCCESS);
 
-    /* The exact boundary: the largest record whose blocks fit in a quarter
-     * of the arena's blocks. */
+    /* The exact boundary: the largest record whose slot, with an owner,
+     * fits in a quarter of the stripe's units. */
     f->base = buf;
     assert_int_equal(ss_shm_open(&f->store, buf, f->p), APR_SUCCESS);
+    assert_int_equal(ss_shm_stripes(buf), 1);
     st = unit_stats(f->store);
-    assert_int_equal(st.capacity_bytes % SS_SHM_BLOCK_SIZE, 0);
-    nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
-    quarter_bytes = (apr_size_t)(nblocks / 4) * SS_SHM_BLOCK_SIZE;
+    assert_int_equal(st.capacity_bytes % UNIT_BYTES, 0);
+    units = st.capacity_bytes / UNIT_BYTES;
+    quarter_bytes = (apr_size_t)(units / 4) * UNIT_BYTES;
     max_ok = quarter_bytes;
-    while (ss_shm_footprint(max_ok) > quarter_bytes) {
+    while (ss_shm_footprint(max_ok, 1) > quarter_bytes) {
         max_ok--;
     }
+    /* The owner's hash counts: an anonymous record one byte longer would
+     * fit, the limit does not depend on who writes. */
+    assert_true(ss_shm_footprint(max_ok + 1, 0) <= quarter_bytes);
     assert_true(max_ok > size / 5);
     assert_int_equal(ss_shm_format(buf, size, max_ok + 1), APR_EINVAL);
     assert_int_equal(ss_shm_format(buf, size, max_ok), APR_SUCCESS);
@@ -209,7 +248,8 @@ static void test_is_formatted(void **state)
     assert_true(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4096));
     /* Another size or record limit is another arena. */
     assert_false(ss_shm_is_formatted(buf, SS_SHM_MIN_SIZE, 4096));
-    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE + SS_SHM_BLOCK_SIZE, 4096));
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE + UNIT_BYTES, 4096));
+    assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE - UNIT_BYTES, 4096));
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 4095));
     assert_false(ss_shm_is_formatted(buf, 2 * SS_SHM_MIN_SIZE, 8192));
     assert_int_equal(ss_shm_open(&store, buf, f->p), APR_SUCCESS);
@@ -221,9 +261,9 @@ static void test_is_formatted(void **state)
     free(buf);
 }
 
-/* Formatting writes the header, the stripes and the index, never a block:
+/* Formatting writes the header, the stripes and the index, never a slot:
  * a large arena is ready at once, its pages touched only as it fills. */
-static void test_format_writes_no_block(void **state)
+static void test_format_writes_no_slot(void **state)
 {
     fixture_t *f = *state;
     const apr_size_t size = 4 * MIB;
@@ -239,7 +279,8 @@ static void test_format_writes_no_block(void **state)
     for (k = size; k > 0 && buf[k - 1] == 0x5a; k--) {
         untouched++;
     }
-    /* The blocks are all but the few percent the index and stripes take. */
+    /* The stripes' data is all but the few percent the index and stripes
+     * take. */
     assert_true(untouched >= size - size / 32);
     free(buf);
 }
@@ -265,22 +306,36 @@ static void test_reformat_empties(void **state)
     }
 }
 
+/* A slot is its 24-byte header, the owner's 16-byte hash when it has an
+ * owner, the record, rounded up to 8 bytes: nothing else, at any size. */
 static void test_footprint(void **state)
 {
-    apr_size_t len, prev = 0;
+    apr_size_t len, prev = 0, prev_owned = 0;
 
     (void)state;
-    for (len = SS_RECORD_MIN_LEN; len < 20000; len++) {
-        apr_size_t fp = ss_shm_footprint(len);
+    for (len = SS_RECORD_MIN_LEN; len < 200000; len++) {
+        apr_size_t fp = ss_shm_footprint(len, 0), owned = ss_shm_footprint(len, 1);
 
-        assert_int_equal(fp % SS_SHM_BLOCK_SIZE, 0);
-        assert_true(fp >= len + sizeof(apr_uint32_t));
-        /* Overhead stays bounded: a block header per block, one entry. */
-        assert_true(fp < len + 2 * SS_SHM_BLOCK_SIZE + len / 16);
-        assert_true(fp >= prev);
+        assert_int_equal(fp % UNIT_BYTES, 0);
+        assert_true(fp >= len + SLOT_HEADER_BYTES);
+        assert_true(fp < len + SLOT_HEADER_BYTES + UNIT_BYTES);
+        assert_int_equal(owned, ss_shm_footprint(len + OWNER_BYTES, 0));
+        assert_true(fp >= prev && owned >= prev_owned);
         prev = fp;
+        prev_owned = owned;
     }
-    assert_int_equal(ss_shm_footprint(SS_RECORD_MIN_LEN), SS_SHM_BLOCK_SIZE);
+    /* Exact at the unit boundaries. */
+    assert_int_equal(ss_shm_footprint(40, 0), 64);
+    assert_int_equal(ss_shm_footprint(41, 0), 72);
+    assert_int_equal(ss_shm_footprint(24, 1), 64);
+    assert_int_equal(ss_shm_footprint(25, 1), 72);
+    assert_int_equal(ss_shm_footprint(SS_RECORD_MIN_LEN, 0), 56);
+    /* ss_shm.h's figures: a 200-byte session sealed (254 bytes) takes 280
+     * bytes anonymous, 296 with an owner; in clear (226 bytes) 256. */
+    assert_int_equal(REC_OVERHEAD + 200, 254);
+    assert_int_equal(ss_shm_footprint(254, 0), 280);
+    assert_int_equal(ss_shm_footprint(254, 1), 296);
+    assert_int_equal(ss_shm_footprint(226, 0), 256);
 }
 
 /* ---- capacity and eviction --------------------------------------------- */
@@ -291,7 +346,7 @@ static void test_capacity_fill(void **state)
 {
     fixture_t *f = *state;
     const apr_size_t reclen = REC_OVERHEAD + CAP_PLEN; /* user "" */
-    const apr_size_t fp = ss_shm_footprint(reclen);
+    const apr_size_t fp = ss_shm_footprint(reclen, 0);
     ss_store_stats_t st;
     apr_uint64_t fit;
     int i;
@@ -301,7 +356,7 @@ static void test_capacity_fill(void **state)
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.saves, 0);
-    assert_int_equal(st.capacity_bytes % SS_SHM_BLOCK_SIZE, 0);
+    assert_int_equal(st.capacity_bytes % UNIT_BYTES, 0);
     assert_true(st.capacity_bytes <= MIB);
     /* The index and header take a few percent at most. */
     assert_true(st.capacity_bytes >= MIB - MIB / 32);
@@ -355,7 +410,7 @@ static int fill_exactly(fixture_t *f, apr_time_t now, int dead_every, apr_time_t
     int i;
 
     unit_arena_open(f, MIB, 16384);
-    fit = unit_stats(f->store).capacity_bytes / ss_shm_footprint(REC_OVERHEAD + CAP_PLEN);
+    fit = unit_stats(f->store).capacity_bytes / ss_shm_footprint(REC_OVERHEAD + CAP_PLEN, 0);
     for (i = 0; i < (int)fit; i++) {
         int dies = dead_every && i % dead_every == dead_every - 1;
 
@@ -367,143 +422,384 @@ static int fill_exactly(fixture_t *f, apr_time_t now, int dead_every, apr_time_t
     return (int)fit;
 }
 
-static void test_evict_lru_order(void **state)
+/* Key i's slot: its meta word, NULL when the key is not in the arena. Read
+ * without a load, which would set the slot's reference bit. */
+static apr_uint32_t *meta_of(fixture_t *f, int i)
+{
+    ss_key_t key;
+
+    key_of(i, &key);
+    return ss_shm_fault_field(f->base, "meta", &key);
+}
+
+static int in_arena(fixture_t *f, int i)
+{
+    return meta_of(f, i) != NULL;
+}
+
+/* Whether key i is in the arena and referenced since the hand last passed
+ * it. */
+static int referenced(fixture_t *f, int i)
+{
+    apr_uint32_t *meta = meta_of(f, i);
+
+    return meta && (*meta & META_REF);
+}
+
+/* A field of the state of key i's stripe (one stripe here: of the arena). */
+static apr_uint32_t stripe_field(fixture_t *f, const char *name)
+{
+    ss_key_t key;
+    apr_uint32_t *field;
+
+    key_of(0, &key);
+    field = ss_shm_fault_field(f->base, name, &key);
+    assert_non_null(field);
+    return *field;
+}
+
+/* CLOCK: a load sets the reference bit, and so does an update; a new
+ * record starts without it. In a full stripe the hand evicts the
+ * unreferenced in order and gives a referenced one a second chance: kept,
+ * its bit cleared; when the hand comes round again without a use of it in
+ * between, it goes. */
+static void test_evict_clock_second_chance(void **state)
 {
     fixture_t *f = *state;
     int n = fill_exactly(f, T0, 0, 0);
-    const int A = 100000, B = 100001, C = 100002;
+    const int A = 100000, B = 200000;
     ss_store_stats_t st;
-    int i;
+    int i, k;
 
-    /* Loading key 0 makes it the most recently used... */
-    assert_present(f, 0, 0, CAP_PLEN);
-    /* ...so the first save that needs room drops key 1 instead. */
+    for (i = 0; i < n; i++) {
+        assert_true(in_arena(f, i));
+        assert_false(referenced(f, i));
+    }
     assert_int_equal(save_i(f, A, CAP_PLEN), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
-    assert_absent(f, 1);
-    assert_int_equal(save_i(f, B, CAP_PLEN), APR_SUCCESS);
-    assert_absent(f, 2);
-    /* Overwriting key 3 in place needs no room and makes it recent too. */
-    assert_int_equal(save_kv(f, 3, 1, CAP_PLEN, T0, 0), APR_SUCCESS);
-    assert_int_equal(unit_stats(f->store).evicted_lru, 2);
-    assert_int_equal(save_i(f, C, CAP_PLEN), APR_SUCCESS);
-    st = unit_stats(f->store);
-    assert_int_equal(st.evicted_lru, 3);
-    assert_int_equal(st.evicted_expired, 0);
-    assert_absent(f, 4);
-    assert_int_equal(st.entries, (apr_uint64_t)n);
-    /* Everything else is still there. */
-    assert_present(f, 0, 0, CAP_PLEN);
-    assert_present(f, 3, 1, CAP_PLEN);
-    for (i = 5; i < n; i++) {
-        assert_present(f, i, 0, CAP_PLEN);
+    assert_false(in_arena(f, 0));
+    for (i = 1; i < n; i++) {
+        assert_true(in_arena(f, i));
     }
-    assert_present(f, A, 0, CAP_PLEN);
-    assert_present(f, B, 0, CAP_PLEN);
-    assert_present(f, C, 0, CAP_PLEN);
+    assert_false(referenced(f, A));
+
+    /* Key 3 loaded, key 5 overwritten in place (same size): referenced. */
+    assert_present(f, 3, 0, CAP_PLEN);
+    assert_int_equal(save_kv(f, 5, 1, CAP_PLEN, T0, 0), APR_SUCCESS);
+    assert_int_equal(unit_stats(f->store).evicted_lru, 1); /* in place: no room needed */
+    assert_true(referenced(f, 3));
+    assert_true(referenced(f, 5));
+    /* Six saves: 1, 2, 4, 6, 7, 8 go; 3 and 5 are passed, their bits
+     * cleared. */
+    for (k = 1; k <= 6; k++) {
+        assert_int_equal(save_i(f, A + k, CAP_PLEN), APR_SUCCESS);
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 7);
+    assert_int_equal(st.evicted_expired, 0);
+    assert_int_equal(st.entries, (apr_uint64_t)n);
+    for (i = 0; i < 9; i++) {
+        assert_int_equal(in_arena(f, i), i == 3 || i == 5);
+    }
+    assert_false(referenced(f, 3));
+    assert_false(referenced(f, 5));
+    for (i = 9; i < n; i++) {
+        assert_true(in_arena(f, i));
+    }
+    for (k = 0; k <= 6; k++) {
+        assert_false(referenced(f, A + k));
+    }
+
+    /* A + 1 loaded. One round later the hand is back where it began: A and
+     * A + 2, not used since their saves, go; A + 1 has its second chance; 3,
+     * kept once and not used since, goes. */
+    assert_present(f, A + 1, 0, CAP_PLEN);
+    for (k = 0; in_arena(f, 3); k++) {
+        assert_true(k < n);
+        assert_int_equal(save_i(f, B + k, CAP_PLEN), APR_SUCCESS);
+    }
+    assert_true(k > n - 10);
+    assert_false(in_arena(f, A));
+    assert_true(in_arena(f, A + 1));
+    assert_false(referenced(f, A + 1));
+    assert_false(in_arena(f, A + 2));
+    assert_true(in_arena(f, 5));
+    assert_true(in_arena(f, B));
+    assert_int_equal(unit_stats(f->store).entries, (apr_uint64_t)n);
+    /* Key 5 used again before the hand reaches it: kept once more. */
+    assert_present(f, 5, 1, CAP_PLEN);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(save_i(f, B + k + i, CAP_PLEN), APR_SUCCESS);
+    }
+    assert_true(in_arena(f, 5));
+    assert_false(referenced(f, 5));
+    for (i = 0; i < n; i++) {
+        if (i != 5) {
+            assert_false(in_arena(f, i));
+        }
+    }
 }
 
+/* A record of many units: the hand evicts as many small ones, oldest first,
+ * as its slot needs. */
 static void test_evict_large_record_takes_several(void **state)
 {
     fixture_t *f = *state;
     int n = fill_exactly(f, T0, 0, 0);
     const apr_size_t big = 4000;
-    const apr_size_t small_fp = ss_shm_footprint(REC_OVERHEAD + CAP_PLEN);
-    const apr_size_t big_fp = ss_shm_footprint(REC_OVERHEAD + big);
-    apr_uint64_t need, free_bytes;
-    ss_store_stats_t st = unit_stats(f->store);
+    const apr_size_t small_fp = ss_shm_footprint(REC_OVERHEAD + CAP_PLEN, 0);
+    const apr_size_t big_fp = ss_shm_footprint(REC_OVERHEAD + big, 0);
+    apr_uint64_t need = (big_fp + small_fp - 1) / small_fp, need2;
+    ss_store_stats_t st;
     int i;
 
-    free_bytes = st.capacity_bytes - st.used_bytes;
-    need = (big_fp - free_bytes + small_fp - 1) / small_fp;
+    /* None referenced: the tail of the data shorter than a slot becomes
+     * padding, the big slot starts at the beginning and takes the place of
+     * the first need records. */
+    assert_true(need > 10);
     assert_int_equal(save_i(f, 100000, big), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, need);
-    for (i = 0; i < (int)need; i++) {
-        assert_absent(f, i);
+    assert_int_equal(st.entries, (apr_uint64_t)n - need + 1);
+    assert_int_equal(st.used_bytes, ((apr_uint64_t)n - need) * small_fp + big_fp);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(in_arena(f, i), i >= (int)need);
     }
-    assert_present(f, (int)need, 0, CAP_PLEN);
+    /* A second one: the next ones in order, what the first left over
+     * counted. */
+    need2 = (big_fp - (need * small_fp - big_fp) + small_fp - 1) / small_fp;
+    assert_int_equal(save_i(f, 100001, big), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, need + need2);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(in_arena(f, i), i >= (int)(need + need2));
+    }
+    assert_present(f, (int)(need + need2), 0, CAP_PLEN);
     assert_present(f, n - 1, 0, CAP_PLEN);
     assert_present(f, 100000, 0, big);
+    assert_present(f, 100001, 0, big);
+    assert_int_equal(ss_shm_check(f->base, f->size, 16384, NULL), APR_SUCCESS);
 }
 
-static void test_evict_expired_first(void **state)
+/* Records dead by their deadline are reclaimed when the hand reaches them,
+ * referenced or not, before it evicts any live one: every record is loaded
+ * after the fill (referenced), so each save takes the place of the next
+ * dead one and no live one goes. */
+static void test_evict_expired_when_reached(void **state)
 {
     fixture_t *f = *state;
     /* Every 7th record dies at T0 + 10 s; the rest never do. */
     int n = fill_exactly(f, T0, 7, T0 + SEC(10));
-    int dead = n / 7, i;
+    int dead = n / 7, i, k;
     ss_store_stats_t st;
 
     assert_true(dead > 10);
-    /* Still in the future: room is made the LRU way. */
-    assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(5), 0), APR_SUCCESS);
+    for (i = 0; i < n; i++) {
+        assert_present(f, i, 0, CAP_PLEN); /* the arena's deadline only ranks */
+        assert_true(referenced(f, i));
+    }
+    for (k = 0; k < dead; k++) {
+        assert_int_equal(save_kv(f, 100000 + k, 0, CAP_PLEN, T0 + SEC(20), 0), APR_SUCCESS);
+        st = unit_stats(f->store);
+        assert_int_equal(st.evicted_expired, (apr_uint64_t)k + 1);
+        assert_int_equal(st.evicted_lru, 0);
+        assert_false(in_arena(f, 7 * k + 6));
+        if (k + 1 < dead) {
+            assert_true(in_arena(f, 7 * k + 13));
+        }
+    }
+    st = unit_stats(f->store);
+    assert_int_equal(st.entries, (apr_uint64_t)n);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(in_arena(f, i), i % 7 != 6);
+    }
+    /* None dead left: the next save evicts the oldest live one, whose bit
+     * the hand cleared on its way. */
+    assert_int_equal(save_kv(f, 200000, 0, CAP_PLEN, T0 + SEC(20), 0), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
-    assert_int_equal(st.evicted_expired, 0);
-    assert_absent(f, 0);
-
-    /* Later than the deadline (and than the sweep throttle): a save that needs
-     * room reclaims every dead record, and no live one. */
-    assert_int_equal(save_kv(f, 100001, 0, CAP_PLEN, T0 + SEC(20), 0), APR_SUCCESS);
-    st = unit_stats(f->store);
     assert_int_equal(st.evicted_expired, (apr_uint64_t)dead);
-    assert_int_equal(st.evicted_lru, 1);
-    assert_int_equal(st.entries, (apr_uint64_t)(n - 1 - dead + 2));
+    assert_false(in_arena(f, 0));
     for (i = 1; i < n; i++) {
-        if (i % 7 == 6) {
-            assert_absent(f, i);
-        } else {
+        if (i % 7 != 6) {
             assert_present(f, i, 0, CAP_PLEN);
         }
     }
-    assert_present(f, 100000, 0, CAP_PLEN);
-    assert_present(f, 100001, 0, CAP_PLEN);
+    for (k = 0; k < dead; k++) {
+        assert_present(f, 100000 + k, 0, CAP_PLEN);
+    }
     assert_int_equal(unit_stats(f->store).expired, 0); /* reclaimed, not found dead by a load */
 }
 
-static void test_evict_expired_most_recent_first(void **state)
+/* A record dead by its deadline goes when the hand reaches it even if it
+ * was just written and loaded: the reference bit gives a second chance to
+ * live records only. */
+static void test_evict_expired_despite_reference(void **state)
 {
     fixture_t *f = *state;
     int n = fill_exactly(f, T0, 0, 0), i;
     ss_store_stats_t st;
 
-    /* The most recently used record is the dead one: it still goes first. */
-    assert_int_equal(save_kv(f, n - 1, 1, CAP_PLEN, T0, T0 + SEC(10)), APR_SUCCESS);
+    /* Key 0, the oldest, updated in place with a deadline and loaded (both
+     * set its reference bit): the arena's deadline ranks it, the caller's
+     * policy (none) decides. */
+    assert_int_equal(save_kv(f, 0, 1, CAP_PLEN, T0, T0 + SEC(10)), APR_SUCCESS);
+    {
+        ss_record_t out;
+
+        assert_int_equal(load_i(f, 0, T0 + SEC(60), &out), APR_SUCCESS);
+    }
+    assert_true(referenced(f, 0));
     assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(60), 0), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.evicted_expired, 1);
     assert_int_equal(st.evicted_lru, 0);
-    assert_absent(f, n - 1);
-    for (i = 0; i < n - 1; i++) {
+    assert_false(in_arena(f, 0));
+    for (i = 1; i < n; i++) {
         assert_present(f, i, 0, CAP_PLEN);
     }
+    assert_present(f, 100000, 0, CAP_PLEN);
 }
 
-static void test_evict_dead_tail_between_sweeps(void **state)
+/* The deadline to the microsecond (kept in seconds, rounded up): just
+ * before it nothing is dead and the hand evicts the oldest live record;
+ * at it, the next one, dead, is reclaimed as expired; the hand does not
+ * jump ahead to dead ones further on. */
+static void test_evict_expired_at_deadline(void **state)
 {
     fixture_t *f = *state;
     /* Keys 1, 3, 5, ... die at T0 + 10 s. */
     int n = fill_exactly(f, T0, 2, T0 + SEC(10)), i;
     ss_store_stats_t st;
 
-    /* Just before the deadline: nothing is dead, key 0 goes the LRU way. */
     assert_int_equal(save_kv(f, 100000, 0, CAP_PLEN, T0 + SEC(10) - 1, 0), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
     assert_int_equal(st.evicted_expired, 0);
-    /* Right after it, the oldest record is dead: reclaimed as expired, with
-     * or without a full sweep. */
+    assert_false(in_arena(f, 0));
+    assert_true(in_arena(f, 1));
     assert_int_equal(save_kv(f, 100001, 0, CAP_PLEN, T0 + SEC(10), 0), APR_SUCCESS);
     st = unit_stats(f->store);
     assert_int_equal(st.evicted_lru, 1);
-    assert_true(st.evicted_expired >= 1);
-    assert_absent(f, 0);
-    assert_absent(f, 1);
-    for (i = 2; i < n; i += 2) {
-        assert_present(f, i, 0, CAP_PLEN);
+    assert_int_equal(st.evicted_expired, 1);
+    assert_false(in_arena(f, 1));
+    /* Next in line, key 2, is live and unreferenced: it goes, though dead
+     * ones wait further on. */
+    assert_int_equal(save_kv(f, 100002, 0, CAP_PLEN, T0 + SEC(10), 0), APR_SUCCESS);
+    st = unit_stats(f->store);
+    assert_int_equal(st.evicted_lru, 2);
+    assert_int_equal(st.evicted_expired, 1);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(in_arena(f, i), i > 2);
     }
+}
+
+/* A record that keeps its size, or shrinks, is rewritten where it is; one
+ * that grows gets a new slot at the head, its old one left dead. */
+static void test_update_in_place(void **state)
+{
+    fixture_t *f = *state;
+    apr_uint32_t *meta, *grown, head, u1000 = units_of_plen(1000), u400 = units_of_plen(400);
+    apr_uint32_t u2000 = units_of_plen(2000);
+    apr_uint64_t used;
+    ss_store_stats_t st;
+    int i;
+
+    unit_arena_open(f, 256 * 1024, 8192);
+    for (i = 1; i <= 3; i++) {
+        assert_int_equal(save_kv(f, i, 0, 1000, T0, 0), APR_SUCCESS);
+    }
+    meta = meta_of(f, 1);
+    assert_non_null(meta);
+    assert_int_equal(META_UNITS(*meta), u1000);
+    assert_int_equal(*meta & (META_LIVE | META_OWNED), META_LIVE);
+    head = stripe_field(f, "head");
+    assert_int_equal(head, 3 * u1000);
+    used = unit_stats(f->store).used_bytes;
+    assert_int_equal(used, 3 * u1000 * UNIT_BYTES);
+
+    /* As many units (a few bytes fewer): the same slot, nothing added. */
+    assert_int_equal(units_of_plen(995), u1000);
+    assert_int_equal(save_kv(f, 1, 1, 995, T0, 0), APR_SUCCESS);
+    assert_ptr_equal(meta_of(f, 1), meta);
+    assert_int_equal(META_UNITS(*meta), u1000);
+    assert_int_equal(stripe_field(f, "head"), head);
+    st = unit_stats(f->store);
+    assert_int_equal(st.used_bytes, used);
+    assert_int_equal(st.entries, 3);
+    assert_present(f, 1, 1, 995);
+
+    /* Shrunk: the same slot, fewer units; the rest a dead slot of its own. */
+    assert_int_equal(save_kv(f, 1, 2, 400, T0, 0), APR_SUCCESS);
+    assert_ptr_equal(meta_of(f, 1), meta);
+    assert_int_equal(META_UNITS(*meta), u400);
+    {
+        apr_uint32_t rest = *(apr_uint32_t *)((char *)meta + (apr_size_t)u400 * UNIT_BYTES);
+
+        assert_int_equal(META_UNITS(rest), u1000 - u400);
+        assert_int_equal(rest & META_LIVE, 0);
+    }
+    assert_int_equal(stripe_field(f, "head"), head);
+    st = unit_stats(f->store);
+    assert_int_equal(st.used_bytes, used - (u1000 - u400) * UNIT_BYTES);
+    assert_int_equal(st.entries, 3);
+    assert_present(f, 1, 2, 400);
+    assert_int_equal(ss_shm_check(f->base, f->size, 8192, NULL), APR_SUCCESS);
+
+    /* Grown past its slot: written anew at the head; the old slot dead, its
+     * size kept until the hand passes it. */
+    assert_int_equal(save_kv(f, 1, 3, 2000, T0, 0), APR_SUCCESS);
+    grown = meta_of(f, 1);
+    assert_non_null(grown);
+    assert_true(grown != meta);
+    /* Key 1's first slot was the first of the ring: the new one is head
+     * units further. */
+    assert_int_equal((char *)grown - (char *)meta, (apr_size_t)head * UNIT_BYTES);
+    assert_int_equal(*meta & META_LIVE, 0);
+    assert_int_equal(META_UNITS(*meta), u400);
+    assert_int_equal(META_UNITS(*grown), u2000);
+    assert_true(*grown & META_REF);
+    assert_int_equal(stripe_field(f, "head"), head + u2000);
+    st = unit_stats(f->store);
+    assert_int_equal(st.used_bytes, (2 * u1000 + u2000) * UNIT_BYTES);
+    assert_int_equal(st.entries, 3);
+    assert_int_equal(st.evicted_lru, 0);
+    assert_present(f, 1, 3, 2000);
+    assert_present(f, 2, 0, 1000);
+    assert_present(f, 3, 0, 1000);
+    assert_int_equal(ss_shm_check(f->base, f->size, 8192, NULL), APR_SUCCESS);
+}
+
+/* The hand goes round as often as new slots are written, whatever the
+ * arena holds: a record not used for a round of the hand must still not be
+ * evicted while its stripe has room for everything live. Only a stripe
+ * short of room evicts. */
+static void test_no_eviction_while_room(void **state)
+{
+    fixture_t *f = *state;
+    ss_store_stats_t st;
+    ss_key_t key;
+    int k;
+
+    unit_arena_open(f, 256 * 1024, 8192);
+    assert_int_equal(save_i(f, 0, 1000), APR_SUCCESS);
+    /* Key 1 grown (a new slot at the head) and shrunk (in place) in turn,
+     * new keys saved and removed: the ring is written through many times
+     * over, with never more than three records live. */
+    for (k = 0; k < 2000; k++) {
+        assert_int_equal(save_kv(f, 1, k, k % 2 ? 2000 : 100, T0, 0), APR_SUCCESS);
+        assert_int_equal(save_i(f, 1000 + k, 500), APR_SUCCESS);
+        key_of(1000 + k, &key);
+        assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
+    }
+    st = unit_stats(f->store);
+    assert_true(st.saves * ss_shm_footprint(REC_OVERHEAD + 500, 0) > 5 * st.capacity_bytes);
+    assert_int_equal(st.evicted_lru, 0);
+    assert_int_equal(st.entries, 2);
+    assert_present(f, 0, 0, 1000);
+    assert_present(f, 1, 1999, 2000);
+    assert_int_equal(ss_shm_check(f->base, f->size, 8192, NULL), APR_SUCCESS);
 }
 
 static void test_load_dead_record(void **state)
@@ -566,7 +862,7 @@ static void test_arena_oversize_refused(void **state)
     assert_int_equal(unit_stats(f->store).refused_oversize, 2);
 }
 
-/* ---- block accounting -------------------------------------------------- */
+/* ---- slot accounting --------------------------------------------------- */
 
 static apr_uint32_t lcg(apr_uint32_t *s)
 {
@@ -574,12 +870,15 @@ static apr_uint32_t lcg(apr_uint32_t *s)
     return *s >> 8;
 }
 
+/* Overwrites in place, shrinking, growing, thousands of them at random sizes
+ * round the ring: the bytes used are always the sum of the footprints, and
+ * once everything is removed the whole ring is usable again. */
 static void test_overwrite_no_leak(void **state)
 {
     fixture_t *f = *state;
     static const apr_size_t sizes[] = {30, 2000, 100, 5000, 0, 800, 7000, 1, 38, 39, 162, 163};
     apr_size_t cur[200];
-    apr_uint64_t expect;
+    apr_uint64_t expect, fit, cap_units;
     apr_uint32_t seed = 42;
     ss_store_stats_t st;
     size_t k;
@@ -591,7 +890,7 @@ static void test_overwrite_no_leak(void **state)
         assert_int_equal(save_kv(f, 7, (int)k, sizes[k], T0, 0), APR_SUCCESS);
         st = unit_stats(f->store);
         assert_int_equal(st.entries, 1);
-        assert_int_equal(st.used_bytes, ss_shm_footprint(REC_OVERHEAD + sizes[k]));
+        assert_int_equal(st.used_bytes, ss_shm_footprint(REC_OVERHEAD + sizes[k], 0));
         assert_present(f, 7, (int)k, sizes[k]);
     }
     assert_int_equal(f->store->ops->remove(f->store, &(ss_key_t){{0}, {0}, 0}), APR_SUCCESS);
@@ -606,28 +905,34 @@ static void test_overwrite_no_leak(void **state)
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.removes, 1);
 
-    /* Many keys, many random sizes, overwritten round after round. */
-    for (round = 0; round < 6; round++) {
+    /* Many keys, many random sizes, overwritten round after round: the hand
+     * goes round the ring several times, reclaiming the dead slots the
+     * overwrites leave and moving the live ones (all referenced: each was
+     * saved since) to the head. Nothing is evicted. */
+    for (round = 0; round < 20; round++) {
         expect = 0;
         for (i = 0; i < 200; i++) {
             cur[i] = lcg(&seed) % 3000;
             assert_int_equal(save_kv(f, i, round, cur[i], T0, 0), APR_SUCCESS);
-            expect += ss_shm_footprint(REC_OVERHEAD + cur[i]);
+            expect += ss_shm_footprint(REC_OVERHEAD + cur[i], 0);
         }
         st = unit_stats(f->store);
         assert_int_equal(st.evicted_lru, 0);
         assert_int_equal(st.entries, 200);
         assert_int_equal(st.used_bytes, expect);
+        assert_int_equal(ss_shm_check(f->base, f->size, 16384, NULL), APR_SUCCESS);
     }
+    /* The hand went round more than once. */
+    assert_true(st.saves * ss_shm_footprint(REC_OVERHEAD + 1500, 0) > 2 * st.capacity_bytes);
     for (i = 0; i < 200; i++) {
-        assert_present(f, i, 5, cur[i]);
+        assert_present(f, i, 19, cur[i]);
     }
     for (i = 0; i < 200; i += 2) {
         ss_key_t key;
 
         key_of(i, &key);
         assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
-        expect -= ss_shm_footprint(REC_OVERHEAD + cur[i]);
+        expect -= ss_shm_footprint(REC_OVERHEAD + cur[i], 0);
     }
     st = unit_stats(f->store);
     assert_int_equal(st.entries, 100);
@@ -642,32 +947,35 @@ static void test_overwrite_no_leak(void **state)
     assert_int_equal(st.entries, 0);
     assert_int_equal(st.used_bytes, 0);
     assert_int_equal(st.removes, 201);
+    assert_int_equal(ss_shm_check(f->base, f->size, 16384, NULL), APR_SUCCESS);
 
-    /* Every block is reachable again: the arena takes one single-block record
-     * per block without evicting, and not one more. Records in clear: no
-     * sealed one fits in a first block (its 48 bytes). */
-    {
-        apr_uint64_t nblocks = st.capacity_bytes / SS_SHM_BLOCK_SIZE;
-
-        assert_int_equal(ss_shm_footprint(SS_RECORD_MIN_LEN), SS_SHM_BLOCK_SIZE);
-        assert_int_equal(ss_shm_footprint(REC_OVERHEAD), 2 * SS_SHM_BLOCK_SIZE);
-        f->store->form = SS_RECORD_FORM_CLEAR;
-        for (i = 0; i < (int)nblocks; i++) {
-            assert_int_equal(save_kv(f, 1000 + i, 0, 0, T0, 0), APR_SUCCESS);
+    /* Every unit is reachable again: the ring takes as many of the smallest
+     * records (in clear: 56 bytes) as it has room for without evicting,
+     * less at most one for the padding where the ring wraps, and then
+     * evicts the oldest of them. */
+    f->store->form = SS_RECORD_FORM_CLEAR;
+    assert_int_equal(ss_shm_footprint(SS_RECORD_HEADER_LEN + 2, 0), 56);
+    cap_units = st.capacity_bytes / UNIT_BYTES;
+    fit = cap_units / 7;
+    for (i = 0;; i++) {
+        assert_true(i <= (int)fit);
+        assert_int_equal(save_kv(f, 1000 + i, 0, 0, T0, 0), APR_SUCCESS);
+        if (unit_stats(f->store).evicted_lru) {
+            break;
         }
-        st = unit_stats(f->store);
-        assert_int_equal(st.evicted_lru, 0);
-        assert_int_equal(st.entries, nblocks);
-        assert_int_equal(st.used_bytes, st.capacity_bytes);
-        assert_int_equal(save_kv(f, 999, 0, 0, T0, 0), APR_SUCCESS);
-        st = unit_stats(f->store);
-        assert_int_equal(st.evicted_lru, 1);
-        assert_int_equal(st.entries, nblocks);
-        assert_absent(f, 1000);
-        assert_present(f, 999, 0, 0);
-        assert_present(f, 1001, 0, 0);
-        assert_present(f, 1000 + (int)nblocks - 1, 0, 0);
     }
+    st = unit_stats(f->store);
+    print_message("  %lu of %lu records of 7 units fit in the emptied ring\n", (unsigned long)i,
+                  (unsigned long)fit);
+    assert_true((apr_uint64_t)i >= fit - 1);
+    assert_int_equal(st.evicted_lru, 1);
+    assert_int_equal(st.entries, (apr_uint64_t)i);
+    assert_int_equal(st.used_bytes, (apr_uint64_t)i * 56);
+    assert_false(in_arena(f, 1000));
+    assert_present(f, 1000 + i, 0, 0);
+    assert_present(f, 1001, 0, 0);
+    assert_present(f, 1000 + i - 1, 0, 0);
+    assert_int_equal(ss_shm_check(f->base, f->size, 16384, NULL), APR_SUCCESS);
 }
 
 /* ---- concurrency ------------------------------------------------------- */
@@ -1017,7 +1325,7 @@ static apr_uint64_t hammer_contents(fixture_t *f, hammer_t *h, apr_time_t later,
         /* Every record was last accessed over a minute before: touched now. */
         assert_int_equal(rec.accessed, later);
         found++;
-        *bytes += ss_shm_footprint(ss_record_size(&rec, f->store->form));
+        *bytes += ss_shm_footprint(ss_record_size(&rec, f->store->form), *rec.user != '\0');
     }
     return found;
 }
@@ -1261,9 +1569,23 @@ static void assert_own_record(int i, const ss_record_t *rec, apr_pool_t *p)
     assert_memory_equal(rec->payload, payload_of(i, v, rec->payload_len, p), rec->payload_len);
 }
 
-/* Operation op of a workload that saves (sizes from 1 to 20 blocks, every
- * seventh record dying 10 s later), loads (touching), removes, fills the arena
- * and evicts: every fault point is passed within a few hundred operations. */
+/* The kinds of operation of the damage workload. */
+enum { DAMAGE_LOAD, DAMAGE_REMOVE, DAMAGE_REVOKE, DAMAGE_PURGE, DAMAGE_SAVE };
+
+static int damage_kind(int op)
+{
+    return op % 5 == 3     ? DAMAGE_LOAD
+           : op % 11 == 7  ? DAMAGE_REMOVE
+           : op % 53 == 26 ? DAMAGE_REVOKE
+           : op % 47 == 23 ? DAMAGE_PURGE
+                           : DAMAGE_SAVE;
+}
+
+/* Operation op of a workload that saves (records of 64 bytes to 2.6 KB,
+ * every seventh dying 10 s later, every third with an owner), loads
+ * (touching), removes, revokes an owner's records, purges dead ones, fills
+ * the arena and evicts: every fault point is passed within a few hundred
+ * operations. */
 static void damage_op(fixture_t *f, int op, apr_time_t now, apr_pool_t *p)
 {
     /* A load asks for the key saved 61 operations (seconds) before: due for
@@ -1274,19 +1596,33 @@ static void damage_op(fixture_t *f, int op, apr_time_t now, apr_pool_t *p)
     apr_status_t rv;
 
     key_of(i, &key);
-    if (op % 5 == 3) {
+    switch (damage_kind(op)) {
+    case DAMAGE_LOAD:
         rv = f->store->ops->load(f->store, &key, &touchy, &touchy, now, p, &rec);
         assert_true(rv == APR_SUCCESS || rv == APR_NOTFOUND || rv == SS_EEXPIRED);
         if (rv == APR_SUCCESS) {
             assert_own_record(i, &rec, p);
         }
-    } else if (op % 11 == 7) {
+        break;
+    case DAMAGE_REMOVE:
         assert_int_equal(f->store->ops->remove(f->store, &key), APR_SUCCESS);
-    } else {
+        break;
+    case DAMAGE_REVOKE: {
+        ss_owner_t owner;
+
+        assert_int_equal(ss_owner_hash(op % 2 ? "owner-1" : "owner-0", &owner), APR_SUCCESS);
+        assert_int_equal(f->store->ops->revoke_owner(f->store, &owner, NULL, now, NULL),
+                         APR_SUCCESS);
+        break;
+    }
+    case DAMAGE_PURGE:
+        assert_int_equal(f->store->ops->purge_expired(f->store, now, NULL), APR_SUCCESS);
+        break;
+    default: {
         apr_size_t plen = 10 + (apr_size_t)((op * 7919) % 2500);
 
         rec.created = rec.accessed = now;
-        rec.user = "";
+        rec.user = i % 3 ? "" : i % 2 ? "owner-1" : "owner-0";
         rec.payload = payload_of(i, op, plen, p);
         rec.payload_len = plen;
         rec.revision = 0;
@@ -1297,31 +1633,37 @@ static void damage_op(fixture_t *f, int op, apr_time_t now, apr_pool_t *p)
         }
         assert_true(rv == APR_SUCCESS || rv == APR_NOTFOUND);
     }
+    }
 }
 
-/* One fault point, whether the arena is damaged when a writer dies there. */
+/* One fault point, whether the stripe is damaged when a writer dies there:
+ * 0 never, 1 always, DAMAGE_EITHER depending on where the update was (said
+ * below). */
+#define DAMAGE_EITHER 2
+
 typedef struct {
     const char *step;
     int damages;
 } fault_step_t;
 
 static const fault_step_t fault_steps[] = {
-    {"update.begun", 0},         /* the mark is set, nothing written yet */
-    {"save.old_removed", 0},     /* the old version is out, wholly */
-    {"alloc.head_moved", 1},     /* free list head moved, free count not */
-    {"save.allocated", 1},       /* blocks taken, owned by nobody */
-    {"save.mid_copy", 1},        /* the same, halfway through the data */
-    {"save.hash_linked", 1},     /* indexed, not on the LRU list */
-    {"save.lru_linked", 1},      /* listed, not counted */
-    {"save.done", 0},            /* everything but the mark */
-    {"lru.push_half", 1},        /* the old head points back, the head is not moved */
-    {"remove.hash_unlinked", 1}, /* the crash of issue 9: out of the index, still listed */
-    {"remove.lru_unlinked", 1},  /* unlisted, its blocks owned by nobody */
-    {"remove.mid_free_push", 1}, /* a block linked to the free list, not its head */
-    {"touch.accessed", 0},       /* the record's access time rewritten, not the deadline */
-    {"touch.lru_unlinked", 1},   /* a loaded entry out of the LRU list */
-    {"evict.sweep", 0},          /* a dead record reclaimed, the save not begun */
-    {"evict.lru", 0},            /* the oldest record evicted, the save not begun */
+    {"update.begun", 0},              /* the mark is set, nothing written yet */
+    {"save.old_removed", 0},          /* the old version is out, wholly: a dead slot */
+    {"save.room_made", 0},            /* the hand moved on, the gap large enough */
+    {"save.mid_copy", DAMAGE_EITHER}, /* in place: the slot not live yet, still indexed; at
+                                       * the head: half a slot in the gap, nothing told */
+    {"save.allocated", 1},            /* a live slot past the head, not indexed */
+    {"save.hash_linked", 1},          /* indexed, not counted */
+    {"save.done", 0},                 /* everything but the mark */
+    {"remove.hash_unlinked", 1},      /* the crash of issue 9: out of the index, still live */
+    {"touch.accessed", 0},            /* the record's access time rewritten, not the deadline */
+    {"clock.moved", DAMAGE_EITHER},   /* a kept slot copied to the head, the index not told:
+                                       * whole where the copy did not overlap it */
+    {"clock.kept", 0},                /* the kept slot moved and indexed, head and hand past it */
+    {"clock.padded", 0},              /* the tail of the data a dead slot, the head back at 0 */
+    {"evict.killed", 0},              /* the evicted slot dead, the hand not past it */
+    {"evict.passed", 0},              /* the hand past a dead slot, its units in the gap */
+    {"revoke.removed", 0},            /* one of the owner's slots dead, the walk not done */
 };
 
 static const char *fault_target;
@@ -1399,10 +1741,15 @@ static void test_writer_killed_at_every_step(void **state)
             ops += 400;
             t += SEC(100000);
             if (log.rebuilds + log.kept != 1 || log.other != 0 ||
-                log.rebuilds != fault_steps[s].damages) {
+                (fault_steps[s].damages != DAMAGE_EITHER &&
+                 log.rebuilds != fault_steps[s].damages)) {
                 fail_msg("%s, pass %d: %d rebuilds, %d kept, %d other; last: %s",
                          fault_steps[s].step, passes[k], log.rebuilds, log.kept, log.other,
                          log.last);
+            }
+            if (fault_steps[s].damages == DAMAGE_EITHER) {
+                print_message("  %s, pass %d: %s\n", fault_steps[s].step, passes[k],
+                              log.rebuilds ? "damaged, emptied" : "consistent, kept");
             }
             damaged += log.rebuilds;
             assert_int_equal(ss_shm_rebuilds(f->base), rebuilds + log.rebuilds);
@@ -1419,9 +1766,58 @@ static void test_writer_killed_at_every_step(void **state)
     alarm(0);
 }
 
+/* A writer killed halfway through rewriting a record in place (same size):
+ * the next holder of the lock must not serve half of each version. Either
+ * version whole, or the stripe emptied; records in clear, which no seal
+ * would catch. */
+static void test_killed_mid_overwrite_in_place(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    apr_proc_t proc;
+    apr_exit_why_e why;
+    ss_record_t out;
+    apr_status_t rv;
+    int code = -1;
+
+    unit_arena_open(f, 256 * 1024, 8192);
+    f->store->form = SS_RECORD_FORM_CLEAR;
+    assert_int_equal(save_kv(f, 1, 0, 1000, T0, 0), APR_SUCCESS);
+    assert_int_equal(save_kv(f, 2, 0, 1000, T0, 0), APR_SUCCESS);
+    rv = apr_proc_fork(&proc, f->p);
+    if (rv == APR_INCHILD) {
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGABRT, SIG_DFL);
+        fault_target = "save.mid_copy";
+        fault_passes_left = 1;
+        ss_shm_fault_hook = kill_at_target;
+        save_kv(f, 1, 1, 1000, T0, 0);
+        _exit(0);
+    }
+    assert_int_equal(rv, APR_INPARENT);
+    assert_int_equal(apr_proc_wait(&proc, &code, &why, APR_WAIT), APR_CHILD_DONE);
+    assert_int_equal(why, APR_PROC_SIGNAL);
+    assert_int_equal(code, SIGKILL);
+    memset(&log, 0, sizeof(log));
+    ss_log_set(capture_damage, &log);
+    rv = load_i(f, 1, T0, &out);
+    if (rv == APR_SUCCESS) {
+        assert_int_equal(out.payload_len, 1000);
+        if (strcmp(out.payload, payload_of(1, 0, 1000, f->p)) != 0) {
+            assert_string_equal(out.payload, payload_of(1, 1, 1000, f->p));
+        }
+    } else {
+        assert_int_equal(rv, APR_NOTFOUND);
+    }
+    assert_int_equal(log.rebuilds + log.kept, 1);
+    assert_int_equal(log.other, 0);
+    assert_int_equal(ss_shm_check(f->base, f->size, 8192, NULL), APR_SUCCESS);
+    ss_log_set(NULL, NULL);
+}
+
 /* Processes hammer a striped arena while another one, saving its own keys
  * in between, is killed with a stripe's lock held in the middle of a save
- * (its blocks taken, owned by nobody). The lock is robust: nobody waits for
+ * (a live slot written past the head, in no index). The lock is robust: nobody waits for
  * the dead process, the next holder of that stripe's lock empties the
  * stripe, once, and every worker finishes its operations without an error
  * or a foreign value; the arena is whole. */
@@ -1457,7 +1853,7 @@ static void test_hammer_processes_one_killed(void **state)
         }
         for (op = 0; op < 100000; op++) {
             apr_pool_clear(p);
-            if (op % 5 != 3 && op % 11 != 7) { /* saves only: every op passes the point */
+            if (damage_kind(op) == DAMAGE_SAVE) { /* every op passes the point */
                 damage_op(f, op, T0 + op * SEC(1), p);
             }
         }
@@ -1587,18 +1983,136 @@ static void test_damage_bucket_out_of_range(void **state)
     assert_detected(f, &log, op_load, i);
 }
 
-static void test_damage_block_index_out_of_range(void **state)
+static void test_damage_bucket_mid_slot(void **state)
 {
     fixture_t *f = *state;
     damage_log_t log;
     int i;
 
     fill_for_damage(f, &log);
-    /* A record of several blocks whose second block is off the arena. */
-    for (i = stored_key(f, 0); *field_of(f, "length", i) < 200; i = stored_key(f, i + 1)) {
-    }
-    *field_of(f, "next", i) = 0x00fffff0u;
+    /* Into the middle of a slot, within the stripe: no slot starts there. */
+    i = stored_key(f, 0);
+    *field_of(f, "bucket", i) += 1;
+    assert_detected(f, &log, op_remove, i);
+}
+
+static void test_damage_meta_units_huge(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    apr_uint32_t *meta;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    meta = field_of(f, "meta", i);
+    *meta = 0xffffffu << 8 | (*meta & 0xffu);
     assert_detected(f, &log, op_load, i);
+}
+
+static void test_damage_meta_units_huge_on_overwrite(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    apr_uint32_t *meta;
+    int i;
+
+    fill_for_damage(f, &log);
+    /* Units enough for any record, but past the stripe's end: an overwrite
+     * in place would write far beyond it. */
+    i = stored_key(f, 0);
+    meta = field_of(f, "meta", i);
+    *meta = 0x10000u << 8 | (*meta & 0xffu);
+    assert_detected(f, &log, op_save, i);
+}
+
+static void test_damage_meta_units_zero(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    *field_of(f, "meta", i) &= 0xffu;
+    assert_detected(f, &log, op_remove, i);
+}
+
+static void test_damage_meta_units_too_few_for_record(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    /* Two units: less than a slot's header, let alone a record. */
+    i = stored_key(f, 0);
+    *field_of(f, "meta", i) = 2u << 8 | META_LIVE;
+    assert_detected(f, &log, op_load, i);
+}
+
+static void test_damage_meta_not_live(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    /* Indexed, yet dead: a remove must not unlink it twice. */
+    i = stored_key(f, 0);
+    *field_of(f, "meta", i) &= ~META_LIVE;
+    assert_detected(f, &log, op_remove, i);
+}
+
+/* A slot one unit shorter or longer than it is: its record still reads
+ * (a shorter one fails its seal, a miss), but the slots no longer tile the
+ * ring. The walk of a restart (ss_shm_repair) finds it and empties the
+ * stripe; so does the hand when it gets there. */
+static void damage_units_by(fixture_t *f, int delta, int by_repair)
+{
+    damage_log_t log;
+    const char *why = NULL;
+    apr_uint32_t *meta;
+    int i;
+
+    fill_for_damage(f, &log);
+    i = stored_key(f, 0);
+    meta = field_of(f, "meta", i);
+    *meta = (apr_uint32_t)((int)META_UNITS(*meta) + delta) << 8 | (*meta & 0xffu);
+    if (!by_repair) {
+        assert_detected(f, &log, op_save_many, 0);
+        return;
+    }
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, &why), APR_EGENERAL);
+    assert_non_null(why);
+    assert_int_equal(ss_shm_repair(f->base, f->size, DAMAGE_MAX_RECORD, &why), APR_EGENERAL);
+    assert_int_equal(log.rebuilds, 1);
+    assert_int_equal(log.other, 0);
+    assert_int_equal(ss_shm_rebuilds(f->base), 1);
+    assert_int_equal(unit_stats(f->store).entries, 0);
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
+    assert_int_equal(save_kv(f, 1, 9, 3000, T0, 0), APR_SUCCESS);
+    assert_present(f, 1, 9, 3000);
+}
+
+static void test_damage_meta_units_short_by_repair(void **state)
+{
+    damage_units_by(*state, -1, 1);
+}
+
+static void test_damage_meta_units_long_by_repair(void **state)
+{
+    damage_units_by(*state, 1, 1);
+}
+
+static void test_damage_meta_units_short_by_hand(void **state)
+{
+    damage_units_by(*state, -1, 0);
+}
+
+static void test_damage_meta_units_long_by_hand(void **state)
+{
+    damage_units_by(*state, 1, 0);
 }
 
 static void test_damage_hash_chain_cycle(void **state)
@@ -1609,8 +2123,8 @@ static void test_damage_hash_chain_cycle(void **state)
     int x = 100000, y, c;
 
     fill_for_damage(f, &log);
-    /* Two new keys and an absent one in one chain: a save puts its entry at
-     * the head, so the bucket then holds the entry's index. */
+    /* Two new keys and an absent one in one chain: a save puts its slot at
+     * the head of the chain, so the bucket then holds the slot's position. */
     for (y = x + 1; field_of(f, "bucket", y) != field_of(f, "bucket", x); y++) {
     }
     for (c = y + 1; field_of(f, "bucket", c) != field_of(f, "bucket", x); c++) {
@@ -1621,44 +2135,6 @@ static void test_damage_hash_chain_cycle(void **state)
     /* y -> x -> y -> ... */
     *field_of(f, "hash_next", x) = iy;
     assert_detected(f, &log, op_load, c);
-}
-
-static void test_damage_length_over_max_record(void **state)
-{
-    fixture_t *f = *state;
-    damage_log_t log;
-    int i;
-
-    fill_for_damage(f, &log);
-    i = stored_key(f, 0);
-    *field_of(f, "length", i) = DAMAGE_MAX_RECORD + 1;
-    assert_detected(f, &log, op_load, i);
-}
-
-static void test_damage_length_huge_on_overwrite(void **state)
-{
-    fixture_t *f = *state;
-    damage_log_t log;
-    int i;
-
-    fill_for_damage(f, &log);
-    i = stored_key(f, 0);
-    *field_of(f, "length", i) = 0xfffffff0u;
-    assert_detected(f, &log, op_save, i);
-}
-
-static void test_damage_length_disagrees_with_chain(void **state)
-{
-    fixture_t *f = *state;
-    damage_log_t log;
-    int i;
-
-    fill_for_damage(f, &log);
-    for (i = stored_key(f, 0); *field_of(f, "length", i) < 400; i = stored_key(f, i + 1)) {
-    }
-    /* One block short: the chain goes on past where the length ends. */
-    *field_of(f, "length", i) -= 200;
-    assert_detected(f, &log, op_remove, i);
 }
 
 static void test_damage_hash_next_out_of_range(void **state)
@@ -1673,7 +2149,71 @@ static void test_damage_hash_next_out_of_range(void **state)
     assert_detected(f, &log, op_remove, i);
 }
 
-static void test_damage_lru_link_out_of_range(void **state)
+/* A field of the stripe's state (one stripe: key 0's). */
+static apr_uint32_t *state_field(fixture_t *f, const char *name)
+{
+    return field_of(f, name, 0);
+}
+
+static void test_damage_head_moved(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+
+    fill_for_damage(f, &log);
+    /* The gap no longer ends at the hand. */
+    *state_field(f, "head") = *state_field(f, "head") ? *state_field(f, "head") - 1 : 1;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
+static void test_damage_free_too_high(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+
+    fill_for_damage(f, &log);
+    /* More room claimed than there is: the head would run over the hand. */
+    *state_field(f, "free") += 40;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
+static void test_damage_hand_out_of_range(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+
+    fill_for_damage(f, &log);
+    *state_field(f, "hand") += 1000000;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
+static void test_damage_head_and_free_consistent_but_wrong(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+
+    fill_for_damage(f, &log);
+    /* The gap said to start a unit early, and be a unit longer: it ends at
+     * the hand, but the last slot now ends past the head. */
+    *state_field(f, "head") -= 1;
+    *state_field(f, "free") += 1;
+    assert_detected(f, &log, op_save_many, 0);
+}
+
+static void test_damage_counts_too_low(void **state)
+{
+    fixture_t *f = *state;
+    damage_log_t log;
+    int i;
+
+    fill_for_damage(f, &log);
+    /* Fewer units live than the slot to remove holds. */
+    i = stored_key(f, 0);
+    *state_field(f, "live") = 1;
+    assert_detected(f, &log, op_remove, i);
+}
+
+static void test_damage_entries_zero(void **state)
 {
     fixture_t *f = *state;
     damage_log_t log;
@@ -1681,43 +2221,8 @@ static void test_damage_lru_link_out_of_range(void **state)
 
     fill_for_damage(f, &log);
     i = stored_key(f, 0);
-    *field_of(f, "lru_prev", i) = 0x7ffffff0u;
-    assert_detected(f, &log, op_load, i);
-}
-
-static void test_damage_lru_tail_broken_on_evict(void **state)
-{
-    fixture_t *f = *state;
-    damage_log_t log;
-    ss_key_t none = {{0}, {0}, 0};
-
-    fill_for_damage(f, &log);
-    *ss_shm_fault_field(f->base, "lru_tail", &none) = 0x7ffffff0u;
-    assert_detected(f, &log, op_save_many, 0);
-}
-
-static void test_damage_free_count_too_high(void **state)
-{
-    fixture_t *f = *state;
-    damage_log_t log;
-    ss_key_t none = {{0}, {0}, 0};
-
-    fill_for_damage(f, &log);
-    /* More free blocks claimed than the list holds: allocation runs off its end. */
-    *ss_shm_fault_field(f->base, "free_count", &none) += 40;
-    assert_detected(f, &log, op_save_many, 0);
-}
-
-static void test_damage_fresh_out_of_range(void **state)
-{
-    fixture_t *f = *state;
-    damage_log_t log;
-    ss_key_t none = {{0}, {0}, 0};
-
-    fill_for_damage(f, &log);
-    /* The never-used blocks said to begin past the stripe's end. */
-    *ss_shm_fault_field(f->base, "fresh", &none) += 1000000;
-    assert_detected(f, &log, op_save_many, 0);
+    *state_field(f, "entries") = 0;
+    assert_detected(f, &log, op_remove, i);
 }
 
 static void test_kept_arena_of_another_layout(void **state)
@@ -1734,11 +2239,15 @@ static void test_kept_arena_of_another_layout(void **state)
     assert_non_null(strstr(why, "layout"));
     assert_false(ss_shm_is_formatted(f->base, f->size, DAMAGE_MAX_RECORD));
     assert_int_equal(ss_shm_open(&store, f->base, f->p), APR_EINVAL);
+    /* The layout of the blocks (6) is not this one either. */
+    *ss_shm_fault_field(f->base, "layout", &none) -= 2;
+    assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, &why), APR_EINVAL);
+    assert_int_equal(ss_shm_open(&store, f->base, f->p), APR_EINVAL);
     /* Another size or record limit is refused as foreign too, not walked. */
-    *ss_shm_fault_field(f->base, "layout", &none) -= 1;
+    *ss_shm_fault_field(f->base, "layout", &none) += 1;
     assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD, NULL), APR_SUCCESS);
     assert_int_equal(ss_shm_check(f->base, f->size, DAMAGE_MAX_RECORD + 1, NULL), APR_EINVAL);
-    assert_int_equal(ss_shm_check(f->base, f->size - SS_SHM_BLOCK_SIZE, DAMAGE_MAX_RECORD, NULL),
+    assert_int_equal(ss_shm_check(f->base, f->size - UNIT_BYTES, DAMAGE_MAX_RECORD, NULL),
                      APR_EINVAL);
     assert_int_equal(log.rebuilds + log.other, 0);
 }
@@ -1755,7 +2264,7 @@ static void walk_time(fixture_t *f, apr_size_t size)
 
     unit_arena_open(f, size, 16384);
     assert_int_equal(apr_pool_create(&p, f->p), APR_SUCCESS);
-    /* Sizes from 1 to 6 blocks, until the arena has evicted for a while. */
+    /* Records of 130 to 730 bytes, until the arena has evicted for a while. */
     for (i = 0; unit_stats(f->store).evicted_lru < 1000; i++) {
         apr_pool_clear(p);
         key_of(i, &key);
@@ -1857,16 +2366,19 @@ int main(void)
         UNIT_TEST(test_revoke_owner_and_purge),
         UNIT_TEST(test_format_rejects_tiny_max_record),
         UNIT_TEST(test_format_rejects_max_record_over_quarter),
+        UNIT_TEST(test_format_rejects_record_beyond_slot_size),
         UNIT_TEST(test_is_formatted),
-        UNIT_TEST(test_format_writes_no_block),
+        UNIT_TEST(test_format_writes_no_slot),
         UNIT_TEST(test_reformat_empties),
         UNIT_TEST(test_footprint),
         UNIT_TEST(test_capacity_fill),
-        UNIT_TEST(test_evict_lru_order),
+        UNIT_TEST(test_evict_clock_second_chance),
         UNIT_TEST(test_evict_large_record_takes_several),
-        UNIT_TEST(test_evict_expired_first),
-        UNIT_TEST(test_evict_expired_most_recent_first),
-        UNIT_TEST(test_evict_dead_tail_between_sweeps),
+        UNIT_TEST(test_evict_expired_when_reached),
+        UNIT_TEST(test_evict_expired_despite_reference),
+        UNIT_TEST(test_evict_expired_at_deadline),
+        UNIT_TEST(test_update_in_place),
+        UNIT_TEST(test_no_eviction_while_room),
         UNIT_TEST(test_load_dead_record),
         UNIT_TEST(test_arena_oversize_refused),
         UNIT_TEST(test_overwrite_no_leak),
@@ -1875,18 +2387,27 @@ int main(void)
         UNIT_TEST(test_hammer_threads),
         UNIT_TEST(test_hammer_threads_evicting),
         UNIT_TEST(test_writer_killed_at_every_step),
+        UNIT_TEST(test_killed_mid_overwrite_in_place),
         UNIT_TEST(test_hammer_processes_one_killed),
         UNIT_TEST(test_damage_bucket_out_of_range),
-        UNIT_TEST(test_damage_block_index_out_of_range),
+        UNIT_TEST(test_damage_bucket_mid_slot),
+        UNIT_TEST(test_damage_meta_units_huge),
+        UNIT_TEST(test_damage_meta_units_huge_on_overwrite),
+        UNIT_TEST(test_damage_meta_units_zero),
+        UNIT_TEST(test_damage_meta_units_too_few_for_record),
+        UNIT_TEST(test_damage_meta_not_live),
+        UNIT_TEST(test_damage_meta_units_short_by_repair),
+        UNIT_TEST(test_damage_meta_units_long_by_repair),
+        UNIT_TEST(test_damage_meta_units_short_by_hand),
+        UNIT_TEST(test_damage_meta_units_long_by_hand),
         UNIT_TEST(test_damage_hash_chain_cycle),
-        UNIT_TEST(test_damage_length_over_max_record),
-        UNIT_TEST(test_damage_length_huge_on_overwrite),
-        UNIT_TEST(test_damage_length_disagrees_with_chain),
         UNIT_TEST(test_damage_hash_next_out_of_range),
-        UNIT_TEST(test_damage_lru_link_out_of_range),
-        UNIT_TEST(test_damage_lru_tail_broken_on_evict),
-        UNIT_TEST(test_damage_free_count_too_high),
-        UNIT_TEST(test_damage_fresh_out_of_range),
+        UNIT_TEST(test_damage_head_moved),
+        UNIT_TEST(test_damage_free_too_high),
+        UNIT_TEST(test_damage_hand_out_of_range),
+        UNIT_TEST(test_damage_head_and_free_consistent_but_wrong),
+        UNIT_TEST(test_damage_counts_too_low),
+        UNIT_TEST(test_damage_entries_zero),
         UNIT_TEST(test_kept_arena_of_another_layout),
         UNIT_TEST(test_walk_time),
     };
