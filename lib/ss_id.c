@@ -1,10 +1,7 @@
 /* ss_id.c - session IDs and the store keys derived from them. */
 #include <string.h>
 
-#include <apr_atomic.h>
 #include <apr_general.h>
-#include <apr_strings.h>
-#include <openssl/evp.h>
 
 #include "ss_id.h"
 
@@ -78,64 +75,48 @@ int ss_id_is_valid(const char *s, apr_size_t len)
     return (last & 3) == 0;
 }
 
-/* OpenSSL 3 resolves EVP_sha256() through its provider tables on every
- * digest (an implicit EVP_MD_fetch: locks and lookups), which costs several
- * times the hashing of 43 bytes. Fetch the algorithm once per process; the
- * fetched object is immutable and shared by all threads. */
-static const EVP_MD *sha256(void)
-{
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    static volatile void *cached;
-    EVP_MD *md = apr_atomic_casptr(&cached, NULL, NULL);
-
-    if (!md) {
-        md = EVP_MD_fetch(NULL, "SHA256", NULL);
-        if (!md) {
-            return EVP_sha256();
-        }
-        if (apr_atomic_casptr(&cached, md, NULL) != NULL) {
-            EVP_MD_free(md); /* another thread was first */
-            md = apr_atomic_casptr(&cached, NULL, NULL);
-        }
-    }
-    return md;
-#else
-    return EVP_sha256();
-#endif
-}
-
 apr_status_t ss_id_key(const char *id, ss_key_t *key)
 {
-    unsigned int len = 0;
-
     apr_size_t id_len = strlen(id);
     apr_status_t rv;
 
     key->sealable = 0;
-    if (!EVP_Digest(id, id_len, key->bytes, &len, sha256(), NULL) || len != SS_KEY_BYTES) {
-        return APR_EGENERAL;
+    rv = ss_seal_sha256(id, id_len, key->bytes);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     rv = ss_seal_key(id, id_len, key->seal);
     key->sealable = rv == APR_SUCCESS;
     return rv;
 }
 
-void ss_key_hex(const ss_key_t *key, char *out)
+#define TAG_LEN 8 /* hex digits of ss_key_tag */
+
+/* Lower-case hex of the key's first n bytes into out (2n characters). */
+static void hex_of(const ss_key_t *key, int n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
     int i;
 
-    for (i = 0; i < SS_KEY_BYTES; i++) {
+    for (i = 0; i < n; i++) {
         out[2 * i] = hex[key->bytes[i] >> 4];
         out[2 * i + 1] = hex[key->bytes[i] & 15];
     }
+}
+
+void ss_key_hex(const ss_key_t *key, char *out)
+{
+    hex_of(key, SS_KEY_BYTES, out);
     out[SS_KEY_HEX_LEN] = '\0';
 }
 
+/* Made for every request that has a session (a log note): the 4 bytes it
+ * shows, not the whole key. */
 const char *ss_key_tag(const ss_key_t *key, apr_pool_t *p)
 {
-    char hex[SS_KEY_HEX_LEN + 1];
+    char *tag = apr_palloc(p, TAG_LEN + 1);
 
-    ss_key_hex(key, hex);
-    return apr_pstrndup(p, hex, 8);
+    hex_of(key, TAG_LEN / 2, tag);
+    tag[TAG_LEN] = '\0';
+    return tag;
 }

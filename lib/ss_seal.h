@@ -22,6 +22,10 @@
 apr_status_t ss_seal_hkdf(const unsigned char *ikm, apr_size_t ikm_len, const unsigned char *info,
                           apr_size_t info_len, unsigned char *out, apr_size_t out_len);
 
+/* SHA-256 of len bytes at data into out (32 bytes), on this thread's digest
+ * context: the store key of an ID (ss_id_key). */
+apr_status_t ss_seal_sha256(const void *data, apr_size_t len, unsigned char *out);
+
 /* The seal key of a session: HKDF-SHA-256(ikm = the ID string, no salt,
  * info = SS_SEAL_INFO). */
 apr_status_t ss_seal_key(const char *id, apr_size_t id_len, unsigned char *key);

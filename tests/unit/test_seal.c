@@ -10,6 +10,7 @@
 
 #include <apr_general.h>
 #include <apr_pools.h>
+#include <apr_thread_proc.h>
 
 #include "ss_id.h"
 #include "ss_seal.h"
@@ -41,6 +42,43 @@ static void test_hkdf_rfc5869(void **state)
     assert_int_equal(ss_seal_hkdf(ikm, sizeof(ikm), (const unsigned char *)"", 0, okm, sizeof(okm)),
                      APR_SUCCESS);
     assert_memory_equal(okm, expect, sizeof(expect));
+}
+
+/* No salt, with info, three blocks of output (the expand's chaining); the
+ * expected bytes from OpenSSL's own HKDF (openssl kdf -keylen 80 -kdfopt
+ * digest:SHA256 -kdfopt hexkey:0b...0b -kdfopt hexinfo:f0...f9 HKDF). */
+static void test_hkdf_info_three_blocks(void **state)
+{
+    static const unsigned char info[] = {0xf0, 0xf1, 0xf2, 0xf3, 0xf4,
+                                         0xf5, 0xf6, 0xf7, 0xf8, 0xf9};
+    unsigned char ikm[22], okm[80], expect[80];
+
+    (void)state;
+    memset(ikm, 0x0b, sizeof(ikm));
+    unhex("abbafb13f5c1bc489d4203135817956dd521b39e3bd61d1cc85cef884d1f8e2e"
+          "2ca9c19f23df620dd394b45cb724b6a13b65f2be0e062b21837ac04ce8b9c037"
+          "9e90e6983119d83b44fb6e2b558831c8",
+          expect, sizeof(expect));
+    assert_int_equal(ss_seal_hkdf(ikm, sizeof(ikm), info, sizeof(info), okm, sizeof(okm)),
+                     APR_SUCCESS);
+    assert_memory_equal(okm, expect, sizeof(expect));
+}
+
+/* The seal key of a fixed ID, as OpenSSL's HKDF derived it when records v2
+ * were first sealed (openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt
+ * key:ID -kdfopt "info:mod_sessstore record v2 seal" HKDF): records sealed
+ * then still open. */
+static void test_seal_key_known_answer(void **state)
+{
+    static const char id[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    unsigned char key[SS_SEAL_KEY_BYTES], expect[SS_SEAL_KEY_BYTES];
+
+    (void)state;
+    assert_int_equal(sizeof(id) - 1, SS_ID_LEN);
+    unhex("688b32618cac20ace0dd6ae46136e9f94e80c0a2d4ba40582d688ff59c2456ae", expect,
+          sizeof(expect));
+    assert_int_equal(ss_seal_key(id, SS_ID_LEN, key), APR_SUCCESS);
+    assert_memory_equal(key, expect, sizeof(expect));
 }
 
 /* The seal key is HKDF of the ID with the documented info, and what
@@ -106,12 +144,90 @@ static void test_seal_open(void **state)
                      APR_SUCCESS);
 }
 
+/* Each thread keeps its own cipher and digest contexts: threads sealing,
+ * opening, hashing and deriving under keys of their own at once, with refusals
+ * (a wrong key, a flipped bit) in between, get exactly what one thread
+ * alone gets. */
+#define WORKERS 4
+#define ROUNDS 2000
+
+typedef struct {
+    int n;
+    int failures;
+} worker_t;
+
+static void *APR_THREAD_FUNC seal_worker(apr_thread_t *t, void *data)
+{
+    worker_t *w = data;
+    static const char id[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    static const unsigned char expect_key[SS_SEAL_KEY_BYTES] = {
+        0x68, 0x8b, 0x32, 0x61, 0x8c, 0xac, 0x20, 0xac, 0xe0, 0xdd, 0x6a,
+        0xe4, 0x61, 0x36, 0xe9, 0xf9, 0x4e, 0x80, 0xc0, 0xa2, 0xd4, 0xba,
+        0x40, 0x58, 0x2d, 0x68, 0x8f, 0xf5, 0x9c, 0x24, 0x56, 0xae};
+    /* SHA-256("abc"), FIPS 180-2 */
+    static const unsigned char abc[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea,
+                                          0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+                                          0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c,
+                                          0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    unsigned char key[SS_SEAL_KEY_BYTES], other[SS_SEAL_KEY_BYTES], derived[SS_SEAL_KEY_BYTES];
+    unsigned char digest[32];
+    unsigned char plain[64], sealed[64 + SS_SEAL_OVERHEAD], clear[64];
+    const unsigned char *parts[1] = {plain};
+    apr_size_t lens[1] = {sizeof(plain)};
+    int i;
+
+    (void)t;
+    memset(key, w->n + 1, sizeof(key));
+    memset(other, w->n + 101, sizeof(other));
+    for (i = 0; i < ROUNDS; i++) {
+        memset(plain, (w->n << 4) | (i & 15), sizeof(plain));
+        if (ss_seal(key, plain, 8, parts, lens, 1, sealed) != APR_SUCCESS ||
+            ss_unseal(other, plain, 8, sealed, sizeof(sealed), clear) != APR_EINVAL ||
+            ss_unseal(key, plain, 8, sealed, sizeof(sealed), clear) != APR_SUCCESS ||
+            memcmp(clear, plain, sizeof(plain)) != 0 ||
+            ss_seal_key(id, sizeof(id) - 1, derived) != APR_SUCCESS ||
+            memcmp(derived, expect_key, sizeof(derived)) != 0 ||
+            ss_seal_sha256("abc", 3, digest) != APR_SUCCESS || memcmp(digest, abc, 32) != 0) {
+            w->failures++;
+        }
+        sealed[i % sizeof(sealed)] ^= 1;
+        if (ss_unseal(key, plain, 8, sealed, sizeof(sealed), clear) != APR_EINVAL) {
+            w->failures++;
+        }
+    }
+    return NULL; /* not apr_thread_exit: pthread_exit upsets ASan */
+}
+
+static void test_threads_keep_their_own_contexts(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_thread_t *t[WORKERS];
+    worker_t w[WORKERS];
+    apr_status_t trv;
+    int i;
+
+    for (i = 0; i < WORKERS; i++) {
+        w[i].n = i;
+        w[i].failures = 0;
+        assert_int_equal(apr_thread_create(&t[i], NULL, seal_worker, &w[i], p), APR_SUCCESS);
+    }
+    for (i = 0; i < WORKERS; i++) {
+        apr_thread_join(&trv, t[i]);
+    }
+    for (i = 0; i < WORKERS; i++) {
+        assert_int_equal(w[i].failures, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hkdf_rfc5869),
+        cmocka_unit_test(test_hkdf_info_three_blocks),
+        cmocka_unit_test(test_seal_key_known_answer),
         cmocka_unit_test(test_seal_key_of_an_id),
         cmocka_unit_test(test_seal_open),
+        UNIT_POOL_TEST(test_threads_keep_their_own_contexts),
     };
 
     return UNIT_RUN(tests);
