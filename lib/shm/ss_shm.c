@@ -735,6 +735,35 @@ static apr_status_t lock(const zone_t *z)
     return rv;
 }
 
+/* This process's pid, for the update mark: getpid() is a system call
+ * (glibc keeps no copy), and the mark is set twice in a read+write request.
+ * A child forked after the first call must not keep its parent's pid. */
+static volatile apr_uint32_t own_pid;
+
+static void forget_pid(void)
+{
+    apr_atomic_set32(&own_pid, 0);
+}
+
+static void register_forget_pid(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static apr_uint32_t mark_pid(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    apr_uint32_t pid = apr_atomic_read32(&own_pid);
+
+    if (!pid) {
+        pthread_once(&once, register_forget_pid);
+        pid = (apr_uint32_t)getpid();
+        apr_atomic_set32(&own_pid, pid);
+    }
+    return pid;
+}
+
 /* lock() and set the mark before the first write. The atomic store is also
  * a compiler barrier: no write of the update is moved before it. */
 static apr_status_t begin_update(const zone_t *z)
@@ -742,7 +771,7 @@ static apr_status_t begin_update(const zone_t *z)
     apr_status_t rv = lock(z);
 
     if (rv == APR_SUCCESS) {
-        apr_atomic_set32(&z->st->updating, (apr_uint32_t)getpid());
+        apr_atomic_set32(&z->st->updating, mark_pid());
         FAULT("update.begun");
     }
     return rv;
