@@ -68,7 +68,7 @@ static const EVP_MD *sha256(void)
  * was given, as the request's pool holds the session ID that key derives
  * from, and is keyed anew only for another key: a read+write request opens
  * and seals under one key, and the key schedule and GCM's table are made
- * once (perf, prefork: about 2 us of the 5 that sealing cost a request). */
+ * once (prefork rows: about 1 us of the 6-8 that sealing costs a request). */
 typedef struct {
     EVP_CIPHER_CTX *cipher; /* AES-256-GCM set; NULL until used or after a failure */
     EVP_MD_CTX *md;
