@@ -424,8 +424,9 @@ static const char *v_evictions(const ss_metrics_store_t *st, apr_pool_t *p)
     return apr_psprintf(p, "%" APR_UINT64_T_FMT, n);
 }
 
-/* The master and its replicas of each Redis store whose INFO replication
- * answered; at most SS_REDIS_REPLICAS_LISTED replica labels per store. */
+/* The master and its replicas of each replicated store whose replication
+ * is known (Redis: INFO replication answered); at most
+ * SS_STORE_REPLICAS_LISTED replica labels per store. */
 static void replication(out_t *o, const ss_metrics_store_t *stores, int n)
 {
     static const char *const names[] = {"redis_master_info", "redis_replicas",
@@ -445,7 +446,7 @@ static void replication(out_t *o, const ss_metrics_store_t *stores, int n)
         int any = 0;
 
         for (i = 0; i < n; i++) {
-            const ss_redis_replication_t *r = stores[i].replication;
+            const ss_store_replication_t *r = stores[i].replication;
             const char *store = ss_metrics_escape(stores[i].label, o->p);
 
             if (!r || (k == 0 && !stores[i].master)) {

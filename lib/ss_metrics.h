@@ -24,7 +24,6 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
-#include "ss_redis_replication.h"
 #include "ss_store.h"
 
 typedef enum {
@@ -114,11 +113,12 @@ typedef struct {
     apr_int64_t evictions;   /* the store's own eviction count (Redis evicted_keys), -1 unknown */
     int up;                  /* a round trip just now succeeded */
     apr_interval_time_t rtt; /* how long it took */
-    /* Redis: the address the store's connections go to (with Sentinel the
-     * current master) and its INFO replication, asked as the page was
-     * made; NULL when unknown (not Redis, Cluster, or INFO failed). */
+    /* A replicated store (Redis): the address the store's connections go
+     * to (with Sentinel the current master) and that server's replication,
+     * asked as the page was made; NULL when unknown (not replicated, Redis
+     * Cluster, or the question failed). */
     const char *master;
-    const ss_redis_replication_t *replication;
+    const ss_store_replication_t *replication;
 } ss_metrics_store_t;
 
 /* The Prometheus text exposition (format 0.0.4) of the counters at now and

@@ -171,4 +171,29 @@ struct ss_store_t {
     int sealed_only;
 };
 
+/* What a replicated store's server says of its replication, as the status
+ * and metrics pages show it (asked when a page is asked for, never per
+ * request). A backend fills it (Redis: INFO replication,
+ * ss_redis_replication.h); the pages render it without knowing which.
+ * At most SS_STORE_REPLICAS_LISTED replicas are kept (the metrics' label
+ * cardinality stays bounded); connected counts them all. */
+#define SS_STORE_REPLICAS_LISTED 8
+
+typedef struct {
+    const char *addr;    /* "IP:PORT", "[IPv6]:PORT" */
+    const char *state;   /* the backend's word for it (Redis: online, send_bulk...) */
+    apr_int64_t offset;  /* the replica's acknowledged offset; -1 unknown */
+    apr_int64_t behind;  /* the primary's offset - offset (>= 0): bytes behind; -1 unknown */
+    apr_int64_t lag_sec; /* seconds since its last acknowledgement; -1 unknown */
+} ss_store_replica_t;
+
+typedef struct {
+    const char *role;          /* as the backend names it (Redis: "master", "slave") */
+    const char *master_addr;   /* a replica's primary ("HOST:PORT"), else NULL */
+    int connected;             /* replicas connected to it, listed or not */
+    apr_int64_t master_offset; /* its own replication offset; -1 unknown */
+    int nreplicas;             /* entries in replicas, at most SS_STORE_REPLICAS_LISTED */
+    ss_store_replica_t replicas[SS_STORE_REPLICAS_LISTED];
+} ss_store_replication_t;
+
 #endif

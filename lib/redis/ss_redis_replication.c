@@ -50,14 +50,14 @@ static const char *addr_of(const char *host, apr_size_t hlen, const char *port, 
 
 static void replica(ss_redis_replication_t *out, const char *v, apr_size_t len, apr_pool_t *p)
 {
-    ss_redis_replica_t *r;
+    ss_store_replica_t *r;
     const char *ip, *port, *x;
     apr_size_t iplen, portlen, xlen;
 
     ip = kv(v, len, "ip", &iplen);
     port = kv(v, len, "port", &portlen);
     if (!ip || !port || !iplen || int_of(port, portlen) < 0 ||
-        out->nreplicas == SS_REDIS_REPLICAS_LISTED) {
+        out->nreplicas == SS_STORE_REPLICAS_LISTED) {
         return;
     }
     r = &out->replicas[out->nreplicas++];
@@ -123,7 +123,7 @@ apr_status_t ss_redis_replication_parse(const char *info, ss_redis_replication_t
         out->master_addr = addr_of(mhost, mhlen, mport, mplen, p);
     }
     for (i = 0; i < out->nreplicas; i++) {
-        ss_redis_replica_t *r = &out->replicas[i];
+        ss_store_replica_t *r = &out->replicas[i];
 
         if (out->master_offset >= 0 && r->offset >= 0) {
             r->behind = out->master_offset > r->offset ? out->master_offset - r->offset : 0;
@@ -148,7 +148,7 @@ const char *ss_redis_replication_describe(const ss_redis_replication_t *r, apr_p
     }
     d = apr_psprintf(p, "%d connected", r->connected);
     for (i = 0; i < r->nreplicas; i++) {
-        const ss_redis_replica_t *x = &r->replicas[i];
+        const ss_store_replica_t *x = &r->replicas[i];
 
         d = apr_psprintf(p, "%s%s %s state=%s lag=%s s offset_behind=%s", d, i ? ";" : ":", x->addr,
                          x->state, num(x->lag_sec, p), num(x->behind, p));

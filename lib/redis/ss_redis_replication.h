@@ -7,31 +7,18 @@
  * next to master_repl_offset, the master's own offset: a replica's offset
  * difference is master_repl_offset - offset (bytes of the replication stream
  * not yet acknowledged), its lag the seconds since its last acknowledgement.
- * At most SS_REDIS_REPLICAS_LISTED replicas are kept (the metrics' label
- * cardinality stays bounded); connected counts them all. */
+ * At most SS_STORE_REPLICAS_LISTED replicas are kept; connected counts
+ * them all. */
 #ifndef SS_REDIS_REPLICATION_H
 #define SS_REDIS_REPLICATION_H
 
 #include <apr_pools.h>
 
-#define SS_REDIS_REPLICAS_LISTED 8
+#include "ss_store.h"
 
-typedef struct {
-    const char *addr;    /* "IP:PORT", "[IPv6]:PORT" */
-    const char *state;   /* online, wait_bgsave, send_bulk... */
-    apr_int64_t offset;  /* the replica's acknowledged offset; -1 unknown */
-    apr_int64_t behind;  /* master_repl_offset - offset (>= 0); -1 unknown */
-    apr_int64_t lag_sec; /* seconds since its last acknowledgement; -1 unknown */
-} ss_redis_replica_t;
-
-typedef struct {
-    const char *role;          /* "master", "slave" (a replica) */
-    const char *master_addr;   /* a replica's master (master_host:master_port), else NULL */
-    int connected;             /* connected_slaves */
-    apr_int64_t master_offset; /* master_repl_offset; -1 unknown */
-    int nreplicas;             /* entries in replicas, at most SS_REDIS_REPLICAS_LISTED */
-    ss_redis_replica_t replicas[SS_REDIS_REPLICAS_LISTED];
-} ss_redis_replication_t;
+/* The parsed reply: the backend-neutral form the status and metrics pages
+ * render (ss_store.h), role "master" or "slave" (a replica). */
+typedef ss_store_replication_t ss_redis_replication_t;
 
 /* Parse the text of an INFO replication reply into out (strings in p).
  * APR_EINVAL without a role line; a slaveN line without ip and port is
