@@ -17,25 +17,20 @@
 
 #define MS apr_time_from_msec(1)
 
-static apr_pool_t *pool;
 static server_t node_a, node_b; /* test_two_nodes' servers, stopped by the teardown */
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
 
 static void stop_node(server_t *srv);
 
+/* Each test has a fresh pool as its state (unit_pool_setup); the teardown
+ * stops test_two_nodes' servers before the pool goes. */
 static int teardown(void **state)
 {
-    (void)state;
     stop_node(&node_a);
     stop_node(&node_b);
-    apr_pool_destroy(pool);
-    return 0;
+    return unit_pool_teardown(state);
 }
+
+#define CLUSTER_TEST(fn) cmocka_unit_test_setup_teardown(fn, unit_pool_setup, teardown)
 
 /* A reply of type with text s (hiredis frees what it allocated). */
 static redisReply *reply_of(const char *resp)
@@ -59,7 +54,7 @@ typedef struct {
 } run_t;
 
 static ss_redis_cluster_step_e step(run_t *run, const char *resp, apr_time_t now,
-                                    apr_time_t deadline)
+                                    apr_time_t deadline, apr_pool_t *pool)
 {
     redisReply *r = reply_of(resp);
     ss_redis_cluster_step_e e;
@@ -73,77 +68,79 @@ static ss_redis_cluster_step_e step(run_t *run, const char *resp, apr_time_t now
 
 static void test_final_replies(void **state)
 {
+    apr_pool_t *pool = *state;
     run_t run;
 
-    (void)state;
     memset(&run, 0, sizeof(run));
-    assert_int_equal(step(&run, "+OK\r\n", 0, 1000 * MS), SS_CLUSTER_DONE);
-    assert_int_equal(step(&run, "$-1\r\n", 0, 1000 * MS), SS_CLUSTER_DONE);
-    assert_int_equal(step(&run, ":1\r\n", 0, 1000 * MS), SS_CLUSTER_DONE);
+    assert_int_equal(step(&run, "+OK\r\n", 0, 1000 * MS, pool), SS_CLUSTER_DONE);
+    assert_int_equal(step(&run, "$-1\r\n", 0, 1000 * MS, pool), SS_CLUSTER_DONE);
+    assert_int_equal(step(&run, ":1\r\n", 0, 1000 * MS, pool), SS_CLUSTER_DONE);
     /* Other errors are the caller's (WRONGTYPE, CROSSSLOT, NOSCRIPT...). */
-    assert_int_equal(step(&run, "-WRONGTYPE Operation against a key\r\n", 0, 1000 * MS),
+    assert_int_equal(step(&run, "-WRONGTYPE Operation against a key\r\n", 0, 1000 * MS, pool),
                      SS_CLUSTER_DONE);
-    assert_int_equal(
-        step(&run, "-CROSSSLOT Keys in request don't hash to the same slot\r\n", 0, 1000 * MS),
-        SS_CLUSTER_DONE);
+    assert_int_equal(step(&run, "-CROSSSLOT Keys in request don't hash to the same slot\r\n", 0,
+                          1000 * MS, pool),
+                     SS_CLUSTER_DONE);
     /* A word that merely starts like a redirect is not one. */
-    assert_int_equal(step(&run, "-MOVEDX 1 h:1\r\n", 0, 1000 * MS), SS_CLUSTER_DONE);
-    assert_int_equal(step(&run, "-ASKING\r\n", 0, 1000 * MS), SS_CLUSTER_DONE);
+    assert_int_equal(step(&run, "-MOVEDX 1 h:1\r\n", 0, 1000 * MS, pool), SS_CLUSTER_DONE);
+    assert_int_equal(step(&run, "-ASKING\r\n", 0, 1000 * MS, pool), SS_CLUSTER_DONE);
 }
 
 static void test_moved_once(void **state)
 {
+    apr_pool_t *pool = *state;
     run_t run;
 
-    (void)state;
     memset(&run, 0, sizeof(run));
     /* As recorded from redis-server 7.0.15 (tests/unit/data/moved.resp). */
-    assert_int_equal(step(&run, "-MOVED 12182 127.0.0.1:28659\r\n", 0, 1000 * MS),
+    assert_int_equal(step(&run, "-MOVED 12182 127.0.0.1:28659\r\n", 0, 1000 * MS, pool),
                      SS_CLUSTER_MOVED);
     assert_int_equal(run.slot, 12182);
     assert_string_equal(run.to.host, "127.0.0.1");
     assert_int_equal(run.to.port, 28659);
     /* Then ASK is still followed (the new owner is migrating the slot). */
-    assert_int_equal(step(&run, "-ASK 12182 127.0.0.1:7002\r\n", 0, 1000 * MS), SS_CLUSTER_ASK);
+    assert_int_equal(step(&run, "-ASK 12182 127.0.0.1:7002\r\n", 0, 1000 * MS, pool),
+                     SS_CLUSTER_ASK);
     assert_int_equal(run.to.port, 7002);
     /* A second MOVED is not: the map is stale, the operation fails. */
-    assert_int_equal(step(&run, "-MOVED 12182 127.0.0.1:7003\r\n", 0, 1000 * MS), SS_CLUSTER_FAIL);
+    assert_int_equal(step(&run, "-MOVED 12182 127.0.0.1:7003\r\n", 0, 1000 * MS, pool),
+                     SS_CLUSTER_FAIL);
     assert_non_null(strstr(run.why, "MOVED again"));
 }
 
 static void test_ask_once(void **state)
 {
+    apr_pool_t *pool = *state;
     run_t run;
 
-    (void)state;
     memset(&run, 0, sizeof(run));
-    assert_int_equal(step(&run, "-ASK 0 [::1]:7000\r\n", 0, 1000 * MS), SS_CLUSTER_ASK);
+    assert_int_equal(step(&run, "-ASK 0 [::1]:7000\r\n", 0, 1000 * MS, pool), SS_CLUSTER_ASK);
     assert_int_equal(run.slot, 0);
     assert_string_equal(run.to.host, "::1");
-    assert_int_equal(step(&run, "-ASK 0 [::1]:7001\r\n", 0, 1000 * MS), SS_CLUSTER_FAIL);
+    assert_int_equal(step(&run, "-ASK 0 [::1]:7001\r\n", 0, 1000 * MS, pool), SS_CLUSTER_FAIL);
     assert_non_null(strstr(run.why, "ASK again"));
 
     /* The node that answered, named by an empty host (cluster-preferred-endpoint-type unknown). */
     memset(&run, 0, sizeof(run));
-    assert_int_equal(step(&run, "-MOVED 16383 :7000\r\n", 0, 1000 * MS), SS_CLUSTER_MOVED);
+    assert_int_equal(step(&run, "-MOVED 16383 :7000\r\n", 0, 1000 * MS, pool), SS_CLUSTER_MOVED);
     assert_string_equal(run.to.host, "");
     assert_int_equal(run.slot, 16383);
 }
 
 static void test_malformed_redirects(void **state)
 {
+    apr_pool_t *pool = *state;
     static const char *const bad[] = {
         "-MOVED\r\n",     "-MOVED 12 \r\n", "-MOVED x h:1\r\n", "-MOVED 16384 h:1\r\n",
         "-MOVED 1 h\r\n", "-ASK 1 h:0\r\n", "-ASK 1x h:1\r\n",  "-ASK 1 h:1:x\r\n",
     };
     size_t i;
 
-    (void)state;
     for (i = 0; i < UNIT_COUNT(bad); i++) {
         run_t run;
 
         memset(&run, 0, sizeof(run));
-        if (step(&run, bad[i], 0, 1000 * MS) != SS_CLUSTER_FAIL) {
+        if (step(&run, bad[i], 0, 1000 * MS, pool) != SS_CLUSTER_FAIL) {
             fail_msg("'%s' was followed", bad[i]);
         }
         assert_non_null(strstr(run.why, "malformed"));
@@ -154,16 +151,16 @@ static void test_malformed_redirects(void **state)
  * the next one ends before the deadline. */
 static void test_pauses_within_deadline(void **state)
 {
+    apr_pool_t *pool = *state;
     run_t run;
     apr_time_t now = 0, deadline = 600 * MS;
     int n = 0;
 
-    (void)state;
     memset(&run, 0, sizeof(run));
     while (step(&run,
                 n % 2 ? "-TRYAGAIN Multiple keys request during rehashing of slot\r\n"
                       : "-CLUSTERDOWN The cluster is down\r\n",
-                now, deadline) == SS_CLUSTER_PAUSE) {
+                now, deadline, pool) == SS_CLUSTER_PAUSE) {
         assert_true(run.pause == (n < 5 ? (10 << n) * MS : 200 * MS));
         now += run.pause;
         n++;
@@ -177,11 +174,11 @@ static void test_pauses_within_deadline(void **state)
 
     /* No time left at all: no pause. */
     memset(&run, 0, sizeof(run));
-    assert_int_equal(step(&run, "-CLUSTERDOWN Hash slot not served\r\n", 595 * MS, 600 * MS),
+    assert_int_equal(step(&run, "-CLUSTERDOWN Hash slot not served\r\n", 595 * MS, 600 * MS, pool),
                      SS_CLUSTER_FAIL);
     assert_non_null(strstr(run.why, "CLUSTERDOWN"));
     memset(&run, 0, sizeof(run));
-    assert_int_equal(step(&run, "-TRYAGAIN\r\n", 595 * MS, 600 * MS), SS_CLUSTER_FAIL);
+    assert_int_equal(step(&run, "-TRYAGAIN\r\n", 595 * MS, 600 * MS, pool), SS_CLUSTER_FAIL);
     assert_non_null(strstr(run.why, "TRYAGAIN"));
 }
 
@@ -222,7 +219,7 @@ static long long dbsize(const server_t *srv)
     return n;
 }
 
-static char *node_id(const server_t *srv)
+static char *node_id(const server_t *srv, apr_pool_t *pool)
 {
     redisReply *r = admin(srv, "CLUSTER MYID");
     char *id = apr_pstrdup(pool, r->str);
@@ -280,6 +277,7 @@ static ss_store_stats_t stats_of(ss_store_t *store)
 
 static void test_two_nodes(void **state)
 {
+    apr_pool_t *pool = *state;
     const char *binary = unit_redis_binary();
     server_t *a = &node_a, *b = &node_b;
     char bus_a[16], bus_b[16], hex[SS_KEY_HEX_LEN + 1], *name, *a_id, *b_id, slot_s[8];
@@ -292,7 +290,6 @@ static void test_two_nodes(void **state)
     unsigned slot;
     int i;
 
-    (void)state;
     assert_non_null(binary);
     start_node(a, binary, bus_a);
     start_node(b, binary, bus_b);
@@ -302,8 +299,8 @@ static void test_two_nodes(void **state)
         usleep(20000);
     }
     assert_true(agreed(a) && agreed(b));
-    a_id = node_id(a);
-    b_id = node_id(b);
+    a_id = node_id(a, pool);
+    b_id = node_id(b, pool);
 
     /* Every load by the script: it must be loaded on each node in turn. */
     setenv(SS_REDIS_LOAD_ENV, "script", 1);
@@ -361,12 +358,12 @@ static void test_two_nodes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_final_replies),
-        UNIT_TEST(test_moved_once),
-        UNIT_TEST(test_ask_once),
-        UNIT_TEST(test_malformed_redirects),
-        UNIT_TEST(test_pauses_within_deadline),
-        UNIT_TEST(test_two_nodes),
+        CLUSTER_TEST(test_final_replies),
+        CLUSTER_TEST(test_moved_once),
+        CLUSTER_TEST(test_ask_once),
+        CLUSTER_TEST(test_malformed_redirects),
+        CLUSTER_TEST(test_pauses_within_deadline),
+        CLUSTER_TEST(test_two_nodes),
     };
 
     return UNIT_RUN(tests);

@@ -8,48 +8,16 @@
  *                                 output of INFO replication, from another
  *                                 run of the same setup)
  */
-#include <stdio.h>
-
 #include "ss_redis_replication.h"
 #include "unit.h"
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
-
-static char *read_data(const char *name)
-{
-    const char *path = apr_pstrcat(pool, DATA_DIR, "/", name, NULL);
-    char *buf = apr_palloc(pool, 1 << 16);
-    FILE *f = fopen(path, "rb");
-    size_t len;
-
-    if (!f) {
-        fail_msg("cannot open %s", path);
-    }
-    len = fread(buf, 1, (1 << 16) - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
 static void test_master(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_replication_t r;
 
-    (void)state;
-    assert_int_equal(ss_redis_replication_parse(read_data("info-replication-master.txt"), &r, pool),
+    assert_int_equal(ss_redis_replication_parse(
+                         unit_read_data("info-replication-master.txt", NULL, pool), &r, pool),
                      APR_SUCCESS);
     assert_string_equal(r.role, "master");
     assert_null(r.master_addr);
@@ -72,12 +40,12 @@ static void test_master(void **state)
 
 static void test_replica(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_replication_t r;
 
-    (void)state;
-    assert_int_equal(
-        ss_redis_replication_parse(read_data("info-replication-replica.txt"), &r, pool),
-        APR_SUCCESS);
+    assert_int_equal(ss_redis_replication_parse(
+                         unit_read_data("info-replication-replica.txt", NULL, pool), &r, pool),
+                     APR_SUCCESS);
     assert_string_equal(r.role, "slave");
     assert_string_equal(r.master_addr, "127.0.0.1:43689");
     assert_int_equal(r.connected, 0);
@@ -87,11 +55,11 @@ static void test_replica(void **state)
 
 static void test_edge_cases(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_replication_t r;
     const char *many;
     int i;
 
-    (void)state;
     assert_int_equal(ss_redis_replication_parse("", &r, pool), APR_EINVAL);
     assert_int_equal(
         ss_redis_replication_parse("# Replication\r\nconnected_slaves:0\r\n", &r, pool),
@@ -126,7 +94,7 @@ static void test_edge_cases(void **state)
     }
     assert_int_equal(ss_redis_replication_parse(many, &r, pool), APR_SUCCESS);
     assert_int_equal(r.connected, 20);
-    assert_int_equal(r.nreplicas, SS_REDIS_REPLICAS_LISTED);
+    assert_int_equal(r.nreplicas, SS_STORE_REPLICAS_LISTED);
     assert_int_equal(r.master_offset, -1);
     assert_int_equal(r.replicas[0].behind, -1);
 }
@@ -134,9 +102,9 @@ static void test_edge_cases(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_master),
-        UNIT_TEST(test_replica),
-        UNIT_TEST(test_edge_cases),
+        UNIT_POOL_TEST(test_master),
+        UNIT_POOL_TEST(test_replica),
+        UNIT_POOL_TEST(test_edge_cases),
     };
 
     return UNIT_RUN(tests);

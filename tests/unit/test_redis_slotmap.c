@@ -16,36 +16,6 @@
 
 #define FAILED_PORT 21640
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    return 0;
-}
-
-static char *read_data(const char *name, size_t *len)
-{
-    const char *path = apr_pstrcat(pool, DATA_DIR, "/", name, NULL);
-    char *buf = apr_palloc(pool, 1 << 16);
-    FILE *f = fopen(path, "rb");
-
-    if (!f) {
-        fail_msg("cannot open %s", path);
-    }
-    *len = fread(buf, 1, (1 << 16) - 1, f);
-    fclose(f);
-    buf[*len] = '\0';
-    return buf;
-}
-
 /* Parse RESP text into one reply; free it with freeReplyObject. */
 static redisReply *parse_resp(const char *buf, size_t len)
 {
@@ -62,19 +32,20 @@ static redisReply *parse_resp(const char *buf, size_t len)
     return reply;
 }
 
-static redisReply *recorded(const char *name)
+/* The recorded reply tests/unit/data/name. */
+static redisReply *recorded(const char *name, apr_pool_t *pool)
 {
-    size_t len;
-    char *buf = read_data(name, &len);
+    apr_size_t len;
+    char *buf = unit_read_data(name, &len, pool);
 
     return parse_resp(buf, len);
 }
 
 /* The recorded SHARDS text with every slot number as a bulk string. */
-static redisReply *shards_as_strings(void)
+static redisReply *shards_as_strings(apr_pool_t *pool)
 {
-    size_t len;
-    const char *in = read_data("shards.resp", &len), *end = in + len;
+    apr_size_t len;
+    const char *in = unit_read_data("shards.resp", &len, pool), *end = in + len;
     char *out = apr_palloc(pool, len * 2 + 1), *o = out;
     static const char mark[] = "$5\r\nslots\r\n*";
 
@@ -159,9 +130,9 @@ static void check_same(const ss_redis_slotmap_t *a, const ss_redis_slotmap_t *b)
 }
 
 /* The owner of foo's slot is the node the recorded MOVED names. */
-static void check_moved(const ss_redis_slotmap_t *map)
+static void check_moved(const ss_redis_slotmap_t *map, apr_pool_t *pool)
 {
-    redisReply *moved = recorded("moved.resp");
+    redisReply *moved = recorded("moved.resp", pool);
     ss_redis_addr_t addr;
     const char *sp;
 
@@ -177,15 +148,15 @@ static void check_moved(const ss_redis_slotmap_t *map)
 
 static void test_shards(void **state)
 {
-    redisReply *r = recorded("shards.resp");
+    apr_pool_t *pool = *state;
+    redisReply *r = recorded("shards.resp", pool);
     ss_redis_slotmap_t *map = NULL;
     const char *err;
 
-    (void)state;
     err = ss_redis_slotmap_from_shards(&map, r, 0, NULL, pool);
     assert_null(err);
     check_full(map, 6);
-    check_moved(map);
+    check_moved(map, pool);
     /* The recorded cluster has no TLS port: with tls the plain one stays. */
     {
         ss_redis_slotmap_t *tls = NULL;
@@ -198,10 +169,10 @@ static void test_shards(void **state)
 
 static void test_shards_strings(void **state)
 {
-    redisReply *ints = recorded("shards.resp"), *strs = shards_as_strings();
+    apr_pool_t *pool = *state;
+    redisReply *ints = recorded("shards.resp", pool), *strs = shards_as_strings(pool);
     ss_redis_slotmap_t *a = NULL, *b = NULL;
 
-    (void)state;
     /* The rewrite did turn them into strings. */
     assert_int_equal(strs->element[0]->element[1]->element[0]->type, REDIS_REPLY_STRING);
     assert_null(ss_redis_slotmap_from_shards(&a, ints, 0, NULL, pool));
@@ -214,29 +185,30 @@ static void test_shards_strings(void **state)
 
 static void test_slots(void **state)
 {
-    redisReply *shards = recorded("shards.resp"), *slots = recorded("slots.resp");
+    apr_pool_t *pool = *state;
+    redisReply *shards = recorded("shards.resp", pool), *slots = recorded("slots.resp", pool);
     ss_redis_slotmap_t *a = NULL, *b = NULL;
 
-    (void)state;
     assert_null(ss_redis_slotmap_from_shards(&a, shards, 0, NULL, pool));
     assert_null(ss_redis_slotmap_from_slots(&b, slots, NULL, pool));
     /* Recorded a moment after the cluster was made: the node asked did not
      * list the replicas yet (CLUSTER SHARDS did). */
     check_full(b, 3);
     check_same(a, b);
-    check_moved(b);
+    check_moved(b, pool);
     freeReplyObject(shards);
     freeReplyObject(slots);
 }
 
 static void test_after_failover(void **state)
 {
-    redisReply *shards = recorded("shards_failed.resp"), *slots = recorded("slots_failed.resp");
-    redisReply *before = recorded("shards.resp");
+    apr_pool_t *pool = *state;
+    redisReply *shards = recorded("shards_failed.resp", pool),
+               *slots = recorded("slots_failed.resp", pool);
+    redisReply *before = recorded("shards.resp", pool);
     ss_redis_slotmap_t *a = NULL, *b = NULL, *old = NULL;
     int s, moved = 0;
 
-    (void)state;
     assert_null(ss_redis_slotmap_from_shards(&a, shards, 0, NULL, pool));
     assert_null(ss_redis_slotmap_from_slots(&b, slots, NULL, pool));
     assert_null(ss_redis_slotmap_from_shards(&old, before, 0, NULL, pool));
@@ -283,12 +255,12 @@ static void test_edge_cases(void **state)
                                     "$4\r\nport\r\n:1\r\n$8\r\ntls-port\r\n:2\r\n"
                                     "$2\r\nip\r\n$3\r\n::1\r\n$8\r\nendpoint\r\n$1\r\n?\r\n"
                                     "$6\r\nhealth\r\n$6\r\nonline\r\n";
+    apr_pool_t *pool = *state;
     ss_redis_addr_t asked = {"10.1.2.3", 7777};
     ss_redis_slotmap_t *map = NULL;
     redisReply *r;
     size_t i;
 
-    (void)state;
     r = parse_resp(gap, strlen(gap));
     assert_null(ss_redis_slotmap_from_slots(&map, r, &asked, pool));
     assert_int_equal(map->nmasters, 1);
@@ -326,9 +298,9 @@ static void test_edge_cases(void **state)
 
 static void test_hostport(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_addr_t a;
 
-    (void)state;
     assert_true(ss_redis_parse_hostport("127.0.0.1:7000", 14, &a, pool));
     assert_string_equal(a.host, "127.0.0.1");
     assert_int_equal(a.port, 7000);
@@ -352,8 +324,9 @@ static void test_hostport(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_shards),         UNIT_TEST(test_shards_strings), UNIT_TEST(test_slots),
-        UNIT_TEST(test_after_failover), UNIT_TEST(test_edge_cases),     UNIT_TEST(test_hostport),
+        UNIT_POOL_TEST(test_shards),     UNIT_POOL_TEST(test_shards_strings),
+        UNIT_POOL_TEST(test_slots),      UNIT_POOL_TEST(test_after_failover),
+        UNIT_POOL_TEST(test_edge_cases), UNIT_POOL_TEST(test_hostport),
     };
 
     return UNIT_RUN(tests);

@@ -20,24 +20,8 @@
 #define SEC apr_time_from_sec(1)
 #define MS apr_time_from_msec(1)
 
-static apr_pool_t *pool;
-
-static int setup(void **state)
-{
-    (void)state;
-    return apr_pool_create(&pool, NULL) == APR_SUCCESS ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    apr_pool_destroy(pool);
-    pool = NULL;
-    return 0;
-}
-
 /* The error for uri, failing the test when it parses. */
-static const char *parse_err(const char *uri)
+static const char *parse_err(const char *uri, apr_pool_t *pool)
 {
     ss_redis_config_t *cfg = NULL;
     const char *err = ss_redis_parse(&cfg, uri, pool);
@@ -49,7 +33,7 @@ static const char *parse_err(const char *uri)
     return err;
 }
 
-static ss_redis_config_t *parse_ok(const char *uri)
+static ss_redis_config_t *parse_ok(const char *uri, apr_pool_t *pool)
 {
     ss_redis_config_t *cfg = NULL;
     const char *err = ss_redis_parse(&cfg, uri, pool);
@@ -62,9 +46,9 @@ static ss_redis_config_t *parse_ok(const char *uri)
 
 static void test_parse_defaults(void **state)
 {
-    ss_redis_config_t *cfg = parse_ok("redis://localhost");
+    apr_pool_t *pool = *state;
+    ss_redis_config_t *cfg = parse_ok("redis://localhost", pool);
 
-    (void)state;
     assert_string_equal(cfg->host, "localhost");
     assert_null(cfg->path);
     assert_int_equal(cfg->port, 6379);
@@ -82,11 +66,12 @@ static void test_parse_defaults(void **state)
 
 static void test_parse_forms(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_config_t *cfg;
 
-    (void)state;
     cfg = parse_ok("redis://:p%40ss%2Fw%3a@10.0.0.1:6380/2?connect_timeout=50&command_timeout=75"
-                   "&prefix=app%3As%26:&breaker=0&max_idle=4&max_age=0");
+                   "&prefix=app%3As%26:&breaker=0&max_idle=4&max_age=0",
+                   pool);
     assert_string_equal(cfg->password, "p@ss/w:");
     assert_null(cfg->user);
     assert_string_equal(cfg->host, "10.0.0.1");
@@ -99,34 +84,35 @@ static void test_parse_forms(void **state)
     assert_int_equal(cfg->max_idle, 4);
     assert_true(cfg->max_age == 0);
 
-    cfg = parse_ok("redis://al%69ce:s%3Acr%25t@@[::1]:7000");
+    cfg = parse_ok("redis://al%69ce:s%3Acr%25t@@[::1]:7000", pool);
     assert_string_equal(cfg->user, "alice");
     assert_string_equal(cfg->password, "s:cr%t@");
     assert_string_equal(cfg->host, "::1");
     assert_int_equal(cfg->port, 7000);
 
-    cfg = parse_ok("redis://secret@cache.example/");
+    cfg = parse_ok("redis://secret@cache.example/", pool);
     assert_null(cfg->user);
     assert_string_equal(cfg->password, "secret");
     assert_int_equal(cfg->db, 0);
 
-    cfg = parse_ok("unix:///run/redis/redis%20a.sock?db=3&password=x%26y&user=bob");
+    cfg = parse_ok("unix:///run/redis/redis%20a.sock?db=3&password=x%26y&user=bob", pool);
     assert_null(cfg->host);
     assert_string_equal(cfg->path, "/run/redis/redis a.sock");
     assert_int_equal(cfg->db, 3);
     assert_string_equal(cfg->password, "x&y");
     assert_string_equal(cfg->user, "bob");
 
-    cfg = parse_ok("redis+unix:///tmp/r.sock");
+    cfg = parse_ok("redis+unix:///tmp/r.sock", pool);
     assert_string_equal(cfg->path, "/tmp/r.sock");
 
-    cfg = parse_ok("REDIS://h?db=5&prefix=");
+    cfg = parse_ok("REDIS://h?db=5&prefix=", pool);
     assert_int_equal(cfg->db, 5);
     assert_string_equal(cfg->prefix, "");
 }
 
 static void test_parse_errors(void **state)
 {
+    apr_pool_t *pool = *state;
     static const struct {
         const char *uri, *error;
     } cases[] = {
@@ -189,7 +175,6 @@ static void test_parse_errors(void **state)
     char long_prefix[200];
     size_t i;
 
-    (void)state;
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ss_redis_config_t *cfg = NULL;
         const char *err = ss_redis_parse(&cfg, cases[i].uri, pool);
@@ -211,9 +196,9 @@ static void test_parse_errors(void **state)
 
 static void test_parse_tls(void **state)
 {
-    ss_redis_config_t *cfg = parse_ok("rediss://h");
+    apr_pool_t *pool = *state;
+    ss_redis_config_t *cfg = parse_ok("rediss://h", pool);
 
-    (void)state;
     assert_int_equal(cfg->tls, 1);
     assert_string_equal(cfg->host, "h");
     assert_int_equal(cfg->port, 6379);
@@ -224,11 +209,12 @@ static void test_parse_tls(void **state)
     assert_null(cfg->tls_cert_file);
     assert_null(cfg->tls_key_file);
     assert_null(cfg->tls_server_name);
-    assert_int_equal(parse_ok("redis://h")->tls, 0);
+    assert_int_equal(parse_ok("redis://h", pool)->tls, 0);
 
     cfg = parse_ok("REDISS://u:pw@cache.example:6380/2?tls_ca_file=/etc/ca%20x.pem&tls_ca_dir="
                    "/etc/ssl/certs&tls_cert_file=/c.pem&tls_key_file=/k.pem&tls_server_name="
-                   "redis.internal&tls_verify=ca&tls_protocols=TLSv1.3&prefix=p:");
+                   "redis.internal&tls_verify=ca&tls_protocols=TLSv1.3&prefix=p:",
+                   pool);
     assert_int_equal(cfg->tls, 1);
     assert_string_equal(cfg->password, "pw");
     assert_int_equal(cfg->db, 2);
@@ -239,13 +225,16 @@ static void test_parse_tls(void **state)
     assert_string_equal(cfg->tls_server_name, "redis.internal");
     assert_int_equal(cfg->tls_verify, SS_REDIS_TLS_VERIFY_CA);
     assert_int_equal(cfg->tls_min_version, TLS1_3_VERSION);
-    assert_int_equal(parse_ok("rediss://h?tls_verify=none")->tls_verify, SS_REDIS_TLS_VERIFY_NONE);
-    assert_string_equal(parse_ok("rediss://h?tls_server_name=10.0.0.1")->tls_server_name,
+    assert_int_equal(parse_ok("rediss://h?tls_verify=none", pool)->tls_verify,
+                     SS_REDIS_TLS_VERIFY_NONE);
+    assert_string_equal(parse_ok("rediss://h?tls_server_name=10.0.0.1", pool)->tls_server_name,
                         "10.0.0.1");
-    assert_string_equal(parse_ok("rediss://[::1]?tls_server_name=::1")->tls_server_name, "::1");
+    assert_string_equal(parse_ok("rediss://[::1]?tls_server_name=::1", pool)->tls_server_name,
+                        "::1");
     /* Described: every TLS option, the defaults spelled out, file names only. */
     assert_string_equal(ss_redis_describe(parse_ok("rediss://h?tls_key_file=/k.pem&tls_cert_file="
-                                                   "/c.pem"),
+                                                   "/c.pem",
+                                                   pool),
                                           pool),
                         "rediss://h:6379/0?connect_timeout=300&command_timeout=300&breaker=1000"
                         "&prefix=sessstore:&max_idle=64&max_age=300&tls_verify=full&tls_protocols="
@@ -256,6 +245,7 @@ static void test_parse_tls(void **state)
  * or bad file names the option. */
 static void test_check_tls_files(void **state)
 {
+    apr_pool_t *pool = *state;
     static const struct {
         const char *params, *error;
     } cases[] = {
@@ -270,13 +260,12 @@ static void test_check_tls_files(void **state)
     };
     size_t i;
 
-    (void)state;
-    assert_null(ss_redis_check(parse_ok("redis://h"), pool));
-    assert_null(ss_redis_check(parse_ok("rediss://h"), pool)); /* the system's CAs */
-    assert_null(ss_redis_check(parse_ok("rediss://h?tls_ca_dir=/etc/ssl/certs"), pool));
+    assert_null(ss_redis_check(parse_ok("redis://h", pool), pool));
+    assert_null(ss_redis_check(parse_ok("rediss://h", pool), pool)); /* the system's CAs */
+    assert_null(ss_redis_check(parse_ok("rediss://h?tls_ca_dir=/etc/ssl/certs", pool), pool));
     for (i = 0; i < UNIT_COUNT(cases); i++) {
-        const char *err =
-            ss_redis_check(parse_ok(apr_pstrcat(pool, "rediss://h?", cases[i].params, NULL)), pool);
+        const char *err = ss_redis_check(
+            parse_ok(apr_pstrcat(pool, "rediss://h?", cases[i].params, NULL), pool), pool);
 
         if (!err || !strstr(err, cases[i].error)) {
             fail_msg("%s: expected an error with \"%s\", got %s", cases[i].params, cases[i].error,
@@ -287,25 +276,25 @@ static void test_check_tls_files(void **state)
 
 static void test_describe_hides_the_password(void **state)
 {
-    ss_redis_config_t *cfg = parse_ok("redis://alice:s3cret@h:6380/1?prefix=a%26b:");
+    apr_pool_t *pool = *state;
+    ss_redis_config_t *cfg = parse_ok("redis://alice:s3cret@h:6380/1?prefix=a%26b:", pool);
     const char *d = ss_redis_describe(cfg, pool);
 
-    (void)state;
     assert_null(strstr(d, "s3cret"));
     assert_non_null(strstr(d, "redis://alice:***@h:6380/1?"));
     assert_non_null(strstr(d, "prefix=a%26b:"));
     assert_non_null(strstr(d, "connect_timeout=300&command_timeout=300&breaker=1000"));
     /* What describe prints parses back to the same target. */
-    cfg = parse_ok(d);
+    cfg = parse_ok(d, pool);
     assert_string_equal(cfg->prefix, "a&b:");
     assert_int_equal(cfg->port, 6380);
 
-    cfg = parse_ok("unix:///tmp/r.sock?password=s3cret&db=2");
+    cfg = parse_ok("unix:///tmp/r.sock?password=s3cret&db=2", pool);
     d = ss_redis_describe(cfg, pool);
     assert_null(strstr(d, "s3cret"));
     assert_non_null(strstr(d, "unix:///tmp/r.sock?db=2&password=***&"));
 
-    d = ss_redis_describe(parse_ok("redis://[::1]"), pool);
+    d = ss_redis_describe(parse_ok("redis://[::1]", pool), pool);
     assert_non_null(strstr(d, "redis://[::1]:6379/0?"));
 }
 
@@ -314,6 +303,7 @@ static void test_describe_hides_the_password(void **state)
  * say what is wrong and where. */
 static void test_errors_never_quote_a_password(void **state)
 {
+    apr_pool_t *pool = *state;
     static const struct {
         const char *uri, *error, *secret[3];
     } cases[] = {
@@ -338,9 +328,8 @@ static void test_errors_never_quote_a_password(void **state)
     };
     size_t i, j;
 
-    (void)state;
     for (i = 0; i < UNIT_COUNT(cases) && cases[i].error; i++) {
-        const char *err = parse_err(cases[i].uri);
+        const char *err = parse_err(cases[i].uri, pool);
 
         if (!strstr(err, cases[i].error)) {
             fail_msg("%s: expected an error with \"%s\", got: %s", cases[i].uri, cases[i].error,
@@ -357,25 +346,26 @@ static void test_errors_never_quote_a_password(void **state)
 /* Without a password, a bad value is quoted, but escaped and bounded. */
 static void test_errors_quote_escaped(void **state)
 {
+    apr_pool_t *pool = *state;
     char long_value[300];
     const char *err;
 
-    (void)state;
-    err = parse_err("redis://h?connect_timeout=%0A5%1B[31m");
+    err = parse_err("redis://h?connect_timeout=%0A5%1B[31m", pool);
     assert_non_null(strstr(err, "bad connect_timeout '\\x0A5\\x1B[31m'"));
-    err = parse_err("redis://h?col\x01our=1");
+    err = parse_err("redis://h?col\x01our=1", pool);
     assert_non_null(strstr(err, "unknown parameter 'col\\x01our'"));
-    err = parse_err("redis://h?db=%C3%A9");
+    err = parse_err("redis://h?db=%C3%A9", pool);
     assert_non_null(strstr(err, "bad db '\\xC3\\xA9'"));
     memset(long_value, '7', sizeof(long_value) - 1);
     long_value[sizeof(long_value) - 1] = '\0';
-    err = parse_err(apr_pstrcat(pool, "redis://h?max_idle=", long_value, NULL));
+    err = parse_err(apr_pstrcat(pool, "redis://h?max_idle=", long_value, NULL), pool);
     assert_true(strlen(err) < 150);
     assert_non_null(strstr(err, "...'"));
 }
 
 static void test_hosts(void **state)
 {
+    apr_pool_t *pool = *state;
     static const struct {
         const char *uri, *host;
     } good[] = {
@@ -422,7 +412,6 @@ static void test_hosts(void **state)
     char label[70], name[300];
     size_t i;
 
-    (void)state;
     for (i = 0; i < UNIT_COUNT(good); i++) {
         ss_redis_config_t *cfg = NULL;
         const char *err = ss_redis_parse(&cfg, good[i].uri, pool);
@@ -433,7 +422,7 @@ static void test_hosts(void **state)
         assert_string_equal(cfg->host, good[i].host);
     }
     for (i = 0; i < UNIT_COUNT(bad); i++) {
-        const char *err = parse_err(bad[i].uri), *c;
+        const char *err = parse_err(bad[i].uri, pool), *c;
 
         if (!strstr(err, bad[i].error)) {
             fail_msg("%s: expected an error with \"%s\", got: %s", bad[i].uri, bad[i].error, err);
@@ -450,8 +439,8 @@ static void test_hosts(void **state)
                                apr_pstrcat(pool, "redis://", label, ".example", NULL), pool));
     label[63] = 'a';
     label[64] = '\0';
-    assert_non_null(
-        strstr(parse_err(apr_pstrcat(pool, "redis://", label, ".example", NULL)), "bad host"));
+    assert_non_null(strstr(parse_err(apr_pstrcat(pool, "redis://", label, ".example", NULL), pool),
+                           "bad host"));
     for (i = 0; i < 63; i++) {
         memcpy(name + 4 * i, "abc.", 4);
     }
@@ -461,11 +450,11 @@ static void test_hosts(void **state)
                                apr_pstrcat(pool, "redis://", name, NULL), pool));
     name[253] = 'b';
     name[254] = '\0';
-    assert_non_null(strstr(parse_err(apr_pstrcat(pool, "redis://", name, NULL)), "bad host"));
+    assert_non_null(strstr(parse_err(apr_pstrcat(pool, "redis://", name, NULL), pool), "bad host"));
 }
 
 /* Percent-encode everything but unreserved characters. */
-static const char *encode(const char *s)
+static const char *encode(const char *s, apr_pool_t *pool)
 {
     char *buf = apr_palloc(pool, strlen(s) * 3 + 1), *o = buf;
 
@@ -544,6 +533,7 @@ static void assert_same_config(const ss_redis_config_t *a, const ss_redis_config
  * to the same configuration, field by field. */
 static void test_describe_round_trip(void **state)
 {
+    apr_pool_t *pool = *state;
     static const char *const uris[] = {
         "redis://localhost",
         "redis://alice:s3cr%2Ft@h:6380/1?prefix=a%26b:&connect_timeout=50&command_timeout=70"
@@ -573,7 +563,6 @@ static void test_describe_round_trip(void **state)
     };
     size_t i;
 
-    (void)state;
     for (i = 0; i < UNIT_COUNT(uris); i++) {
         ss_redis_config_t *cfg = NULL, *again = NULL;
         const char *d, *err, *star;
@@ -589,7 +578,7 @@ static void test_describe_round_trip(void **state)
             assert_non_null(star);
             assert_null(strstr(star + 3, "***"));
             assert_null(strstr(d, cfg->password));
-            back = apr_pstrcat(pool, apr_pstrmemdup(pool, d, star - d), encode(cfg->password),
+            back = apr_pstrcat(pool, apr_pstrmemdup(pool, d, star - d), encode(cfg->password, pool),
                                star + 3, NULL);
         } else {
             assert_null(star);
@@ -608,6 +597,7 @@ static void test_describe_round_trip(void **state)
 /* redis-cluster:// and rediss-cluster://: seeds, options, what is refused. */
 static void test_cluster(void **state)
 {
+    apr_pool_t *pool = *state;
     static const struct {
         const char *uri, *err;
     } bad[] = {
@@ -629,10 +619,10 @@ static void test_cluster(void **state)
     char many[SS_REDIS_SEEDS_MAX * 8 + 64], *o;
     size_t i;
 
-    (void)state;
     cfg =
         parse_ok("redis-cluster://alice:s%40cret@10.0.0.1:7000,node2.example,[fe80::1%25eth0]:7002"
-                 "?connect_timeout=50&prefix=app:");
+                 "?connect_timeout=50&prefix=app:",
+                 pool);
     assert_true(cfg->cluster);
     assert_false(cfg->tls);
     assert_int_equal(cfg->nseeds, 3);
@@ -654,8 +644,8 @@ static void test_cluster(void **state)
                         "[fe80::1%25eth0]:7002");
     assert_null(strstr(ss_redis_describe(cfg, pool), "s@cret"));
 
-    cfg =
-        parse_ok("rediss-cluster://h1:7000?tls_ca_file=/etc/ca.pem&tls_server_name=redis.example");
+    cfg = parse_ok("rediss-cluster://h1:7000?tls_ca_file=/etc/ca.pem&tls_server_name=redis.example",
+                   pool);
     assert_true(cfg->cluster);
     assert_true(cfg->tls);
     assert_int_equal(cfg->nseeds, 1);
@@ -663,17 +653,17 @@ static void test_cluster(void **state)
     assert_string_equal(cfg->tls_server_name, "redis.example");
     assert_true(!strncmp(ss_redis_describe(cfg, pool), "rediss-cluster://h1:7000?", 25));
 
-    cfg = parse_ok("REDIS-CLUSTER://h/");
+    cfg = parse_ok("REDIS-CLUSTER://h/", pool);
     assert_true(cfg->cluster);
     assert_int_equal(cfg->seeds[0].port, 6379);
 
     /* A plain URI is no cluster. */
-    cfg = parse_ok("redis://h");
+    cfg = parse_ok("redis://h", pool);
     assert_false(cfg->cluster);
     assert_int_equal(cfg->nseeds, 0);
 
     for (i = 0; i < UNIT_COUNT(bad); i++) {
-        const char *err = parse_err(bad[i].uri);
+        const char *err = parse_err(bad[i].uri, pool);
 
         if (!strstr(err, bad[i].err)) {
             fail_msg("%s: '%s' does not say '%s'", bad[i].uri, err, bad[i].err);
@@ -684,17 +674,17 @@ static void test_cluster(void **state)
     for (i = 0; i < SS_REDIS_SEEDS_MAX; i++) {
         o += sprintf(o, "%sh%zu", i ? "," : "", i);
     }
-    assert_int_equal(parse_ok(many)->nseeds, SS_REDIS_SEEDS_MAX);
+    assert_int_equal(parse_ok(many, pool)->nseeds, SS_REDIS_SEEDS_MAX);
     strcpy(o, ",x");
-    assert_non_null(strstr(parse_err(many), "more than 64 seed nodes"));
+    assert_non_null(strstr(parse_err(many, pool), "more than 64 seed nodes"));
 }
 
 static void test_sentinel_forms(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_config_t *cfg;
 
-    (void)state;
-    cfg = parse_ok("redis-sentinel://s1:26380,10.0.0.2,[::1]:7/mymaster");
+    cfg = parse_ok("redis-sentinel://s1:26380,10.0.0.2,[::1]:7/mymaster", pool);
     assert_null(cfg->host);
     assert_null(cfg->path);
     assert_int_equal(cfg->tls, 0);
@@ -711,7 +701,8 @@ static void test_sentinel_forms(void **state)
     assert_int_equal(cfg->wait_replicas, 0);
 
     cfg = parse_ok("rediss-sentinel://bob:pw%40x@s1/m%2F1/3?sentinel_user=watch&sentinel_password="
-                   "s%26p&wait=1&tls_verify=ca");
+                   "s%26p&wait=1&tls_verify=ca",
+                   pool);
     assert_int_equal(cfg->tls, 1);
     assert_string_equal(cfg->user, "bob");
     assert_string_equal(cfg->password, "pw@x");
@@ -723,7 +714,7 @@ static void test_sentinel_forms(void **state)
     assert_true(cfg->wait_timeout == SS_REDIS_DEFAULT_WAIT_TIMEOUT_MS * MS);
     assert_int_equal(cfg->tls_verify, SS_REDIS_TLS_VERIFY_CA);
 
-    cfg = parse_ok("REDIS-SENTINEL://s/m?sentinel_password=x&wait=3,1500");
+    cfg = parse_ok("REDIS-SENTINEL://s/m?sentinel_password=x&wait=3,1500", pool);
     assert_null(cfg->sentinel_user);
     assert_string_equal(cfg->sentinel_password, "x");
     assert_int_equal(cfg->wait_replicas, 3);
@@ -732,6 +723,7 @@ static void test_sentinel_forms(void **state)
 
 static void test_sentinel_errors(void **state)
 {
+    apr_pool_t *pool = *state;
     static const struct {
         const char *uri, *error;
     } cases[] = {
@@ -769,9 +761,8 @@ static void test_sentinel_errors(void **state)
     char many[512] = "redis-sentinel://";
     size_t i;
 
-    (void)state;
     for (i = 0; i < UNIT_COUNT(cases); i++) {
-        const char *err = parse_err(cases[i].uri);
+        const char *err = parse_err(cases[i].uri, pool);
 
         if (!strstr(err, cases[i].error)) {
             fail_msg("%s: expected an error with \"%s\", got \"%s\"", cases[i].uri, cases[i].error,
@@ -782,21 +773,22 @@ static void test_sentinel_errors(void **state)
         strcat(many, i ? ",s" : "s");
     }
     strcat(many, "/m");
-    assert_non_null(strstr(parse_err(many), "more than 16 sentinels"));
+    assert_non_null(strstr(parse_err(many, pool), "more than 16 sentinels"));
     many[strlen(many) - 4] = '\0'; /* one fewer */
     strcat(many, "/m");
-    assert_int_equal(parse_ok(many)->nsentinels, SS_REDIS_SENTINEL_MAX);
+    assert_int_equal(parse_ok(many, pool)->nsentinels, SS_REDIS_SENTINEL_MAX);
 }
 
 /* Neither password reaches a description or an error message. */
 static void test_sentinel_passwords_hidden(void **state)
 {
+    apr_pool_t *pool = *state;
     ss_redis_config_t *cfg;
     const char *d;
 
-    (void)state;
     cfg = parse_ok("rediss-sentinel://u:DataPw1@s1:1,s2:2/m/2?sentinel_user=w&sentinel_password="
-                   "SentPw2&wait=1");
+                   "SentPw2&wait=1",
+                   pool);
     d = ss_redis_describe(cfg, pool);
     assert_null(strstr(d, "DataPw1"));
     assert_null(strstr(d, "SentPw2"));
@@ -804,7 +796,7 @@ static void test_sentinel_passwords_hidden(void **state)
     assert_non_null(strstr(d, "&wait=1,100&sentinel_user=w&sentinel_password=***"));
     d = ss_redis_target(cfg, pool);
     assert_string_equal(d, "rediss-sentinel://u:***@s1:1,s2:2/m/2");
-    d = parse_err("redis-sentinel://s/m?sentinel_password=SentPw2&wait=SentPw2");
+    d = parse_err("redis-sentinel://s/m?sentinel_password=SentPw2&wait=SentPw2", pool);
     assert_null(strstr(d, "SentPw2"));
     assert_non_null(strstr(d, "bad wait"));
 }
@@ -812,20 +804,20 @@ static void test_sentinel_passwords_hidden(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        UNIT_TEST(test_parse_defaults),
-        UNIT_TEST(test_parse_forms),
-        UNIT_TEST(test_parse_errors),
-        UNIT_TEST(test_parse_tls),
-        UNIT_TEST(test_check_tls_files),
-        UNIT_TEST(test_describe_hides_the_password),
-        UNIT_TEST(test_errors_never_quote_a_password),
-        UNIT_TEST(test_errors_quote_escaped),
-        UNIT_TEST(test_hosts),
-        UNIT_TEST(test_describe_round_trip),
-        UNIT_TEST(test_cluster),
-        UNIT_TEST(test_sentinel_forms),
-        UNIT_TEST(test_sentinel_errors),
-        UNIT_TEST(test_sentinel_passwords_hidden),
+        UNIT_POOL_TEST(test_parse_defaults),
+        UNIT_POOL_TEST(test_parse_forms),
+        UNIT_POOL_TEST(test_parse_errors),
+        UNIT_POOL_TEST(test_parse_tls),
+        UNIT_POOL_TEST(test_check_tls_files),
+        UNIT_POOL_TEST(test_describe_hides_the_password),
+        UNIT_POOL_TEST(test_errors_never_quote_a_password),
+        UNIT_POOL_TEST(test_errors_quote_escaped),
+        UNIT_POOL_TEST(test_hosts),
+        UNIT_POOL_TEST(test_describe_round_trip),
+        UNIT_POOL_TEST(test_cluster),
+        UNIT_POOL_TEST(test_sentinel_forms),
+        UNIT_POOL_TEST(test_sentinel_errors),
+        UNIT_POOL_TEST(test_sentinel_passwords_hidden),
     };
 
     return UNIT_RUN(tests);

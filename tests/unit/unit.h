@@ -1,5 +1,5 @@
 /* unit.h - what the cmocka unit tests share: running a group under APR, the
- * pool fixture, log capture, and a shared-memory arena.
+ * pool fixture, recorded data, log capture, and a shared-memory arena.
  *
  * Header-only (the tests are built from one source file each): every function
  * is static inline, so that a test that does not use one compiles it out
@@ -79,6 +79,38 @@ static inline int unit_pool_teardown(void **state)
     apr_pool_destroy(*state);
     return 0;
 }
+
+/* ---- recorded data ----------------------------------------------------- */
+
+#ifdef DATA_DIR
+/* The whole of tests/unit/data/name (DATA_DIR: Makefile.am gives it to the
+ * tests that read recorded replies), NUL-terminated, from p; its length in
+ * *len unless len is NULL. Fails the test when the file cannot be read. */
+static inline char *unit_read_data(const char *name, apr_size_t *len, apr_pool_t *p)
+{
+    const char *path = apr_pstrcat(p, DATA_DIR, "/", name, NULL);
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n = 0;
+    char *buf;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p) !=
+            APR_SUCCESS ||
+        apr_file_info_get(&fi, APR_FINFO_SIZE, f) != APR_SUCCESS) {
+        fail_msg("cannot open %s", path);
+    }
+    buf = apr_palloc(p, (apr_size_t)fi.size + 1);
+    if (fi.size > 0 && apr_file_read_full(f, buf, (apr_size_t)fi.size, &n) != APR_SUCCESS) {
+        fail_msg("cannot read %s", path);
+    }
+    apr_file_close(f);
+    buf[n] = '\0';
+    if (len) {
+        *len = n;
+    }
+    return buf;
+}
+#endif
 
 /* ---- log capture ------------------------------------------------------- */
 
