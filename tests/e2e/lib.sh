@@ -358,6 +358,54 @@ login() {
     code
 }
 
+# alive JAR URL: the status of /private/ at URL with JAR's cookie: 200 while
+# its session is live there, 302 (to the login form) once it has ended.
+alive() {
+    get "$1" "$2/private/" >/dev/null
+    code
+}
+
+# open_count "URL..." JAR...: how many (JAR, URL) pairs are alive (200).
+# URL... is one word, the node URLs separated by spaces.
+open_count() {
+    local urls=$1 j u n=0
+    shift
+    for j in "$@"; do
+        for u in $urls; do
+            [ "$(alive "$j" "$u")" = 200 ] && n=$((n + 1))
+        done
+    done
+    echo "$n"
+}
+
+# login_owners "URL..." OWNER JAR... [OWNER JAR...]...: logs each JAR in as
+# the OWNER named before it: alice (secret) and bob (hunter2) of write_site,
+# carol (s3cret) once the script has added her to each node's htpasswd. The
+# JARs take the URLs (one word, separated by spaces) in turn, so their
+# sessions are spread over the nodes. Then one test line checks that every
+# session opens /private/ on every URL (the nodes share the store).
+# Leaves behind: one live session in each $WORK/jar.JAR, and the last.*
+# files of that check. Example: login_owners "$A $B" alice a1 a2 bob b1
+# logs a1 in on A, a2 on B, b1 on A.
+login_owners() {
+    local urls=($1) owner="" pw="" jars=() w
+    shift
+    for w in "$@"; do
+        case $w in
+        alice) owner=alice pw=secret ;;
+        bob) owner=bob pw=hunter2 ;;
+        carol) owner=carol pw=s3cret ;;
+        *)
+            [ -n "$owner" ] || die "login_owners: jar $w comes before any owner"
+            login "$w" "${urls[$((${#jars[@]} % ${#urls[@]}))]}" "$owner" "$pw" >/dev/null
+            jars+=("$w")
+            ;;
+        esac
+    done
+    expect_eq "${#jars[@]} sessions logged in, each open on all ${#urls[@]} node(s)" \
+        $((${#jars[@]} * ${#urls[@]})) "$(open_count "${urls[*]}" "${jars[@]}")"
+}
+
 # The session ID our cookie jar holds for cookie "sid" ("" if none).
 jar_sid() {
     awk '$6 == "sid" { print $7 }' "$(jar "$1")" 2>/dev/null | tail -1

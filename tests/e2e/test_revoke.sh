@@ -43,25 +43,8 @@ A=http://127.0.0.1:$PA
 B=http://127.0.0.1:$PB
 S=http://127.0.0.1:$PS
 
-# alive JAR URL: 200 when the jar's session still opens the private page.
-alive() {
-    get "$1" "$2/private/" >/dev/null
-    code
-}
-
 # --- logins: alice x3, bob x2, carol x2, spread over both nodes
-login a1 "$A" alice secret >/dev/null
-login a2 "$B" alice secret >/dev/null
-login a3 "$A" alice secret >/dev/null
-login b1 "$A" bob hunter2 >/dev/null
-login b2 "$B" bob hunter2 >/dev/null
-login c1 "$B" carol s3cret >/dev/null
-login c2 "$A" carol s3cret >/dev/null
-bad=0
-for j in a1 a2 a3 b1 b2 c1 c2; do
-    for u in "$A" "$B"; do [ "$(alive $j "$u")" = 200 ] || bad=$((bad + 1)); done
-done
-expect_eq "7 sessions of 3 owners open on both nodes" 0 "$bad"
+login_owners "$A $B" alice a1 a2 a3 bob b1 b2 carol c1 c2
 keys=$(redis_cli redis --scan --pattern 'e2e:*' | sort)
 check "Redis holds one index per owner" \
     test "$(echo "$keys" | grep -c '^e2e:owner:[0-9a-f]\{32\}$')" = 3
@@ -77,18 +60,9 @@ check "the revoking browser's cookie is cleared" \
     bash -c "grep -i '^set-cookie: sid=;' '$WORK/last.headers' | grep -qi 'expires=\\|max-age=0'"
 expect_eq "and only one Set-Cookie for sid is sent" 1 \
     "$(grep -ci '^set-cookie: sid=' "$WORK/last.headers")"
-bad=0
-for j in a1 a2 a3; do
-    for u in "$A" "$B"; do
-        [ "$(alive $j "$u")" = 200 ] && bad=$((bad + 1))
-    done
-done
-expect_eq "every alice session is ended on both nodes" 0 "$bad"
-bad=0
-for j in b1 b2 c1 c2; do
-    for u in "$A" "$B"; do [ "$(alive $j "$u")" = 200 ] || bad=$((bad + 1)); done
-done
-expect_eq "bob's and carol's sessions live on, on both nodes" 0 "$bad"
+expect_eq "every alice session is ended on both nodes" 0 "$(open_count "$A $B" a1 a2 a3)"
+expect_eq "bob's and carol's sessions live on, on both nodes" 8 \
+    "$(open_count "$A $B" b1 b2 c1 c2)"
 expect_eq "node B counts the 3 revoked sessions" "sessstore_revocations_total 3" \
     "$(curl -s "$B/metrics" | grep '^sessstore_revocations_total')"
 check "alice's index is gone" \
@@ -120,9 +94,7 @@ expect_eq "a revoke while the store is down is a 503" 503 "$(code)"
 redis_start redis "$RP"
 
 # --- the shm store: the same on one node
-login sa1 "$S" alice secret >/dev/null
-login sa2 "$S" alice secret >/dev/null
-login sb1 "$S" bob hunter2 >/dev/null
+login_owners "$S" alice sa1 sa2 bob sb1
 get sa2 "$S/private/cgi/revoke.cgi?others" >/dev/null
 expect_eq "shm: 'others' keeps the current session" 200 "$(alive sa2 "$S")"
 expect_eq "shm: and ends the other one" 302 "$(alive sa1 "$S")"
