@@ -120,7 +120,6 @@ typedef struct {
 } req_session_t;
 
 static apr_size_t shm_size = DEFAULT_SHM_SIZE;
-static int shm_size_set;
 /* SessionStoreRecordFormat (0: unset, the current format) and
  * SessionStoreSeal (-1: unset, on; 0 off, 1 on, 2 required): how every store
  * writes records, and whether it accepts any in clear. */
@@ -365,7 +364,6 @@ static const char *set_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
     if (err) {
         return err;
     }
-    shm_size_set = 1;
     return parse_size(cmd, arg, SS_SHM_MIN_SIZE, (apr_size_t)64 * 1024 * 1024 * 1024, &shm_size);
 }
 
@@ -607,7 +605,6 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog;
     (void)ptemp;
     shm_size = DEFAULT_SHM_SIZE;
-    shm_size_set = 0;
     record_format = 0;
     record_seal = -1;
     shm_file = NULL;
