@@ -1,4 +1,4 @@
-/* mod_sessstore.h - what the module's files share and nothing more: the
+/* mod_sessstore.h - what the module's three files share and nothing more: the
  * configuration records, the few module-wide values, the calls across files. */
 #ifndef MOD_SESSSTORE_H
 #define MOD_SESSSTORE_H
@@ -8,6 +8,8 @@
 
 #include "ss_cookie.h"
 #include "ss_expiry.h"
+#include "ss_health.h"
+#include "ss_metrics.h"
 #include "ss_redis.h"
 #include "ss_store.h"
 
@@ -87,6 +89,31 @@ void global_conf_reset(void);
 /* A lock wait that outlasts its lease, or NULL: for set_lock_timeout and
  * set_lock_lease within a section, for check_config across sections. */
 const char *lock_pair_error(apr_pool_t *p, const dir_conf *c);
+
+/* Every store this httpd opened, each once, metered (ss_store_t *). Set by
+ * post_config (mod_sessstore.c); read by child_init and by the metrics and
+ * health pages (mod_sessstore_status.c). */
+extern apr_array_header_t *open_stores;
+/* The counters of every process; NULL when their segment failed. Set by
+ * post_config (metrics_attach); read by the counters and the revoke in
+ * mod_sessstore.c and by the pages. */
+extern ss_metrics_t *metrics;
+/* Per child: a health prober per open store, in the same order. Set by
+ * child_init (mod_sessstore.c); read by the metrics and health pages. */
+extern ss_health_t **healths;
+
+/* mod_sessstore.c's counters, for the pages: whether a process still runs
+ * (ss_metrics' store-down table), and this process's latest verdict on the
+ * store (a health probe counts as an operation). */
+int process_alive(void *baton, apr_uint32_t pid);
+void note_store_state(int down);
+
+/* mod_sessstore_status.c: the pages' handlers and mod_status's hook, for
+ * register_hooks (mod_sessstore.c). */
+int status_handler(request_rec *r);
+int status_hook(request_rec *r, int flags);
+int metrics_handler(request_rec *r);
+int health_handler(request_rec *r);
 
 #pragma GCC visibility pop
 
