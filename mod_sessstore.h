@@ -29,7 +29,7 @@ extern module AP_MODULE_DECLARE_DATA sessstore_module;
 
 /* Per server. Created and merged by mod_sessstore_config.c and filled by
  * its directives; post_config (mod_sessstore.c) widens retention and opens
- * store. Read by start-up, the request path and the status pages. */
+ * its store. Read by start-up, the request path and the status pages. */
 typedef struct {
     const char *backend;      /* the SessionStoreBackend value; NULL: inherit, then shm */
     ss_redis_config_t *redis; /* parsed from it; NULL for shm */
