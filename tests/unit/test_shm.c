@@ -1677,8 +1677,9 @@ static void kill_at_target(const char *step)
 }
 
 /* A child runs the workload and SIGKILLs itself, with the lock held, on the
- * pass-th pass of step; 0 when it died so, -1 when it never got there. */
-static int kill_child_at(fixture_t *f, const char *step, int pass, apr_time_t t0)
+ * pass-th pass of step; 0 when it died so, -1 when it never got there. Its
+ * pid goes to *pid. */
+static int kill_child_at(fixture_t *f, const char *step, int pass, apr_time_t t0, pid_t *pid)
 {
     apr_proc_t proc;
     apr_exit_why_e why;
@@ -1702,6 +1703,7 @@ static int kill_child_at(fixture_t *f, const char *step, int pass, apr_time_t t0
         _exit(0);
     }
     assert_int_equal(rv, APR_INPARENT);
+    *pid = proc.pid;
     assert_int_equal(apr_proc_wait(&proc, &code, &why, APR_WAIT), APR_CHILD_DONE);
     return why == APR_PROC_SIGNAL && code == SIGKILL ? 0 : -1;
 }
@@ -1715,6 +1717,8 @@ static void test_writer_killed_at_every_step(void **state)
     apr_time_t t = T0;
     apr_uint32_t rebuilds = 0;
     int kills = 0, damaged = 0, ops = 0;
+    pid_t child = 0;
+    char died[64];
     size_t s, k;
     int op;
 
@@ -1727,7 +1731,7 @@ static void test_writer_killed_at_every_step(void **state)
     for (s = 0; s < UNIT_COUNT(fault_steps); s++) {
         for (k = 0; k < UNIT_COUNT(passes); k++) {
             memset(&log, 0, sizeof(log));
-            if (kill_child_at(f, fault_steps[s].step, passes[k], t) != 0) {
+            if (kill_child_at(f, fault_steps[s].step, passes[k], t, &child) != 0) {
                 fail_msg("%s: pass %d never reached", fault_steps[s].step, passes[k]);
             }
             kills++;
@@ -1746,6 +1750,13 @@ static void test_writer_killed_at_every_step(void **state)
                 fail_msg("%s, pass %d: %d rebuilds, %d kept, %d other; last: %s",
                          fault_steps[s].step, passes[k], log.rebuilds, log.kept, log.other,
                          log.last);
+            }
+            /* It names the child that died, not this process: the mark's
+             * pid, kept per process, is forgotten in a forked child. */
+            snprintf(died, sizeof(died), "process %ld died", (long)child);
+            if (!strstr(log.last, died)) {
+                fail_msg("%s, pass %d: expected \"%s\" in: %s", fault_steps[s].step, passes[k],
+                         died, log.last);
             }
             if (fault_steps[s].damages == DAMAGE_EITHER) {
                 print_message("  %s, pass %d: %s\n", fault_steps[s].step, passes[k],
