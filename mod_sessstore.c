@@ -1,8 +1,15 @@
-/* mod_sessstore.c - server-side session storage for mod_session.
- *
- * httpd glue only: directives, the session_load/session_save hooks, the
- * cookie and logging, the status, metrics and health pages. IDs, records,
- * expiry, the backends and the counters live in lib/. */
+/* mod_sessstore.c - the module record, start-up (configuration checks, the
+ * stores, child_init) and the request path (load and save hooks, cookie, revoke). */
+
+/* The counters (---- counters ----: count_load, count_commit,
+ * note_store_state) are here, not with the pages: the request path bumps
+ * them at every load and save, and the store-down slot they keep per child
+ * (store_slot, slot_lock, child_pid) is claimed here and given back by
+ * release_slot, so that state stays static in this file. The pages
+ * (mod_sessstore_status.c) read the totals and reach note_store_state and
+ * process_alive through mod_sessstore.h. The directives are in
+ * mod_sessstore_config.c; IDs, records, expiry, the backends and the
+ * counters' storage live in lib/. */
 #include "ap_mpm.h"
 #include "httpd.h"
 #include "http_config.h"
@@ -19,7 +26,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <apr_lib.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
@@ -35,6 +41,8 @@
 #include "ss_session.h"
 #include "ss_shm.h"
 
+#include "mod_sessstore.h"
+
 APLOG_USE_MODULE(sessstore);
 
 #define SHM_MUTEX_TYPE "sessstore-shm"
@@ -46,47 +54,9 @@ APLOG_USE_MODULE(sessstore);
 /* The request note holding the session's log tag (%{sessstore-tag}n). */
 #define TAG_NOTE "sessstore-tag"
 
-#define DEFAULT_IDLE_TIMEOUT 1800      /* 30 minutes */
-#define DEFAULT_ABSOLUTE_TIMEOUT 28800 /* 8 hours */
-#define DEFAULT_SHM_SIZE (16 * 1024 * 1024)
 #define DEFAULT_MAX_SESSION_SIZE (16 * 1024)
-#define MIN_MAX_SESSION_SIZE 256
-#define MAX_MAX_SESSION_SIZE (1024 * 1024)
-#define MAX_TIMEOUT (10L * 365 * 24 * 3600)
-#define DEFAULT_LOCK_TIMEOUT apr_time_from_msec(2000)
-#define MAX_LOCK_TIMEOUT_MS 60000
-#define DEFAULT_LOCK_LEASE apr_time_from_sec(30)
-#define MAX_LOCK_LEASE 86400
 #define FORM_LOGOUT_HANDLER "form-logout-handler" /* mod_auth_form */
 #define REFUSE_FILTER "SESSSTORE_REFUSE"
-
-typedef struct {
-    const char *backend;      /* the SessionStoreBackend value; NULL: inherit, then shm */
-    ss_redis_config_t *redis; /* parsed from it; NULL for shm */
-    apr_size_t max_size;
-    ss_expiry_t retention; /* the most lenient timeouts of this server's locations */
-    ss_store_t *store;     /* opened in post_config */
-} server_conf;
-
-/* What a request sees while the store cannot be reached. */
-typedef enum { OUTAGE_UNSET = 0, OUTAGE_UNAVAILABLE, OUTAGE_NOSESSION } outage_e;
-
-typedef struct {
-    ss_cookie_t cookie; /* cookie.name NULL: this store is off here */
-    int cookie_set;
-    apr_interval_time_t idle;
-    int idle_set;
-    apr_interval_time_t absolute;
-    int absolute_set;
-    outage_e outage;
-    const char *revoke_header; /* SessionStoreRevokeHeader; NULL: none */
-    int revoke_header_set;
-    int lock; /* SessionStoreLock: -1 unset (off), 0 off, 1 on */
-    apr_interval_time_t lock_timeout;
-    int lock_timeout_set;
-    apr_interval_time_t lock_lease;
-    int lock_lease_set;
-} dir_conf;
 
 /* Process-wide, kept across restarts so sessions survive graceful and
  * restart. The arena's locks live inside it, so old- and new-generation
@@ -95,7 +65,7 @@ typedef struct {
     apr_shm_t *shm;
     apr_size_t size;
     apr_size_t max_record;
-    char file[1024]; /* the segment's name (SessionStoreShmFile); "" when anonymous */
+    char file[SHM_FILE_MAX]; /* the segment's name (SessionStoreShmFile); "" when anonymous */
 } shm_retained_t;
 
 /* The counters' segment, kept across restarts like the arena: totals run on
@@ -119,19 +89,11 @@ typedef struct {
     server_rec *server;
 } req_session_t;
 
-static apr_size_t shm_size = DEFAULT_SHM_SIZE;
-static int shm_size_set;
-/* SessionStoreRecordFormat (0: unset, the current format) and
- * SessionStoreSeal (-1: unset, on; 0 off, 1 on, 2 required): how every store
- * writes records, and whether it accepts any in clear. */
-static int record_format;
-static int record_seal = -1;
-static const char *shm_file; /* SessionStoreShmFile as written; NULL: the default */
 static shm_retained_t *shm_retained;
-static apr_array_header_t *open_stores; /* ss_store_t * (metered), each once */
-static ss_metrics_t *metrics;           /* NULL: no counters (the segment failed) */
-/* Per child: a health prober per open store, in the same order. */
-static ss_health_t **healths;
+/* Shared with the pages: mod_sessstore.h says who sets and reads each. */
+apr_array_header_t *open_stores;
+ss_metrics_t *metrics;
+ss_health_t **healths;
 /* Per child: its slot in the counters' store-down table, and the lock that
  * lets one thread claim it. */
 static int store_slot = -1;
@@ -144,431 +106,6 @@ static void log_from_lib(void *baton, int level, apr_status_t rv, const char *ms
 {
     ap_log_error(APLOG_MARK, level, rv, (server_rec *)baton, "%s", msg);
 }
-
-/* ---- configuration ---- */
-
-static void *create_server_conf(apr_pool_t *p, server_rec *s)
-{
-    server_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    (void)s;
-    c->retention.idle = c->retention.absolute = SS_EXPIRY_NARROWEST;
-    return c;
-}
-
-static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    server_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
-
-    c->backend = add->backend ? add->backend : base->backend;
-    c->redis = add->backend ? add->redis : base->redis;
-    c->max_size = add->max_size ? add->max_size : base->max_size;
-    /* A virtual host also serves the main server's <Location>s. */
-    c->retention = add->retention;
-    ss_expiry_widen(&c->retention, &base->retention);
-    return c;
-}
-
-static void *create_dir_conf(apr_pool_t *p, char *dir)
-{
-    dir_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    (void)dir;
-    c->idle = apr_time_from_sec(DEFAULT_IDLE_TIMEOUT);
-    c->absolute = apr_time_from_sec(DEFAULT_ABSOLUTE_TIMEOUT);
-    c->lock = -1;
-    c->lock_timeout = DEFAULT_LOCK_TIMEOUT;
-    c->lock_lease = DEFAULT_LOCK_LEASE;
-    return c;
-}
-
-static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
-
-    c->cookie = add->cookie_set ? add->cookie : base->cookie;
-    c->cookie_set = add->cookie_set || base->cookie_set;
-    c->idle = add->idle_set ? add->idle : base->idle;
-    c->idle_set = add->idle_set || base->idle_set;
-    c->absolute = add->absolute_set ? add->absolute : base->absolute;
-    c->absolute_set = add->absolute_set || base->absolute_set;
-    c->outage = add->outage ? add->outage : base->outage;
-    c->revoke_header = add->revoke_header_set ? add->revoke_header : base->revoke_header;
-    c->revoke_header_set = add->revoke_header_set || base->revoke_header_set;
-    c->lock = add->lock >= 0 ? add->lock : base->lock;
-    c->lock_timeout = add->lock_timeout_set ? add->lock_timeout : base->lock_timeout;
-    c->lock_timeout_set = add->lock_timeout_set || base->lock_timeout_set;
-    c->lock_lease = add->lock_lease_set ? add->lock_lease : base->lock_lease;
-    c->lock_lease_set = add->lock_lease_set || base->lock_lease_set;
-    return c;
-}
-
-static const char *set_backend(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    server_conf *c = ap_get_module_config(cmd->server->module_config, &sessstore_module);
-
-    (void)dummy;
-    if (!strcasecmp(arg, "shm")) {
-        c->backend = "shm";
-        c->redis = NULL;
-        return NULL;
-    }
-    if (strstr(arg, "://")) {
-        /* The argument may hold a password: never repeat it in a message. */
-        const char *err = ss_redis_parse(&c->redis, arg, cmd->pool);
-
-        if (!err) {
-            /* TLS files are loaded now, as root, so that configtest fails
-             * on one that is missing or bad; post_config loads them again. */
-            err = ss_redis_check(c->redis, cmd->temp_pool);
-        }
-        if (err) {
-            return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-        }
-        c->backend = arg;
-        return NULL;
-    }
-    /* Not even its beginning is repeated: a mistyped URI holds a password. */
-    return apr_psprintf(cmd->pool,
-                        "%s: unknown backend (expected 'shm', 'redis://...', 'rediss://...', "
-                        "'unix://...' or 'redis-cluster://...')",
-                        cmd->cmd->name);
-}
-
-static const char *set_cookie_name(cmd_parms *cmd, void *dconf, const char *args)
-{
-    dir_conf *c = dconf;
-    char *line = apr_pstrdup(cmd->pool, args);
-    char *name = ap_getword_conf(cmd->pool, (const char **)&line);
-    const char *err;
-
-    if (!*name) {
-        return apr_psprintf(cmd->pool, "%s needs a cookie name", cmd->cmd->name);
-    }
-    err = ss_cookie_configure(&c->cookie, name, line, cmd->pool);
-    if (err) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    c->cookie_set = 1;
-    return NULL;
-}
-
-/* Seconds, 0 to MAX_TIMEOUT; 0 switches the timeout off. */
-static const char *parse_timeout(cmd_parms *cmd, const char *arg, apr_interval_time_t *out)
-{
-    char *end;
-    apr_int64_t v;
-
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    if (errno || end == arg || *end || v < 0 || v > MAX_TIMEOUT) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a number of seconds between 0 (off) and %ld",
-                            cmd->cmd->name, arg, MAX_TIMEOUT);
-    }
-    *out = apr_time_from_sec(v);
-    return NULL;
-}
-
-static const char *set_outage(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    dir_conf *c = dconf;
-
-    if (!strcasecmp(arg, "unavailable")) {
-        c->outage = OUTAGE_UNAVAILABLE;
-    } else if (!strcasecmp(arg, "nosession")) {
-        c->outage = OUTAGE_NOSESSION;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is neither 'unavailable' nor 'nosession'",
-                            cmd->cmd->name, arg);
-    }
-    return NULL;
-}
-
-/* The store keeps a record as long as the most lenient timeout in force on
- * the server could still accept it: every value set in a section counts
- * here, and post_config adds the server's own where a section runs on it. */
-static void widen_retention(cmd_parms *cmd, apr_interval_time_t idle, apr_interval_time_t absolute)
-{
-    server_conf *sc = ap_get_module_config(cmd->server->module_config, &sessstore_module);
-    ss_expiry_t e = {idle, absolute};
-
-    ss_expiry_widen(&sc->retention, &e);
-}
-
-static const char *set_idle(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    dir_conf *c = dconf;
-    const char *err = parse_timeout(cmd, arg, &c->idle);
-
-    c->idle_set = 1;
-    if (!err) {
-        widen_retention(cmd, c->idle, SS_EXPIRY_NARROWEST);
-    }
-    return err;
-}
-
-static const char *set_absolute(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    dir_conf *c = dconf;
-    const char *err = parse_timeout(cmd, arg, &c->absolute);
-
-    c->absolute_set = 1;
-    if (!err) {
-        widen_retention(cmd, SS_EXPIRY_NARROWEST, c->absolute);
-    }
-    return err;
-}
-
-/* A byte count with an optional K, M or G suffix, within [min, max]. */
-static const char *parse_size(cmd_parms *cmd, const char *arg, apr_size_t min, apr_size_t max,
-                              apr_size_t *out)
-{
-    char *end;
-    apr_int64_t v;
-    apr_uint64_t scale = 1;
-
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    if (*end && !end[1]) {
-        switch (apr_toupper(*end)) {
-        case 'K':
-            scale = 1024;
-            end++;
-            break;
-        case 'M':
-            scale = 1024 * 1024;
-            end++;
-            break;
-        case 'G':
-            scale = 1024 * 1024 * 1024;
-            end++;
-            break;
-        }
-    }
-    if (errno || end == arg || *end || v < 0 || (apr_uint64_t)v > max / scale ||
-        (apr_uint64_t)v * scale < min) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a size between %" APR_SIZE_T_FMT
-                            " and %" APR_SIZE_T_FMT " bytes (suffixes K, M, G allowed)",
-                            cmd->cmd->name, arg, min, max);
-    }
-    *out = (apr_size_t)(v * scale);
-    return NULL;
-}
-
-static const char *set_shm_size(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    (void)dummy;
-    if (err) {
-        return err;
-    }
-    shm_size_set = 1;
-    return parse_size(cmd, arg, SS_SHM_MIN_SIZE, (apr_size_t)64 * 1024 * 1024 * 1024, &shm_size);
-}
-
-static const char *set_shm_file(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    (void)dummy;
-    if (err) {
-        return err;
-    }
-    if (!*arg || strlen(arg) >= sizeof(((shm_retained_t *)0)->file) - 256) {
-        return apr_psprintf(cmd->pool, "%s needs a file name (or 'none')", cmd->cmd->name);
-    }
-    shm_file = arg;
-    return NULL;
-}
-
-static const char *set_max_session_size(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    server_conf *c = ap_get_module_config(cmd->server->module_config, &sessstore_module);
-
-    (void)dummy;
-    return parse_size(cmd, arg, MIN_MAX_SESSION_SIZE, MAX_MAX_SESSION_SIZE, &c->max_size);
-}
-
-static const char *set_revoke_header(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    dir_conf *c = dconf;
-    const char *p;
-
-    c->revoke_header_set = 1;
-    if (!strcasecmp(arg, "none")) {
-        c->revoke_header = NULL;
-        return NULL;
-    }
-    for (p = arg; *p; p++) {
-        /* An HTTP token: what a handler can set as a header name. */
-        if (!apr_isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p)) {
-            return apr_psprintf(cmd->pool, "%s: '%s' is not a header name", cmd->cmd->name,
-                                ap_escape_logitem(cmd->pool, arg));
-        }
-    }
-    if (!*arg) {
-        return apr_psprintf(cmd->pool, "%s needs a header name", cmd->cmd->name);
-    }
-    c->revoke_header = arg;
-    return NULL;
-}
-
-static const char *set_record_format(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    (void)dummy;
-    if (err) {
-        return err;
-    }
-    if (strcmp(arg, "1") && strcmp(arg, "2")) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is neither 1 (the format of earlier releases, for a rolling "
-                            "upgrade) nor 2 (the current one)",
-                            cmd->cmd->name, arg);
-    }
-    record_format = *arg - '0';
-    return NULL;
-}
-
-static const char *set_seal(cmd_parms *cmd, void *dummy, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    (void)dummy;
-    if (err) {
-        return err;
-    }
-    if (!strcasecmp(arg, "off")) {
-        record_seal = 0;
-    } else if (!strcasecmp(arg, "on")) {
-        record_seal = 1;
-    } else if (!strcasecmp(arg, "required")) {
-        record_seal = 2;
-    } else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not On, Off or Required", cmd->cmd->name, arg);
-    }
-    return NULL;
-}
-
-/* How the stores write records, from both directives. */
-static ss_record_form_e record_form(void)
-{
-    if (record_format == 1) {
-        return SS_RECORD_FORM_V1;
-    }
-    return record_seal ? SS_RECORD_FORM_SEALED : SS_RECORD_FORM_CLEAR;
-}
-
-static const char *set_lock(cmd_parms *cmd, void *dconf, int on)
-{
-    (void)cmd;
-    ((dir_conf *)dconf)->lock = on;
-    return NULL;
-}
-
-/* The wait must end before the lock it waits for could die of old age:
- * checked here within one section, at start-up across them. */
-static const char *lock_pair_error(apr_pool_t *p, const dir_conf *c)
-{
-    if (c->lock_timeout >= c->lock_lease) {
-        return apr_psprintf(p,
-                            "SessionStoreLockTimeout (%" APR_TIME_T_FMT
-                            " ms) must be shorter than SessionStoreLockLease (%" APR_TIME_T_FMT
-                            " s): a waiter would outlast the lock it waits for",
-                            apr_time_as_msec(c->lock_timeout), apr_time_sec(c->lock_lease));
-    }
-    return NULL;
-}
-
-/* Seconds, or milliseconds with "ms": 0 (do not wait) to 60 s. */
-static const char *set_lock_timeout(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    dir_conf *c = dconf;
-    char *end;
-    apr_int64_t v, ms;
-
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    ms = !strcasecmp(end, "ms") ? v : v * 1000;
-    if (errno || end == arg || (*end && strcasecmp(end, "ms")) || v < 0 ||
-        v > MAX_LOCK_TIMEOUT_MS || ms > MAX_LOCK_TIMEOUT_MS) {
-        return apr_psprintf(cmd->pool,
-                            "%s: '%s' is not a wait between 0 and %d ms (seconds, or "
-                            "milliseconds with 'ms': 2, 500ms)",
-                            cmd->cmd->name, arg, MAX_LOCK_TIMEOUT_MS);
-    }
-    c->lock_timeout = apr_time_from_msec(ms);
-    c->lock_timeout_set = 1;
-    return c->lock_lease_set ? lock_pair_error(cmd->pool, c) : NULL;
-}
-
-static const char *set_lock_lease(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    dir_conf *c = dconf;
-    char *end;
-    apr_int64_t v;
-
-    errno = 0;
-    v = apr_strtoi64(arg, &end, 10);
-    if (errno || end == arg || *end || v < 1 || v > MAX_LOCK_LEASE) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of seconds between 1 and %d",
-                            cmd->cmd->name, arg, MAX_LOCK_LEASE);
-    }
-    c->lock_lease = apr_time_from_sec(v);
-    c->lock_lease_set = 1;
-    return c->lock_timeout_set ? lock_pair_error(cmd->pool, c) : NULL;
-}
-
-static const command_rec sessstore_cmds[] = {
-    AP_INIT_TAKE1("SessionStoreBackend", set_backend, NULL, RSRC_CONF,
-                  "Where sessions live: 'shm' (shared memory on this host, the default), "
-                  "'redis://[[user]:password@]host[:port][/db][?options]', "
-                  "'unix:///path/redis.sock[?options]' or "
-                  "'redis-cluster://[[user]:password@]host[:port][,host[:port]...][?options]'"),
-    AP_INIT_TAKE1("SessionStoreOutage", set_outage, NULL, RSRC_CONF | OR_AUTHCFG,
-                  "While the store cannot be reached, requests that carry a session get "
-                  "'unavailable' (503, the default) or continue with 'nosession'"),
-    AP_INIT_RAW_ARGS("SessionStoreCookieName", set_cookie_name, NULL, RSRC_CONF | OR_AUTHCFG,
-                     "Cookie holding the session ID, then optional attributes "
-                     "(Path=, Domain=, SameSite=, Secure, !Secure, !HttpOnly, ...); "
-                     "turns the store on for this directory"),
-    /* Not in .htaccess: the store must know every timeout of the server
-     * before the first request (see widen_retention). */
-    AP_INIT_TAKE1("SessionStoreIdleTimeout", set_idle, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Seconds without a request after which a session ends (0: never)"),
-    AP_INIT_TAKE1("SessionStoreAbsoluteTimeout", set_absolute, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Seconds after its creation at which a session ends (0: never)"),
-    AP_INIT_TAKE1("SessionStoreShmSize", set_shm_size, NULL, RSRC_CONF,
-                  "Bytes of shared memory for the shm backend (K, M, G suffixes)"),
-    AP_INIT_TAKE1("SessionStoreShmFile", set_shm_file, NULL, RSRC_CONF,
-                  "Name of the shm store's segment, for sessstore -b shm:PATH (relative: "
-                  "under DefaultRuntimeDir; default sessstore.shm; 'none': anonymous)"),
-    AP_INIT_TAKE1("SessionStoreMaxSessionSize", set_max_session_size, NULL, RSRC_CONF,
-                  "Largest stored session in bytes; larger saves are refused"),
-    AP_INIT_TAKE1("SessionStoreRevokeHeader", set_revoke_header, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Response header through which an application ends sessions of the "
-                  "current user: value 'user' (all of them) or 'others' (all but this "
-                  "one); never sent to the client ('none' switches it off)"),
-    AP_INIT_TAKE1("SessionStoreRecordFormat", set_record_format, NULL, RSRC_CONF,
-                  "Format of the records written: 2 (the default) or 1, while nodes of an "
-                  "earlier release still share the store"),
-    AP_INIT_TAKE1("SessionStoreSeal", set_seal, NULL, RSRC_CONF,
-                  "Seal records with a key derived from the session ID: On (the default), "
-                  "Off, or Required (records in clear are refused too)"),
-    /* Not in .htaccess: start-up checks every lock wait against the
-     * server's Timeout. */
-    AP_INIT_FLAG("SessionStoreLock", set_lock, NULL, RSRC_CONF | ACCESS_CONF,
-                 "On: the requests of one session run one after another (default Off)"),
-    AP_INIT_TAKE1("SessionStoreLockTimeout", set_lock_timeout, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Longest wait for a session's lock, then 503 (seconds, or ms with 'ms'; "
-                  "default 2)"),
-    AP_INIT_TAKE1("SessionStoreLockLease", set_lock_lease, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Seconds after which a session's lock frees itself, held or not (default 30)"),
-    {NULL}};
 
 /* ---- start-up ---- */
 
@@ -606,11 +143,7 @@ static int pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 
     (void)plog;
     (void)ptemp;
-    shm_size = DEFAULT_SHM_SIZE;
-    shm_size_set = 0;
-    record_format = 0;
-    record_seal = -1;
-    shm_file = NULL;
+    global_conf_reset();
     /* Registered only so that the Mutex line of an older configuration
      * still parses: warn_mutex_directive says it is ignored. */
     rv = ap_mutex_register(pconf, SHM_MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0);
@@ -680,19 +213,19 @@ static int check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, 
     (void)pconf;
     (void)plog;
     (void)ptemp;
-    if (max && !ss_shm_fits(shm_size, max)) {
+    if (max && !ss_shm_fits(globals.shm_size, max)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
                      "SessionStoreMaxSessionSize %" APR_SIZE_T_FMT
                      " does not fit SessionStoreShmSize %" APR_SIZE_T_FMT
                      ": one session may use at most a quarter of the shared memory",
-                     max, shm_size);
+                     max, globals.shm_size);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (record_format == 1 && record_seal > 0) {
+    if (globals.record_format == 1 && globals.record_seal > 0) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
                      "SessionStoreSeal %s needs SessionStoreRecordFormat 2: format 1 records "
                      "are never sealed",
-                     record_seal == 2 ? "Required" : "On");
+                     globals.record_seal == 2 ? "Required" : "On");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     for (vs = s; vs; vs = vs->next) {
@@ -750,9 +283,10 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
      * sessstore(1) can attach to it while httpd runs; the arena's own locks
      * are all it needs to share. */
     const char *file =
-        shm_file && !strcasecmp(shm_file, "none")
+        globals.shm_file && !strcasecmp(globals.shm_file, "none")
             ? ""
-            : ap_runtime_dir_relative(s->process->pool, shm_file ? shm_file : "sessstore.shm");
+            : ap_runtime_dir_relative(s->process->pool,
+                                      globals.shm_file ? globals.shm_file : "sessstore.shm");
     apr_status_t rv;
 
     shm_retained = ap_retained_data_get(SHM_RETAINED_KEY);
@@ -766,7 +300,7 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
                          "(%s) until httpd is stopped and started",
                          *shm_retained->file ? shm_retained->file : "anonymous");
         }
-        if (shm_retained->size != shm_size || shm_retained->max_record != max_record) {
+        if (shm_retained->size != globals.shm_size || shm_retained->max_record != max_record) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "SessionStoreShmSize or SessionStoreMaxSessionSize changed: the "
                          "running arena (%" APR_SIZE_T_FMT " bytes, sessions up to %" APR_SIZE_T_FMT
@@ -789,28 +323,38 @@ static apr_status_t shm_attach(server_rec *s, apr_size_t max_record)
          * sessions cannot be trusted to belong to this configuration. */
         apr_shm_remove(file, s->process->pool);
     }
-    rv = apr_shm_create(&shm_retained->shm, shm_size, *file ? file : NULL, s->process->pool);
+    rv =
+        apr_shm_create(&shm_retained->shm, globals.shm_size, *file ? file : NULL, s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "cannot create %" APR_SIZE_T_FMT " bytes of shared memory "
                      "(SessionStoreShmSize) named %s (SessionStoreShmFile)",
-                     shm_size, *file ? file : "anonymous");
+                     globals.shm_size, *file ? file : "anonymous");
         shm_retained->shm = NULL;
         return rv;
     }
-    rv = ss_shm_format(apr_shm_baseaddr_get(shm_retained->shm), shm_size, max_record);
+    rv = ss_shm_format(apr_shm_baseaddr_get(shm_retained->shm), globals.shm_size, max_record);
     if (rv != APR_SUCCESS) {
         apr_shm_destroy(shm_retained->shm);
         shm_retained->shm = NULL;
         return rv;
     }
-    shm_retained->size = shm_size;
+    shm_retained->size = globals.shm_size;
     shm_retained->max_record = max_record;
     apr_cpystrn(shm_retained->file, file, sizeof(shm_retained->file));
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
-                 "shared-memory session store created: %" APR_SIZE_T_FMT " bytes, %s%s", shm_size,
-                 *file ? "segment " : "anonymous", file);
+                 "shared-memory session store created: %" APR_SIZE_T_FMT " bytes, %s%s",
+                 globals.shm_size, *file ? "segment " : "anonymous", file);
     return APR_SUCCESS;
+}
+
+/* How the stores write records, from both directives. */
+static ss_record_form_e record_form(void)
+{
+    if (globals.record_format == 1) {
+        return SS_RECORD_FORM_V1;
+    }
+    return globals.record_seal ? SS_RECORD_FORM_SEALED : SS_RECORD_FORM_CLEAR;
 }
 
 /* The store as requests use it: timed into the shared histograms. */
@@ -821,7 +365,7 @@ static ss_store_t *store_opened(ss_store_t *store, server_rec *s, apr_pool_t *pc
     apr_pool_t *ptemp;
 
     store->form = record_form();
-    store->sealed_only = record_seal == 2;
+    store->sealed_only = globals.record_seal == 2;
     if (ss_metered_wrap(&metered, store, metrics, pconf) != APR_SUCCESS) {
         metered = store;
     }
@@ -1046,7 +590,7 @@ static void child_init(apr_pool_t *p, server_rec *s)
 
 /* ---- counters ---- */
 
-static int process_alive(void *baton, apr_uint32_t pid)
+int process_alive(void *baton, apr_uint32_t pid)
 {
     (void)baton;
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
@@ -1055,7 +599,7 @@ static int process_alive(void *baton, apr_uint32_t pid)
 /* Whether this process's latest store operation failed (its breaker is
  * open, or the store answered with an error); a failure counts for
  * SS_METRICS_DOWN_WINDOW_SEC. */
-static void note_store_state(int down)
+void note_store_state(int down)
 {
     apr_uint32_t pid = child_pid;
     apr_time_t now;
@@ -1579,313 +1123,6 @@ static void insert_refuse_filter(request_rec *r)
     if (!r->main && (d->cookie.name || d->revoke_header)) {
         ap_add_output_filter(REFUSE_FILTER, NULL, r, r->connection);
     }
-}
-
-/* ---- status, metrics and health pages ---- */
-
-/* Whether r is a GET of handler name; *rv the answer when it is not a GET. */
-static int is_page(request_rec *r, const char *name, int *rv)
-{
-    if (!r->handler || strcmp(r->handler, name)) {
-        *rv = DECLINED;
-        return 0;
-    }
-    *rv = r->method_number == M_GET ? OK : HTTP_METHOD_NOT_ALLOWED;
-    return *rv == OK;
-}
-
-/* "loads_hit" -> "LoadsHit", as mod_status names its ?auto keys. */
-static const char *camel(const char *key, apr_pool_t *p)
-{
-    char *out = apr_palloc(p, strlen(key) + 1), *d = out;
-    int up = 1;
-
-    for (; *key; key++) {
-        if (*key == '_') {
-            up = 1;
-            continue;
-        }
-        *d++ = up ? apr_toupper(*key) : *key;
-        up = 0;
-    }
-    *d = '\0';
-    return out;
-}
-
-typedef struct {
-    const char *key;
-    const char *value;
-} status_line_t;
-
-static void status_add(apr_array_header_t *lines, const char *key, const char *value)
-{
-    status_line_t *l = apr_array_push(lines);
-
-    l->key = key;
-    l->value = value;
-}
-
-/* The counters of every process of this httpd. */
-static void status_totals(apr_array_header_t *lines, apr_pool_t *p)
-{
-    int i;
-
-    for (i = 0; i < SS_M__COUNT; i++) {
-        status_add(lines, ss_metrics_key((ss_metric_e)i),
-                   apr_psprintf(p, "%" APR_UINT64_T_FMT, ss_metrics_get(metrics, (ss_metric_e)i)));
-    }
-    status_add(
-        lines, "children_store_down",
-        apr_psprintf(p, "%u", ss_metrics_down_count(metrics, apr_time_now(), process_alive, NULL)));
-}
-
-/* A Redis store's master and replicas, from INFO replication asked now
- * (never per request); on Cluster, or when INFO fails, why not. */
-static void status_replication(apr_array_header_t *lines, ss_store_t *store, apr_pool_t *p)
-{
-    ss_redis_replication_t repl;
-    const char *master = NULL;
-    apr_status_t rv = ss_redis_replication(ss_metered_inner(store), &repl, &master, p);
-
-    if (rv == APR_ENOTIMPL) {
-        return; /* Cluster: each node has its own; cluster_nodes says how many */
-    }
-    if (rv != APR_SUCCESS) {
-        char buf[120];
-
-        status_add(lines, "redis_replication",
-                   apr_pstrcat(p, "unknown: INFO replication failed: ",
-                               apr_strerror(rv, buf, sizeof(buf)), NULL));
-        return;
-    }
-    status_add(lines, "redis_master",
-               ap_escape_logitem(p, apr_pstrcat(p, master ? master : "unknown", " (role ",
-                                                repl.role, ")", NULL)));
-    status_add(lines, "redis_replicas",
-               ap_escape_logitem(p, ss_redis_replication_describe(&repl, p)));
-}
-
-/* SetHandler sessstore-status: the store's own counters (stats_scope says
- * whose) and the totals of every process, as "name: value" lines; with
- * ?auto, "Name: value" lines as mod_status's ?auto writes them. Shows the
- * backend without its password. */
-static int status_handler(request_rec *r)
-{
-    server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
-    apr_array_header_t *lines;
-    ss_store_stats_t st;
-    ss_session_merge_stats_t mg;
-    ss_lock_stats_t lk;
-    apr_status_t rv;
-    int auto_ = r->args && !strcasecmp(r->args, "auto"), i, status;
-
-    if (!is_page(r, "sessstore-status", &status)) {
-        return status;
-    }
-    if (!c->store) {
-        return HTTP_NOT_FOUND;
-    }
-    rv = c->store->ops->stats(c->store, &st);
-    if (rv != APR_SUCCESS) {
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    lines = apr_array_make(r->pool, 40, sizeof(status_line_t));
-    status_add(lines, "backend",
-               ap_escape_logitem(r->pool, c->store->ops->describe(c->store, r->pool)));
-    status_add(lines, "scope", c->store->ops->stats_scope);
-    if (!strcmp(c->store->ops->name, "redis")) {
-        status_replication(lines, c->store, r->pool);
-    }
-#define STAT(field) status_add(lines, #field, apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, st.field))
-    STAT(entries);
-    STAT(capacity_bytes);
-    STAT(used_bytes);
-    STAT(hits);
-    STAT(misses);
-    STAT(expired);
-    STAT(saves);
-    STAT(touches);
-    STAT(removes);
-    STAT(evicted_expired);
-    STAT(evicted_lru);
-    STAT(refused_oversize);
-    STAT(refused_gone);
-    STAT(refused_conflict);
-    STAT(malformed);
-    STAT(newer_format);
-    STAT(rebuilds);
-    STAT(errors);
-    STAT(fast_fails);
-    STAT(connects);
-    STAT(retries);
-    STAT(cluster_nodes);
-    STAT(slotmap_refreshes);
-    STAT(moved);
-    STAT(asked);
-#undef STAT
-    /* The session policy's own, for the httpd process that answered. */
-    ss_session_merge_stats(&mg);
-    ss_lock_stats(&lk);
-#define PSTAT(name, v) status_add(lines, name, apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, v))
-    PSTAT("merge_conflicts", mg.conflicts);
-    PSTAT("merge_merged", mg.merged);
-    PSTAT("merge_overwrites", mg.overwritten);
-    PSTAT("merge_gave_up", mg.gave_up);
-    PSTAT("lock_taken", lk.taken);
-    PSTAT("lock_waited", lk.waited);
-    PSTAT("lock_timeouts", lk.timeouts);
-#undef PSTAT
-    if (metrics) {
-        status_add(lines, "totals_scope", "all httpd processes");
-        status_totals(lines, r->pool);
-    }
-    ap_set_content_type(r, "text/plain; charset=us-ascii");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    for (i = 0; i < lines->nelts; i++) {
-        const status_line_t *l = &APR_ARRAY_IDX(lines, i, status_line_t);
-
-        ap_rprintf(r, "%s: %s\n", auto_ ? camel(l->key, r->pool) : l->key, l->value);
-    }
-    return OK;
-}
-
-/* mod_status's server-status: a short section with the totals. */
-static int status_hook(request_rec *r, int flags)
-{
-    apr_array_header_t *lines;
-    int i;
-
-    if (!metrics) {
-        return OK;
-    }
-    lines = apr_array_make(r->pool, 16, sizeof(status_line_t));
-    status_totals(lines, r->pool);
-    if (!(flags & AP_STATUS_SHORT)) {
-        ap_rputs("<hr />\n<h2>Session store (mod_sessstore), all processes</h2>\n<dl>\n", r);
-    }
-    for (i = 0; i < lines->nelts; i++) {
-        const status_line_t *l = &APR_ARRAY_IDX(lines, i, status_line_t);
-
-        if (flags & AP_STATUS_SHORT) {
-            ap_rprintf(r, "Sessstore%s: %s\n", camel(l->key, r->pool), l->value);
-        } else {
-            ap_rprintf(r, "<dt>%s: %s</dt>\n", l->key, l->value);
-        }
-    }
-    if (!(flags & AP_STATUS_SHORT)) {
-        ap_rputs("</dl>\n", r);
-    }
-    return OK;
-}
-
-/* This process's prober of store, NULL when there is none. */
-static ss_health_t *health_of(const ss_store_t *store)
-{
-    int i;
-
-    for (i = 0; healths && i < open_stores->nelts; i++) {
-        if (APR_ARRAY_IDX(open_stores, i, ss_store_t *) == store) {
-            return healths[i];
-        }
-    }
-    return NULL;
-}
-
-/* A probe of store through this process's prober (cached for HEALTH_CACHE). */
-static apr_status_t check_store(const ss_store_t *store, apr_interval_time_t *rtt, const char **why,
-                                apr_pool_t *p)
-{
-    ss_health_t *h = health_of(store);
-    apr_status_t rv;
-
-    *rtt = 0;
-    if (!h) {
-        *why = "no health check in this process";
-        return APR_EGENERAL;
-    }
-    rv = ss_health_check(h, apr_time_now(), rtt, why, p);
-    note_store_state(rv != APR_SUCCESS);
-    return rv;
-}
-
-/* SetHandler sessstore-metrics: the Prometheus text exposition of the
- * totals of every process and of each store this httpd opened. */
-static int metrics_handler(request_rec *r)
-{
-    ss_metrics_store_t *st;
-    int i, status;
-
-    if (!is_page(r, "sessstore-metrics", &status)) {
-        return status;
-    }
-    if (!metrics) {
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    st = apr_pcalloc(r->pool, sizeof(*st) * (apr_size_t)(open_stores->nelts + 1));
-    for (i = 0; i < open_stores->nelts; i++) {
-        ss_store_t *store = APR_ARRAY_IDX(open_stores, i, ss_store_t *);
-        apr_uint64_t evicted;
-        const char *why;
-        ss_redis_replication_t *repl;
-
-        /* A Redis store's label leaves out the Sentinel's answer: it changes. */
-        st[i].label = ss_redis_label(ss_metered_inner(store), r->pool);
-        if (!st[i].label) {
-            st[i].label = store->ops->describe(store, r->pool);
-        }
-        st[i].stats_ok = store->ops->stats(store, &st[i].stats) == APR_SUCCESS;
-        st[i].shared_stats = !strcmp(store->ops->name, "shm");
-        st[i].evictions = -1;
-        st[i].up = check_store(store, &st[i].rtt, &why, r->pool) == APR_SUCCESS;
-        /* Redis counts what its maxmemory policy evicted: asked only now. */
-        if (st[i].up && !strcmp(store->ops->name, "redis") &&
-            ss_redis_info_counter(ss_metered_inner(store), "stats", "evicted_keys", &evicted) ==
-                APR_SUCCESS) {
-            st[i].evictions = (apr_int64_t)evicted;
-        }
-        /* The master and its replicas: asked only now, like evicted_keys. */
-        repl = apr_palloc(r->pool, sizeof(*repl));
-        if (st[i].up && !strcmp(store->ops->name, "redis") &&
-            ss_redis_replication(ss_metered_inner(store), repl, &st[i].master, r->pool) ==
-                APR_SUCCESS) {
-            st[i].replication = repl;
-        }
-    }
-    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rputs(ss_metrics_render(metrics, st, open_stores->nelts, apr_time_now(), process_alive, NULL,
-                               r->pool),
-             r);
-    return OK;
-}
-
-/* SetHandler sessstore-health: 200 while this process can save and load
- * through the store of this server, 503 with the reason while it cannot. */
-static int health_handler(request_rec *r)
-{
-    server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
-    apr_interval_time_t rtt;
-    const char *why = "";
-    apr_status_t rv;
-    int status;
-
-    if (!is_page(r, "sessstore-health", &status)) {
-        return status;
-    }
-    if (!c->store) {
-        return HTTP_NOT_FOUND;
-    }
-    rv = check_store(c->store, &rtt, &why, r->pool);
-    ap_set_content_type(r, "text/plain; charset=us-ascii");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    if (rv == APR_SUCCESS) {
-        ap_rprintf(r, "OK: the session store (%s) saves and loads\n", c->store->ops->name);
-        return OK;
-    }
-    r->status = HTTP_SERVICE_UNAVAILABLE;
-    apr_table_setn(r->err_headers_out, "Retry-After", "1");
-    ap_rprintf(r, "UNAVAILABLE: the session store (%s): %s\n", c->store->ops->name, why);
-    return OK;
 }
 
 static void register_hooks(apr_pool_t *p)
