@@ -64,11 +64,14 @@ static const EVP_MD *sha256(void)
  * up and frees a provider context with every EVP_*_CTX_new and every init
  * that names the algorithm: in httpd that was most of the CPU sealing cost
  * (perf, prefork, read+write: 6.6 us per request in libcrypto, of which the
- * AES and SHA-256 arithmetic 0.8). A kept context holds the last key it
- * was given, as the request's pool holds the session ID that key derives
- * from, and is keyed anew only for another key: a read+write request opens
- * and seals under one key, and the key schedule and GCM's table are made
- * once (prefork rows: about 1 us of the 6-8 that sealing costs a request). */
+ * AES and SHA-256 arithmetic 0.8). The cipher context keeps the last key
+ * it was given and is keyed anew only for another: a read+write request
+ * opens and seals under one key, and the key schedule and GCM's table are
+ * made once (prefork rows: about 1 us of the 6-8 that sealing costs a
+ * request). That key stays in the thread until its next key, a failure or
+ * its end (in a prefork child, possibly the child's life), as the key
+ * schedule of an earlier context did. The digest context is emptied after
+ * each seal key's derivation, whose last state is that key. */
 typedef struct {
     EVP_CIPHER_CTX *cipher; /* AES-256-GCM set; NULL until used or after a failure */
     EVP_MD_CTX *md;
@@ -125,9 +128,10 @@ static EVP_MD_CTX *md_ctx(void)
 }
 
 /* The thread's cipher context with AES-256-GCM set up to encrypt (enc 1)
- * or decrypt (0) under key with nonce; NULL if it cannot be. The key is
- * compared in constant time: whether it is the last one used must not
- * show in the time taken. */
+ * or decrypt (0) under key with nonce; NULL if it cannot be. The keys are
+ * compared in constant time, so no byte of the last key shows; whether a
+ * new key was set does (about 1 us), which tells only that this thread's
+ * previous operation was under another session's key. */
 static EVP_CIPHER_CTX *cipher_begin(const unsigned char *key, const unsigned char *nonce, int enc)
 {
     thread_ctx_t *t = thread_ctx();
@@ -241,6 +245,7 @@ apr_status_t ss_seal_hkdf(const unsigned char *ikm, apr_size_t ikm_len, const un
         memcpy(out + done, t, out_len - done < HMAC_LEN ? out_len - done : HMAC_LEN);
         lens[0] = HMAC_LEN;
     }
+    EVP_MD_CTX_reset(ctx); /* its last state: the last 32 bytes derived */
     OPENSSL_cleanse(prk, sizeof(prk));
     OPENSSL_cleanse(t, sizeof(t));
     if (!ok) {
@@ -312,7 +317,7 @@ apr_status_t ss_unseal(const unsigned char *key, const unsigned char *aad, apr_s
 {
     EVP_CIPHER_CTX *ctx;
     apr_size_t ct_len;
-    int n, ok;
+    int n, aad_n, ok;
 
     if (in_len < SS_SEAL_OVERHEAD || in_len - SS_SEAL_OVERHEAD > 0x7fffffff) {
         return APR_EINVAL;
@@ -324,7 +329,7 @@ apr_status_t ss_unseal(const unsigned char *key, const unsigned char *aad, apr_s
         cipher_ctx_failed();
         return APR_EGENERAL; /* no cipher: nothing said of the record */
     }
-    ok = EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+    ok = EVP_DecryptUpdate(ctx, NULL, &aad_n, aad, (int)aad_len) == 1 &&
          (!ct_len || EVP_DecryptUpdate(ctx, out, &n, in + SS_SEAL_NONCE_BYTES, (int)ct_len) == 1) &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SS_SEAL_TAG_BYTES,
                              (void *)(in + in_len - SS_SEAL_TAG_BYTES)) == 1 &&

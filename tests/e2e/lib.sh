@@ -365,14 +365,17 @@ alive() {
     code
 }
 
-# open_count "URL..." JAR...: how many (JAR, URL) pairs are alive (200).
-# URL... is one word, the node URLs separated by spaces.
-open_count() {
-    local urls=$1 j u n=0
-    shift
+# answer_count CODE "URL..." JAR...: how many (JAR, URL) pairs answer
+# /private/ with CODE (200: the session is open; 302: sent to the login
+# form, the session is ended). URL... is one word, the node URLs separated
+# by spaces. Count the ended ones with 302, not the open ones with 0: a
+# node that is down or failing answers neither.
+answer_count() {
+    local want=$1 urls=$2 j u n=0
+    shift 2
     for j in "$@"; do
         for u in $urls; do
-            [ "$(alive "$j" "$u")" = 200 ] && n=$((n + 1))
+            [ "$(alive "$j" "$u")" = "$want" ] && n=$((n + 1))
         done
     done
     echo "$n"
@@ -403,7 +406,7 @@ login_owners() {
         esac
     done
     expect_eq "${#jars[@]} sessions logged in, each open on all ${#urls[@]} node(s)" \
-        $((${#jars[@]} * ${#urls[@]})) "$(open_count "${urls[*]}" "${jars[@]}")"
+        $((${#jars[@]} * ${#urls[@]})) "$(answer_count 200 "${urls[*]}" "${jars[@]}")"
 }
 
 # The session ID our cookie jar holds for cookie "sid" ("" if none).

@@ -68,8 +68,9 @@ expect_eq "list --limit 2: a header and 2 lines" 3 "$(wc -l <"$WORK/ss.out")"
 # --- revoke --user: every alice session ends on both nodes at once
 expect_eq "revoke --user alice exits 0" 0 "$(ss -b "$BACKEND" revoke --user alice)"
 expect_eq "it says how many" "revoked 3 session(s) of alice" "$(cat "$WORK/ss.out")"
-expect_eq "no alice session opens a page on either node" 0 "$(open_count "$A $B" a1 a2 a3)"
-expect_eq "bob and carol keep theirs on both nodes" 6 "$(open_count "$A $B" b1 b2 c1)"
+expect_eq "every alice session is sent to the login form on both nodes" 6 \
+    "$(answer_count 302 "$A $B" a1 a2 a3)"
+expect_eq "bob and carol keep theirs on both nodes" 6 "$(answer_count 200 "$A $B" b1 b2 c1)"
 ss -b "$BACKEND" count >/dev/null
 expect_eq "count says 3" 3 "$(cat "$WORK/ss.out")"
 

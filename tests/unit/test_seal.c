@@ -191,8 +191,19 @@ static void test_kept_key_known_answer(void **state)
         assert_int_equal(ss_seal(k16, aad, sizeof(aad), parts, lens, 1, mine), APR_SUCCESS);
         assert_int_equal(ss_unseal(k16, aad, sizeof(aad), mine, sizeof(mine), clear), APR_SUCCESS);
         assert_memory_equal(clear, plain, sizeof(plain));
-        /* ... refused under another key, which then becomes the kept one:
-         * it must not open what k16 sealed, and k16 is keyed anew after. */
+        /* ... the context keyed anew in place by a seal under another key
+         * (no failure in between), then back to k16 and to the other ... */
+        assert_int_equal(ss_seal(other, aad, sizeof(aad), parts, lens, 1, mine), APR_SUCCESS);
+        memset(clear, 0, sizeof(clear));
+        assert_int_equal(ss_unseal(k16, aad, sizeof(aad), sealed, sizeof(sealed), clear),
+                         APR_SUCCESS);
+        assert_memory_equal(clear, plain, sizeof(plain));
+        memset(clear, 0, sizeof(clear));
+        assert_int_equal(ss_unseal(other, aad, sizeof(aad), mine, sizeof(mine), clear),
+                         APR_SUCCESS);
+        assert_memory_equal(clear, plain, sizeof(plain));
+        /* ... and refusals (each frees the context and forgets its key): the
+         * other key must not open what k16 sealed, nor k16 the other's. */
         assert_int_equal(ss_unseal(other, aad, sizeof(aad), sealed, sizeof(sealed), clear),
                          APR_EINVAL);
         assert_int_equal(ss_seal(other, aad, sizeof(aad), parts, lens, 1, mine), APR_SUCCESS);
