@@ -144,74 +144,71 @@ static void test_seal_open(void **state)
                      APR_SUCCESS);
 }
 
-/* The thread's cipher context keeps its last key and is keyed anew only
- * for another: whatever ran on it before, under the same key or another,
- * opening and sealing give what a fresh context gives. Known answer: AES-256-
- * GCM test case 16 of McGrew and Viega's GCM specification. */
-static void test_kept_key_known_answer(void **state)
-{
-    static const unsigned char k16[SS_SEAL_KEY_BYTES] = {
-        0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65, 0x73, 0x1c, 0x6d, 0x6a, 0x8f,
-        0x94, 0x67, 0x30, 0x83, 0x08, 0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65,
-        0x73, 0x1c, 0x6d, 0x6a, 0x8f, 0x94, 0x67, 0x30, 0x83, 0x08};
-    static const unsigned char aad[20] = {0xfe, 0xed, 0xfa, 0xce, 0xde, 0xad, 0xbe,
+/* AES-256-GCM test case 16 of McGrew and Viega's GCM specification. */
+static const unsigned char kat_key[SS_SEAL_KEY_BYTES] = {
+    0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65, 0x73, 0x1c, 0x6d, 0x6a, 0x8f, 0x94, 0x67, 0x30, 0x83, 0x08,
+    0xfe, 0xff, 0xe9, 0x92, 0x86, 0x65, 0x73, 0x1c, 0x6d, 0x6a, 0x8f, 0x94, 0x67, 0x30, 0x83, 0x08};
+static const unsigned char kat_aad[20] = {0xfe, 0xed, 0xfa, 0xce, 0xde, 0xad, 0xbe,
                                           0xef, 0xfe, 0xed, 0xfa, 0xce, 0xde, 0xad,
                                           0xbe, 0xef, 0xab, 0xad, 0xda, 0xd2};
-    /* nonce | ciphertext | tag */
-    static const unsigned char sealed[12 + 60 + 16] = {
-        0xca, 0xfe, 0xba, 0xbe, 0xfa, 0xce, 0xdb, 0xad, 0xde, 0xca, 0xf8, 0x88, 0x52, 0x2d, 0xc1,
-        0xf0, 0x99, 0x56, 0x7d, 0x07, 0xf4, 0x7f, 0x37, 0xa3, 0x2a, 0x84, 0x42, 0x7d, 0x64, 0x3a,
-        0x8c, 0xdc, 0xbf, 0xe5, 0xc0, 0xc9, 0x75, 0x98, 0xa2, 0xbd, 0x25, 0x55, 0xd1, 0xaa, 0x8c,
-        0xb0, 0x8e, 0x48, 0x59, 0x0d, 0xbb, 0x3d, 0xa7, 0xb0, 0x8b, 0x10, 0x56, 0x82, 0x88, 0x38,
-        0xc5, 0xf6, 0x1e, 0x63, 0x93, 0xba, 0x7a, 0x0a, 0xbc, 0xc9, 0xf6, 0x62, 0x76, 0xfc, 0x6e,
-        0xce, 0x0f, 0x4e, 0x17, 0x68, 0xcd, 0xdf, 0x88, 0x53, 0xbb, 0x2d, 0x55, 0x1b};
-    static const unsigned char plain[60] = {
-        0xd9, 0x31, 0x32, 0x25, 0xf8, 0x84, 0x06, 0xe5, 0xa5, 0x59, 0x09, 0xc5, 0xaf, 0xf5, 0x26,
-        0x9a, 0x86, 0xa7, 0xa9, 0x53, 0x15, 0x34, 0xf7, 0xda, 0x2e, 0x4c, 0x30, 0x3d, 0x8a, 0x31,
-        0x8a, 0x72, 0x1c, 0x3c, 0x0c, 0x95, 0x95, 0x68, 0x09, 0x53, 0x2f, 0xcf, 0x0e, 0x24, 0x49,
-        0xa6, 0xb5, 0x25, 0xb1, 0x6a, 0xed, 0xf5, 0xaa, 0x0d, 0xe6, 0x57, 0xba, 0x63, 0x7b, 0x39};
+/* nonce | ciphertext | tag */
+static const unsigned char kat_sealed[12 + 60 + 16] = {
+    0xca, 0xfe, 0xba, 0xbe, 0xfa, 0xce, 0xdb, 0xad, 0xde, 0xca, 0xf8, 0x88, 0x52, 0x2d, 0xc1,
+    0xf0, 0x99, 0x56, 0x7d, 0x07, 0xf4, 0x7f, 0x37, 0xa3, 0x2a, 0x84, 0x42, 0x7d, 0x64, 0x3a,
+    0x8c, 0xdc, 0xbf, 0xe5, 0xc0, 0xc9, 0x75, 0x98, 0xa2, 0xbd, 0x25, 0x55, 0xd1, 0xaa, 0x8c,
+    0xb0, 0x8e, 0x48, 0x59, 0x0d, 0xbb, 0x3d, 0xa7, 0xb0, 0x8b, 0x10, 0x56, 0x82, 0x88, 0x38,
+    0xc5, 0xf6, 0x1e, 0x63, 0x93, 0xba, 0x7a, 0x0a, 0xbc, 0xc9, 0xf6, 0x62, 0x76, 0xfc, 0x6e,
+    0xce, 0x0f, 0x4e, 0x17, 0x68, 0xcd, 0xdf, 0x88, 0x53, 0xbb, 0x2d, 0x55, 0x1b};
+static const unsigned char kat_plain[60] = {
+    0xd9, 0x31, 0x32, 0x25, 0xf8, 0x84, 0x06, 0xe5, 0xa5, 0x59, 0x09, 0xc5, 0xaf, 0xf5, 0x26,
+    0x9a, 0x86, 0xa7, 0xa9, 0x53, 0x15, 0x34, 0xf7, 0xda, 0x2e, 0x4c, 0x30, 0x3d, 0x8a, 0x31,
+    0x8a, 0x72, 0x1c, 0x3c, 0x0c, 0x95, 0x95, 0x68, 0x09, 0x53, 0x2f, 0xcf, 0x0e, 0x24, 0x49,
+    0xa6, 0xb5, 0x25, 0xb1, 0x6a, 0xed, 0xf5, 0xaa, 0x0d, 0xe6, 0x57, 0xba, 0x63, 0x7b, 0x39};
+
+/* in opens under key to the known answer's plaintext. */
+static void assert_opens(const unsigned char *key, const unsigned char *in, apr_size_t len)
+{
+    unsigned char clear[sizeof(kat_plain)];
+
+    memset(clear, 0, sizeof(clear));
+    assert_int_equal(ss_unseal(key, kat_aad, sizeof(kat_aad), in, len, clear), APR_SUCCESS);
+    assert_memory_equal(clear, kat_plain, sizeof(kat_plain));
+}
+
+/* The thread's cipher context keeps its last key and is keyed anew only
+ * for another: whatever ran on it before, under the same key or another,
+ * opening and sealing give what a fresh context gives (the known answer). */
+static void test_kept_key_known_answer(void **state)
+{
     unsigned char other[SS_SEAL_KEY_BYTES], clear[60], mine[60 + SS_SEAL_OVERHEAD];
-    const unsigned char *parts[1] = {plain};
-    const apr_size_t lens[1] = {sizeof(plain)};
+    const unsigned char *parts[1] = {kat_plain};
+    const apr_size_t lens[1] = {sizeof(kat_plain)};
+    const apr_size_t n = sizeof(kat_aad);
     int round;
 
     (void)state;
     memset(other, 0x42, sizeof(other));
     for (round = 0; round < 3; round++) {
         /* Opened twice in a row (the second on the kept key), ... */
-        memset(clear, 0, sizeof(clear));
-        assert_int_equal(ss_unseal(k16, aad, sizeof(aad), sealed, sizeof(sealed), clear),
-                         APR_SUCCESS);
-        assert_memory_equal(clear, plain, sizeof(plain));
-        memset(clear, 0, sizeof(clear));
-        assert_int_equal(ss_unseal(k16, aad, sizeof(aad), sealed, sizeof(sealed), clear),
-                         APR_SUCCESS);
-        assert_memory_equal(clear, plain, sizeof(plain));
+        assert_opens(kat_key, kat_sealed, sizeof(kat_sealed));
+        assert_opens(kat_key, kat_sealed, sizeof(kat_sealed));
         /* ... sealed on the kept key and opened again ... */
-        assert_int_equal(ss_seal(k16, aad, sizeof(aad), parts, lens, 1, mine), APR_SUCCESS);
-        assert_int_equal(ss_unseal(k16, aad, sizeof(aad), mine, sizeof(mine), clear), APR_SUCCESS);
-        assert_memory_equal(clear, plain, sizeof(plain));
+        assert_int_equal(ss_seal(kat_key, kat_aad, n, parts, lens, 1, mine), APR_SUCCESS);
+        assert_opens(kat_key, mine, sizeof(mine));
         /* ... the context keyed anew in place by a seal under another key
-         * (no failure in between), then back to k16 and to the other ... */
-        assert_int_equal(ss_seal(other, aad, sizeof(aad), parts, lens, 1, mine), APR_SUCCESS);
-        memset(clear, 0, sizeof(clear));
-        assert_int_equal(ss_unseal(k16, aad, sizeof(aad), sealed, sizeof(sealed), clear),
-                         APR_SUCCESS);
-        assert_memory_equal(clear, plain, sizeof(plain));
-        memset(clear, 0, sizeof(clear));
-        assert_int_equal(ss_unseal(other, aad, sizeof(aad), mine, sizeof(mine), clear),
-                         APR_SUCCESS);
-        assert_memory_equal(clear, plain, sizeof(plain));
+         * (no failure in between), then back to kat_key and to the other ... */
+        assert_int_equal(ss_seal(other, kat_aad, n, parts, lens, 1, mine), APR_SUCCESS);
+        assert_opens(kat_key, kat_sealed, sizeof(kat_sealed));
+        assert_opens(other, mine, sizeof(mine));
         /* ... and refusals (each frees the context and forgets its key): the
-         * other key must not open what k16 sealed, nor k16 the other's. */
-        assert_int_equal(ss_unseal(other, aad, sizeof(aad), sealed, sizeof(sealed), clear),
+         * other key must not open what kat_key sealed, nor kat_key the other's. */
+        assert_int_equal(ss_unseal(other, kat_aad, n, kat_sealed, sizeof(kat_sealed), clear),
                          APR_EINVAL);
-        assert_int_equal(ss_seal(other, aad, sizeof(aad), parts, lens, 1, mine), APR_SUCCESS);
-        assert_int_equal(ss_unseal(other, aad, sizeof(aad), sealed, sizeof(sealed), clear),
+        assert_int_equal(ss_seal(other, kat_aad, n, parts, lens, 1, mine), APR_SUCCESS);
+        assert_int_equal(ss_unseal(other, kat_aad, n, kat_sealed, sizeof(kat_sealed), clear),
                          APR_EINVAL);
-        assert_int_equal(ss_unseal(other, aad, sizeof(aad), mine, sizeof(mine), clear),
-                         APR_SUCCESS);
-        assert_int_equal(ss_unseal(k16, aad, sizeof(aad), mine, sizeof(mine), clear), APR_EINVAL);
+        assert_opens(other, mine, sizeof(mine));
+        assert_int_equal(ss_unseal(kat_key, kat_aad, n, mine, sizeof(mine), clear), APR_EINVAL);
     }
 }
 
