@@ -663,6 +663,24 @@ static void count_commit(const ss_session_t *sess)
         }
         break;
     }
+    if (sess->merge.conflicts) {
+        ss_metrics_add(metrics, SS_M_MERGE_CONFLICTS, sess->merge.conflicts);
+        ss_metrics_add(metrics, SS_M_MERGE_MERGED, sess->merge.merged);
+        ss_metrics_add(metrics, SS_M_MERGE_OVERWRITES, sess->merge.overwritten);
+        ss_metrics_add(metrics, SS_M_MERGE_GAVE_UP, sess->merge.gave_up ? 1 : 0);
+    }
+}
+
+static void count_lock(const ss_lock_t *lock, apr_status_t rv)
+{
+    if (lock->held) {
+        ss_metrics_bump(metrics, SS_M_LOCK_TAKEN);
+        if (lock->attempts > 1) {
+            ss_metrics_bump(metrics, SS_M_LOCK_WAITED);
+        }
+    } else if (rv == APR_TIMEUP) {
+        ss_metrics_bump(metrics, SS_M_LOCK_TIMEOUTS);
+    }
 }
 
 /* The session's log tag (ss_key_tag: 8 hex digits of SHA-256 of its ID) as
@@ -765,6 +783,7 @@ static void load_locked(request_rec *first, const dir_conf *d, const ss_session_
     rs->conn = first->connection;
     rs->server = first->server;
     rs->lock_rv = ss_lock_load(&rs->lock_ctx, ctx, cookies, first->pool, &rs->sess, &rs->lock);
+    count_lock(&rs->lock, rs->lock_rv);
     if (rs->lock.held) {
         apr_pool_pre_cleanup_register(first->pool, rs, release_lock);
     }

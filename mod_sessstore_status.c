@@ -108,8 +108,6 @@ int status_handler(request_rec *r)
     server_conf *c = ap_get_module_config(r->server->module_config, &sessstore_module);
     apr_array_header_t *lines;
     ss_store_stats_t st;
-    ss_session_merge_stats_t mg;
-    ss_lock_stats_t lk;
     apr_status_t rv;
     int auto_ = r->args && !strcasecmp(r->args, "auto"), i, status;
 
@@ -157,18 +155,6 @@ int status_handler(request_rec *r)
     STAT(moved);
     STAT(asked);
 #undef STAT
-    /* The session policy's own, for the httpd process that answered. */
-    ss_session_merge_stats(&mg);
-    ss_lock_stats(&lk);
-#define PSTAT(name, v) status_add(lines, name, apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, v))
-    PSTAT("merge_conflicts", mg.conflicts);
-    PSTAT("merge_merged", mg.merged);
-    PSTAT("merge_overwrites", mg.overwritten);
-    PSTAT("merge_gave_up", mg.gave_up);
-    PSTAT("lock_taken", lk.taken);
-    PSTAT("lock_waited", lk.waited);
-    PSTAT("lock_timeouts", lk.timeouts);
-#undef PSTAT
     if (metrics) {
         status_add(lines, "totals_scope", "all httpd processes");
         status_totals(lines, r->pool);

@@ -1,7 +1,6 @@
 /* ss_lock.c - one lock per session, over any store. */
 #include <string.h>
 
-#include <apr_atomic.h>
 #include <apr_general.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -11,15 +10,6 @@
 #define LOCK_SUFFIX "lock"
 #define FIRST_PAUSE 1000    /* µs */
 #define LONGEST_PAUSE 20000 /* µs */
-
-static volatile apr_uint64_t n_taken, n_waited, n_timeouts;
-
-void ss_lock_stats(ss_lock_stats_t *st)
-{
-    st->taken = apr_atomic_read64(&n_taken);
-    st->waited = apr_atomic_read64(&n_waited);
-    st->timeouts = apr_atomic_read64(&n_timeouts);
-}
 
 apr_status_t ss_lock_key(const ss_key_t *session, ss_key_t *lock)
 {
@@ -91,10 +81,6 @@ apr_status_t ss_lock_acquire(const ss_lock_ctx_t *ctx, const ss_key_t *session_k
         lock->waited = now - start;
         if (rv == APR_SUCCESS) {
             lock->held = 1;
-            apr_atomic_inc64(&n_taken);
-            if (lock->attempts > 1) {
-                apr_atomic_inc64(&n_waited);
-            }
             return APR_SUCCESS;
         }
         if (rv != APR_EEXIST) {
@@ -102,7 +88,6 @@ apr_status_t ss_lock_acquire(const ss_lock_ctx_t *ctx, const ss_key_t *session_k
         }
         left = ctx->timeout - lock->waited;
         if (left <= 0) {
-            apr_atomic_inc64(&n_timeouts);
             return APR_TIMEUP;
         }
         nap = jittered(pause);

@@ -43,18 +43,9 @@ typedef struct {
     ss_key_t key;              /* the lock record's key */
     char token[SS_ID_LEN + 1]; /* this holder's */
     int held;
-    int attempts;               /* saves tried to take it (1: at once) */
+    int attempts;               /* saves tried to take it (1: at once, more: it waited) */
     apr_interval_time_t waited; /* time spent taking it */
 } ss_lock_t;
-
-/* This process's counters since it started. */
-typedef struct {
-    apr_uint64_t taken;    /* locks taken */
-    apr_uint64_t waited;   /* of those, taken after another holder let go */
-    apr_uint64_t timeouts; /* waits that ended with APR_TIMEUP */
-} ss_lock_stats_t;
-
-void ss_lock_stats(ss_lock_stats_t *st);
 
 /* The lock record's key for a session's store key (its seal key is the
  * session's: a store that seals records can write it). */

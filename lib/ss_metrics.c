@@ -9,7 +9,7 @@
 #include "ss_metrics.h"
 
 #define METRICS_MAGIC 0x53534d54u /* "SSMT" */
-#define METRICS_LAYOUT 2u         /* 2: loads_expired */
+#define METRICS_LAYOUT 3u         /* 2: loads_expired; 3: merges and locks */
 
 const apr_uint32_t ss_metrics_bounds_us[SS_METRICS_NBUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
@@ -104,7 +104,14 @@ const char *ss_metrics_key(ss_metric_e which)
                                                   "saves_error",
                                                   "deletes",
                                                   "rotations",
-                                                  "revocations"};
+                                                  "revocations",
+                                                  "merge_conflicts",
+                                                  "merge_merged",
+                                                  "merge_overwrites",
+                                                  "merge_gave_up",
+                                                  "lock_taken",
+                                                  "lock_waited",
+                                                  "lock_timeouts"};
 
     return which < SS_M__COUNT ? keys[which] : "unknown";
 }
@@ -480,6 +487,7 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
     static const char *const loads[] = {"hit", "miss", "expired", "error"};
     static const char *const saves[] = {"written", "unchanged", "refused_oversize", "refused_gone",
                                         "error"};
+    static const char *const merges[] = {"merged", "overwritten"};
     out_t o;
 
     o.p = p;
@@ -497,6 +505,24 @@ const char *ss_metrics_render(const ss_metrics_t *m, const ss_metrics_store_t *s
             SS_M_DELETES);
     counter(&o, m, "rotations_total", "New session IDs issued.", SS_M_ROTATIONS);
     counter(&o, m, "revocations_total", "Sessions ended by a revocation.", SS_M_REVOCATIONS);
+    counter(&o, m, "merge_conflicts_total",
+            "Saves that found another request's write of the session in their way (each "
+            "compare-and-set refused counts).",
+            SS_M_MERGE_CONFLICTS);
+    counter_by(&o, m, "merge_retries_total", "how",
+               "Retries after a conflict: merged (this request's change applied to the newer "
+               "session), overwritten (a payload that cannot be merged, written whole).",
+               SS_M_MERGE_MERGED, merges, 2);
+    counter(&o, m, "merge_gave_up_total",
+            "Commits failed after a second of conflicts (answered 503).", SS_M_MERGE_GAVE_UP);
+    counter(&o, m, "lock_taken_total", "Session locks taken (SessionStoreLock On).",
+            SS_M_LOCK_TAKEN);
+    counter(&o, m, "lock_waited_total",
+            "Session locks taken after waiting for another request of the session.",
+            SS_M_LOCK_WAITED);
+    counter(&o, m, "lock_timeouts_total",
+            "Waits for a session lock past SessionStoreLockTimeout (answered 503).",
+            SS_M_LOCK_TIMEOUTS);
     head(&o, "children_store_down", "gauge",
          "httpd processes whose latest store operation failed (breaker open, or an error), "
          "in the last 10 s.");

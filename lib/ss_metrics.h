@@ -10,7 +10,7 @@
  *
  * What the segment holds:
  * - event counters (ss_metric_e): loads and saves by result, sessions ended,
- *   new IDs, revocations;
+ *   new IDs, revocations, merges of parallel requests, session locks;
  * - one latency histogram per store operation (ss_op_e), fixed buckets;
  * - one slot per process that saw its store fail: when its most recent
  *   store operation failed, 0 once one succeeded ("store down": its Redis
@@ -39,6 +39,14 @@ typedef enum {
     SS_M_DELETES,        /* sessions ended (logout, emptied, owner change) */
     SS_M_ROTATIONS,      /* new session IDs issued */
     SS_M_REVOCATIONS,    /* sessions ended by a revocation */
+    /* Parallel requests of one session (ss_session.h, ss_lock.h): */
+    SS_M_MERGE_CONFLICTS,  /* compare-and-sets that found another request's write */
+    SS_M_MERGE_MERGED,     /* retries with the request's change merged in */
+    SS_M_MERGE_OVERWRITES, /* retries writing the whole payload (not mergeable) */
+    SS_M_MERGE_GAVE_UP,    /* commits failed after the retries: 503 */
+    SS_M_LOCK_TAKEN,       /* session locks taken (SessionStoreLock On) */
+    SS_M_LOCK_WAITED,      /* of those, taken after waiting for another holder */
+    SS_M_LOCK_TIMEOUTS,    /* waits past SessionStoreLockTimeout: 503 */
     SS_M__COUNT
 } ss_metric_e;
 

@@ -213,17 +213,6 @@ static apr_status_t index_new(const ss_session_ctx_t *ctx, const ss_key_t *key,
     return ctx->store->ops->index_add(ctx->store, &owner, key, until, rec->accessed);
 }
 
-/* The merge's counters, per process (ss_session_merge_stats). */
-static volatile apr_uint64_t n_conflicts, n_merged, n_overwritten, n_gave_up;
-
-void ss_session_merge_stats(ss_session_merge_stats_t *st)
-{
-    st->conflicts = apr_atomic_read64(&n_conflicts);
-    st->merged = apr_atomic_read64(&n_merged);
-    st->overwritten = apr_atomic_read64(&n_overwritten);
-    st->gave_up = apr_atomic_read64(&n_gave_up);
-}
-
 /* The pause before retry number `retry` (the first one goes at once):
  * random, below 2 ms before the second, doubling, below 32 ms at most, so
  * that the writers of one session stop colliding (bench/run's shared-session
@@ -267,10 +256,10 @@ static apr_status_t update(const ss_session_ctx_t *ctx, ss_session_t *sess, ss_r
         if (rv != SS_ECONFLICT) {
             return rv;
         }
-        apr_atomic_inc64(&n_conflicts);
+        sess->merge.conflicts++;
         if (retries == SS_SESSION_MERGE_RETRIES ||
             apr_time_now() - start >= SS_SESSION_MERGE_BUDGET) {
-            apr_atomic_inc64(&n_gave_up);
+            sess->merge.gave_up = 1;
             log_gave_up(sess, retries + 1, now, p);
             return rv;
         }
@@ -291,7 +280,7 @@ static apr_status_t update(const ss_session_ctx_t *ctx, ss_session_t *sess, ss_r
             return rv; /* APR_NOTFOUND: ended meanwhile, and it stays so */
         }
         if (change && ss_merge_apply(change, cur.payload, p, &rec->payload) == APR_SUCCESS) {
-            apr_atomic_inc64(&n_merged);
+            sess->merge.merged++;
             if (!strcmp(rec->payload, cur.payload)) {
                 *rec = cur; /* the change is in already: nothing to write */
                 *wrote = 0;
@@ -299,7 +288,7 @@ static apr_status_t update(const ss_session_ctx_t *ctx, ss_session_t *sess, ss_r
             }
         } else {
             rec->payload = payload; /* the later write wins, whole */
-            apr_atomic_inc64(&n_overwritten);
+            sess->merge.overwritten++;
         }
         rec->payload_len = strlen(rec->payload);
         rec->created = cur.created;
@@ -402,6 +391,7 @@ apr_status_t ss_session_commit(const ss_session_ctx_t *ctx, ss_session_t *sess, 
 
     sess->rv = APR_SUCCESS;
     sess->cookie = NULL;
+    memset(&sess->merge, 0, sizeof(sess->merge));
     if (sess->state == SS_SESSION_STORE_DOWN) {
         /* The session may well exist: a change now would replace it, and
          * an emptied one would survive a response saying it ended. */

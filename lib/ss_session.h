@@ -42,7 +42,7 @@
  *   all survive; for one key the later write wins; mod_session's "expiry"
  *   never moves backwards. A payload that cannot be merged (mod_session_crypto's
  *   ciphertext) is written whole over the newer revision: the later write
- *   wins for the whole session. Counted per process (ss_session_merge_stats).
+ *   wins for the whole session. What a commit's merge did: sess->merge.
  * - A session ended meanwhile by another request is not brought back, by
  *   the update or by a merge (a reload that finds nothing ends the commit),
  *   and its cookie is left alone: a newer one (a login that rotated it) may
@@ -97,6 +97,15 @@ typedef enum {
 #define SS_COMMIT_LOGOUT 1  /* the request is a logout */
 #define SS_COMMIT_CHANGED 2 /* the application wrote to the session, if only to empty it */
 
+/* What a commit's merge did: all zero when no other request's write was in
+ * its way. The host counts them (the module: ss_metrics, every process). */
+typedef struct {
+    unsigned conflicts;   /* compare-and-sets that found another request's write */
+    unsigned merged;      /* retries with this request's change merged in */
+    unsigned overwritten; /* retries writing the whole payload (not mergeable) */
+    int gave_up;          /* the commit failed after SS_SESSION_MERGE_RETRIES or the budget */
+} ss_session_merge_t;
+
 typedef struct {
     ss_session_state_e state;
     apr_status_t store_rv; /* with SS_SESSION_STORE_DOWN: the store's error */
@@ -116,6 +125,7 @@ typedef struct {
     ss_commit_e outcome;
     apr_status_t rv;    /* with SS_COMMIT_FAILED */
     const char *cookie; /* Set-Cookie to send: a new ID, "" to clear, NULL none */
+    ss_session_merge_t merge;
 } ss_session_t;
 
 /* Find the session among the cookie values (const char *) the browser sent.
@@ -157,16 +167,6 @@ ss_revoke_e ss_session_revoke_parse(const char *value);
  * sessions ended. *count (may be NULL): sessions ended. */
 apr_status_t ss_session_revoke(const ss_session_ctx_t *ctx, ss_session_t *sess, const char *user,
                                ss_revoke_e what, apr_time_t now, apr_size_t *count);
-/* This process's merge counters since it started. */
-typedef struct {
-    apr_uint64_t conflicts;   /* updates that found another request's write in their way */
-    apr_uint64_t merged;      /* retried with this request's change merged in */
-    apr_uint64_t overwritten; /* retried writing the whole payload (not mergeable) */
-    apr_uint64_t gave_up;     /* commits failed after SS_SESSION_MERGE_RETRIES retries */
-} ss_session_merge_stats_t;
-
-void ss_session_merge_stats(ss_session_merge_stats_t *st);
-
 /* Whether two mod_session payloads hold the same data, ignoring an "expiry"
  * entry that moved by less than slack (microseconds; its value is in
  * microseconds too). */

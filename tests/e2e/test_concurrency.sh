@@ -51,8 +51,51 @@ conc_node() {
         "    Options +ExecCGI" "    SetHandler cgi-script" "</Directory>" \
         "<Location /conc/locked>" "    SessionStoreLock On" "    SessionStoreLockTimeout 8" \
         "</Location>" "<Location /conc/locked/short>" "    SessionStoreLockTimeout 500ms" \
-        "</Location>"
+        "</Location>" "<Location /metrics>" "    SetHandler sessstore-metrics" "</Location>"
     write_conc "$WORK/$name"
+}
+
+# metric URL NAME: the value of sessstore_NAME on URL's metrics page (every
+# process of that httpd; Redis nodes each count their own requests).
+metric() {
+    curl -s --max-time 10 "$1/metrics" | awk -v n="sessstore_$2" '$1 == n { print $2 }'
+}
+
+# merge_counts LABEL URL...: the merge's counters, summed over the nodes,
+# add up: every conflict was retried (merged: the payloads here can be) or
+# gave up, and none gave up (every request was answered 200). A merge test
+# without a single conflict tested nothing: that fails too.
+merge_counts() {
+    local label=$1 u conflicts=0 merged=0 overwritten=0 gave_up=0
+    shift
+    for u in "$@"; do
+        conflicts=$((conflicts + $(metric "$u" merge_conflicts_total)))
+        merged=$((merged + $(metric "$u" 'merge_retries_total{how="merged"}')))
+        overwritten=$((overwritten + $(metric "$u" 'merge_retries_total{how="overwritten"}')))
+        gave_up=$((gave_up + $(metric "$u" merge_gave_up_total)))
+    done
+    echo "# $label: merge_conflicts_total $conflicts, merged $merged, overwritten $overwritten," \
+        "gave up $gave_up"
+    check "$label: the merge rounds met conflicts ($conflicts)" test "$conflicts" -gt 0
+    expect_eq "$label: each conflict retried, merged (/metrics)" "$conflicts" "$merged"
+    expect_eq "$label: none overwritten, none gave up (/metrics)" "0 0" "$overwritten $gave_up"
+}
+
+# lock_counts LABEL URL...: every locked request of count_round took the
+# lock once (the COUNT increments and the read after them; the first
+# request made the session: nothing to lock yet), some after waiting, none
+# timed out.
+lock_counts() {
+    local label=$1 u taken=0 waited=0 timeouts=0
+    shift
+    for u in "$@"; do
+        taken=$((taken + $(metric "$u" lock_taken_total)))
+        waited=$((waited + $(metric "$u" lock_waited_total)))
+        timeouts=$((timeouts + $(metric "$u" lock_timeouts_total)))
+    done
+    expect_eq "$label: every locked request took the lock once (/metrics)" $((COUNT + 1)) "$taken"
+    check "$label: some waited for it ($waited)" test "$waited" -gt 0
+    expect_eq "$label: no wait timed out (/metrics)" 0 "$timeouts"
 }
 
 # new_session URL: a new session holding a=0 and b=0; prints its ID.
@@ -140,7 +183,9 @@ httpd_start s "$PS"
 S=http://127.0.0.1:$PS
 merge_round "shm" a b "$S"
 merge_round "shm, the other way" b a "$S"
+merge_counts "shm" "$S"
 count_round "shm, SessionStoreLock On" "$S"
+lock_counts "shm" "$S"
 
 # --- Redis, two nodes
 RP=$(free_port)
@@ -156,7 +201,9 @@ A=http://127.0.0.1:$PA
 B=http://127.0.0.1:$PB
 merge_round "redis, two nodes" a b "$A" "$B"
 merge_round "redis, two nodes, the other way" b a "$A" "$B"
+merge_counts "redis, two nodes" "$A" "$B"
 count_round "redis, two nodes, SessionStoreLock On" "$A" "$B"
+lock_counts "redis, two nodes" "$A" "$B"
 
 # --- a lock held longer than SessionStoreLockTimeout: 503 + Retry-After, and
 # the request that held it is unaffected.

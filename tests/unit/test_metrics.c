@@ -250,6 +250,12 @@ static void test_render(void **state)
     ss_metrics_bump(f->m, SS_M_LOAD_EXPIRED);
     ss_metrics_bump(f->m, SS_M_SAVE_OVERSIZE);
     ss_metrics_bump(f->m, SS_M_REVOCATIONS);
+    ss_metrics_add(f->m, SS_M_MERGE_CONFLICTS, 5);
+    ss_metrics_add(f->m, SS_M_MERGE_MERGED, 4);
+    ss_metrics_bump(f->m, SS_M_MERGE_GAVE_UP);
+    ss_metrics_add(f->m, SS_M_LOCK_TAKEN, 3);
+    ss_metrics_bump(f->m, SS_M_LOCK_WAITED);
+    ss_metrics_bump(f->m, SS_M_LOCK_TIMEOUTS);
     ss_metrics_observe(f->m, SS_OP_LOAD, 300);
     ss_metrics_observe(f->m, SS_OP_LOAD, 2000000);
     ss_metrics_store_state(f->m, &s, 7, 1, T0, alive_but_one, NULL);
@@ -275,6 +281,16 @@ static void test_render(void **state)
     assert_non_null(strstr(text, "\nsessstore_loads_total{result=\"error\"} 0\n"));
     assert_non_null(strstr(text, "\nsessstore_saves_total{result=\"refused_oversize\"} 1\n"));
     assert_non_null(strstr(text, "\nsessstore_revocations_total 1\n"));
+    assert_non_null(strstr(text, "\nsessstore_merge_conflicts_total 5\n"));
+    assert_non_null(strstr(text, "# TYPE sessstore_merge_retries_total counter\n"));
+    assert_non_null(strstr(text, "\nsessstore_merge_retries_total{how=\"merged\"} 4\n"));
+    assert_non_null(strstr(text, "\nsessstore_merge_retries_total{how=\"overwritten\"} 0\n"));
+    assert_non_null(strstr(text, "\nsessstore_merge_gave_up_total 1\n"));
+    assert_non_null(strstr(text, "\nsessstore_lock_taken_total 3\n"));
+    assert_non_null(strstr(text, "\nsessstore_lock_waited_total 1\n"));
+    assert_non_null(strstr(text, "\nsessstore_lock_timeouts_total 1\n"));
+    assert_string_equal(ss_metrics_key(SS_M_LOCK_TIMEOUTS), "lock_timeouts");
+    assert_string_equal(ss_metrics_key(SS_M_MERGE_OVERWRITES), "merge_overwrites");
     assert_non_null(strstr(text, "\nsessstore_children_store_down 1\n"));
     assert_non_null(strstr(text, "# TYPE sessstore_store_operation_duration_seconds histogram\n"));
     /* Cumulative buckets, bounds without trailing zeros. */

@@ -614,19 +614,6 @@ static void test_session_gone_meanwhile(void **state)
 
 /* ---- parallel requests of one session: the merge ---- */
 
-/* The merge counters moved since *before. */
-static ss_session_merge_stats_t merges_since(const ss_session_merge_stats_t *before)
-{
-    ss_session_merge_stats_t now, d;
-
-    ss_session_merge_stats(&now);
-    d.conflicts = now.conflicts - before->conflicts;
-    d.merged = now.merged - before->merged;
-    d.overwritten = now.overwritten - before->overwritten;
-    d.gave_up = now.gave_up - before->gave_up;
-    return d;
-}
-
 /* Two requests load the same revision and change different keys: the later
  * one's compare-and-set fails, it reloads, merges its change and writes the
  * next revision: both changes stay. */
@@ -635,10 +622,8 @@ static void test_disjoint_keys_both_win(void **state)
     const char *id = stored("alice", "a=0&b=0");
     ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
     apr_uint32_t r0 = s.revision;
-    ss_session_merge_stats_t before, d;
 
     (void)state;
-    ss_session_merge_stats(&before);
     assert_int_equal(ss_session_commit(&g.ctx, &other, "alice", "a=0&b=2", 0, g.now, g.p),
                      APR_SUCCESS);
     assert_int_equal(other.outcome, SS_COMMIT_WRITTEN);
@@ -648,14 +633,15 @@ static void test_disjoint_keys_both_win(void **state)
     assert_null(s.cookie);
     assert_string_equal(s.payload, "a=1&b=2");
     assert_int_equal(s.revision, r0 + 2);
+    assert_int_equal(other.merge.conflicts, 0);
+    assert_int_equal(s.merge.conflicts, 1);
+    assert_int_equal(s.merge.merged, 1);
+    assert_int_equal(s.merge.overwritten, 0);
+    assert_false(s.merge.gave_up);
     s = load_id(&g.ctx, id, g.now);
     assert_string_equal(s.payload, "a=1&b=2");
     assert_int_equal(s.revision, r0 + 2);
     assert_int_equal(unit_stats(g.backend).refused_conflict, 1);
-    d = merges_since(&before);
-    assert_int_equal(d.conflicts, 1);
-    assert_int_equal(d.merged, 1);
-    assert_int_equal(d.overwritten, 0);
     assert_int_equal(g.faults.saves, 4); /* the first write, the other, this one twice */
 }
 
@@ -719,10 +705,8 @@ static void test_unmergeable_payload_overwrites(void **state)
 {
     const char *id = stored("alice", "U2FsdGVkX1+0/abc==");
     ss_session_t s = load_id(&g.ctx, id, g.now), other = load_id(&g.ctx, id, g.now);
-    ss_session_merge_stats_t before, d;
 
     (void)state;
-    ss_session_merge_stats(&before);
     assert_int_equal(
         ss_session_commit(&g.ctx, &other, "alice", "U2FsdGVkX1+1/def==", 0, g.now, g.p),
         APR_SUCCESS);
@@ -730,10 +714,9 @@ static void test_unmergeable_payload_overwrites(void **state)
                      APR_SUCCESS);
     assert_int_equal(s.outcome, SS_COMMIT_WRITTEN);
     assert_string_equal(load_id(&g.ctx, id, g.now).payload, "U2FsdGVkX1+2/ghi==");
-    d = merges_since(&before);
-    assert_int_equal(d.conflicts, 1);
-    assert_int_equal(d.merged, 0);
-    assert_int_equal(d.overwritten, 1);
+    assert_int_equal(s.merge.conflicts, 1);
+    assert_int_equal(s.merge.merged, 0);
+    assert_int_equal(s.merge.overwritten, 1);
 }
 
 /* A change already in the store (both requests set the same value): the
@@ -759,20 +742,17 @@ static void test_merge_gives_up(void **state)
 {
     const char *id = stored("alice", "a=0");
     ss_session_t s = load_id(&g.ctx, id, g.now);
-    ss_session_merge_stats_t before, d;
     int saves = g.faults.saves;
 
     (void)state;
-    ss_session_merge_stats(&before);
     g.faults.fail_save = SS_ECONFLICT;
     assert_int_equal(ss_session_commit(&g.ctx, &s, "alice", "a=1", 0, g.now, g.p), SS_ECONFLICT);
     assert_int_equal(s.outcome, SS_COMMIT_FAILED);
     /* Retried until the budget or the count ran out, merging every time. */
-    d = merges_since(&before);
-    assert_true(d.conflicts > 1 && d.conflicts <= 1 + SS_SESSION_MERGE_RETRIES);
-    assert_int_equal(g.faults.saves - saves, (int)d.conflicts);
-    assert_int_equal(d.merged, d.conflicts - 1);
-    assert_int_equal(d.gave_up, 1);
+    assert_true(s.merge.conflicts > 1 && s.merge.conflicts <= 1 + SS_SESSION_MERGE_RETRIES);
+    assert_int_equal(g.faults.saves - saves, (int)s.merge.conflicts);
+    assert_int_equal(s.merge.merged, s.merge.conflicts - 1);
+    assert_true(s.merge.gave_up);
     g.faults.fail_save = 0;
     assert_string_equal(load_id(&g.ctx, id, g.now).payload, "a=0");
 }
