@@ -1,7 +1,7 @@
 /* mod_sessstore.c - the module record, start-up (configuration checks, the
  * stores, child_init) and the request path (load and save hooks, cookie, revoke). */
 
-/* The counters (---- counters ----: count_load, count_commit,
+/* The counters (---- counters ----: count_load, count_commit, count_lock,
  * note_store_state) are here, not with the pages: the request path bumps
  * them at every load and save, and the store-down slot they keep per child
  * (store_slot, slot_lock, child_pid) is claimed here and given back by

@@ -9,11 +9,9 @@
 #include <apr_strings.h>
 
 #include "ss_health.h"
-#include "ss_lock.h"
 #include "ss_metered.h"
 #include "ss_metrics.h"
 #include "ss_redis.h"
-#include "ss_session.h"
 
 #include "mod_sessstore.h"
 

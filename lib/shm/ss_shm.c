@@ -753,7 +753,6 @@ static void register_forget_pid(void)
 static apr_uint32_t mark_pid(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-
     apr_uint32_t pid = apr_atomic_read32(&own_pid);
 
     if (!pid) {
