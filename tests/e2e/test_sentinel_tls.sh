@@ -80,6 +80,15 @@ replica_online() {
     "${RCLI[@]}" -p "$M" INFO replication 2>/dev/null | tr -d '\r' | grep -q '^slave0:.*state=online'
 }
 wait_for 200 replica_online || die "the replica does not sync over TLS: $(tail -3 "$WORK/r/redis.log")"
+# Online is not yet acknowledging: the first WAIT after the sync can take
+# longer than the 500 ms the node below allows (seen on a loaded CI
+# machine, where it then failed the login). Ready once a write of our own
+# is acknowledged by the replica within that time.
+replica_acks() {
+    "${RCLI[@]}" -p "$M" SET stls-ready 1 >/dev/null 2>&1 &&
+        [ "$("${RCLI[@]}" -p "$M" WAIT 1 500 2>/dev/null | tr -d '\r')" = 1 ]
+}
+wait_for 100 replica_acks || die "the replica does not acknowledge writes over TLS"
 ok "a TLS-only sentinel watches a TLS-only master and replica"
 
 # ---- httpd
