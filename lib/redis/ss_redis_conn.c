@@ -587,7 +587,10 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     }
     if (wait && acked < wait->replicas) {
         /* Written on the master, not known to be on enough replicas: a
-         * failover now could lose it. */
+         * failover now could lose it. It may also be a master the sentinels
+         * have replaced (a manual failover takes its replicas first): they
+         * are asked again before the next operation. */
+        suspect(rc, lease);
         if (acked < 0) {
             apr_snprintf(lease->err, sizeof(lease->err), "WAIT refused: %s", acked_err);
         } else {

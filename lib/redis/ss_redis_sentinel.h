@@ -13,12 +13,13 @@
  *   - the sentinels are asked again for every new connection (an answer is
  *     reused for SS_REDIS_SENTINEL_FRESH at most, so that a burst of new
  *     connections costs one question), at once after the master's node
- *     failed a connection or answered READONLY, LOADING or MASTERDOWN
- *     (ss_redis_sentinel_suspect), and, by one thread of a busy process,
- *     once per SS_REDIS_SENTINEL_FRESH before a pooled connection is used
- *     (ss_redis_sentinel_refresh): after a manual failover the old master
- *     accepts writes until Sentinel demotes it, and writes acknowledged
- *     there are lost; this bounds how long a process keeps sending them;
+ *     failed a connection, answered READONLY, LOADING or MASTERDOWN, or
+ *     fell short of WAIT's replicas (ss_redis_sentinel_suspect), and, by one
+ *     thread of a busy process, once per SS_REDIS_SENTINEL_FRESH before a
+ *     pooled connection is used (ss_redis_sentinel_refresh): after a manual
+ *     failover the old master accepts writes until Sentinel demotes it, and
+ *     writes acknowledged there are lost; this bounds how long a process
+ *     keeps sending them;
  *   - while the connection layer's breaker is open, once per
  *     SS_REDIS_SENTINEL_OUTAGE_FRESH: a new master closes the breaker at once
  *     instead of after its full time.
