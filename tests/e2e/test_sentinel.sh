@@ -335,6 +335,22 @@ restart_as_replica() {
         --repl-diskless-sync yes --repl-diskless-sync-delay 0 --replicaof 127.0.0.1 "$(master_port)"
 }
 
+# kill_master NAME: kill -9 of the master under load, its node restarted
+# empty as a replica once the sentinels moved on, then the fault judged.
+# KILLED: the killed master's port.
+kill_master() {
+    local name=$1 m ro0 tf
+    m=$(master_port)
+    KILLED=$m
+    ro0=$(readonly_lines)
+    tf=$(now_ms)
+    kill -9 "$(node_pid "$m")"
+    echo "# $name: the master was on port $m"
+    wait_for 200 moved_from "$m" || not_ok "$name: no failover after 20 s"
+    restart_as_replica "$m"
+    after_fault "$name" "$tf" "$ro0"
+}
+
 # ---- the status page and the metrics: the master and its two replicas,
 # from INFO replication asked as the page is made
 # replicas_shown M R1 R2: node a's status page names master M (role master)
@@ -364,21 +380,13 @@ else
 fi
 
 # --- 1. kill -9 of the master
-m=$(master_port)
-ro0=$(readonly_lines)
-tf=$(now_ms)
-kill -9 "$(node_pid "$m")"
-echo "# kill -9 of the master on port $m"
-wait_for 200 moved_from "$m" ||
-    not_ok "kill -9: no failover after 20 s"
-restart_as_replica "$m"
-after_fault "kill -9 of the master" "$tf" "$ro0"
+kill_master "kill -9 of the master"
 # The new master, with the other replica and the old master (back as a
 # replica) under it.
 nm=$(master_port)
 others=()
 for p in $M0 $R1 $R2; do [ "$p" != "$nm" ] && others+=("$p"); done
-if [ -n "$nm" ] && [ "$nm" != "$m" ] && wait_for 200 replicas_shown "$nm" "${others[@]}"; then
+if [ -n "$nm" ] && [ "$nm" != "$KILLED" ] && wait_for 200 replicas_shown "$nm" "${others[@]}"; then
     ok "after kill -9: status page and metrics name the new master 127.0.0.1:$nm and its 2 replicas"
 else
     not_ok "after kill -9: status page and metrics name the new master 127.0.0.1:${nm:-?} and its 2 replicas"
@@ -442,15 +450,7 @@ check "the demoted master is alive and a replica" bash -c "[ \"\$($REDIS_CLI -p 
 # --- 4. the first listed sentinel dead, then the master killed
 sentinel_kill 0
 sleep 0.5
-m=$(master_port)
-ro0=$(readonly_lines)
-tf=$(now_ms)
-kill -9 "$(node_pid "$m")"
-echo "# first sentinel dead; kill -9 of the master on port $m"
-wait_for 200 moved_from "$m" ||
-    not_ok "dead first sentinel: no failover after 20 s"
-restart_as_replica "$m"
-after_fault "first listed sentinel dead + kill -9 of the master" "$tf" "$ro0"
+kill_master "first listed sentinel dead + kill -9 of the master"
 
 # --- 5. sentinels with requirepass: restarted with it, httpd told the
 # password (a graceful restart), then the master killed
@@ -486,15 +486,7 @@ for c in $(seq 1 $CLIENTS); do
 done
 t=$(now_ms)
 wait_for 300 all_writing "$t" || not_ok "requirepass: the clients do not all write again"
-m=$(master_port)
-ro0=$(readonly_lines)
-tf=$(now_ms)
-kill -9 "$(node_pid "$m")"
-echo "# sentinels with requirepass; kill -9 of the master on port $m"
-wait_for 200 moved_from "$m" ||
-    not_ok "requirepass: no failover after 20 s"
-restart_as_replica "$m"
-after_fault "sentinels with requirepass + kill -9 of the master" "$tf" "$ro0"
+kill_master "sentinels with requirepass + kill -9 of the master"
 stop_clients
 
 # ---- the whole run, per client: the counter never went back

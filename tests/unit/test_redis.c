@@ -1600,6 +1600,45 @@ static void test_error_replies(void **state)
     }
 }
 
+/* Sentinel, wait=1 on a master without replicas: a save that falls short of
+ * WAIT makes the next operation ask the sentinels again (after SENTINEL
+ * FAILOVER the old master loses its replicas before it is demoted), where a
+ * pooled connection otherwise reuses their answer for a second. The sentinel
+ * is a fake naming g.main; it counts the questions as connections. */
+static void test_wait_shortfall_asks_the_sentinels(void **state)
+{
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_key_t key = test_key(25);
+    apr_time_t now = apr_time_now();
+    ss_record_t rec = record("x=y", now, now), out;
+    char port[8];
+    fake_t f;
+    ss_store_t *store;
+
+    (void)state;
+    apr_snprintf(port, sizeof(port), "%d", g.main.port);
+    fake_start(&f, apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n", (int)strlen(port),
+                                port));
+    store =
+        open_uri(apr_psprintf(g.pool, "redis-sentinel://127.0.0.1:%d/mymaster?wait=1,20", f.port));
+    assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(apr_atomic_read32(&f.accepts), 1); /* for the new connection */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(apr_atomic_read32(&f.accepts), 1); /* pooled, answer fresh */
+
+    assert_true(is_store_failure(save(store, &key, &rec, &e, SS_SAVE_NEW)));
+    assert_non_null(strstr(g.log.last, "WAIT: 0 of 1 replicas acknowledged"));
+    assert_int_equal(apr_atomic_read32(&f.accepts), 1);
+    /* Written on the master all the same (WAIT cannot undo it). */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_string_equal(out.payload, "x=y");
+    assert_int_equal(apr_atomic_read32(&f.accepts), 2); /* asked again */
+    assert_int_equal(load(store, &key, &e, now, &out), APR_SUCCESS);
+    assert_int_equal(apr_atomic_read32(&f.accepts), 2);
+    store->ops->close(store);
+    fake_stop(&f);
+}
+
 /* max_age: a pooled connection that old is replaced. */
 static void test_max_age(void **state)
 {
@@ -1644,6 +1683,7 @@ int main(void)
         UNIT_TEST(test_restart_behind_pooled_connections),
         UNIT_TEST(test_readonly_closes_the_connection),
         UNIT_TEST(test_error_replies),
+        UNIT_TEST(test_wait_shortfall_asks_the_sentinels),
         UNIT_TEST(test_max_age),
     };
     /* The fallback: what a load decides, with every load by the script. */
