@@ -608,12 +608,6 @@ static apr_status_t exchange(const ss_redis_conn_t *rc, lease_t *lease, const ss
     return APR_SUCCESS;
 }
 
-/* One deadline for the operation (ss_redis_transport.h): command_timeout on
- * a pooled connection, connect_timeout + command_timeout when it opens one;
- * a retry has what is left of the latter. A timeout is not retried: the
- * request would wait twice. Nor is an error reply on a connection that stays
- * open; a pooled connection closed by node_unusable is, like a dead one: the
- * others went to the same node. */
 /* Sentinel: once per SS_REDIS_SENTINEL_FRESH a pooled connection waits for
  * the sentinels' answer, within the time a new connection would have had to
  * open; if the master moved, the connection is dropped. 1 when it asked. */
@@ -664,7 +658,29 @@ static void breaker_follows_master(ss_redis_conn_t *rc, apr_time_t start)
     }
 }
 
-/* With WAIT, the deadlines grow by its timeout. */
+/* Sentinel: the process learned of another master while the command was on
+ * its way (a stopped master that resumed, a manual failover). The old
+ * master's answer may be stale and its write is lost when it is demoted: the
+ * answer is dropped with the connection, and the command sent again. */
+static int answered_by_replaced_master(ss_redis_conn_t *rc, lease_t *lease, redisReply **reply)
+{
+    if (same_master(rc, lease->mgen)) {
+        return 0;
+    }
+    freeReplyObject(*reply);
+    *reply = NULL;
+    ss_redis_transport_close(lease->c);
+    lease->c = NULL;
+    return 1;
+}
+
+/* One deadline for the operation (ss_redis_transport.h): command_timeout on
+ * a pooled connection, connect_timeout + command_timeout when it opens one;
+ * a retry has what is left of the latter. A timeout is not retried: the
+ * request would wait twice. Nor is an error reply on a connection that stays
+ * open; a pooled connection closed by node_unusable is, like a dead one: the
+ * others went to the same node. So is an answer from a replaced master. With
+ * WAIT, the deadlines grow by its timeout. */
 static apr_status_t command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd, const wait_t *wait,
                             redisReply **reply)
 {
@@ -673,7 +689,7 @@ static apr_status_t command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd, cons
     apr_time_t pooled = start + rc->cfg->command_timeout;
     lease_t lease;
     apr_status_t rv;
-    int asked;
+    int asked, retry = 0;
 
     if (cmd->deadline && cmd->deadline < longest) {
         longest = cmd->deadline;
@@ -689,11 +705,14 @@ static apr_status_t command(ss_redis_conn_t *rc, const ss_redis_cmd_t *cmd, cons
     rv = exchange(rc, &lease, cmd, wait, lease.pooled && !asked ? pooled : longest, reply);
     if (rv != APR_SUCCESS && lease.pooled && !lease.c) {
         flush_idle(rc);
-        if (!lease.timed_out) {
-            lease.pooled = 0;
-            lease.retried = 1;
-            rv = exchange(rc, &lease, cmd, wait, longest, reply);
-        }
+        retry = !lease.timed_out;
+    } else if (rv == APR_SUCCESS) {
+        retry = answered_by_replaced_master(rc, &lease, reply);
+    }
+    if (retry) {
+        lease.pooled = 0;
+        lease.retried = 1;
+        rv = exchange(rc, &lease, cmd, wait, longest, reply);
     }
     release(rc, &lease, rv);
     return rv;

@@ -29,7 +29,9 @@
  *
  * A new master address starts a new generation: connections opened to an
  * older one are closed instead of reused, so a demoted master that stays
- * alive keeps no pooled connection (the READONLY-for-an-hour bug of peers).
+ * alive keeps no pooled connection (the READONLY-for-an-hour bug of peers),
+ * and an answer from one that arrives after the change is not used (the
+ * connection layer sends the command again).
  *
  * Failures are logged by kind, once per change of kind and then at most once
  * per SS_REDIS_LOG_INTERVAL: "no sentinel reachable", "unknown master name",

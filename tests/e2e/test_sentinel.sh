@@ -285,6 +285,19 @@ switch_ms() {
     echo "$best"
 }
 
+# switches T TE: every change of master the sentinels logged between T and
+# TE, once each, in order ("+2259 ms 23648->12345"): more than one after a
+# fault (a second failover) explains writes acknowledged in the window and
+# lost.
+switches() {
+    local d m y hms from to ms
+    while read -r d m y hms from to; do
+        ms=$(date -d "$m $d $y $hms" +%s%3N)
+        [ "$ms" -ge "$1" ] && [ "$ms" -lt "$2" ] && echo "$ms $from $to"
+    done < <(grep -h '+switch-master' "$WORK"/s*/sentinel.log | awk '{ print $2, $3, $4, $5, $10, $12 }') |
+        sort -n | awk -v t="$1" '!seen[$2 "->" $3]++ { printf "%s+%.0f ms %s->%s", sep, $1 - t, $2, $3; sep = ", " }'
+}
+
 # READONLY lines in the nodes' error logs so far.
 readonly_lines() { cat "$WORK"/a/logs/error.log "$WORK"/b/logs/error.log | grep -c READONLY; }
 # httpd children of both nodes (each logs the first failure of an outage).
@@ -305,7 +318,7 @@ after_fault() {
     wait_for 100 all_writing "$t" || not_ok "$name: not every client writes again"
     sleep 1
     sw=$(switch_ms "$tf")
-    echo "# $name: the sentinels switched masters $((sw - tf)) ms after the fault"
+    echo "# $name: the sentinels switched masters $((sw - tf)) ms after the fault ($(switches "$tf" "$(now_ms)"))"
     judge "$name" "$tf" "$(now_ms)" "$sw"
     local ro=$(($(readonly_lines) - ro0)) kids
     kids=$(httpd_children)

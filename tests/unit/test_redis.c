@@ -222,7 +222,7 @@ static long long clients_of(const server_t *srv, long long want)
 #define FAKE_CLIENTS 8
 typedef struct {
     int lfd, port;
-    const char *reply;
+    const char *volatile reply; /* a test may change it while the fake runs */
     volatile apr_uint32_t stop, accepts, closes;
     apr_thread_t *thread;
 } fake_t;
@@ -1639,6 +1639,82 @@ static void test_wait_shortfall_asks_the_sentinels(void **state)
     fake_stop(&f);
 }
 
+/* A load on its own thread: status and payload. */
+typedef struct {
+    ss_store_t *store;
+    ss_key_t key;
+    apr_status_t rv;
+    char payload[32];
+} reader_t;
+
+static void *APR_THREAD_FUNC reader(apr_thread_t *t, void *arg)
+{
+    reader_t *rd = arg;
+    ss_expiry_t e = {60 * SEC, 0};
+    ss_record_t out;
+    apr_pool_t *p;
+
+    (void)t;
+    apr_pool_create(&p, NULL);
+    rd->rv = rd->store->ops->load(rd->store, &rd->key, &e, &e, apr_time_now(), p, &out);
+    if (rd->rv == APR_SUCCESS) {
+        apr_cpystrn(rd->payload, out.payload, sizeof(rd->payload));
+    }
+    apr_pool_destroy(p);
+    return NULL;
+}
+
+/* Sentinel: a master stopped with a read on its pooled connection, the
+ * sentinels name another meanwhile, and the process learns of it before the
+ * old one resumes and answers. That answer is not used: the load is sent
+ * again to the new master (the old one's copy is stale, and an update based
+ * on it would undo newer writes). */
+static void test_replaced_master_answer_is_not_used(void **state)
+{
+    ss_expiry_t e = {60 * SEC, 0};
+    apr_time_t now = apr_time_now();
+    ss_record_t old = record("old", now, now), fresh = record("new", now, now), out;
+    ss_store_t *store, *direct;
+    reader_t rd = {0};
+    apr_thread_t *thread;
+    apr_status_t trv;
+    ss_key_t other = test_key(27);
+    fake_t f;
+
+    (void)state;
+    assert_int_equal(server_start(&g.own, g.binary, NULL), 0);
+    rd.key = test_key(26);
+    /* The new master already has the newer record. */
+    direct = open_server(&g.main, "");
+    assert_int_equal(save(direct, &rd.key, &fresh, &e, SS_SAVE_NEW), APR_SUCCESS);
+    direct->ops->close(direct);
+
+    fake_start(&f, apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n",
+                                (int)strlen(apr_itoa(g.pool, g.own.port)), g.own.port));
+    store = open_uri(apr_psprintf(
+        g.pool, "redis-sentinel://127.0.0.1:%d/mymaster?command_timeout=5000&breaker=0", f.port));
+    assert_int_equal(save(store, &rd.key, &old, &e, SS_SAVE_NEW), APR_SUCCESS); /* on own */
+    assert_int_equal(apr_atomic_read32(&f.accepts), 1);
+
+    kill(g.own.pid, SIGSTOP);
+    rd.store = store;
+    assert_int_equal(apr_thread_create(&thread, NULL, reader, &rd, g.pool), APR_SUCCESS);
+    usleep(100000); /* its GET waits on the stopped master */
+    f.reply = apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n",
+                           (int)strlen(apr_itoa(g.pool, g.main.port)), g.main.port);
+    usleep(1000000); /* the sentinels' answer is no longer fresh */
+    /* Another load opens a connection: the sentinels are asked, and name main. */
+    assert_int_equal(load(store, &other, &e, now, &out), APR_NOTFOUND);
+    assert_int_equal(apr_atomic_read32(&f.accepts), 2);
+    kill(g.own.pid, SIGCONT);
+    apr_thread_join(&trv, thread);
+    assert_int_equal(rd.rv, APR_SUCCESS);
+    assert_string_equal(rd.payload, "new");
+    assert_int_equal(unit_stats(store).retries, 1);
+    store->ops->close(store);
+    fake_stop(&f);
+}
+
 /* max_age: a pooled connection that old is replaced. */
 static void test_max_age(void **state)
 {
@@ -1684,6 +1760,7 @@ int main(void)
         UNIT_TEST(test_readonly_closes_the_connection),
         UNIT_TEST(test_error_replies),
         UNIT_TEST(test_wait_shortfall_asks_the_sentinels),
+        UNIT_TEST(test_replaced_master_answer_is_not_used),
         UNIT_TEST(test_max_age),
     };
     /* The fallback: what a load decides, with every load by the script. */
