@@ -61,19 +61,25 @@ metric() {
     curl -s --max-time 10 "$1/metrics" | awk -v n="sessstore_$2" '$1 == n { print $2 }'
 }
 
+# metric_total NAME URL...: sessstore_NAME summed over the nodes at URL...
+metric_total() {
+    local name=$1 u n=0
+    shift
+    for u in "$@"; do n=$((n + $(metric "$u" "$name"))); done
+    echo "$n"
+}
+
 # merge_counts LABEL URL...: the merge's counters, summed over the nodes,
 # add up: every conflict was retried (merged: the payloads here can be) or
 # gave up, and none gave up (every request was answered 200). A merge test
 # without a single conflict tested nothing: that fails too.
 merge_counts() {
-    local label=$1 u conflicts=0 merged=0 overwritten=0 gave_up=0
+    local label=$1 conflicts merged overwritten gave_up
     shift
-    for u in "$@"; do
-        conflicts=$((conflicts + $(metric "$u" merge_conflicts_total)))
-        merged=$((merged + $(metric "$u" 'merge_retries_total{how="merged"}')))
-        overwritten=$((overwritten + $(metric "$u" 'merge_retries_total{how="overwritten"}')))
-        gave_up=$((gave_up + $(metric "$u" merge_gave_up_total)))
-    done
+    conflicts=$(metric_total merge_conflicts_total "$@")
+    merged=$(metric_total 'merge_retries_total{how="merged"}' "$@")
+    overwritten=$(metric_total 'merge_retries_total{how="overwritten"}' "$@")
+    gave_up=$(metric_total merge_gave_up_total "$@")
     echo "# $label: merge_conflicts_total $conflicts, merged $merged, overwritten $overwritten," \
         "gave up $gave_up"
     check "$label: the merge rounds met conflicts ($conflicts)" test "$conflicts" -gt 0
@@ -86,13 +92,11 @@ merge_counts() {
 # request made the session: nothing to lock yet), some after waiting, none
 # timed out.
 lock_counts() {
-    local label=$1 u taken=0 waited=0 timeouts=0
+    local label=$1 taken waited timeouts
     shift
-    for u in "$@"; do
-        taken=$((taken + $(metric "$u" lock_taken_total)))
-        waited=$((waited + $(metric "$u" lock_waited_total)))
-        timeouts=$((timeouts + $(metric "$u" lock_timeouts_total)))
-    done
+    taken=$(metric_total lock_taken_total "$@")
+    waited=$(metric_total lock_waited_total "$@")
+    timeouts=$(metric_total lock_timeouts_total "$@")
     expect_eq "$label: every locked request took the lock once (/metrics)" $((COUNT + 1)) "$taken"
     check "$label: some waited for it ($waited)" test "$waited" -gt 0
     expect_eq "$label: no wait timed out (/metrics)" 0 "$timeouts"

@@ -274,15 +274,22 @@ judge() {
     fi
 }
 
-# switch_ms T: when the first sentinel logged +switch-master after T (ms
-# since the epoch; 0 if none did).
-switch_ms() {
-    local d m y hms ms best=0
-    while read -r d m y hms; do
+# switch_events T: "MS FROM TO" for each +switch-master any sentinel logged
+# at or after T (ms since the epoch), in time order; every sentinel logs
+# the same switch.
+switch_events() {
+    local d m y hms from to ms
+    while read -r d m y hms from to; do
         ms=$(date -d "$m $d $y $hms" +%s%3N)
-        if [ "$ms" -ge "$1" ] && { [ "$best" = 0 ] || [ "$ms" -lt "$best" ]; }; then best=$ms; fi
-    done < <(grep -h '+switch-master' "$WORK"/s*/sentinel.log | awk '{ print $2, $3, $4, $5 }')
-    echo "$best"
+        [ "$ms" -ge "$1" ] && echo "$ms $from $to"
+    done < <(grep -h '+switch-master' "$WORK"/s*/sentinel.log | awk '{ print $2, $3, $4, $5, $10, $12 }') |
+        sort -n
+}
+
+# switch_ms T: when the first sentinel logged +switch-master after T (0 if
+# none did).
+switch_ms() {
+    switch_events "$1" | awk 'NR == 1 { print $1 } END { if (NR == 0) print 0 }'
 }
 
 # switches T TE: every change of master the sentinels logged between T and
@@ -290,12 +297,8 @@ switch_ms() {
 # fault (a second failover) explains writes acknowledged in the window and
 # lost.
 switches() {
-    local d m y hms from to ms
-    while read -r d m y hms from to; do
-        ms=$(date -d "$m $d $y $hms" +%s%3N)
-        [ "$ms" -ge "$1" ] && [ "$ms" -lt "$2" ] && echo "$ms $from $to"
-    done < <(grep -h '+switch-master' "$WORK"/s*/sentinel.log | awk '{ print $2, $3, $4, $5, $10, $12 }') |
-        sort -n | awk -v t="$1" '!seen[$2 "->" $3]++ { printf "%s+%.0f ms %s->%s", sep, $1 - t, $2, $3; sep = ", " }'
+    switch_events "$1" | awk -v t="$1" -v te="$2" '$1 < te && !seen[$2 "->" $3]++ {
+        printf "%s+%.0f ms %s->%s", sep, $1 - t, $2, $3; sep = ", " }'
 }
 
 # READONLY lines in the nodes' error logs so far.
@@ -432,13 +435,7 @@ tn=$(now_ms)
 # With wait=1 a save succeeds only once the new master has a replica online
 # again (seconds on a loaded machine): the failures before are WAIT
 # shortfalls of every process alike, not stale connections.
-master_has_replica() {
-    local p
-    p=$(master_port)
-    [ -n "$p" ] && [ "$p" != "$m" ] &&
-        rcli "$p" INFO replication 2>/dev/null | tr -d '\r' | grep -q '^slave[0-9]*:.*state=online'
-}
-wait_for 100 master_has_replica || not_ok "SENTINEL FAILOVER: the new master has no replica online after 10 s"
+wait_for 100 topology_ready || not_ok "SENTINEL FAILOVER: the new master has no replica online after 10 s"
 tready=$(now_ms)
 echo "# SENTINEL FAILOVER: every sentinel names the new master $((tn - tf)) ms after the fault, which has a replica online after $((tready - tf)) ms"
 wait_for 100 bash -c "[ \"\$($REDIS_CLI -p $m ROLE | head -1)\" = slave ]" ||

@@ -81,9 +81,9 @@ replica_online() {
 }
 wait_for 200 replica_online || die "the replica does not sync over TLS: $(tail -3 "$WORK/r/redis.log")"
 # Online is not yet acknowledging: the first WAIT after the sync can take
-# longer than the 500 ms the node below allows (seen on a loaded CI
-# machine, where it then failed the login). Ready once a write of our own
-# is acknowledged by the replica within that time.
+# longer than 500 ms (seen on a loaded CI machine, where it then failed the
+# login). Ready once a write of our own is acknowledged by the replica
+# within that time.
 replica_acks() {
     "${RCLI[@]}" -p "$M" SET stls-ready 1 >/dev/null 2>&1 &&
         [ "$("${RCLI[@]}" -p "$M" WAIT 1 500 2>/dev/null | tr -d '\r')" = 1 ]

@@ -346,6 +346,15 @@ static apr_uint32_t fake_closes(fake_t *f, apr_uint32_t want)
     return apr_atomic_read32(&f->closes);
 }
 
+/* What a fake sentinel answers SENTINEL get-master-addr-by-name with (and
+ * anything else it is sent): the master at 127.0.0.1:port. */
+static const char *sentinel_answer(int port)
+{
+    const char *p = apr_itoa(g.pool, port);
+
+    return apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n", (int)strlen(p), p);
+}
+
 /* ---- store helpers ---- */
 
 static ss_store_t *open_uri(const char *uri)
@@ -1186,9 +1195,12 @@ static void test_unix_socket(void **state)
 
 /* ---- outages ---- */
 
+/* A load of key on a thread of its own: its status, and the payload found. */
 typedef struct {
     ss_store_t *store;
+    ss_key_t key;
     apr_status_t rv;
+    char payload[32];
 } probe_t;
 
 /* Threads here return rather than call apr_thread_exit: pthread_exit leaves
@@ -1197,13 +1209,15 @@ static void *APR_THREAD_FUNC probe(apr_thread_t *t, void *arg)
 {
     probe_t *pr = arg;
     ss_expiry_t e = {60 * SEC, 0};
-    ss_key_t key = test_key(16);
     ss_record_t out;
     apr_pool_t *p;
 
     (void)t;
     apr_pool_create(&p, NULL);
-    pr->rv = pr->store->ops->load(pr->store, &key, &e, &e, apr_time_now(), p, &out);
+    pr->rv = pr->store->ops->load(pr->store, &pr->key, &e, &e, apr_time_now(), p, &out);
+    if (pr->rv == APR_SUCCESS) {
+        apr_cpystrn(pr->payload, out.payload, sizeof(pr->payload));
+    }
     apr_pool_destroy(p);
     return NULL;
 }
@@ -1248,7 +1262,7 @@ static void test_hung_server_times_out(void **state)
 {
     apr_thread_t *prober;
     apr_status_t trv;
-    probe_t pr;
+    probe_t pr = {0};
     ss_store_t *store;
     ss_expiry_t e = {60 * SEC, 0};
     ss_key_t key = test_key(16);
@@ -1286,7 +1300,7 @@ static void test_hung_server_times_out(void **state)
     /* After the window, one probe goes out; the others still fail at once. */
     usleep(1000000);
     pr.store = store;
-    pr.rv = APR_SUCCESS;
+    pr.key = key;
     assert_int_equal(apr_thread_create(&prober, NULL, probe, &pr, g.pool), APR_SUCCESS);
     /* Until the probe's connection is open (the stopped server's kernel
      * accepts it): on a loaded machine the thread may start late, and a load
@@ -1611,14 +1625,11 @@ static void test_wait_shortfall_asks_the_sentinels(void **state)
     ss_key_t key = test_key(25);
     apr_time_t now = apr_time_now();
     ss_record_t rec = record("x=y", now, now), out;
-    char port[8];
     fake_t f;
     ss_store_t *store;
 
     (void)state;
-    apr_snprintf(port, sizeof(port), "%d", g.main.port);
-    fake_start(&f, apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n", (int)strlen(port),
-                                port));
+    fake_start(&f, sentinel_answer(g.main.port));
     store =
         open_uri(apr_psprintf(g.pool, "redis-sentinel://127.0.0.1:%d/mymaster?wait=1,20", f.port));
     assert_int_equal(load(store, &key, &e, now, &out), APR_NOTFOUND);
@@ -1639,31 +1650,6 @@ static void test_wait_shortfall_asks_the_sentinels(void **state)
     fake_stop(&f);
 }
 
-/* A load on its own thread: status and payload. */
-typedef struct {
-    ss_store_t *store;
-    ss_key_t key;
-    apr_status_t rv;
-    char payload[32];
-} reader_t;
-
-static void *APR_THREAD_FUNC reader(apr_thread_t *t, void *arg)
-{
-    reader_t *rd = arg;
-    ss_expiry_t e = {60 * SEC, 0};
-    ss_record_t out;
-    apr_pool_t *p;
-
-    (void)t;
-    apr_pool_create(&p, NULL);
-    rd->rv = rd->store->ops->load(rd->store, &rd->key, &e, &e, apr_time_now(), p, &out);
-    if (rd->rv == APR_SUCCESS) {
-        apr_cpystrn(rd->payload, out.payload, sizeof(rd->payload));
-    }
-    apr_pool_destroy(p);
-    return NULL;
-}
-
 /* Sentinel: a master stopped with a read on its pooled connection, the
  * sentinels name another meanwhile, and the process learns of it before the
  * old one resumes and answers. That answer is not used: the load is sent
@@ -1675,7 +1661,7 @@ static void test_replaced_master_answer_is_not_used(void **state)
     apr_time_t now = apr_time_now();
     ss_record_t old = record("old", now, now), fresh = record("new", now, now), out;
     ss_store_t *store, *direct;
-    reader_t rd = {0};
+    probe_t pr = {0};
     apr_thread_t *thread;
     apr_status_t trv;
     ss_key_t other = test_key(27);
@@ -1683,33 +1669,31 @@ static void test_replaced_master_answer_is_not_used(void **state)
 
     (void)state;
     assert_int_equal(server_start(&g.own, g.binary, NULL), 0);
-    rd.key = test_key(26);
+    pr.key = test_key(26);
     /* The new master already has the newer record. */
     direct = open_server(&g.main, "");
-    assert_int_equal(save(direct, &rd.key, &fresh, &e, SS_SAVE_NEW), APR_SUCCESS);
+    assert_int_equal(save(direct, &pr.key, &fresh, &e, SS_SAVE_NEW), APR_SUCCESS);
     direct->ops->close(direct);
 
-    fake_start(&f, apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n",
-                                (int)strlen(apr_itoa(g.pool, g.own.port)), g.own.port));
+    fake_start(&f, sentinel_answer(g.own.port));
     store = open_uri(apr_psprintf(
         g.pool, "redis-sentinel://127.0.0.1:%d/mymaster?command_timeout=5000&breaker=0", f.port));
-    assert_int_equal(save(store, &rd.key, &old, &e, SS_SAVE_NEW), APR_SUCCESS); /* on own */
+    assert_int_equal(save(store, &pr.key, &old, &e, SS_SAVE_NEW), APR_SUCCESS); /* on own */
     assert_int_equal(apr_atomic_read32(&f.accepts), 1);
 
     kill(g.own.pid, SIGSTOP);
-    rd.store = store;
-    assert_int_equal(apr_thread_create(&thread, NULL, reader, &rd, g.pool), APR_SUCCESS);
+    pr.store = store;
+    assert_int_equal(apr_thread_create(&thread, NULL, probe, &pr, g.pool), APR_SUCCESS);
     usleep(100000); /* its GET waits on the stopped master */
-    f.reply = apr_psprintf(g.pool, "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n",
-                           (int)strlen(apr_itoa(g.pool, g.main.port)), g.main.port);
+    f.reply = sentinel_answer(g.main.port);
     usleep(1000000); /* the sentinels' answer is no longer fresh */
     /* Another load opens a connection: the sentinels are asked, and name main. */
     assert_int_equal(load(store, &other, &e, now, &out), APR_NOTFOUND);
     assert_int_equal(apr_atomic_read32(&f.accepts), 2);
     kill(g.own.pid, SIGCONT);
     apr_thread_join(&trv, thread);
-    assert_int_equal(rd.rv, APR_SUCCESS);
-    assert_string_equal(rd.payload, "new");
+    assert_int_equal(pr.rv, APR_SUCCESS);
+    assert_string_equal(pr.payload, "new");
     assert_int_equal(unit_stats(store).retries, 1);
     store->ops->close(store);
     fake_stop(&f);
